@@ -1,0 +1,10 @@
+//! What the longhaul API and workers share: the job model, the store (with the
+//! embedded queue), and the configuration they both read.
+
+pub mod model;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use model::{Job, JobKind, Lane, NewJob, Scope, Status};
+pub use store::{connect, DynStore, Store, StoreError};

@@ -1,0 +1,491 @@
+//! The job model: kinds, lanes, statuses, the state machine, and the payload
+//! type of every kind.
+//!
+//! A job kind is declared here once ([`JobKind`]), with its lane, its defaults
+//! and its payload validation. The handler lives in `longhaul-workers`.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A workload class. Each lane has its own queue (and DLQ on SQS), its own
+/// worker pool and its own autoscaler, so a flood of videos never delays a
+/// password-reset-sized job in another lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    Video,
+    Reports,
+    Email,
+    Refresh,
+    Default,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 5] = [Lane::Video, Lane::Reports, Lane::Email, Lane::Refresh, Lane::Default];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Video => "video",
+            Lane::Reports => "reports",
+            Lane::Email => "email",
+            Lane::Refresh => "refresh",
+            Lane::Default => "default",
+        }
+    }
+
+    /// Jobs one worker process runs at once in this lane, unless configured.
+    pub fn default_concurrency(self) -> usize {
+        match self {
+            // One encode saturates a core; more would only thrash.
+            Lane::Video => 1,
+            Lane::Reports => 4,
+            Lane::Email => 16,
+            Lane::Refresh => 8,
+            Lane::Default => 64,
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Lane {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Lane::ALL
+            .into_iter()
+            .find(|lane| lane.as_str() == s)
+            .ok_or_else(|| UnknownName { what: "lane", name: s.to_owned() })
+    }
+}
+
+/// A name that is not one of the known lanes, kinds or statuses.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown {what} `{name}`")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub name: String,
+}
+
+/// What a job does. The kind decides the lane, the payload type and the
+/// defaults (attempts, timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    EmailPoll,
+    ReservationRefresh,
+    ReportBuild,
+    VideoCompile,
+    Noop,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 5] = [
+        JobKind::EmailPoll,
+        JobKind::ReservationRefresh,
+        JobKind::ReportBuild,
+        JobKind::VideoCompile,
+        JobKind::Noop,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::EmailPoll => "email_poll",
+            JobKind::ReservationRefresh => "reservation_refresh",
+            JobKind::ReportBuild => "report_build",
+            JobKind::VideoCompile => "video_compile",
+            JobKind::Noop => "noop",
+        }
+    }
+
+    pub fn lane(self) -> Lane {
+        match self {
+            JobKind::EmailPoll => Lane::Email,
+            JobKind::ReservationRefresh => Lane::Refresh,
+            JobKind::ReportBuild => Lane::Reports,
+            JobKind::VideoCompile => Lane::Video,
+            JobKind::Noop => Lane::Default,
+        }
+    }
+
+    /// Kinds a plain user may not submit.
+    pub fn admin_only(self) -> bool {
+        matches!(self, JobKind::Noop | JobKind::ReservationRefresh)
+    }
+
+    pub fn default_max_attempts(self) -> i32 {
+        match self {
+            JobKind::VideoCompile => 3,
+            JobKind::ReportBuild => 5,
+            JobKind::EmailPoll => 5,
+            // The next sweep re-checks the shard anyway; retrying hard only piles up.
+            JobKind::ReservationRefresh => 2,
+            JobKind::Noop => 5,
+        }
+    }
+
+    /// How long one attempt may run before it is cancelled and retried.
+    pub fn timeout(self) -> Duration {
+        match self {
+            JobKind::VideoCompile => Duration::from_secs(2 * 60 * 60),
+            JobKind::ReportBuild => Duration::from_secs(15 * 60),
+            JobKind::EmailPoll => Duration::from_secs(5 * 60),
+            JobKind::ReservationRefresh => Duration::from_secs(4 * 60),
+            JobKind::Noop => Duration::from_secs(5 * 60),
+        }
+    }
+
+    /// Checks a payload against the kind's type. The error names the field.
+    pub fn validate_payload(self, payload: &Value) -> Result<(), PayloadError> {
+        match self {
+            JobKind::Noop => parse::<NoopPayload>(payload).map(drop),
+            JobKind::EmailPoll => parse::<EmailPollPayload>(payload).map(drop),
+            JobKind::ReservationRefresh => parse::<ReservationRefreshPayload>(payload).map(drop),
+            JobKind::ReportBuild => parse::<ReportBuildPayload>(payload)?.validate(),
+            JobKind::VideoCompile => parse::<VideoCompilePayload>(payload)?.validate(),
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownName { what: "kind", name: s.to_owned() })
+    }
+}
+
+/// Where a job is in its life.
+///
+/// `queued → running → succeeded | failed | dead | cancelled`. A failed attempt
+/// that will be retried goes back to `queued` with a later `run_at`; `dead`
+/// means the attempts are exhausted or the error was permanent. `failed` is part
+/// of the public contract but this version of the workers never produces it:
+/// every failure is either retried (`queued`) or final (`dead`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Dead,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Queued,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Dead,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Dead => "dead",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// A final status: the job will not run again unless an admin retries it.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::Dead | Status::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownName { what: "status", name: s.to_owned() })
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub kind: JobKind,
+    pub lane: Lane,
+    pub status: Status,
+    pub payload: Value,
+    pub result: Option<Value>,
+    /// The reason of the last failed attempt, or why the job ended.
+    pub error: Option<String>,
+    /// One entry per failed attempt: `{attempt, at, error}`.
+    pub errors: Value,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub priority: i16,
+    /// 0 to 100.
+    pub progress: i16,
+    pub run_at: DateTime<Utc>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub locked_by: Option<String>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub idempotency_key: Option<String>,
+    #[serde(skip)]
+    pub request_hash: Option<String>,
+    pub traceparent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub kind: JobKind,
+    pub payload: Value,
+    pub max_attempts: i32,
+    pub priority: i16,
+    pub run_at: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
+    /// A digest of the request that created the job, compared when the same
+    /// idempotency key comes back.
+    pub request_hash: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+impl NewJob {
+    /// A job of `kind` with the kind's defaults, to run now.
+    pub fn new(tenant_id: impl Into<String>, user_id: impl Into<String>, kind: JobKind, payload: Value) -> Self {
+        NewJob {
+            id: Uuid::now_v7(),
+            tenant_id: tenant_id.into(),
+            user_id: user_id.into(),
+            kind,
+            payload,
+            max_attempts: kind.default_max_attempts(),
+            priority: 0,
+            run_at: Utc::now(),
+            idempotency_key: None,
+            request_hash: None,
+            traceparent: None,
+        }
+    }
+}
+
+/// Priorities run from `PRIORITY_MIN` to `PRIORITY_MAX`; within a lane the
+/// higher priority runs first, then the earlier `run_at`.
+pub const PRIORITY_MIN: i16 = -10;
+pub const PRIORITY_MAX: i16 = 10;
+
+/// Who is asking, for tenant-scoped reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// An operator of the whole platform: every tenant.
+    Platform,
+    /// An admin of one tenant: every user of it.
+    Tenant { tenant_id: String },
+    /// One user of one tenant.
+    User { tenant_id: String, user_id: String },
+}
+
+/// A payload that does not fit its kind. `field` is a JSON path such as
+/// `payload.year`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct PayloadError {
+    pub field: String,
+    pub message: String,
+}
+
+impl PayloadError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        PayloadError { field: field.into(), message: message.into() }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, PayloadError> {
+    T::deserialize(payload).map_err(|err| {
+        // serde_json's messages name the offending field ("unknown field `x`",
+        // "missing field `year`"), which is what the caller needs.
+        PayloadError::new("payload", err.to_string())
+    })
+}
+
+/// `noop`: sleeps, then succeeds. Used for health checks and queue benchmarks.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoopPayload {
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// Fail this many attempts with a retryable error before succeeding.
+    #[serde(default)]
+    pub fail_times: u32,
+    /// Fail with a permanent error.
+    #[serde(default)]
+    pub fail_permanently: bool,
+}
+
+/// `email_poll`: sync one connected inbox.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailPollPayload {
+    pub account_id: String,
+}
+
+/// `reservation_refresh`: one shard of the active reservations.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationRefreshPayload {
+    #[serde(default)]
+    pub sweep_id: Option<String>,
+    #[serde(default)]
+    pub shard: Option<u32>,
+    #[serde(default)]
+    pub shards: Option<u32>,
+}
+
+/// `report_build`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBuildPayload {
+    pub report: String,
+    #[serde(default)]
+    pub year: Option<i32>,
+    #[serde(default)]
+    pub month: Option<String>,
+    #[serde(default)]
+    pub formats: Option<Vec<String>>,
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+impl ReportBuildPayload {
+    fn validate(&self) -> Result<(), PayloadError> {
+        match self.report.as_str() {
+            "year_summary" => {
+                let year = self.year.ok_or_else(|| PayloadError::new("payload.year", "required for year_summary"))?;
+                if !(1970..=2100).contains(&year) {
+                    return Err(PayloadError::new("payload.year", "must be between 1970 and 2100"));
+                }
+            }
+            "vendor_analytics" => {
+                let month = self
+                    .month
+                    .as_deref()
+                    .ok_or_else(|| PayloadError::new("payload.month", "required for vendor_analytics"))?;
+                if chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_err() {
+                    return Err(PayloadError::new("payload.month", "must look like 2026-10"));
+                }
+            }
+            other => {
+                return Err(PayloadError::new(
+                    "payload.report",
+                    format!("unknown report `{other}`; expected year_summary or vendor_analytics"),
+                ))
+            }
+        }
+        for format in self.formats.iter().flatten() {
+            if !matches!(format.as_str(), "pdf" | "csv" | "json") {
+                return Err(PayloadError::new("payload.formats", format!("unknown format `{format}`; expected pdf, csv or json")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `video_compile`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VideoCompilePayload {
+    pub year: i32,
+    pub aspect: String,
+    #[serde(default)]
+    pub media: Option<Vec<String>>,
+    #[serde(default)]
+    pub music: Option<String>,
+}
+
+impl VideoCompilePayload {
+    fn validate(&self) -> Result<(), PayloadError> {
+        if !(1970..=2100).contains(&self.year) {
+            return Err(PayloadError::new("payload.year", "must be between 1970 and 2100"));
+        }
+        if !matches!(self.aspect.as_str(), "9:16" | "16:9") {
+            return Err(PayloadError::new("payload.aspect", "must be \"9:16\" or \"16:9\""));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_kind_round_trips_through_its_name() {
+        for kind in JobKind::ALL {
+            assert_eq!(kind.as_str().parse::<JobKind>().ok(), Some(kind));
+        }
+        for lane in Lane::ALL {
+            assert_eq!(lane.as_str().parse::<Lane>().ok(), Some(lane));
+        }
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>().ok(), Some(status));
+        }
+    }
+
+    #[test]
+    fn payload_errors_name_the_field() {
+        let err = JobKind::ReportBuild
+            .validate_payload(&json!({"report": "year_summary"}))
+            .expect_err("year is required");
+        assert_eq!(err.field, "payload.year");
+        let err = JobKind::VideoCompile
+            .validate_payload(&json!({"year": 2026, "aspect": "4:3"}))
+            .expect_err("aspect is checked");
+        assert_eq!(err.field, "payload.aspect");
+        let err = JobKind::Noop.validate_payload(&json!({"sleep": 1})).expect_err("unknown field");
+        assert!(err.message.contains("sleep"), "{}", err.message);
+    }
+
+    #[test]
+    fn valid_payloads_pass() {
+        assert!(JobKind::Noop.validate_payload(&json!({})).is_ok());
+        assert!(JobKind::ReportBuild
+            .validate_payload(&json!({"report": "vendor_analytics", "month": "2026-10"}))
+            .is_ok());
+        assert!(JobKind::VideoCompile.validate_payload(&json!({"year": 2026, "aspect": "9:16"})).is_ok());
+    }
+}

@@ -1,0 +1,650 @@
+//! The PostgreSQL backend: production (RDS) and the multi-process embedded queue.
+//!
+//! Throughput comes from batching: one statement claims a whole batch with
+//! `FOR UPDATE SKIP LOCKED`, and one statement commits a whole batch of
+//! outcomes through `UNNEST`, so a drain costs two round trips per batch rather
+//! than two per job.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    postgres::{PgListener, PgPoolOptions, PgRow},
+    PgPool, Postgres, QueryBuilder, Row,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter, LaneStats, LeaseState,
+    Outcome, ReapReport, Result, Store, Wakeups,
+};
+use crate::model::{Job, Lane, NewJob, Scope, Status};
+
+/// The channel inserts notify, with the lane as payload.
+const NOTIFY_CHANNEL: &str = "longhaul_jobs";
+
+const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, \
+     attempts, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
+     idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
+
+/// Rows per statement for bulk inserts: large enough to amortise the round
+/// trip, small enough to keep one statement's memory modest.
+const INSERT_CHUNK: usize = 10_000;
+
+pub struct PgStore {
+    pool: PgPool,
+    wakeups: Arc<Wakeups>,
+    listener: CancellationToken,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        let max_connections = std::env::var("LONGHAUL_DATABASE_MAX_CONNECTIONS")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(16);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let wakeups = Arc::new(Wakeups::default());
+        let listener = CancellationToken::new();
+        tokio::spawn(listen(pool.clone(), wakeups.clone(), listener.clone()));
+        Ok(PgStore { pool, wakeups, listener })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn notify_lanes(&self, lanes: impl IntoIterator<Item = Lane>) -> Result<()> {
+        let mut lanes: Vec<&str> = lanes.into_iter().map(Lane::as_str).collect();
+        lanes.sort_unstable();
+        lanes.dedup();
+        if lanes.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, lane) FROM unnest($2::text[]) AS lane")
+            .bind(NOTIFY_CHANNEL)
+            .bind(&lanes)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.cancel();
+    }
+}
+
+/// Forwards NOTIFYs from other processes to this process's lane pools. When
+/// the connection drops it reconnects; meanwhile pools fall back to polling.
+async fn listen(pool: PgPool, wakeups: Arc<Wakeups>, stop: CancellationToken) {
+    let mut delay = Duration::from_millis(200);
+    while !stop.is_cancelled() {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            loop {
+                let notification = listener.recv().await?;
+                if let Ok(lane) = notification.payload().parse::<Lane>() {
+                    wakeups.notify(lane);
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            outcome = listener => {
+                if let Err(err) = outcome {
+                    tracing::debug!(error = %err, "job notification listener lost its connection; reconnecting");
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job> {
+    Ok(Job {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        kind: parse_enum(row.try_get::<&str, _>("kind")?, "kind")?,
+        lane: parse_enum(row.try_get::<&str, _>("lane")?, "lane")?,
+        status: parse_enum(row.try_get::<&str, _>("status")?, "status")?,
+        payload: row.try_get("payload")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        errors: row.try_get("errors")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        priority: row.try_get("priority")?,
+        progress: row.try_get("progress")?,
+        run_at: row.try_get("run_at")?,
+        lease_until: row.try_get("lease_until")?,
+        locked_by: row.try_get("locked_by")?,
+        cancel_requested_at: row.try_get("cancel_requested_at")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        request_hash: row.try_get("request_hash")?,
+        traceparent: row.try_get("traceparent")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn jobs_from_rows(rows: &[PgRow]) -> Result<Vec<Job>> {
+    rows.iter().map(job_from_row).collect()
+}
+
+/// Appends the tenant/user condition of `scope` to a query.
+fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
+    match scope {
+        Scope::Platform => {}
+        Scope::Tenant { tenant_id } => {
+            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
+        }
+        Scope::User { tenant_id, user_id } => {
+            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
+            query.push(" AND user_id = ").push_bind(user_id.clone());
+        }
+    }
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+fn attempt_arrays(attempts: &[AttemptRef]) -> (Vec<Uuid>, Vec<i32>) {
+    attempts.iter().map(|a| (a.id, a.attempt)).unzip()
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn wakeups(&self) -> &Arc<Wakeups> {
+        &self.wakeups
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_job(&self, job: NewJob) -> Result<InsertOutcome> {
+        let sql = format!(
+            "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
+             run_at, idempotency_key, request_hash, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(job.id)
+            .bind(&job.tenant_id)
+            .bind(&job.user_id)
+            .bind(job.kind.as_str())
+            .bind(job.kind.lane().as_str())
+            .bind(&job.payload)
+            .bind(job.max_attempts)
+            .bind(job.priority)
+            .bind(job.run_at)
+            .bind(&job.idempotency_key)
+            .bind(&job.request_hash)
+            .bind(&job.traceparent)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = inserted {
+            let created = job_from_row(&row)?;
+            self.wakeups.notify(created.lane);
+            self.notify_lanes([created.lane]).await?;
+            return Ok(InsertOutcome::Created(created));
+        }
+        // The key exists. ON CONFLICT waited for the winner's transaction, so
+        // its row is visible to this new statement.
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND user_id = $2 AND idempotency_key = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&job.tenant_id)
+            .bind(&job.user_id)
+            .bind(&job.idempotency_key)
+            .fetch_one(&self.pool)
+            .await?;
+        let existing = job_from_row(&row)?;
+        Ok(if existing.request_hash == job.request_hash {
+            InsertOutcome::Existing(existing)
+        } else {
+            InsertOutcome::Conflict(existing)
+        })
+    }
+
+    async fn insert_jobs(&self, jobs: &[NewJob]) -> Result<u64> {
+        let mut inserted = 0;
+        for chunk in jobs.chunks(INSERT_CHUNK) {
+            let mut ids = Vec::with_capacity(chunk.len());
+            let mut tenants = Vec::with_capacity(chunk.len());
+            let mut users = Vec::with_capacity(chunk.len());
+            let mut kinds = Vec::with_capacity(chunk.len());
+            let mut lanes = Vec::with_capacity(chunk.len());
+            let mut payloads = Vec::with_capacity(chunk.len());
+            let mut max_attempts = Vec::with_capacity(chunk.len());
+            let mut priorities = Vec::with_capacity(chunk.len());
+            let mut run_ats = Vec::with_capacity(chunk.len());
+            let mut traceparents = Vec::with_capacity(chunk.len());
+            for job in chunk {
+                ids.push(job.id);
+                tenants.push(job.tenant_id.as_str());
+                users.push(job.user_id.as_str());
+                kinds.push(job.kind.as_str());
+                lanes.push(job.kind.lane().as_str());
+                payloads.push(job.payload.to_string());
+                max_attempts.push(job.max_attempts);
+                priorities.push(job.priority);
+                run_ats.push(job.run_at);
+                traceparents.push(job.traceparent.as_deref());
+            }
+            let done = sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
+                 run_at, traceparent) \
+                 SELECT id, tenant_id, user_id, kind, lane, 'queued', payload::jsonb, max_attempts, priority, \
+                 run_at, traceparent \
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], \
+                 $8::int2[], $9::timestamptz[], $10::text[]) \
+                 AS t(id, tenant_id, user_id, kind, lane, payload, max_attempts, priority, run_at, traceparent)",
+            )
+            .bind(&ids)
+            .bind(&tenants)
+            .bind(&users)
+            .bind(&kinds)
+            .bind(&lanes)
+            .bind(&payloads)
+            .bind(&max_attempts)
+            .bind(&priorities)
+            .bind(&run_ats)
+            .bind(&traceparents)
+            .execute(&self.pool)
+            .await?;
+            inserted += done.rows_affected();
+        }
+        let lanes: Vec<Lane> = jobs.iter().map(|job| job.kind.lane()).collect();
+        for lane in &lanes {
+            self.wakeups.notify(*lane);
+        }
+        self.notify_lanes(lanes).await?;
+        Ok(inserted)
+    }
+
+    async fn get_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
+        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = "));
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        let row = query.build().fetch_optional(&self.pool).await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(&self, scope: &Scope, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE true"));
+        push_scope(&mut query, scope);
+        if let (Scope::Platform, Some(tenant_id)) = (scope, &filter.tenant_id) {
+            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            query.push(" AND kind = ").push_bind(kind.as_str());
+        }
+        if let Some(lane) = filter.lane {
+            query.push(" AND lane = ").push_bind(lane.as_str());
+        }
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        jobs_from_rows(&rows)
+    }
+
+    async fn cancel_job(&self, scope: &Scope, id: Uuid) -> Result<Option<CancelOutcome>> {
+        let mut query = QueryBuilder::new("WITH old AS (SELECT id, status FROM jobs WHERE id = ");
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        query.push(
+            " FOR UPDATE) \
+             UPDATE jobs j SET \
+               status = CASE WHEN old.status = 'queued' THEN 'cancelled' ELSE j.status END, \
+               finished_at = CASE WHEN old.status = 'queued' THEN now() ELSE j.finished_at END, \
+               error = CASE WHEN old.status = 'queued' THEN 'cancelled before it ran' ELSE j.error END, \
+               cancel_requested_at = CASE WHEN old.status IN ('queued', 'running') \
+                 THEN coalesce(j.cancel_requested_at, now()) ELSE j.cancel_requested_at END, \
+               updated_at = now() \
+             FROM old WHERE j.id = old.id RETURNING old.status AS old_status, ",
+        );
+        query.push(JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", "));
+        let Some(row) = query.build().fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        let old: Status = parse_enum(row.try_get::<&str, _>("old_status")?, "status")?;
+        Ok(Some(match old {
+            Status::Queued => CancelOutcome::Cancelled(job),
+            Status::Running => CancelOutcome::Requested(job),
+            _ => CancelOutcome::AlreadyFinal(job),
+        }))
+    }
+
+    async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
+        let mut query = QueryBuilder::new(
+            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(), result = NULL, progress = 0, \
+             finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, locked_by = NULL, \
+             updated_at = now() WHERE status IN ('dead', 'failed', 'cancelled') AND id = ",
+        );
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        query.push(format!(" RETURNING {JOB_COLUMNS}"));
+        match query.build().fetch_optional(&self.pool).await? {
+            Some(row) => {
+                let job = job_from_row(&row)?;
+                self.wakeups.notify(job.lane);
+                self.notify_lanes([job.lane]).await?;
+                Ok(Some(job))
+            }
+            // Not retriable (still queued or running) or not visible: tell
+            // the caller which, by what it can see.
+            None => self.get_job(scope, id).await,
+        }
+    }
+
+    async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "WITH picked AS ( \
+               SELECT id FROM jobs \
+               WHERE lane = $1 AND status = 'queued' AND run_at <= now() \
+                 AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = $1 AND lanes.paused) \
+               ORDER BY priority DESC, run_at, id \
+               LIMIT $2 \
+               FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, \
+               lease_until = now() + $3 * interval '1 second', locked_by = $4, \
+               started_at = now(), updated_at = now() \
+             FROM picked WHERE j.id = picked.id \
+             RETURNING {}",
+            JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(lane.as_str())
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(seconds(lease))
+            .bind(worker_id)
+            .fetch_all(&self.pool)
+            .await?;
+        jobs_from_rows(&rows)
+    }
+
+    async fn heartbeat(&self, attempts: &[AttemptRef], lease: Duration) -> Result<Vec<LeaseState>> {
+        if attempts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, numbers) = attempt_arrays(attempts);
+        // An expired lease is lost even if nobody has reaped it yet: the
+        // reaper may be about to, and a worker must never resurrect it.
+        let rows = sqlx::query(
+            "UPDATE jobs j SET lease_until = now() + $3 * interval '1 second', updated_at = now() \
+             FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
+             WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' AND j.lease_until > now() \
+             RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested",
+        )
+        .bind(&ids)
+        .bind(&numbers)
+        .bind(seconds(lease))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut held = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            held.insert(row.try_get::<Uuid, _>("id")?, row.try_get::<bool, _>("cancel_requested")?);
+        }
+        Ok(attempts
+            .iter()
+            .map(|attempt| LeaseState {
+                attempt: *attempt,
+                held: held.contains_key(&attempt.id),
+                cancel_requested: held.get(&attempt.id).copied().unwrap_or(false),
+            })
+            .collect())
+    }
+
+    async fn complete(&self, completions: &[Completion]) -> Result<Vec<AttemptRef>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(completions.len());
+        let mut attempts = Vec::with_capacity(completions.len());
+        let mut statuses = Vec::with_capacity(completions.len());
+        let mut results: Vec<Option<String>> = Vec::with_capacity(completions.len());
+        let mut errors: Vec<Option<&str>> = Vec::with_capacity(completions.len());
+        let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(completions.len());
+        for completion in completions {
+            ids.push(completion.attempt.id);
+            attempts.push(completion.attempt.attempt);
+            statuses.push(completion.outcome.status().as_str());
+            match &completion.outcome {
+                Outcome::Succeeded { result } => {
+                    results.push(result.as_ref().map(|value| value.to_string()));
+                    errors.push(None);
+                    run_ats.push(None);
+                }
+                Outcome::Retry { error, run_at } => {
+                    results.push(None);
+                    errors.push(Some(error));
+                    run_ats.push(Some(*run_at));
+                }
+                Outcome::Dead { error } | Outcome::Cancelled { reason: error } => {
+                    results.push(None);
+                    errors.push(Some(error));
+                    run_ats.push(None);
+                }
+            }
+        }
+        // Fenced: the attempt must still be ours, running, with a live lease.
+        let rows = sqlx::query(
+            "UPDATE jobs j SET status = c.status, \
+               result = c.result::jsonb, \
+               error = c.error, \
+               errors = CASE WHEN c.error IS NULL OR c.status = 'cancelled' THEN j.errors ELSE j.errors || \
+                 jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', now(), 'error', c.error)) END, \
+               run_at = coalesce(c.run_at, j.run_at), \
+               progress = CASE WHEN c.status = 'succeeded' THEN 100 ELSE j.progress END, \
+               lease_until = NULL, locked_by = NULL, updated_at = now(), \
+               finished_at = CASE WHEN c.status = 'queued' THEN NULL ELSE now() END \
+             FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
+               AS c(id, attempt, status, result, error, run_at) \
+             WHERE j.id = c.id AND j.attempts = c.attempt AND j.status = 'running' AND j.lease_until > now() \
+             RETURNING j.id, j.attempts",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&statuses)
+        .bind(&results)
+        .bind(&errors)
+        .bind(&run_ats)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(AttemptRef { id: row.try_get("id")?, attempt: row.try_get("attempts")? }))
+            .collect()
+    }
+
+    async fn release(&self, attempts: &[AttemptRef]) -> Result<u64> {
+        if attempts.is_empty() {
+            return Ok(0);
+        }
+        let (ids, numbers) = attempt_arrays(attempts);
+        let rows = sqlx::query(
+            "UPDATE jobs j SET status = 'queued', attempts = j.attempts - 1, run_at = now(), \
+               lease_until = NULL, locked_by = NULL, updated_at = now() \
+             FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
+             WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' \
+             RETURNING j.lane",
+        )
+        .bind(&ids)
+        .bind(&numbers)
+        .fetch_all(&self.pool)
+        .await?;
+        let lanes = rows
+            .iter()
+            .map(|row| parse_enum::<Lane>(row.try_get::<&str, _>("lane")?, "lane"))
+            .collect::<Result<Vec<_>>>()?;
+        self.notify_lanes(lanes).await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn set_progress(&self, attempt: AttemptRef, progress: i16) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET progress = $3, updated_at = now() \
+             WHERE id = $1 AND attempts = $2 AND status = 'running' AND progress <> $3",
+        )
+        .bind(attempt.id)
+        .bind(attempt.attempt)
+        .bind(progress.clamp(0, 100))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reap_expired(&self) -> Result<ReapReport> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET \
+               status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+               error = 'lease expired: the worker stopped heartbeating (it crashed, or lost the database)', \
+               errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempts, 'at', now(), \
+                 'error', 'lease expired')), \
+               finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END, \
+               run_at = now(), lease_until = NULL, locked_by = NULL, updated_at = now() \
+             WHERE status = 'running' AND lease_until < now() \
+             RETURNING status, lane",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut report = ReapReport::default();
+        let mut lanes = Vec::new();
+        for row in &rows {
+            if row.try_get::<&str, _>("status")? == "dead" {
+                report.dead += 1;
+            } else {
+                report.requeued += 1;
+                lanes.push(parse_enum::<Lane>(row.try_get::<&str, _>("lane")?, "lane")?);
+            }
+        }
+        self.notify_lanes(lanes).await?;
+        Ok(report)
+    }
+
+    async fn set_lane_paused(&self, lane: Lane, paused: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO lanes (lane, paused, updated_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (lane) DO UPDATE SET paused = EXCLUDED.paused, updated_at = now()",
+        )
+        .bind(lane.as_str())
+        .bind(paused)
+        .execute(&self.pool)
+        .await?;
+        if !paused {
+            self.notify_lanes([lane]).await?;
+        }
+        Ok(())
+    }
+
+    async fn lane_stats(&self) -> Result<Vec<LaneStats>> {
+        // Each count reads one partial index; nothing scans the history.
+        let rows = sqlx::query(
+            "SELECT l.lane, \
+               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'queued' AND run_at <= now()) AS depth, \
+               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'queued' AND run_at > now()) AS delayed, \
+               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'running') AS in_flight, \
+               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'dead') AS dead, \
+               (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM jobs \
+                  WHERE lane = l.lane AND status = 'queued' AND run_at <= now()) AS oldest, \
+               (SELECT count(*) FROM jobs WHERE lane = l.lane AND finished_at > now() - interval '5 minutes') \
+                 AS throughput, \
+               coalesce((SELECT paused FROM lanes WHERE lanes.lane = l.lane), false) AS paused \
+             FROM unnest($1::text[]) AS l(lane)",
+        )
+        .bind(Lane::ALL.iter().map(|lane| lane.as_str()).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LaneStats {
+                    lane: parse_enum(row.try_get::<&str, _>("lane")?, "lane")?,
+                    depth: row.try_get("depth")?,
+                    delayed: row.try_get("delayed")?,
+                    in_flight: row.try_get("in_flight")?,
+                    dead: row.try_get("dead")?,
+                    oldest_age_seconds: row.try_get::<Option<f64>, _>("oldest")?.unwrap_or(0.0).max(0.0),
+                    throughput_5m: row.try_get("throughput")?,
+                    paused: row.try_get("paused")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let row = sqlx::query(
+            "INSERT INTO leader_leases (name, holder, lease_until) VALUES ($1, $2, now() + $3 * interval '1 second') \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until \
+             WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.lease_until < now() \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(seconds(ttl))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn resign(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leader_leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_finished(&self, age: Duration) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+               WHERE finished_at < now() - $1 * interval '1 second' AND status IN ('succeeded', 'cancelled') \
+               LIMIT 10000)",
+        )
+        .bind(seconds(age))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

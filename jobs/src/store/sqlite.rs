@@ -1,0 +1,635 @@
+//! The SQLite backend: the embedded default of `longhaul up`.
+//!
+//! SQLite has one writer at a time, so a claim is a single
+//! `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` statement: it runs under
+//! the database's write lock, and two claimers (threads or processes) can never
+//! take the same row. Multi-statement writes use `BEGIN IMMEDIATE`, which takes
+//! the write lock up front instead of failing with SQLITE_BUSY when a reader
+//! tries to upgrade. Times are stored as milliseconds since the epoch.
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    QueryBuilder, Row, Sqlite, SqlitePool,
+};
+use uuid::Uuid;
+
+use super::{
+    error_entry, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter, LaneStats,
+    LeaseState, Outcome, ReapReport, Result, Store, StoreError, Wakeups,
+};
+use crate::model::{Job, Lane, NewJob, Scope, Status};
+
+const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, \
+     attempts, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
+     idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
+
+/// SQLite allows 32,766 bound parameters per statement; 11 per row.
+const INSERT_CHUNK: usize = 2_000;
+
+const LEASE_EXPIRED: &str = "lease expired: the worker stopped heartbeating (it crashed, or lost the database)";
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    wakeups: Arc<Wakeups>,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn time(value: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(value)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {value} is out of range")))
+}
+
+fn opt_time(value: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+    value.map(time).transpose()
+}
+
+fn json(text: &str, column: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("{column} is not JSON: {err}")))
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> Result<SqliteStore> {
+        let in_memory = url.contains(":memory:");
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable against process crashes; only an OS crash
+            // can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database exists once per connection.
+            .max_connections(if in_memory { 1 } else { 8 })
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool, wakeups: Arc::new(Wakeups::default()) })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<Job> {
+    let id: &str = row.try_get("id")?;
+    Ok(Job {
+        id: Uuid::parse_str(id).map_err(|err| StoreError::Corrupt(format!("job id `{id}`: {err}")))?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        kind: parse_enum(row.try_get::<&str, _>("kind")?, "kind")?,
+        lane: parse_enum(row.try_get::<&str, _>("lane")?, "lane")?,
+        status: parse_enum(row.try_get::<&str, _>("status")?, "status")?,
+        payload: json(row.try_get("payload")?, "payload")?,
+        result: row.try_get::<Option<&str>, _>("result")?.map(|text| json(text, "result")).transpose()?,
+        error: row.try_get("error")?,
+        errors: json(row.try_get("errors")?, "errors")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        priority: row.try_get("priority")?,
+        progress: row.try_get("progress")?,
+        run_at: time(row.try_get("run_at")?)?,
+        lease_until: opt_time(row.try_get("lease_until")?)?,
+        locked_by: row.try_get("locked_by")?,
+        cancel_requested_at: opt_time(row.try_get("cancel_requested_at")?)?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        request_hash: row.try_get("request_hash")?,
+        traceparent: row.try_get("traceparent")?,
+        created_at: time(row.try_get("created_at")?)?,
+        updated_at: time(row.try_get("updated_at")?)?,
+        started_at: opt_time(row.try_get("started_at")?)?,
+        finished_at: opt_time(row.try_get("finished_at")?)?,
+    })
+}
+
+fn jobs_from_rows(rows: &[SqliteRow]) -> Result<Vec<Job>> {
+    rows.iter().map(job_from_row).collect()
+}
+
+fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
+    match scope {
+        Scope::Platform => {}
+        Scope::Tenant { tenant_id } => {
+            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
+        }
+        Scope::User { tenant_id, user_id } => {
+            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
+            query.push(" AND user_id = ").push_bind(user_id.clone());
+        }
+    }
+}
+
+/// Appends `{attempt, at, error}` to a stored `errors` array.
+fn append_error(errors: &str, attempt: i32, error: &str) -> Result<String> {
+    let mut history = json(errors, "errors")?;
+    let entry = error_entry(attempt, Utc::now(), error);
+    match history.as_array_mut() {
+        Some(entries) => entries.push(entry),
+        None => history = serde_json::Value::Array(vec![entry]),
+    }
+    Ok(history.to_string())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn wakeups(&self) -> &Arc<Wakeups> {
+        &self.wakeups
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_job(&self, job: NewJob) -> Result<InsertOutcome> {
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
+             run_at, idempotency_key, request_hash, traceparent, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(job.id.to_string())
+            .bind(&job.tenant_id)
+            .bind(&job.user_id)
+            .bind(job.kind.as_str())
+            .bind(job.kind.lane().as_str())
+            .bind(job.payload.to_string())
+            .bind(job.max_attempts)
+            .bind(job.priority)
+            .bind(ms(job.run_at))
+            .bind(&job.idempotency_key)
+            .bind(&job.request_hash)
+            .bind(&job.traceparent)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = inserted {
+            let created = job_from_row(&row)?;
+            self.wakeups.notify(created.lane);
+            return Ok(InsertOutcome::Created(created));
+        }
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = ? AND user_id = ? AND idempotency_key = ?");
+        let row = sqlx::query(&sql)
+            .bind(&job.tenant_id)
+            .bind(&job.user_id)
+            .bind(&job.idempotency_key)
+            .fetch_one(&self.pool)
+            .await?;
+        let existing = job_from_row(&row)?;
+        Ok(if existing.request_hash == job.request_hash {
+            InsertOutcome::Existing(existing)
+        } else {
+            InsertOutcome::Conflict(existing)
+        })
+    }
+
+    async fn insert_jobs(&self, jobs: &[NewJob]) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut inserted = 0;
+        for chunk in jobs.chunks(INSERT_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
+                 run_at, traceparent, created_at, updated_at) ",
+            );
+            query.push_values(chunk, |mut row, job| {
+                row.push_bind(job.id.to_string())
+                    .push_bind(job.tenant_id.clone())
+                    .push_bind(job.user_id.clone())
+                    .push_bind(job.kind.as_str())
+                    .push_bind(job.kind.lane().as_str())
+                    .push_bind("queued")
+                    .push_bind(job.payload.to_string())
+                    .push_bind(job.max_attempts)
+                    .push_bind(job.priority)
+                    .push_bind(ms(job.run_at))
+                    .push_bind(job.traceparent.clone())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            inserted += query.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        for job in jobs {
+            self.wakeups.notify(job.kind.lane());
+        }
+        Ok(inserted)
+    }
+
+    async fn get_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
+        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = "));
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        let row = query.build().fetch_optional(&self.pool).await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(&self, scope: &Scope, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1"));
+        push_scope(&mut query, scope);
+        if let (Scope::Platform, Some(tenant_id)) = (scope, &filter.tenant_id) {
+            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            query.push(" AND kind = ").push_bind(kind.as_str());
+        }
+        if let Some(lane) = filter.lane {
+            query.push(" AND lane = ").push_bind(lane.as_str());
+        }
+        if let Some(before) = filter.before {
+            // Hyphenated lower-case UUIDv7 text sorts like the UUID itself.
+            query.push(" AND id < ").push_bind(before.to_string());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        jobs_from_rows(&rows)
+    }
+
+    async fn cancel_job(&self, scope: &Scope, id: Uuid) -> Result<Option<CancelOutcome>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut query = QueryBuilder::new("SELECT status FROM jobs WHERE id = ");
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let old: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
+        let now = now_ms();
+        let sql = match old {
+            Status::Queued => {
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?1, error = 'cancelled before it ran', \
+                 cancel_requested_at = coalesce(cancel_requested_at, ?1), updated_at = ?1 WHERE id = ?2"
+            }
+            Status::Running => {
+                "UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, ?1), updated_at = ?1 WHERE id = ?2"
+            }
+            _ => "SELECT ?1, ?2",
+        };
+        sqlx::query(sql).bind(now).bind(id.to_string()).execute(&mut *tx).await?;
+        let select = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
+        let job = job_from_row(&sqlx::query(&select).bind(id.to_string()).fetch_one(&mut *tx).await?)?;
+        tx.commit().await?;
+        Ok(Some(match old {
+            Status::Queued => CancelOutcome::Cancelled(job),
+            Status::Running => CancelOutcome::Requested(job),
+            _ => CancelOutcome::AlreadyFinal(job),
+        }))
+    }
+
+    async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
+        let now = now_ms();
+        let mut query = QueryBuilder::new("UPDATE jobs SET status = 'queued', attempts = 0, run_at = ");
+        query.push_bind(now);
+        query.push(
+            ", result = NULL, progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, \
+             locked_by = NULL, updated_at = ",
+        );
+        query.push_bind(now);
+        query.push(" WHERE status IN ('dead', 'failed', 'cancelled') AND id = ");
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        query.push(format!(" RETURNING {JOB_COLUMNS}"));
+        match query.build().fetch_optional(&self.pool).await? {
+            Some(row) => {
+                let job = job_from_row(&row)?;
+                self.wakeups.notify(job.lane);
+                Ok(Some(job))
+            }
+            None => self.get_job(scope, id).await,
+        }
+    }
+
+    async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, locked_by = ?2, \
+               started_at = ?3, updated_at = ?3 \
+             WHERE id IN ( \
+               SELECT id FROM jobs \
+               WHERE lane = ?4 AND status = 'queued' AND run_at <= ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = ?4 AND lanes.paused) \
+               ORDER BY priority DESC, run_at, id LIMIT ?5) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now + duration_ms(lease))
+            .bind(worker_id)
+            .bind(now)
+            .bind(lane.as_str())
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        jobs_from_rows(&rows)
+    }
+
+    async fn heartbeat(&self, attempts: &[AttemptRef], lease: Duration) -> Result<Vec<LeaseState>> {
+        if attempts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut states = Vec::with_capacity(attempts.len());
+        for attempt in attempts {
+            let row = sqlx::query(
+                "UPDATE jobs SET lease_until = ?1, updated_at = ?2 \
+                 WHERE id = ?3 AND attempts = ?4 AND status = 'running' AND lease_until > ?2 \
+                 RETURNING cancel_requested_at IS NOT NULL AS cancel_requested",
+            )
+            .bind(now + duration_ms(lease))
+            .bind(now)
+            .bind(attempt.id.to_string())
+            .bind(attempt.attempt)
+            .fetch_optional(&mut *tx)
+            .await?;
+            states.push(match row {
+                Some(row) => LeaseState { attempt: *attempt, held: true, cancel_requested: row.try_get("cancel_requested")? },
+                None => LeaseState { attempt: *attempt, held: false, cancel_requested: false },
+            });
+        }
+        tx.commit().await?;
+        Ok(states)
+    }
+
+    async fn complete(&self, completions: &[Completion]) -> Result<Vec<AttemptRef>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut committed = Vec::with_capacity(completions.len());
+        for completion in completions {
+            let AttemptRef { id, attempt } = completion.attempt;
+            // Fenced: the attempt must still be ours, running, with a live lease.
+            let fence = "WHERE id = ?1 AND attempts = ?2 AND status = 'running' AND lease_until > ?3";
+            let done = match &completion.outcome {
+                Outcome::Succeeded { result } => {
+                    sqlx::query(&format!(
+                        "UPDATE jobs SET status = 'succeeded', result = ?4, error = NULL, progress = 100, \
+                         lease_until = NULL, locked_by = NULL, updated_at = ?3, finished_at = ?3 {fence}"
+                    ))
+                    .bind(id.to_string())
+                    .bind(attempt)
+                    .bind(now)
+                    .bind(result.as_ref().map(|value| value.to_string()))
+                    .execute(&mut *tx)
+                    .await?
+                }
+                Outcome::Cancelled { reason } => {
+                    sqlx::query(&format!(
+                        "UPDATE jobs SET status = 'cancelled', error = ?4, lease_until = NULL, locked_by = NULL, \
+                         updated_at = ?3, finished_at = ?3 {fence}"
+                    ))
+                    .bind(id.to_string())
+                    .bind(attempt)
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?
+                }
+                Outcome::Retry { error, .. } | Outcome::Dead { error } => {
+                    let Some(row) = sqlx::query(&format!("SELECT errors FROM jobs {fence}"))
+                        .bind(id.to_string())
+                        .bind(attempt)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    else {
+                        continue;
+                    };
+                    let errors = append_error(row.try_get("errors")?, attempt, error)?;
+                    let (status, run_at, finished_at) = match &completion.outcome {
+                        Outcome::Retry { run_at, .. } => ("queued", Some(ms(*run_at)), None),
+                        _ => ("dead", None, Some(now)),
+                    };
+                    sqlx::query(&format!(
+                        "UPDATE jobs SET status = ?4, error = ?5, errors = ?6, run_at = coalesce(?7, run_at), \
+                         finished_at = ?8, lease_until = NULL, locked_by = NULL, updated_at = ?3 {fence}"
+                    ))
+                    .bind(id.to_string())
+                    .bind(attempt)
+                    .bind(now)
+                    .bind(status)
+                    .bind(error)
+                    .bind(errors)
+                    .bind(run_at)
+                    .bind(finished_at)
+                    .execute(&mut *tx)
+                    .await?
+                }
+            };
+            if done.rows_affected() == 1 {
+                committed.push(completion.attempt);
+            }
+        }
+        tx.commit().await?;
+        Ok(committed)
+    }
+
+    async fn release(&self, attempts: &[AttemptRef]) -> Result<u64> {
+        if attempts.is_empty() {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut released = 0;
+        let mut lanes = Vec::new();
+        for attempt in attempts {
+            let row = sqlx::query(
+                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = ?1, lease_until = NULL, \
+                 locked_by = NULL, updated_at = ?1 WHERE id = ?2 AND attempts = ?3 AND status = 'running' \
+                 RETURNING lane",
+            )
+            .bind(now)
+            .bind(attempt.id.to_string())
+            .bind(attempt.attempt)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                released += 1;
+                lanes.push(parse_enum::<Lane>(row.try_get::<&str, _>("lane")?, "lane")?);
+            }
+        }
+        tx.commit().await?;
+        for lane in lanes {
+            self.wakeups.notify(lane);
+        }
+        Ok(released)
+    }
+
+    async fn set_progress(&self, attempt: AttemptRef, progress: i16) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET progress = ?3, updated_at = ?4 \
+             WHERE id = ?1 AND attempts = ?2 AND status = 'running' AND progress <> ?3",
+        )
+        .bind(attempt.id.to_string())
+        .bind(attempt.attempt)
+        .bind(progress.clamp(0, 100))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reap_expired(&self) -> Result<ReapReport> {
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT id, attempts, max_attempts, errors, lane FROM jobs WHERE status = 'running' AND lease_until < ?",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut report = ReapReport::default();
+        let mut lanes = Vec::new();
+        for row in &rows {
+            let attempts: i32 = row.try_get("attempts")?;
+            let dead = attempts >= row.try_get::<i32, _>("max_attempts")?;
+            let errors = append_error(row.try_get("errors")?, attempts, "lease expired")?;
+            sqlx::query(
+                "UPDATE jobs SET status = ?1, error = ?2, errors = ?3, finished_at = ?4, run_at = ?5, \
+                 lease_until = NULL, locked_by = NULL, updated_at = ?5 WHERE id = ?6",
+            )
+            .bind(if dead { "dead" } else { "queued" })
+            .bind(LEASE_EXPIRED)
+            .bind(errors)
+            .bind(dead.then_some(now))
+            .bind(now)
+            .bind(row.try_get::<&str, _>("id")?)
+            .execute(&mut *tx)
+            .await?;
+            if dead {
+                report.dead += 1;
+            } else {
+                report.requeued += 1;
+                lanes.push(parse_enum::<Lane>(row.try_get::<&str, _>("lane")?, "lane")?);
+            }
+        }
+        tx.commit().await?;
+        for lane in lanes {
+            self.wakeups.notify(lane);
+        }
+        Ok(report)
+    }
+
+    async fn set_lane_paused(&self, lane: Lane, paused: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO lanes (lane, paused, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (lane) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
+        )
+        .bind(lane.as_str())
+        .bind(paused)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        if !paused {
+            self.wakeups.notify(lane);
+        }
+        Ok(())
+    }
+
+    async fn lane_stats(&self) -> Result<Vec<LaneStats>> {
+        let now = now_ms();
+        let mut stats = Vec::with_capacity(Lane::ALL.len());
+        for lane in Lane::ALL {
+            let row = sqlx::query(
+                "SELECT \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at <= ?2) AS depth, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at > ?2) AS delayed, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'running') AS in_flight, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'dead') AS dead, \
+                   (SELECT min(run_at) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at <= ?2) AS oldest, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND finished_at > ?2 - 300000) AS throughput, \
+                   coalesce((SELECT paused FROM lanes WHERE lanes.lane = ?1), 0) AS paused",
+            )
+            .bind(lane.as_str())
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+            let oldest: Option<i64> = row.try_get("oldest")?;
+            stats.push(LaneStats {
+                lane,
+                depth: row.try_get("depth")?,
+                delayed: row.try_get("delayed")?,
+                in_flight: row.try_get("in_flight")?,
+                dead: row.try_get("dead")?,
+                oldest_age_seconds: oldest.map(|oldest| (now - oldest).max(0) as f64 / 1000.0).unwrap_or(0.0),
+                throughput_5m: row.try_get("throughput")?,
+                paused: row.try_get("paused")?,
+            });
+        }
+        Ok(stats)
+    }
+
+    async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO leader_leases (name, holder, lease_until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until \
+             WHERE leader_leases.holder = excluded.holder OR leader_leases.lease_until < ?4 \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + duration_ms(ttl))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn resign(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leader_leases WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_finished(&self, age: Duration) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+               WHERE finished_at < ? AND status IN ('succeeded', 'cancelled') LIMIT 10000)",
+        )
+        .bind(now_ms() - duration_ms(age))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

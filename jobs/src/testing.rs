@@ -1,0 +1,116 @@
+//! Fresh, isolated stores for tests, on both backends.
+//!
+//! PostgreSQL tests each get a database of their own, created from
+//! `LONGHAUL_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped when the
+//! [`TestStore`] is dropped. SQLite tests get a file in a temporary directory.
+
+use std::{ops::Deref, sync::Arc};
+
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::store::{DynStore, PgStore, Result, SqliteStore, StoreError};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated store that cleans up after itself.
+pub struct TestStore {
+    pub store: DynStore,
+    /// The URL other processes (the real binary) can use to reach it.
+    pub url: String,
+    pub backend: Backend,
+    cleanup: Option<Cleanup>,
+}
+
+enum Cleanup {
+    Postgres { admin_url: String, database: String },
+    Sqlite { _dir: tempfile::TempDir },
+}
+
+impl Deref for TestStore {
+    type Target = DynStore;
+    fn deref(&self) -> &DynStore {
+        &self.store
+    }
+}
+
+/// The server test databases are created on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("LONGHAUL_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Result<TestStore> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().map_err(|err| StoreError::Config(format!("temp dir: {err}")))?;
+                let url = format!("sqlite://{}", dir.path().join("longhaul.db").display());
+                let store = SqliteStore::connect(&url).await?;
+                crate::store::Store::migrate(&store).await?;
+                Ok(TestStore { store: Arc::new(store), url, backend, cleanup: Some(Cleanup::Sqlite { _dir: dir }) })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let database = format!("longhaul_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&admin_url).await.map_err(|err| {
+                    StoreError::Config(format!(
+                        "cannot reach the test PostgreSQL at {} ({err}); start it, or set LONGHAUL_TEST_DATABASE_URL",
+                        crate::store::redact_url(&admin_url)
+                    ))
+                })?;
+                admin.execute(format!("CREATE DATABASE {database}").as_str()).await?;
+                let url = with_database(&admin_url, &database);
+                let store = PgStore::connect(&url).await?;
+                crate::store::Store::migrate(&store).await?;
+                Ok(TestStore {
+                    store: Arc::new(store),
+                    url,
+                    backend,
+                    cleanup: Some(Cleanup::Postgres { admin_url, database }),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(Cleanup::Postgres { admin_url, database }) = self.cleanup.take() {
+            // Drop runs outside any runtime guarantee, so use a thread with a
+            // runtime of its own. WITH (FORCE) ends the pool's connections.
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                        let _ = admin.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str()).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `postgres://u@h:p/old?x` with its database replaced.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}

@@ -1,0 +1,312 @@
+//! The store contract, run against every backend: SQLite and PostgreSQL.
+//! Each behaviour is one test, generated once per backend.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use longhaul_jobs::{
+    store::{AttemptRef, CancelOutcome, Completion, InsertOutcome, JobFilter, Outcome},
+    testing::{Backend, TestStore},
+    JobKind, Lane, NewJob, Scope, Status,
+};
+use serde_json::json;
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(longhaul_jobs::testing::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(longhaul_jobs::testing::Backend::Postgres).await }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    claims_honour_priority_then_run_at,
+    delayed_jobs_wait_for_run_at,
+    a_paused_lane_yields_nothing_until_resumed,
+    concurrent_claimers_never_share_a_job,
+    fencing_rejects_a_stale_attempt,
+    fencing_rejects_an_expired_lease,
+    heartbeat_extends_leases_and_reports_cancels,
+    reaper_requeues_expired_leases_and_kills_the_last_attempt,
+    release_gives_the_attempt_back,
+    idempotency_key_returns_the_same_job_or_a_conflict,
+    reads_are_tenant_scoped,
+    cancel_of_a_queued_job_is_immediate,
+    retry_puts_a_dead_job_back,
+    only_one_leader_at_a_time,
+    errors_history_records_each_failed_attempt,
+);
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn store(backend: Backend) -> TestStore {
+    TestStore::new(backend).await.expect("a fresh test database (is PostgreSQL running?)")
+}
+
+fn noop(tenant: &str, user: &str) -> NewJob {
+    NewJob::new(tenant, user, JobKind::Noop, json!({}))
+}
+
+async fn insert(store: &TestStore, job: NewJob) -> longhaul_jobs::Job {
+    match store.insert_job(job).await.expect("insert") {
+        InsertOutcome::Created(job) => job,
+        other => panic!("expected a new job, got {other:?}"),
+    }
+}
+
+fn attempt(job: &longhaul_jobs::Job) -> AttemptRef {
+    AttemptRef { id: job.id, attempt: job.attempts }
+}
+
+async fn claims_honour_priority_then_run_at(backend: Backend) {
+    let store = store(backend).await;
+    let earlier = Utc::now() - chrono::Duration::seconds(10);
+    let mut low_old = noop("t", "u");
+    low_old.run_at = earlier;
+    let low_new = noop("t", "u");
+    let mut high = noop("t", "u");
+    high.priority = 5;
+    let (low_old, low_new, high) = (insert(&store, low_old).await, insert(&store, low_new).await, insert(&store, high).await);
+
+    let claimed = store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim");
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![high.id]);
+    let claimed = store.claim(Lane::Default, 5, LEASE, "w").await.expect("claim");
+    let mut ids: Vec<_> = claimed.iter().map(|j| j.id).collect();
+    ids.sort();
+    let mut expected = vec![low_old.id, low_new.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(claimed.iter().all(|j| j.status == Status::Running && j.attempts == 1 && j.lease_until.is_some()));
+    assert!(store.claim(Lane::Video, 5, LEASE, "w").await.expect("claim").is_empty());
+}
+
+async fn delayed_jobs_wait_for_run_at(backend: Backend) {
+    let store = store(backend).await;
+    let mut later = noop("t", "u");
+    later.run_at = Utc::now() + chrono::Duration::milliseconds(400);
+    insert(&store, later).await;
+    assert!(store.claim(Lane::Default, 5, LEASE, "w").await.expect("claim").is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.claim(Lane::Default, 5, LEASE, "w").await.expect("claim").len(), 1);
+}
+
+async fn a_paused_lane_yields_nothing_until_resumed(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    store.set_lane_paused(Lane::Default, true).await.expect("pause");
+    assert!(store.claim(Lane::Default, 5, LEASE, "w").await.expect("claim").is_empty());
+    let stats = store.lane_stats().await.expect("stats");
+    let default = stats.iter().find(|s| s.lane == Lane::Default).expect("default lane");
+    assert!(default.paused);
+    assert_eq!(default.depth, 1);
+    store.set_lane_paused(Lane::Default, false).await.expect("resume");
+    assert_eq!(store.claim(Lane::Default, 5, LEASE, "w").await.expect("claim").len(), 1);
+}
+
+async fn concurrent_claimers_never_share_a_job(backend: Backend) {
+    let store = store(backend).await;
+    let jobs: Vec<_> = (0..400).map(|_| noop("t", "u")).collect();
+    store.insert_jobs(&jobs).await.expect("bulk insert");
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = store.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim(Lane::Default, 7, LEASE, &format!("w{worker}")).await.expect("claim");
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|job| job.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("claimer"));
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(total, 400, "every job claimed");
+    assert_eq!(all.len(), 400, "no job claimed twice");
+}
+
+async fn fencing_rejects_a_stale_attempt(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    let first = store.claim(Lane::Default, 1, Duration::from_millis(200), "a").await.expect("claim").remove(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.reap_expired().await.expect("reap").requeued, 1);
+    let second = store.claim(Lane::Default, 1, LEASE, "b").await.expect("claim").remove(0);
+    assert_eq!(second.attempts, 2);
+    let stale = Completion { attempt: attempt(&first), outcome: Outcome::Succeeded { result: Some(json!({"by": "a"})) } };
+    assert!(store.complete(&[stale]).await.expect("complete").is_empty(), "the stale attempt must not commit");
+    let fresh = Completion { attempt: attempt(&second), outcome: Outcome::Succeeded { result: Some(json!({"by": "b"})) } };
+    assert_eq!(store.complete(&[fresh]).await.expect("complete").len(), 1);
+    let job = store.get_job(&Scope::Platform, first.id).await.expect("get").expect("exists");
+    assert_eq!(job.status, Status::Succeeded);
+    assert_eq!(job.result, Some(json!({"by": "b"})));
+}
+
+async fn fencing_rejects_an_expired_lease(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    let job = store.claim(Lane::Default, 1, Duration::from_millis(200), "a").await.expect("claim").remove(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nobody reaped it yet, but the lease is gone: no commit, no heartbeat.
+    let done = Completion { attempt: attempt(&job), outcome: Outcome::Succeeded { result: None } };
+    assert!(store.complete(&[done]).await.expect("complete").is_empty());
+    let beat = store.heartbeat(&[attempt(&job)], LEASE).await.expect("heartbeat");
+    assert!(!beat[0].held);
+}
+
+async fn heartbeat_extends_leases_and_reports_cancels(backend: Backend) {
+    let store = store(backend).await;
+    let created = insert(&store, noop("t", "u")).await;
+    let job = store.claim(Lane::Default, 1, Duration::from_millis(500), "a").await.expect("claim").remove(0);
+    let beat = store.heartbeat(&[attempt(&job)], LEASE).await.expect("heartbeat");
+    assert!(beat[0].held && !beat[0].cancel_requested);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(store.reap_expired().await.expect("reap").requeued, 0, "the extended lease is alive");
+    match store.cancel_job(&Scope::Platform, created.id).await.expect("cancel") {
+        Some(CancelOutcome::Requested(job)) => assert_eq!(job.status, Status::Running),
+        other => panic!("expected a cancel request, got {other:?}"),
+    }
+    let beat = store.heartbeat(&[attempt(&job)], LEASE).await.expect("heartbeat");
+    assert!(beat[0].held && beat[0].cancel_requested);
+}
+
+async fn reaper_requeues_expired_leases_and_kills_the_last_attempt(backend: Backend) {
+    let store = store(backend).await;
+    let mut once = noop("t", "u");
+    once.max_attempts = 1;
+    let once = insert(&store, once).await;
+    let twice = insert(&store, noop("t", "u")).await;
+    let claimed = store.claim(Lane::Default, 2, Duration::from_millis(100), "a").await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = store.reap_expired().await.expect("reap");
+    assert_eq!((report.requeued, report.dead), (1, 1));
+    let once = store.get_job(&Scope::Platform, once.id).await.expect("get").expect("exists");
+    assert_eq!(once.status, Status::Dead);
+    assert!(once.error.as_deref().unwrap_or_default().contains("lease expired"));
+    let twice = store.get_job(&Scope::Platform, twice.id).await.expect("get").expect("exists");
+    assert_eq!((twice.status, twice.attempts), (Status::Queued, 1));
+}
+
+async fn release_gives_the_attempt_back(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    let job = store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").remove(0);
+    assert_eq!(store.release(&[attempt(&job)]).await.expect("release"), 1);
+    let again = store.claim(Lane::Default, 1, LEASE, "b").await.expect("claim").remove(0);
+    assert_eq!((again.id, again.attempts), (job.id, 1), "a release does not spend an attempt");
+}
+
+async fn idempotency_key_returns_the_same_job_or_a_conflict(backend: Backend) {
+    let store = store(backend).await;
+    let keyed = |hash: &str| {
+        let mut job = noop("t", "u");
+        job.idempotency_key = Some("key-1".into());
+        job.request_hash = Some(hash.into());
+        job
+    };
+    let first = insert(&store, keyed("h1")).await;
+    match store.insert_job(keyed("h1")).await.expect("insert") {
+        InsertOutcome::Existing(job) => assert_eq!(job.id, first.id),
+        other => panic!("expected the existing job, got {other:?}"),
+    }
+    assert!(matches!(store.insert_job(keyed("h2")).await.expect("insert"), InsertOutcome::Conflict(_)));
+    // The same key from another user is another job.
+    let mut other_user = keyed("h1");
+    other_user.user_id = "v".into();
+    insert(&store, other_user).await;
+}
+
+async fn reads_are_tenant_scoped(backend: Backend) {
+    let store = store(backend).await;
+    let mine = insert(&store, noop("acme", "alice")).await;
+    insert(&store, noop("acme", "bob")).await;
+    insert(&store, noop("globex", "carol")).await;
+    let alice = Scope::User { tenant_id: "acme".into(), user_id: "alice".into() };
+    let bob = Scope::User { tenant_id: "acme".into(), user_id: "bob".into() };
+    let acme = Scope::Tenant { tenant_id: "acme".into() };
+    let globex = Scope::Tenant { tenant_id: "globex".into() };
+    assert!(store.get_job(&alice, mine.id).await.expect("get").is_some());
+    assert!(store.get_job(&bob, mine.id).await.expect("get").is_none());
+    assert!(store.get_job(&acme, mine.id).await.expect("get").is_some());
+    assert!(store.get_job(&globex, mine.id).await.expect("get").is_none());
+    let filter = JobFilter { limit: 100, ..JobFilter::default() };
+    assert_eq!(store.list_jobs(&alice, &filter).await.expect("list").len(), 1);
+    assert_eq!(store.list_jobs(&acme, &filter).await.expect("list").len(), 2);
+    assert_eq!(store.list_jobs(&Scope::Platform, &filter).await.expect("list").len(), 3);
+    assert!(store.cancel_job(&globex, mine.id).await.expect("cancel").is_none());
+}
+
+async fn cancel_of_a_queued_job_is_immediate(backend: Backend) {
+    let store = store(backend).await;
+    let job = insert(&store, noop("t", "u")).await;
+    match store.cancel_job(&Scope::Platform, job.id).await.expect("cancel") {
+        Some(CancelOutcome::Cancelled(job)) => {
+            assert_eq!(job.status, Status::Cancelled);
+            assert!(job.finished_at.is_some());
+        }
+        other => panic!("expected a cancelled job, got {other:?}"),
+    }
+    assert!(store.claim(Lane::Default, 5, LEASE, "w").await.expect("claim").is_empty());
+    assert!(matches!(
+        store.cancel_job(&Scope::Platform, job.id).await.expect("cancel"),
+        Some(CancelOutcome::AlreadyFinal(_))
+    ));
+}
+
+async fn retry_puts_a_dead_job_back(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    let job = store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").remove(0);
+    let dead = Completion { attempt: attempt(&job), outcome: Outcome::Dead { error: "boom".into() } };
+    assert_eq!(store.complete(&[dead]).await.expect("complete").len(), 1);
+    let retried = store.retry_job(&Scope::Platform, job.id).await.expect("retry").expect("exists");
+    assert_eq!((retried.status, retried.attempts), (Status::Queued, 0));
+    assert_eq!(store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").len(), 1);
+}
+
+async fn only_one_leader_at_a_time(backend: Backend) {
+    let store = store(backend).await;
+    let ttl = Duration::from_millis(300);
+    assert!(store.try_lead("scheduler", "a", ttl).await.expect("lead"));
+    assert!(!store.try_lead("scheduler", "b", ttl).await.expect("lead"));
+    assert!(store.try_lead("scheduler", "a", ttl).await.expect("renew"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(store.try_lead("scheduler", "b", ttl).await.expect("take over"));
+    store.resign("scheduler", "b").await.expect("resign");
+    assert!(store.try_lead("scheduler", "a", ttl).await.expect("lead again"));
+}
+
+async fn errors_history_records_each_failed_attempt(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    let job = store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").remove(0);
+    let retry = Completion {
+        attempt: attempt(&job),
+        outcome: Outcome::Retry { error: "first".into(), run_at: Utc::now() },
+    };
+    assert_eq!(store.complete(&[retry]).await.expect("complete").len(), 1);
+    let job = store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").remove(0);
+    assert_eq!(job.attempts, 2);
+    let dead = Completion { attempt: attempt(&job), outcome: Outcome::Dead { error: "second".into() } };
+    store.complete(&[dead]).await.expect("complete");
+    let job = store.get_job(&Scope::Platform, job.id).await.expect("get").expect("exists");
+    let history = job.errors.as_array().expect("an array");
+    let messages: Vec<_> = history.iter().map(|e| (e["attempt"].as_i64(), e["error"].as_str())).collect();
+    assert_eq!(messages, vec![(Some(1), Some("first")), (Some(2), Some("second"))]);
+    assert_eq!(job.error.as_deref(), Some("second"));
+}
