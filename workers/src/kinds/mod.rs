@@ -1,0 +1,84 @@
+//! Job kinds: one module each. A kind is its payload type (in
+//! `longhaul_jobs::model`), a [`Handler`] here, its tests and its bench.
+
+mod noop;
+mod not_implemented;
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use longhaul_jobs::JobKind;
+use serde_json::Value;
+
+use crate::runtime::JobContext;
+
+pub use noop::Noop;
+pub use not_implemented::NotImplemented;
+
+/// Why an attempt failed, which decides what happens next.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt: a timeout, a flaky network, a busy provider.
+    #[error("{0}")]
+    Retryable(String),
+    /// Will fail the same way every time: a bad payload, a missing account.
+    /// The job goes `dead` at once.
+    #[error("{0}")]
+    Permanent(String),
+    /// The handler saw its cancellation token trip and stopped.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl JobError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        JobError::Retryable(message.into())
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        JobError::Permanent(message.into())
+    }
+}
+
+/// What a successful attempt returns: the job's `result`, if any.
+pub type JobResult = Result<Option<Value>, JobError>;
+
+/// Runs one kind of job.
+///
+/// Handlers must watch `ctx.cancel` at their await points: it trips on a
+/// cancel request, on lease loss, on timeout and at the end of the shutdown
+/// grace period.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    fn kind(&self) -> JobKind;
+    async fn run(&self, ctx: &JobContext) -> JobResult;
+}
+
+/// The handlers this process can run, by kind.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<JobKind, Arc<dyn Handler>>,
+}
+
+impl Registry {
+    /// Every kind this version of longhaul ships: `noop`, and the kinds whose
+    /// handlers have not landed yet, which fail permanently and say so.
+    pub fn with_defaults() -> Self {
+        let mut registry = Registry::default();
+        registry.register(Noop);
+        for kind in JobKind::ALL {
+            if registry.get(kind).is_none() {
+                registry.register(NotImplemented(kind));
+            }
+        }
+        registry
+    }
+
+    pub fn register(&mut self, handler: impl Handler) {
+        self.handlers.insert(handler.kind(), Arc::new(handler));
+    }
+
+    pub fn get(&self, kind: JobKind) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(&kind).cloned()
+    }
+}

@@ -1,0 +1,124 @@
+//! The worker runtime: lane pools, leases and heartbeats, retries, graceful
+//! shutdown, and the scheduler.
+//!
+//! [`Runtime::start`] spawns one pool per lane plus the scheduler;
+//! [`Runtime::shutdown`] stops receiving, lets in-flight jobs finish within the
+//! grace period, releases the rest, and returns when everything has stopped.
+
+mod context;
+mod pool;
+mod retry;
+mod scheduler;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use longhaul_jobs::{DynStore, JobKind, Lane};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use context::{CancelReason, Cancellation, JobContext};
+pub use retry::RetryPolicy;
+
+use crate::kinds::Registry;
+
+/// How a worker process runs. Every field has a production default; the CLI
+/// fills them from flags and `LONGHAUL_*` variables.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Names this process in leases and logs (`locked_by`).
+    pub worker_id: String,
+    /// The lanes this process serves, with each one's concurrency.
+    pub lanes: Vec<(Lane, usize)>,
+    /// How long a claimed job is ours without a heartbeat.
+    pub lease: Duration,
+    /// How often running leases are extended. A third of the lease survives
+    /// two missed beats.
+    pub heartbeat: Duration,
+    /// How often an idle lane looks for work when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// Most jobs one claim takes (it never takes more than the free slots).
+    pub claim_batch: usize,
+    /// In-flight jobs get this long to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// A cancelled handler that ignores its token is dropped after this.
+    pub cancel_grace: Duration,
+    pub retry: RetryPolicy,
+    /// How often the scheduler leader reaps expired leases.
+    pub reap_interval: Duration,
+    /// Finished jobs older than this are pruned (dead jobs are kept).
+    pub retention: Duration,
+    /// Whether this process takes part in scheduler leadership.
+    pub scheduler: bool,
+    /// Per-kind timeouts that replace the kind's default.
+    pub timeouts: HashMap<JobKind, Duration>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        let lease = Duration::from_secs(30);
+        WorkerConfig {
+            worker_id: default_worker_id(),
+            lanes: Lane::ALL.into_iter().map(|lane| (lane, lane.default_concurrency())).collect(),
+            lease,
+            heartbeat: lease / 3,
+            poll_interval: Duration::from_secs(1),
+            claim_batch: 1_000,
+            shutdown_grace: Duration::from_secs(25),
+            cancel_grace: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            reap_interval: Duration::from_secs(5),
+            retention: Duration::from_secs(14 * 24 * 60 * 60),
+            scheduler: true,
+            timeouts: HashMap::new(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub fn timeout_for(&self, kind: JobKind) -> Duration {
+        self.timeouts.get(&kind).copied().unwrap_or_else(|| kind.timeout())
+    }
+}
+
+/// `hostname-pid`: unique per process, and readable in the dashboard.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Running lane pools and the scheduler.
+pub struct Runtime {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Runtime {
+    pub fn start(store: DynStore, registry: Registry, config: WorkerConfig) -> Runtime {
+        let config = Arc::new(config);
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let lanes = Arc::new(pool::Lanes { store: store.clone(), registry, config: config.clone() });
+        for (lane, concurrency) in config.lanes.iter().copied() {
+            tasks.spawn(pool::run_lane(lanes.clone(), lane, concurrency.max(1), stop.clone()));
+        }
+        if config.scheduler {
+            tasks.spawn(scheduler::run(store, config.clone(), stop.clone()));
+        }
+        Runtime { stop, tasks }
+    }
+
+    /// Stops receiving, lets in-flight jobs finish within the grace period,
+    /// releases the rest for immediate redelivery, and waits for it all.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Err(err) = joined {
+                tracing::error!(error = %err, "a worker task ended abnormally");
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! A lane's pool: claims as many jobs as it has free slots, runs each under
+//! a lease kept alive by one batched heartbeat, and commits outcomes in
+//! batches.
+//!
+//! Three tasks cooperate per lane:
+//! - the claim loop (this module's [`run_lane`]) owns the job tasks;
+//! - the heartbeat extends every running lease in one statement, and trips
+//!   the token of attempts that lost their lease or were asked to cancel;
+//! - the committer drains finished attempts from a channel and commits them
+//!   in one fenced statement per batch. A slot frees only after its commit,
+//!   so the pool never holds more jobs than its concurrency.
+
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::Utc;
+use futures::FutureExt;
+use longhaul_jobs::{
+    store::{AttemptRef, Completion, Outcome},
+    DynStore, Job, Lane,
+};
+use tokio::{
+    sync::{mpsc, OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{
+    context::{CancelReason, Cancellation, JobContext},
+    WorkerConfig,
+};
+use crate::kinds::{JobError, Registry};
+
+/// Most outcomes committed in one statement.
+const COMMIT_BATCH: usize = 1_000;
+
+/// Attempts running in this pool. Keyed by attempt, not job: after a lease
+/// loss the same job can run here again under a new attempt number while the
+/// stale attempt is still winding down.
+type InFlight = Arc<Mutex<HashMap<AttemptRef, Cancellation>>>;
+
+/// A finished attempt on its way to the committer, holding its slot.
+struct Finished {
+    attempt: AttemptRef,
+    /// None when the attempt lost its lease: nothing to commit, but its slot
+    /// and its place in the heartbeat must still be given up.
+    completion: Option<Completion>,
+    _slot: OwnedSemaphorePermit,
+}
+
+pub(super) struct Lanes {
+    pub store: DynStore,
+    pub registry: Registry,
+    pub config: Arc<WorkerConfig>,
+}
+
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, Cancellation>> {
+    // A poisoned map only means a panic elsewhere while it was held; the map
+    // itself is still consistent (inserts and removes are single calls).
+    in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs one lane until `stop` trips, then shuts it down gracefully: in-flight
+/// jobs get `config.shutdown_grace` to finish, and whatever is still running
+/// after that is released for immediate redelivery.
+pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, stop: CancellationToken) {
+    let Lanes { store, config, .. } = &*lanes;
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let in_flight: InFlight = Arc::default();
+    let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();
+    let committer = tokio::spawn(commit_loop(store.clone(), in_flight.clone(), finished_rx));
+    let heartbeat_stop = CancellationToken::new();
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        store.clone(),
+        in_flight.clone(),
+        config.lease,
+        config.heartbeat,
+        heartbeat_stop.clone(),
+    ));
+    let mut jobs = JoinSet::new();
+    let wakeup = store.wakeups().clone();
+    tracing::info!(%lane, concurrency, "lane started");
+
+    loop {
+        while jobs.try_join_next().is_some() {}
+        // Wait for at least one free slot, then take every other free one.
+        let first = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < config.claim_batch {
+            match slots.clone().try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        let claimed = match store.claim(lane, permits.len(), config.lease, &config.worker_id).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!(%lane, error = %err, "claim failed; retrying after the poll interval");
+                drop(permits);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(config.poll_interval) => continue,
+                }
+            }
+        };
+        let got_all = claimed.len() == permits.len();
+        let idle = claimed.is_empty();
+        for job in claimed {
+            let Some(slot) = permits.pop() else { break };
+            let cancel = Cancellation::default();
+            let attempt = AttemptRef { id: job.id, attempt: job.attempts };
+            lock(&in_flight).insert(attempt, cancel.clone());
+            jobs.spawn(run_attempt(lanes.clone(), job, cancel, slot, finished_tx.clone()));
+        }
+        drop(permits);
+        if idle {
+            let notified = wakeup.lane(lane).map(|notify| notify.notified());
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(config.poll_interval) => {}
+                _ = async { match notified { Some(n) => n.await, None => std::future::pending().await } } => {}
+            }
+        } else if !got_all {
+            // A partial batch means the queue is drained for now; a short
+            // pause keeps a trickle of jobs from costing one claim per job.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    // Shutdown: stop receiving (done), let in-flight jobs finish within the
+    // grace period, then release the rest.
+    let in_flight_at_stop = jobs.len();
+    tracing::info!(%lane, in_flight = in_flight_at_stop, grace_secs = config.shutdown_grace.as_secs_f64(), "lane stopping");
+    let deadline = Instant::now() + config.shutdown_grace;
+    loop {
+        tokio::select! {
+            next = jobs.join_next() => if next.is_none() { break },
+            _ = tokio::time::sleep_until(deadline) => {
+                for cancel in lock(&in_flight).values() {
+                    cancel.cancel(CancelReason::Shutdown);
+                }
+                // Cooperative handlers stop at once; others are dropped.
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    while jobs.join_next().await.is_some() {}
+                }).await;
+                jobs.abort_all();
+                while jobs.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    // Every job task has ended: commit what finished, then release the rest.
+    drop(finished_tx);
+    let _ = committer.await;
+    heartbeat_stop.cancel();
+    let _ = heartbeat.await;
+    let leftovers: Vec<AttemptRef> = lock(&in_flight).keys().copied().collect();
+    if !leftovers.is_empty() {
+        match store.release(&leftovers).await {
+            Ok(released) => tracing::info!(%lane, released, "released unfinished jobs for immediate redelivery"),
+            Err(err) => tracing::error!(%lane, error = %err, "could not release unfinished jobs; their leases will expire and the reaper will requeue them"),
+        }
+    }
+    tracing::info!(%lane, "lane stopped");
+}
+
+/// Runs one attempt and hands its outcome to the committer.
+async fn run_attempt(
+    lanes: Arc<Lanes>,
+    job: Job,
+    cancel: Cancellation,
+    slot: OwnedSemaphorePermit,
+    finished: mpsc::UnboundedSender<Finished>,
+) {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        kind = %job.kind,
+        tenant = %job.tenant_id,
+        attempt = job.attempts,
+        traceparent = job.traceparent.as_deref().unwrap_or(""),
+    );
+    async move {
+        let attempt = AttemptRef { id: job.id, attempt: job.attempts };
+        let kind = job.kind;
+        let timeout = lanes.config.timeout_for(kind);
+        let (max_attempts, attempts) = (job.max_attempts, job.attempts);
+        let started = Instant::now();
+        let result = match lanes.registry.get(kind) {
+            None => Err(JobError::permanent(format!("this worker has no handler for `{kind}`"))),
+            Some(handler) => {
+                let ctx = JobContext { job, cancel: cancel.token().clone(), store: lanes.store.clone() };
+                let run = AssertUnwindSafe(handler.run(&ctx)).catch_unwind();
+                tokio::select! {
+                    outcome = run => outcome.unwrap_or_else(|panic| Err(JobError::retryable(format!(
+                        "the handler panicked: {}", panic_message(&panic)
+                    )))),
+                    _ = tokio::time::sleep(timeout) => {
+                        cancel.cancel(CancelReason::Timeout);
+                        Err(JobError::retryable(format!("timed out after {}s", timeout.as_secs())))
+                    }
+                    // A handler that ignores its token is given a moment, then dropped.
+                    _ = async { cancel.token().cancelled().await; tokio::time::sleep(lanes.config.cancel_grace).await } => {
+                        Err(JobError::Cancelled)
+                    }
+                }
+            }
+        };
+        let outcome = match (cancel.reason(), result) {
+            // Whatever the handler says, nothing it does can commit.
+            (Some(CancelReason::LeaseLost), _) => {
+                tracing::warn!("lease lost; dropping this attempt's outcome");
+                let _ = finished.send(Finished { attempt, completion: None, _slot: slot });
+                return;
+            }
+            // Released by the lane after the grace period.
+            (Some(CancelReason::Shutdown), _) => return,
+            (Some(CancelReason::Requested), Err(_)) => Outcome::Cancelled { reason: "cancelled by request".into() },
+            (_, Ok(result)) => Outcome::Succeeded { result },
+            (_, Err(JobError::Cancelled)) => Outcome::Cancelled { reason: "cancelled by request".into() },
+            (_, Err(JobError::Permanent(error))) => Outcome::Dead { error },
+            (_, Err(JobError::Retryable(error))) if attempts >= max_attempts => Outcome::Dead {
+                error: format!("{error} (gave up after {attempts} attempts)"),
+            },
+            (_, Err(JobError::Retryable(error))) => {
+                let delay = lanes.config.retry.delay(attempts);
+                let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                Outcome::Retry { error, run_at }
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &outcome {
+            Outcome::Succeeded { .. } => tracing::debug!(elapsed_ms, "job succeeded"),
+            Outcome::Retry { error, run_at } => tracing::warn!(elapsed_ms, %error, %run_at, "job failed; will retry"),
+            Outcome::Dead { error } => tracing::error!(elapsed_ms, %error, "job is dead"),
+            Outcome::Cancelled { .. } => tracing::info!(elapsed_ms, "job cancelled"),
+        }
+        // The committer is only gone if the lane is shutting down, in which
+        // case this attempt is released instead.
+        let _ = finished.send(Finished { attempt, completion: Some(Completion { attempt, outcome }), _slot: slot });
+    }
+    .instrument(span)
+    .await
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// Commits finished attempts in batches: whatever has arrived by the time the
+/// previous commit returns goes in the next statement.
+async fn commit_loop(store: DynStore, in_flight: InFlight, mut finished: mpsc::UnboundedReceiver<Finished>) {
+    let mut batch = Vec::with_capacity(COMMIT_BATCH);
+    while finished.recv_many(&mut batch, COMMIT_BATCH).await > 0 {
+        let completions: Vec<Completion> = batch.iter().filter_map(|f| f.completion.clone()).collect();
+        let commit = || async { store.complete(&completions).await };
+        match commit
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_times(5))
+            .notify(|err, after| tracing::warn!(error = %err, retry_in_ms = after.as_millis() as u64, "commit failed; retrying"))
+            .await
+        {
+            Ok(committed) => {
+                if committed.len() < completions.len() {
+                    tracing::warn!(
+                        rejected = completions.len() - committed.len(),
+                        "some outcomes were fenced off: their lease had expired or another attempt owns the job"
+                    );
+                }
+            }
+            Err(err) => tracing::error!(
+                error = %err,
+                jobs = completions.len(),
+                "could not commit outcomes; their leases will expire and the jobs will run again"
+            ),
+        }
+        let mut running = lock(&in_flight);
+        for done in &batch {
+            running.remove(&done.attempt);
+        }
+        drop(running);
+        // Dropping the batch frees the slots.
+        batch.clear();
+    }
+}
+
+/// Extends every lease of the pool in one statement, and trips the token of
+/// attempts that lost their lease or were asked to cancel.
+async fn heartbeat_loop(
+    store: DynStore,
+    in_flight: InFlight,
+    lease: Duration,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let attempts: Vec<AttemptRef> = lock(&in_flight).keys().copied().collect();
+        if attempts.is_empty() {
+            continue;
+        }
+        match store.heartbeat(&attempts, lease).await {
+            Ok(states) => {
+                let running = lock(&in_flight);
+                for state in states {
+                    let Some(cancel) = running.get(&state.attempt) else { continue };
+                    if !state.held {
+                        tracing::warn!(job_id = %state.attempt.id, attempt = state.attempt.attempt, "lease lost");
+                        cancel.cancel(CancelReason::LeaseLost);
+                    } else if state.cancel_requested {
+                        cancel.cancel(CancelReason::Requested);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "heartbeat failed; leases may expire"),
+        }
+    }
+}
