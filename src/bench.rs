@@ -1,0 +1,250 @@
+//! `longhaul bench`: the queue benchmark, shipped with the product (like
+//! `river bench`), measured the way `shared/bench-peers` measures the peers.
+//!
+//! One run: a fresh database; N no-op jobs bulk-inserted (timed: enqueue
+//! jobs/s); on PostgreSQL a CHECKPOINT (not timed); then the drain, timed from
+//! the moment the real worker runtime starts until the database shows nothing
+//! pending, checked only after the handler has run N times. Job rows are kept:
+//! the status API needs them. Then pickup latency: jobs trickled in while the
+//! workers idle, `started_at - created_at` as recorded by the database.
+
+use std::{
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use longhaul_jobs::{store::JobFilter, DynStore, JobKind, Lane, NewJob, Scope, Status};
+use longhaul_workers::{kinds::JobResult, Handler, JobContext, Registry, Runtime, WorkerConfig};
+use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::cli::BenchArgs;
+
+/// The real `noop` handler, counted.
+struct CountedNoop {
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Handler for CountedNoop {
+    fn kind(&self) -> JobKind {
+        JobKind::Noop
+    }
+    async fn run(&self, ctx: &JobContext) -> JobResult {
+        let result = longhaul_workers::kinds::Noop.run(ctx).await;
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+}
+
+/// A database that exists for one run.
+enum BenchDb {
+    Postgres { admin_url: String, name: String, url: String },
+    Sqlite { _dir: tempfile::TempDir, url: String },
+}
+
+impl BenchDb {
+    async fn create(args: &BenchArgs) -> anyhow::Result<BenchDb> {
+        match args.backend.as_str() {
+            "postgres" => {
+                let admin_url = crate::config::env("LONGHAUL_BENCH_DATABASE_URL").unwrap_or_else(|| args.database_url.clone());
+                let name = format!("longhaul_bench_{}", std::process::id());
+                let mut admin = PgConnection::connect(&admin_url).await.context("connecting to the bench PostgreSQL")?;
+                admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+                admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+                let url = replace_database(&admin_url, &name);
+                Ok(BenchDb::Postgres { admin_url, name, url })
+            }
+            "sqlite" => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                Ok(BenchDb::Sqlite { _dir: dir, url })
+            }
+            other => bail!("unknown backend `{other}`; expected sqlite or postgres"),
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            BenchDb::Postgres { url, .. } | BenchDb::Sqlite { url, .. } => url,
+        }
+    }
+
+    async fn checkpoint(&self) -> anyhow::Result<()> {
+        if let BenchDb::Postgres { url, .. } = self {
+            let mut conn = PgConnection::connect(url).await?;
+            conn.execute("CHECKPOINT").await?;
+        }
+        Ok(())
+    }
+
+    async fn drop_db(self) -> anyhow::Result<()> {
+        if let BenchDb::Postgres { admin_url, name, .. } = self {
+            let mut admin = PgConnection::connect(&admin_url).await?;
+            admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+        }
+        Ok(())
+    }
+}
+
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let base = base[start..].find('/').map_or(base, |slash| &base[..start + slash]);
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Busy and total jiffies of the whole machine, from /proc/stat.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?;
+    let values: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: u64 = values.iter().sum();
+    let idle = values.get(3)? + values.get(4).unwrap_or(&0);
+    Some((total - idle, total))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn noop_jobs(n: usize, tenant: &str) -> Vec<NewJob> {
+    (0..n).map(|_| NewJob::new(tenant, "bench", JobKind::Noop, json!({}))).collect()
+}
+
+fn runtime_config(concurrency: usize) -> WorkerConfig {
+    WorkerConfig {
+        lanes: vec![(Lane::Default, concurrency)],
+        scheduler: false,
+        poll_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    }
+}
+
+async fn pending(store: &DynStore) -> anyhow::Result<i64> {
+    let stats = store.lane_stats().await?;
+    Ok(stats.iter().filter(|s| s.lane == Lane::Default).map(|s| s.depth + s.in_flight + s.delayed).sum())
+}
+
+async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Value> {
+    let db = BenchDb::create(args).await?;
+    let store = longhaul_jobs::connect(db.url()).await?;
+    store.migrate().await?;
+
+    // Enqueue, timed on its own.
+    let jobs = noop_jobs(args.jobs, "bench");
+    let started = Instant::now();
+    for chunk in jobs.chunks(args.insert_batch.max(1)) {
+        store.insert_jobs(chunk).await?;
+    }
+    let enqueue_s = started.elapsed().as_secs_f64();
+    drop(jobs);
+    db.checkpoint().await?;
+
+    // Drain, timed from the runtime's start to an empty queue.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut registry = Registry::default();
+    registry.register(CountedNoop { runs: runs.clone() });
+    let cpu_before = cpu_times();
+    let started = Instant::now();
+    let runtime = Runtime::start(store.clone(), registry, runtime_config(args.concurrency));
+    while runs.load(Ordering::Relaxed) < args.jobs {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    while pending(&store).await? > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drain_s = started.elapsed().as_secs_f64();
+    let cpu_busy_pct = match (cpu_before, cpu_times()) {
+        (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+            100.0 * (busy1 - busy0) as f64 / (total1 - total0) as f64
+        }
+        _ => f64::NAN,
+    };
+    let succeeded = store
+        .list_jobs(&Scope::Platform, &JobFilter { status: Some(Status::Succeeded), limit: 1, ..JobFilter::default() })
+        .await?
+        .len();
+    if succeeded == 0 && args.jobs > 0 {
+        bail!("the drain finished without a succeeded job row");
+    }
+
+    // Pickup latency: a trickle of small batches into an idle, running pool.
+    let batch = 5;
+    for _ in 0..args.latency_jobs.div_ceil(batch) {
+        store.insert_jobs(&noop_jobs(batch, "latency")).await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let target = args.jobs + args.latency_jobs.div_ceil(batch) * batch;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runs.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    runtime.shutdown().await;
+    let scope = Scope::Tenant { tenant_id: "latency".into() };
+    let finished = store
+        .list_jobs(&scope, &JobFilter { limit: u32::try_from(target).unwrap_or(u32::MAX), ..JobFilter::default() })
+        .await?;
+    let mut pickup_ms: Vec<f64> = finished
+        .iter()
+        .filter_map(|job| job.started_at.map(|started| (started - job.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0))
+        .collect();
+    pickup_ms.sort_by(f64::total_cmp);
+    drop(store);
+    db.drop_db().await?;
+
+    Ok(json!({
+        "peer": "longhaul",
+        "version": env!("CARGO_PKG_VERSION"),
+        "backend": args.backend,
+        "config": format!("c{}-{}", args.concurrency, args.backend),
+        "run": run,
+        "n": args.jobs,
+        "enqueue_batch": args.insert_batch,
+        "concurrency": args.concurrency,
+        "enqueue_s": round3(enqueue_s),
+        "enqueue_jobs_per_s": (args.jobs as f64 / enqueue_s).round(),
+        "drain_s": round3(drain_s),
+        "drain_jobs_per_s": (args.jobs as f64 / drain_s).round(),
+        "drain_machine_cpu_busy_pct": (cpu_busy_pct * 10.0).round() / 10.0,
+        "pickup_samples": pickup_ms.len(),
+        "pickup_p50_ms": round3(percentile(&pickup_ms, 50.0)),
+        "pickup_p99_ms": round3(percentile(&pickup_ms, 99.0)),
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    for run in 1..=args.runs.max(1) {
+        let result = one_run(&args, run).await?;
+        eprintln!(
+            "longhaul {} run {run}: enqueue {} jobs/s, drain {} jobs/s ({} jobs, {}% CPU), pickup p50 {} ms, p99 {} ms",
+            args.backend,
+            result["enqueue_jobs_per_s"],
+            result["drain_jobs_per_s"],
+            args.jobs,
+            result["drain_machine_cpu_busy_pct"],
+            result["pickup_p50_ms"],
+            result["pickup_p99_ms"],
+        );
+        println!("{result}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,153 @@
+//! The command line. Flags have environment variables of the same meaning;
+//! as 12-factor wants, a set variable overrides its flag (see `config`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "longhaul", version, about = "Long-running jobs: API, workers and scheduler in one binary")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// API, workers for every lane and the scheduler in one process, on
+    /// embedded defaults (SQLite, local objects, the embedded queue).
+    Up(UpArgs),
+    /// The API only (the `api` container).
+    Api(ApiArgs),
+    /// Workers only (the `worker` containers), with the leader-elected scheduler.
+    Worker(WorkerArgs),
+    /// Apply database migrations, then exit.
+    Migrate(MigrateArgs),
+    /// Print a dev JWT signed with the data dir's dev key.
+    Token(TokenArgs),
+    /// Submit a job through the API.
+    Submit(SubmitArgs),
+    /// Submit one job of every kind on the sample data, against a running `up`.
+    Demo(DemoArgs),
+    /// Measure the queue: bulk insert, then drain no-op jobs with the real runtime.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    /// Where `up` keeps its SQLite database, objects and dev signing key [env: LONGHAUL_DATA_DIR]
+    #[arg(long, default_value = "./.longhaul")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// Address the API listens on [env: LONGHAUL_LISTEN]
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// Address the API listens on [env: LONGHAUL_LISTEN]
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// Comma-separated lanes to serve: video, reports, email, refresh, default [env: LONGHAUL_LANES]
+    #[arg(long, value_delimiter = ',')]
+    pub lanes: Vec<String>,
+    /// Jobs run at once per lane; each lane's own default when unset [env: LONGHAUL_CONCURRENCY]
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long)]
+    pub user: String,
+    /// user, admin or platform
+    #[arg(long, default_value = "user")]
+    pub role: String,
+    /// How long the token is valid, in hours
+    #[arg(long, default_value_t = 24 * 30)]
+    pub ttl_hours: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The API's base URL [env: LONGHAUL_URL]
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Bearer token; a dev admin token from the data dir's key when unset [env: LONGHAUL_TOKEN]
+    #[arg(long)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The job kind: email_poll, reservation_refresh, report_build, video_compile, noop
+    pub kind: String,
+    /// The payload as JSON, or @file to read it from a file
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
+    /// Show a progress bar until the job ends; exit non-zero unless it succeeded
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print one JSON object instead of the human summary
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// sqlite or postgres
+    #[arg(long, default_value = "postgres")]
+    pub backend: String,
+    /// PostgreSQL server to create the bench database on [env: LONGHAUL_BENCH_DATABASE_URL]
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+    /// Jobs to insert and drain
+    #[arg(long, default_value_t = 50_000)]
+    pub jobs: usize,
+    /// Worker slots in the lane (and so the largest claim)
+    #[arg(long, default_value_t = 1_000)]
+    pub concurrency: usize,
+    /// Rows per insert statement
+    #[arg(long, default_value_t = 10_000)]
+    pub insert_batch: usize,
+    /// Jobs trickled in afterwards to measure pickup latency
+    #[arg(long, default_value_t = 2_000)]
+    pub latency_jobs: usize,
+    /// Repeat the whole measurement this many times, each on a fresh database
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+}

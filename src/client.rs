@@ -1,0 +1,209 @@
+//! The client commands: `token`, `submit` and `demo`. They talk to a running
+//! API over HTTP, the way a mobile app or a script would.
+
+use std::{collections::BTreeMap, path::Path, process::ExitCode, time::Duration};
+
+use anyhow::{bail, Context};
+use backon::{ExponentialBuilder, Retryable};
+use indicatif::{ProgressBar, ProgressStyle};
+use longhaul_api::auth;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::{
+    cli::{ClientArgs, DemoArgs, SubmitArgs, TokenArgs},
+    config,
+    serve::{dev_key_path, DEV_ADMIN, DEV_TENANT},
+};
+
+pub fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(&args.data_dir.data_dir);
+    let key = auth::load_or_create_dev_key(&dev_key_path(&data_dir))?;
+    let role: auth::Role = args.role.parse()?;
+    let ttl = Duration::from_secs(args.ttl_hours.saturating_mul(3600));
+    println!("{}", auth::mint_dev_token(&key, &args.tenant, &args.user, role, ttl)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An HTTP client for the API, with the caller's token.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(args: &ClientArgs) -> anyhow::Result<Client> {
+        let base = config::env("LONGHAUL_URL").unwrap_or_else(|| args.url.clone());
+        let token = match config::env("LONGHAUL_TOKEN").or_else(|| args.token.clone()) {
+            Some(token) => token,
+            None => {
+                let data_dir = config::data_dir(&args.data_dir.data_dir);
+                let key = auth::load_dev_key(&dev_key_path(&data_dir)).with_context(|| {
+                    format!(
+                        "no --token given and no dev key in {}; pass --token, set LONGHAUL_TOKEN, or point --data-dir at the one `longhaul up` uses",
+                        data_dir.display()
+                    )
+                })?;
+                auth::mint_dev_token(&key, DEV_TENANT, DEV_ADMIN, auth::Role::Admin, Duration::from_secs(3600))?
+            }
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Client { http, base: base.trim_end_matches('/').to_owned(), token })
+    }
+
+    /// Sends a request, retrying connection errors and 5xx/429 with backoff:
+    /// networks are flaky, and the idempotency key makes a retried POST safe.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let attempt = || async {
+            let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            let response = request.send().await.map_err(|err| Failure::Transient(anyhow::anyhow!("{url}: {err}")))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|err| Failure::Transient(err.into()))?;
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if status.is_success() {
+                Ok(value)
+            } else {
+                let detail = value.get("detail").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
+                let err = anyhow::anyhow!("{method} {path}: {status}: {detail}");
+                if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    Err(Failure::Transient(err))
+                } else {
+                    Err(Failure::Final(err))
+                }
+            }
+        };
+        attempt
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(5).with_jitter())
+            .when(|failure| matches!(failure, Failure::Transient(_)))
+            .await
+            .map_err(Failure::into_inner)
+    }
+
+    async fn submit(&self, kind: &str, payload: &Value) -> anyhow::Result<Value> {
+        let key = uuid::Uuid::new_v4().to_string();
+        self.send(reqwest::Method::POST, "/v1/jobs", Some(&json!({"kind": kind, "payload": payload})), Some(&key)).await
+    }
+
+    async fn job(&self, id: &str) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::GET, &format!("/v1/jobs/{id}"), None, None).await
+    }
+
+    /// Polls the job until it ends, moving `bar` with its progress.
+    async fn wait(&self, id: &str, bar: &ProgressBar) -> anyhow::Result<Value> {
+        loop {
+            let job = self.job(id).await?;
+            let status = job["status"].as_str().unwrap_or("unknown").to_owned();
+            bar.set_position(job["progress"].as_u64().unwrap_or(0));
+            bar.set_message(status.clone());
+            if matches!(status.as_str(), "succeeded" | "failed" | "dead" | "cancelled") {
+                bar.finish_with_message(status);
+                return Ok(job);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+enum Failure {
+    Transient(anyhow::Error),
+    Final(anyhow::Error),
+}
+
+impl Failure {
+    fn into_inner(self) -> anyhow::Error {
+        match self {
+            Failure::Transient(err) | Failure::Final(err) => err,
+        }
+    }
+}
+
+fn progress_bar(label: &str, hidden: bool) -> ProgressBar {
+    let bar = if hidden { ProgressBar::hidden() } else { ProgressBar::new(100) };
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos:>3}% {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(label.to_owned());
+    bar
+}
+
+fn read_payload(raw: &str) -> anyhow::Result<Value> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(Path::new(path)).with_context(|| format!("cannot read the payload file {path}"))?,
+        None => raw.to_owned(),
+    };
+    serde_json::from_str(&text).context("the payload is not valid JSON")
+}
+
+pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let payload = read_payload(&args.payload)?;
+    let client = Client::new(&args.client)?;
+    let job = client.submit(&args.kind, &payload).await?;
+    let id = job["id"].as_str().context("the API answered without a job id")?.to_owned();
+    if !args.wait {
+        println!("{}", serde_json::to_string_pretty(&job)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = progress_bar(&args.kind, false);
+    let job = client.wait(&id, &bar).await?;
+    println!("{}", serde_json::to_string_pretty(&job)?);
+    Ok(if job["status"] == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// One kind's line in `demo --json`.
+#[derive(Debug, Serialize)]
+struct DemoResult {
+    job_id: String,
+    status: String,
+    artifacts: Vec<Value>,
+}
+
+/// What the demo submits: every kind whose handler has landed. The other
+/// kinds join as their issues land, with their sample data from `assets/`.
+fn demo_jobs() -> Vec<(&'static str, Value)> {
+    vec![("noop", json!({"sleep_ms": 1500}))]
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.client)?;
+    let mut submitted = Vec::new();
+    for (kind, payload) in demo_jobs() {
+        let job = client.submit(kind, &payload).await.with_context(|| format!("submitting {kind}"))?;
+        let id = job["id"].as_str().context("the API answered without a job id")?.to_owned();
+        submitted.push((kind, id));
+    }
+    let mut results = BTreeMap::new();
+    let mut all_ok = true;
+    for (kind, id) in submitted {
+        let bar = progress_bar(kind, args.json);
+        let job = client.wait(&id, &bar).await?;
+        let status = job["status"].as_str().unwrap_or("unknown").to_owned();
+        all_ok &= status == "succeeded";
+        let artifacts = job["artifacts"].as_array().cloned().unwrap_or_default();
+        if !args.json {
+            println!("{kind}: {status} — job {}/v1/jobs/{id}", client.base);
+            if let Some(error) = job["error"].as_str() {
+                println!("  error: {error}");
+            }
+            for artifact in &artifacts {
+                println!("  artifact {}: {}", artifact["name"], artifact["url"]);
+            }
+        }
+        results.insert(kind.to_owned(), DemoResult { job_id: id, status, artifacts });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+    }
+    if !all_ok {
+        bail!("not every demo job succeeded");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,103 @@
+//! Settings from flags and `LONGHAUL_*` variables. A set variable overrides
+//! its flag (the spec's 12-factor rule), and a bad value is an error that
+//! names the variable, never a silent default.
+
+use std::{collections::HashMap, path::PathBuf, str::FromStr, time::Duration};
+
+use anyhow::{bail, Context};
+use longhaul_jobs::Lane;
+use longhaul_workers::{runtime::RetryPolicy, WorkerConfig};
+
+/// The variable's value, if set and not empty.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+/// The variable parsed, or `None` when unset.
+pub fn env_parse<T: FromStr>(name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    env(name)
+        .map(|value| value.trim().parse::<T>().map_err(|err| anyhow::anyhow!("{name}=`{value}` is invalid: {err}")))
+        .transpose()
+}
+
+fn env_secs(name: &str) -> anyhow::Result<Option<Duration>> {
+    Ok(env_parse::<f64>(name)?.map(|secs| Duration::from_secs_f64(secs.max(0.0))))
+}
+
+pub fn data_dir(flag: &std::path::Path) -> PathBuf {
+    env("LONGHAUL_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| flag.to_path_buf())
+}
+
+pub fn listen(flag: &str) -> String {
+    env("LONGHAUL_LISTEN").unwrap_or_else(|| flag.to_owned())
+}
+
+/// `LONGHAUL_DATABASE_URL`, or SQLite in the data dir.
+pub fn database_url(data_dir: &std::path::Path) -> String {
+    env("LONGHAUL_DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("longhaul.db").display()))
+}
+
+/// Only the embedded queue exists in this version; say so instead of
+/// quietly ignoring `sqs`.
+pub fn check_queue_backend() -> anyhow::Result<()> {
+    match env("LONGHAUL_QUEUE").as_deref() {
+        None | Some("embedded") => Ok(()),
+        Some("sqs") => bail!("LONGHAUL_QUEUE=sqs is not available in this version yet; use `embedded`"),
+        Some(other) => bail!("LONGHAUL_QUEUE=`{other}` is unknown; expected `embedded` or `sqs`"),
+    }
+}
+
+pub fn body_limit() -> anyhow::Result<usize> {
+    Ok(env_parse("LONGHAUL_BODY_LIMIT_BYTES")?.unwrap_or(longhaul_api::DEFAULT_BODY_LIMIT))
+}
+
+/// The worker runtime's settings.
+pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow::Result<WorkerConfig> {
+    let defaults = WorkerConfig::default();
+    let lane_names: Vec<String> = match env("LONGHAUL_LANES") {
+        Some(value) => value.split(',').map(|lane| lane.trim().to_owned()).filter(|l| !l.is_empty()).collect(),
+        None => lanes_flag.to_vec(),
+    };
+    let lanes: Vec<Lane> = if lane_names.is_empty() {
+        Lane::ALL.to_vec()
+    } else {
+        lane_names
+            .iter()
+            .map(|name| name.parse::<Lane>().with_context(|| "expected video, reports, email, refresh or default"))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let concurrency = env_parse::<usize>("LONGHAUL_CONCURRENCY")?.or(concurrency_flag);
+    if concurrency == Some(0) {
+        bail!("the concurrency must be at least 1");
+    }
+    let lease = env_secs("LONGHAUL_LEASE_SECS")?.unwrap_or(defaults.lease).max(Duration::from_secs(1));
+    let heartbeat = env_secs("LONGHAUL_HEARTBEAT_SECS")?.unwrap_or(lease / 3);
+    if heartbeat >= lease {
+        bail!("LONGHAUL_HEARTBEAT_SECS must be shorter than the lease ({}s)", lease.as_secs_f64());
+    }
+    let retry = RetryPolicy {
+        base: env_parse::<u64>("LONGHAUL_RETRY_BASE_MS")?.map(Duration::from_millis).unwrap_or(defaults.retry.base),
+        max: env_secs("LONGHAUL_RETRY_MAX_SECS")?.unwrap_or(defaults.retry.max),
+    };
+    Ok(WorkerConfig {
+        worker_id: env("LONGHAUL_WORKER_ID").unwrap_or(defaults.worker_id),
+        lanes: lanes.into_iter().map(|lane| (lane, concurrency.unwrap_or_else(|| lane.default_concurrency()))).collect(),
+        lease,
+        heartbeat,
+        poll_interval: env_parse::<u64>("LONGHAUL_POLL_INTERVAL_MS")?
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.poll_interval)
+            .max(Duration::from_millis(10)),
+        shutdown_grace: env_secs("LONGHAUL_SHUTDOWN_GRACE_SECS")?.unwrap_or(defaults.shutdown_grace),
+        reap_interval: env_secs("LONGHAUL_REAP_INTERVAL_SECS")?
+            .unwrap_or(defaults.reap_interval)
+            .max(Duration::from_millis(100)),
+        retention: env_secs("LONGHAUL_RETENTION_SECS")?.unwrap_or(defaults.retention),
+        retry,
+        timeouts: HashMap::new(),
+        ..defaults
+    })
+}

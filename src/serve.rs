@@ -1,0 +1,158 @@
+//! The long-running commands: `up`, `api`, `worker`, and `migrate`.
+
+use std::{path::Path, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use longhaul_api::{auth, ApiConfig};
+use longhaul_jobs::{store::redact_url, DynStore};
+use longhaul_workers::{Registry, Runtime, WorkerConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cli::{ApiArgs, MigrateArgs, UpArgs, WorkerArgs},
+    config,
+};
+
+/// The tenant and user of the dev admin token `up` prints.
+pub const DEV_TENANT: &str = "dev";
+pub const DEV_ADMIN: &str = "admin";
+
+pub fn dev_key_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("dev-signing.key")
+}
+
+async fn open_store(url: &str, migrate: bool) -> anyhow::Result<DynStore> {
+    let store = longhaul_jobs::connect(url)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    if migrate {
+        store.migrate().await.context("applying migrations")?;
+    }
+    Ok(store)
+}
+
+/// Trips on SIGTERM or SIGINT.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trip = token.clone();
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received; shutting down"),
+            _ = terminate => tracing::info!("SIGTERM received; shutting down"),
+        }
+        trip.cancel();
+    });
+    token
+}
+
+/// Serves the API until `stop` trips, then lets open requests finish.
+async fn serve_api(store: DynStore, api_config: ApiConfig, listen: &str, stop: CancellationToken) -> anyhow::Result<()> {
+    let router = longhaul_api::router(store, api_config)?;
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "API listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("the API server failed")
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    config::check_queue_backend()?;
+    let data_dir = config::data_dir(&args.data_dir.data_dir);
+    let listen = config::listen(&args.listen);
+    std::fs::create_dir_all(data_dir.join("objects"))
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let key_path = config::env("LONGHAUL_DEV_SIGNING_KEY_FILE").map(Into::into).unwrap_or_else(|| dev_key_path(&data_dir));
+    let dev_key = auth::load_or_create_dev_key(&key_path)?;
+    let url = config::database_url(&data_dir);
+    let store = open_store(&url, true).await?;
+    let worker_config = config::worker(&[], None)?;
+    let api_config = ApiConfig {
+        body_limit: config::body_limit()?,
+        auth: auth::AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: config::env("LONGHAUL_JWKS_URL") },
+        ..ApiConfig::default()
+    };
+    let token = auth::mint_dev_token(&dev_key, DEV_TENANT, DEV_ADMIN, auth::Role::Admin, Duration::from_secs(30 * 24 * 3600))?;
+    let stop = shutdown_signal();
+    let runtime = Runtime::start(store.clone(), Registry::with_defaults(), worker_config);
+    // Bind before printing, so the URL printed is one that answers.
+    let listener = TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    println!("longhaul is up at http://{address}");
+    println!("  database: {}", redact_url(&url));
+    println!("  dev admin token (tenant `{DEV_TENANT}`, 30 days): {token}");
+    println!("  try: curl -H 'Authorization: Bearer <token>' http://{address}/v1/admin/queues");
+    let router = longhaul_api::router(store, api_config)?;
+    let server_stop = stop.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { server_stop.cancelled().await })
+        .await;
+    runtime.shutdown().await;
+    served.context("the API server failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
+    config::check_queue_backend()?;
+    let data_dir = config::data_dir(&args.data_dir.data_dir);
+    let store = open_store(&config::database_url(&data_dir), false).await?;
+    // Dev tokens only when the key file is named: production names none.
+    let dev_key = match config::env("LONGHAUL_DEV_SIGNING_KEY_FILE") {
+        Some(path) => Some(auth::load_dev_key(Path::new(&path))?),
+        None => None,
+    };
+    let api_config = ApiConfig {
+        body_limit: config::body_limit()?,
+        auth: auth::AuthConfig { dev_key, jwks_url: config::env("LONGHAUL_JWKS_URL") },
+        ..ApiConfig::default()
+    };
+    serve_api(store, api_config, &config::listen(&args.listen), shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    config::check_queue_backend()?;
+    let data_dir = config::data_dir(&args.data_dir.data_dir);
+    let worker_config: WorkerConfig = config::worker(&args.lanes, args.concurrency)?;
+    let store = open_store(&config::database_url(&data_dir), false).await?;
+    tracing::info!(
+        worker_id = %worker_config.worker_id,
+        lanes = ?worker_config.lanes,
+        lease_secs = worker_config.lease.as_secs_f64(),
+        "worker starting"
+    );
+    let stop = shutdown_signal();
+    let runtime = Runtime::start(store, Registry::with_defaults(), worker_config);
+    stop.cancelled().await;
+    runtime.shutdown().await;
+    tracing::info!("worker stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = config::data_dir(&args.data_dir.data_dir);
+    let url = config::database_url(&data_dir);
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    }
+    open_store(&url, true).await?;
+    eprintln!("migrations applied to {}", redact_url(&url));
+    Ok(ExitCode::SUCCESS)
+}
+
