@@ -53,9 +53,11 @@ impl BenchDb {
     async fn create(args: &BenchArgs) -> anyhow::Result<BenchDb> {
         match args.backend.as_str() {
             "postgres" => {
-                let admin_url = crate::config::env("LONGHAUL_BENCH_DATABASE_URL").unwrap_or_else(|| args.database_url.clone());
+                let admin_url =
+                    crate::config::env("LONGHAUL_BENCH_DATABASE_URL").unwrap_or_else(|| args.database_url.clone());
                 let name = format!("longhaul_bench_{}", std::process::id());
-                let mut admin = PgConnection::connect(&admin_url).await.context("connecting to the bench PostgreSQL")?;
+                let mut admin =
+                    PgConnection::connect(&admin_url).await.context("connecting to the bench PostgreSQL")?;
                 admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
                 admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
                 let url = replace_database(&admin_url, &name);
@@ -200,7 +202,9 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
         .await?;
     let mut pickup_ms: Vec<f64> = finished
         .iter()
-        .filter_map(|job| job.started_at.map(|started| (started - job.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0))
+        .filter_map(|job| {
+            job.started_at.map(|started| (started - job.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0)
+        })
         .collect();
     pickup_ms.sort_by(f64::total_cmp);
     drop(store);

@@ -54,7 +54,13 @@ impl Client {
 
     /// Sends a request, retrying connection errors and 5xx/429 with backoff:
     /// networks are flaky, and the idempotency key makes a retried POST safe.
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{}", self.base, path);
         let attempt = || async {
             let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
@@ -71,7 +77,8 @@ impl Client {
             if status.is_success() {
                 Ok(value)
             } else {
-                let detail = value.get("detail").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
+                let detail =
+                    value.get("detail").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
                 let err = anyhow::anyhow!("{method} {path}: {status}: {detail}");
                 if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
                     Err(Failure::Transient(err))
@@ -81,7 +88,12 @@ impl Client {
             }
         };
         attempt
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(5).with_jitter())
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_times(5)
+                    .with_jitter(),
+            )
             .when(|failure| matches!(failure, Failure::Transient(_)))
             .await
             .map_err(Failure::into_inner)
@@ -137,7 +149,9 @@ fn progress_bar(label: &str, hidden: bool) -> ProgressBar {
 
 fn read_payload(raw: &str) -> anyhow::Result<Value> {
     let text = match raw.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(Path::new(path)).with_context(|| format!("cannot read the payload file {path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(Path::new(path)).with_context(|| format!("cannot read the payload file {path}"))?
+        }
         None => raw.to_owned(),
     };
     serde_json::from_str(&text).context("the payload is not valid JSON")

@@ -84,7 +84,10 @@ pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow:
     };
     Ok(WorkerConfig {
         worker_id: env("LONGHAUL_WORKER_ID").unwrap_or(defaults.worker_id),
-        lanes: lanes.into_iter().map(|lane| (lane, concurrency.unwrap_or_else(|| lane.default_concurrency()))).collect(),
+        lanes: lanes
+            .into_iter()
+            .map(|lane| (lane, concurrency.unwrap_or_else(|| lane.default_concurrency())))
+            .collect(),
         lease,
         heartbeat,
         poll_interval: env_parse::<u64>("LONGHAUL_POLL_INTERVAL_MS")?

@@ -62,7 +62,12 @@ fn shutdown_signal() -> CancellationToken {
 }
 
 /// Serves the API until `stop` trips, then lets open requests finish.
-async fn serve_api(store: DynStore, api_config: ApiConfig, listen: &str, stop: CancellationToken) -> anyhow::Result<()> {
+async fn serve_api(
+    store: DynStore,
+    api_config: ApiConfig,
+    listen: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let router = longhaul_api::router(store, api_config)?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "API listening");
@@ -78,7 +83,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let listen = config::listen(&args.listen);
     std::fs::create_dir_all(data_dir.join("objects"))
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    let key_path = config::env("LONGHAUL_DEV_SIGNING_KEY_FILE").map(Into::into).unwrap_or_else(|| dev_key_path(&data_dir));
+    let key_path =
+        config::env("LONGHAUL_DEV_SIGNING_KEY_FILE").map(Into::into).unwrap_or_else(|| dev_key_path(&data_dir));
     let dev_key = auth::load_or_create_dev_key(&key_path)?;
     let url = config::database_url(&data_dir);
     let store = open_store(&url, true).await?;
@@ -88,7 +94,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         auth: auth::AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()
     };
-    let token = auth::mint_dev_token(&dev_key, DEV_TENANT, DEV_ADMIN, auth::Role::Admin, Duration::from_secs(30 * 24 * 3600))?;
+    let token =
+        auth::mint_dev_token(&dev_key, DEV_TENANT, DEV_ADMIN, auth::Role::Admin, Duration::from_secs(30 * 24 * 3600))?;
     let stop = shutdown_signal();
     let runtime = Runtime::start(store.clone(), Registry::with_defaults(), worker_config);
     // Bind before printing, so the URL printed is one that answers.
@@ -100,9 +107,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  try: curl -H 'Authorization: Bearer <token>' http://{address}/v1/admin/queues");
     let router = longhaul_api::router(store, api_config)?;
     let server_stop = stop.clone();
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { server_stop.cancelled().await })
-        .await;
+    let served =
+        axum::serve(listener, router).with_graceful_shutdown(async move { server_stop.cancelled().await }).await;
     runtime.shutdown().await;
     served.context("the API server failed")?;
     Ok(ExitCode::SUCCESS)
@@ -155,4 +161,3 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     eprintln!("migrations applied to {}", redact_url(&url));
     Ok(ExitCode::SUCCESS)
 }
-

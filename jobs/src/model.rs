@@ -88,13 +88,8 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
-        JobKind::EmailPoll,
-        JobKind::ReservationRefresh,
-        JobKind::ReportBuild,
-        JobKind::VideoCompile,
-        JobKind::Noop,
-    ];
+    pub const ALL: [JobKind; 5] =
+        [JobKind::EmailPoll, JobKind::ReservationRefresh, JobKind::ReportBuild, JobKind::VideoCompile, JobKind::Noop];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -190,14 +185,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
-        Status::Queued,
-        Status::Running,
-        Status::Succeeded,
-        Status::Failed,
-        Status::Dead,
-        Status::Cancelled,
-    ];
+    pub const ALL: [Status; 6] =
+        [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Dead, Status::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -417,7 +406,10 @@ impl ReportBuildPayload {
         }
         for format in self.formats.iter().flatten() {
             if !matches!(format.as_str(), "pdf" | "csv" | "json") {
-                return Err(PayloadError::new("payload.formats", format!("unknown format `{format}`; expected pdf, csv or json")));
+                return Err(PayloadError::new(
+                    "payload.formats",
+                    format!("unknown format `{format}`; expected pdf, csv or json"),
+                ));
             }
         }
         Ok(())
@@ -468,9 +460,8 @@ mod tests {
 
     #[test]
     fn payload_errors_name_the_field() {
-        let err = JobKind::ReportBuild
-            .validate_payload(&json!({"report": "year_summary"}))
-            .expect_err("year is required");
+        let err =
+            JobKind::ReportBuild.validate_payload(&json!({"report": "year_summary"})).expect_err("year is required");
         assert_eq!(err.field, "payload.year");
         let err = JobKind::VideoCompile
             .validate_payload(&json!({"year": 2026, "aspect": "4:3"}))

@@ -41,7 +41,8 @@ impl Deref for TestStore {
 
 /// The server test databases are created on.
 pub fn postgres_admin_url() -> String {
-    std::env::var("LONGHAUL_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("LONGHAUL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 impl TestStore {
@@ -89,7 +90,8 @@ impl Drop for TestStore {
                 };
                 runtime.block_on(async move {
                     if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                        let _ = admin.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str()).await;
+                        let _ =
+                            admin.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str()).await;
                     }
                 });
             })

@@ -73,7 +73,8 @@ async fn claims_honour_priority_then_run_at(backend: Backend) {
     let low_new = noop("t", "u");
     let mut high = noop("t", "u");
     high.priority = 5;
-    let (low_old, low_new, high) = (insert(&store, low_old).await, insert(&store, low_new).await, insert(&store, high).await);
+    let (low_old, low_new, high) =
+        (insert(&store, low_old).await, insert(&store, low_new).await, insert(&store, high).await);
 
     let claimed = store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim");
     assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![high.id]);
@@ -147,9 +148,11 @@ async fn fencing_rejects_a_stale_attempt(backend: Backend) {
     assert_eq!(store.reap_expired().await.expect("reap").requeued, 1);
     let second = store.claim(Lane::Default, 1, LEASE, "b").await.expect("claim").remove(0);
     assert_eq!(second.attempts, 2);
-    let stale = Completion { attempt: attempt(&first), outcome: Outcome::Succeeded { result: Some(json!({"by": "a"})) } };
+    let stale =
+        Completion { attempt: attempt(&first), outcome: Outcome::Succeeded { result: Some(json!({"by": "a"})) } };
     assert!(store.complete(&[stale]).await.expect("complete").is_empty(), "the stale attempt must not commit");
-    let fresh = Completion { attempt: attempt(&second), outcome: Outcome::Succeeded { result: Some(json!({"by": "b"})) } };
+    let fresh =
+        Completion { attempt: attempt(&second), outcome: Outcome::Succeeded { result: Some(json!({"by": "b"})) } };
     assert_eq!(store.complete(&[fresh]).await.expect("complete").len(), 1);
     let job = store.get_job(&Scope::Platform, first.id).await.expect("get").expect("exists");
     assert_eq!(job.status, Status::Succeeded);
@@ -295,10 +298,8 @@ async fn errors_history_records_each_failed_attempt(backend: Backend) {
     let store = store(backend).await;
     insert(&store, noop("t", "u")).await;
     let job = store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").remove(0);
-    let retry = Completion {
-        attempt: attempt(&job),
-        outcome: Outcome::Retry { error: "first".into(), run_at: Utc::now() },
-    };
+    let retry =
+        Completion { attempt: attempt(&job), outcome: Outcome::Retry { error: "first".into(), run_at: Utc::now() } };
     assert_eq!(store.complete(&[retry]).await.expect("complete").len(), 1);
     let job = store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").remove(0);
     assert_eq!(job.attempts, 2);

@@ -15,9 +15,7 @@ use longhaul_jobs::{
     Job, JobKind, Lane, NewJob, Scope, Status,
 };
 use longhaul_workers::{
-    kinds::JobResult,
-    runtime::RetryPolicy,
-    Handler, JobContext, JobError, Registry, Runtime, WorkerConfig,
+    kinds::JobResult, runtime::RetryPolicy, Handler, JobContext, JobError, Registry, Runtime, WorkerConfig,
 };
 use serde_json::{json, Value};
 

@@ -98,12 +98,21 @@ pub struct Completion {
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Succeeded { result: Option<Value> },
+    Succeeded {
+        result: Option<Value>,
+    },
     /// Back to `queued`, to run again at `run_at`.
-    Retry { error: String, run_at: DateTime<Utc> },
+    Retry {
+        error: String,
+        run_at: DateTime<Utc>,
+    },
     /// Attempts exhausted, or a permanent error.
-    Dead { error: String },
-    Cancelled { reason: String },
+    Dead {
+        error: String,
+    },
+    Cancelled {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -259,9 +268,7 @@ fn error_entry(attempt: i32, at: DateTime<Utc>, error: &str) -> Value {
 }
 
 fn parse_enum<T: std::str::FromStr>(value: &str, what: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown {what} `{value}` in the jobs table")))
+    value.parse().map_err(|_| StoreError::Corrupt(format!("unknown {what} `{value}` in the jobs table")))
 }
 
 #[cfg(test)]

@@ -41,10 +41,8 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore> {
-        let max_connections = std::env::var("LONGHAUL_DATABASE_MAX_CONNECTIONS")
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(16);
+        let max_connections =
+            std::env::var("LONGHAUL_DATABASE_MAX_CONNECTIONS").ok().and_then(|value| value.parse().ok()).unwrap_or(16);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -222,9 +220,8 @@ impl Store for PgStore {
         }
         // The key exists. ON CONFLICT waited for the winner's transaction, so
         // its row is visible to this new statement.
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND user_id = $2 AND idempotency_key = $3"
-        );
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND user_id = $2 AND idempotency_key = $3");
         let row = sqlx::query(&sql)
             .bind(&job.tenant_id)
             .bind(&job.user_id)
@@ -493,9 +490,7 @@ impl Store for PgStore {
         .bind(&run_ats)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| Ok(AttemptRef { id: row.try_get("id")?, attempt: row.try_get("attempts")? }))
-            .collect()
+        rows.iter().map(|row| Ok(AttemptRef { id: row.try_get("id")?, attempt: row.try_get("attempts")? })).collect()
     }
 
     async fn release(&self, attempts: &[AttemptRef]) -> Result<u64> {

@@ -378,7 +378,9 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             states.push(match row {
-                Some(row) => LeaseState { attempt: *attempt, held: true, cancel_requested: row.try_get("cancel_requested")? },
+                Some(row) => {
+                    LeaseState { attempt: *attempt, held: true, cancel_requested: row.try_get("cancel_requested")? }
+                }
                 None => LeaseState { attempt: *attempt, held: false, cancel_requested: false },
             });
         }

@@ -172,7 +172,9 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     if !leftovers.is_empty() {
         match store.release(&leftovers).await {
             Ok(released) => tracing::info!(%lane, released, "released unfinished jobs for immediate redelivery"),
-            Err(err) => tracing::error!(%lane, error = %err, "could not release unfinished jobs; their leases will expire and the reaper will requeue them"),
+            Err(err) => {
+                tracing::error!(%lane, error = %err, "could not release unfinished jobs; their leases will expire and the reaper will requeue them")
+            }
         }
     }
     tracing::info!(%lane, "lane stopped");

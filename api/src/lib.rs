@@ -1,0 +1,149 @@
+//! The longhaul HTTP API: jobs for users, queues and operations for admins.
+//!
+//! Build it with [`router`] from a store and an [`ApiConfig`]; the CLI serves
+//! it, and the tests drive the very same router in process. The map:
+//! - [`auth`]: bearer tokens to a [`auth::Principal`] (dev HS256, or RS256
+//!   from a JWKS);
+//! - [`extract`]: the JSON body extractor behind the 413/415/400/422 contract;
+//! - [`problem`]: every error as `application/problem+json`;
+//! - `routes`: the handlers; `sse`: job event streams; [`openapi`]: the spec.
+//!
+//! The API knows nothing of workers or queues beyond the [`Store`] port; it
+//! writes jobs, and workers find them.
+//!
+//! [`Store`]: longhaul_jobs::Store
+
+pub mod auth;
+pub mod extract;
+mod idempotency;
+pub mod openapi;
+pub mod problem;
+mod routes;
+mod sse;
+mod tracecontext;
+pub mod views;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::Request,
+    http::HeaderName,
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use longhaul_jobs::DynStore;
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+pub use routes::health::ReadinessCheck;
+
+/// The default request body limit: far more than any job payload needs, small
+/// enough that a flood of large bodies cannot exhaust memory.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// How the API behaves. Start from `ApiConfig::default()` and set `auth`.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// The largest request body accepted, in bytes; larger ones get a 413.
+    pub body_limit: usize,
+    pub auth: auth::AuthConfig,
+    /// Dependencies `/readyz` checks besides the store, which is always checked.
+    pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+    /// How often a job event stream re-reads its job.
+    pub sse_poll_interval: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            body_limit: DEFAULT_BODY_LIMIT,
+            auth: auth::AuthConfig::default(),
+            readiness: Vec::new(),
+            sse_poll_interval: Duration::from_millis(300),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("body_limit", &self.body_limit)
+            .field("auth", &self.auth)
+            .field("readiness", &self.readiness.iter().map(|check| check.name()).collect::<Vec<_>>())
+            .field("sse_poll_interval", &self.sse_poll_interval)
+            .finish()
+    }
+}
+
+/// What every handler shares. Cheap to clone: everything is behind an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: DynStore,
+    pub(crate) auth: Arc<auth::Authenticator>,
+    pub(crate) readiness: Arc<[Arc<dyn ReadinessCheck>]>,
+    pub(crate) body_limit: usize,
+    pub(crate) sse_poll_interval: Duration,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole API as one router, with tracing, request ids and the problem
+/// safety net applied. Fails when no token could ever be verified (neither a
+/// dev key nor a JWKS URL) or the JWKS URL is not a URL: better to refuse to
+/// start than to answer 401 to everyone.
+pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
+    let auth = auth::Authenticator::new(&config.auth)?;
+    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(routes::health::StoreReady(store.clone()))];
+    readiness.extend(config.readiness);
+    let state = AppState {
+        store,
+        auth,
+        readiness: readiness.into(),
+        body_limit: config.body_limit,
+        sse_poll_interval: config.sse_poll_interval,
+    };
+
+    let api = Router::new()
+        .route("/v1/jobs", post(routes::jobs::submit_job).get(routes::jobs::list_jobs))
+        .route("/v1/jobs/{id}", get(routes::jobs::get_job))
+        .route("/v1/jobs/{id}/cancel", post(routes::jobs::cancel_job))
+        .route("/v1/jobs/{id}/events", get(sse::job_events))
+        .route("/v1/admin/queues", get(routes::admin::queues))
+        .route("/v1/admin/jobs", get(routes::admin::list_jobs))
+        .route("/v1/admin/jobs/{id}/retry", post(routes::admin::retry_job))
+        .route("/v1/admin/lanes/{lane}/pause", post(routes::admin::pause_lane))
+        .route("/v1/admin/lanes/{lane}/resume", post(routes::admin::resume_lane))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/openapi.json", get(routes::health::openapi_json))
+        .fallback(problem::not_found_fallback)
+        .with_state(state);
+
+    // Outermost first: the id is set before the span opens so the span can
+    // carry it, and the safety net sees the 500 a caught panic becomes.
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn(problem::problem_safety_net))
+        .layer(CatchPanicLayer::new());
+    Ok(api.layer(layers))
+}
+
+/// The span of one request. Only the method, the path and the request id:
+/// headers are left out because `Authorization` carries a credential, and the
+/// query because it can carry user data.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request.headers().get(&REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+}

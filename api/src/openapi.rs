@@ -1,0 +1,54 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations so that
+//! it cannot drift from the code.
+
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
+
+use crate::{problem::ProblemDocument, routes, sse, views};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "longhaul",
+        description = "Long-running jobs for the app: submit, follow, cancel; queues and operations for admins. \
+                       Errors are RFC 9457 `application/problem+json`."
+    ),
+    paths(
+        routes::jobs::submit_job,
+        routes::jobs::list_jobs,
+        routes::jobs::get_job,
+        routes::jobs::cancel_job,
+        sse::job_events,
+        routes::admin::queues,
+        routes::admin::list_jobs,
+        routes::admin::pause_lane,
+        routes::admin::resume_lane,
+        routes::admin::retry_job,
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::health::openapi_json,
+    ),
+    components(schemas(ProblemDocument, views::JobView, views::JobList, views::Artifact)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "jobs", description = "Jobs of the caller (or, for admins, of the tenant)"),
+        (name = "admin", description = "Queues and operations; admin or platform role"),
+        (name = "health", description = "Probes and this document; no token needed"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}

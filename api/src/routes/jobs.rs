@@ -1,0 +1,289 @@
+//! `/v1/jobs`: submit, read, list and cancel jobs.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use longhaul_jobs::{
+    model::{PRIORITY_MAX, PRIORITY_MIN},
+    store::{CancelOutcome, InsertOutcome, JobFilter},
+    Job, JobKind, NewJob, Status,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    auth::{Principal, Role},
+    extract::JsonBody,
+    idempotency,
+    problem::{Problem, ProblemDocument},
+    tracecontext,
+    views::{decode_cursor, encode_cursor, JobList, JobView},
+    AppState,
+};
+
+/// A page holds this many jobs unless `limit` says otherwise.
+const DEFAULT_PAGE: u32 = 50;
+/// Larger `limit`s are clamped: a page is for a screen, not an export.
+const MAX_PAGE: u32 = 200;
+
+/// The body of `POST /v1/jobs`. Unknown fields are refused (422), so that a
+/// typo such as `priorty` is not silently ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// The job kind.
+    // A string, not a `JobKind`, so that an unknown kind is a 422 that names
+    // `kind` and lists the known kinds, rather than serde's generic message.
+    #[schema(value_type = JobKind)]
+    pub kind: String,
+    /// The kind's payload; `{}` when absent.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// Run no earlier than this; now when absent.
+    pub run_at: Option<DateTime<Utc>>,
+    /// From -10 to 10; higher runs first within a lane. 0 when absent.
+    #[schema(minimum = -10, maximum = 10)]
+    pub priority: Option<i16>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// Submit a job.
+///
+/// A repeated `Idempotency-Key` with the same body answers 200 with the job
+/// the first request created; with a different body, 409.
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs",
+    request_body = SubmitJob,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeated key returns the first job"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, carried to the worker"),
+    ),
+    responses(
+        (status = 202, description = "Created", body = JobView),
+        (status = 200, description = "Already created by an earlier request with this key", body = JobView),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The kind is for admins only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Key reused with a different body", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown kind or invalid payload; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn submit_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SubmitJob>,
+) -> Result<Response, Problem> {
+    let kind: JobKind = body.kind.parse().map_err(|_| {
+        let known: Vec<&str> = JobKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        Problem::invalid_field("kind", format!("unknown kind `{}`; expected one of {}", body.kind, known.join(", ")))
+    })?;
+    if kind.admin_only() && principal.role < Role::Admin {
+        return Err(Problem::forbidden(format!("only admins may submit `{kind}` jobs")));
+    }
+    kind.validate_payload(&body.payload).map_err(|err| Problem::invalid_field(err.field, err.message))?;
+    let priority = body.priority.unwrap_or(0);
+    if !(PRIORITY_MIN..=PRIORITY_MAX).contains(&priority) {
+        return Err(Problem::invalid_field("priority", format!("must be between {PRIORITY_MIN} and {PRIORITY_MAX}")));
+    }
+    let idempotency_key = idempotency::key_of(&headers)?;
+
+    let mut job = NewJob::new(principal.tenant_id.clone(), principal.user_id.clone(), kind, body.payload);
+    job.request_hash = Some(idempotency::request_hash(kind, &job.payload, body.run_at, priority));
+    job.priority = priority;
+    if let Some(run_at) = body.run_at {
+        job.run_at = run_at;
+    }
+    job.idempotency_key = idempotency_key;
+    job.traceparent = Some(tracecontext::traceparent_for(&headers));
+
+    match state.store.insert_job(job).await? {
+        InsertOutcome::Created(job) => {
+            tracing::info!(job_id = %job.id, kind = %job.kind, tenant_id = %job.tenant_id, "job submitted");
+            let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).ok();
+            let mut response = (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response();
+            if let Some(location) = location {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        // The same key from another user of the tenant is somebody else's job:
+        // answer as for a different body rather than reveal it.
+        InsertOutcome::Existing(job) if is_own(&principal, &job) => {
+            Ok((StatusCode::OK, Json(JobView::from(job))).into_response())
+        }
+        InsertOutcome::Existing(_) | InsertOutcome::Conflict(_) => Err(Problem::idempotency_conflict()),
+    }
+}
+
+fn is_own(principal: &Principal, job: &Job) -> bool {
+    job.tenant_id == principal.tenant_id && job.user_id == principal.user_id
+}
+
+/// A job id from the path. Anything that is not a UUID cannot name a job, so
+/// it is a 404 like any other missing job.
+pub(crate) fn parse_job_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| Problem::not_found(format!("no job `{raw}`")))
+}
+
+/// The job, if the caller may see it; a 404 otherwise, whether it does not
+/// exist or belongs to someone else.
+pub(crate) async fn visible_job(state: &AppState, principal: &Principal, raw_id: &str) -> Result<Job, Problem> {
+    let id = parse_job_id(raw_id)?;
+    state.store.get_job(&principal.scope(), id).await?.ok_or_else(|| Problem::not_found(format!("no job `{id}`")))
+}
+
+/// Read a job.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 404, description = "No such job, or not yours", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, Problem> {
+    Ok(Json(visible_job(&state, &principal, &id).await?.into()))
+}
+
+/// The query of job lists. Values are parsed by hand, so that a bad one is a
+/// 422 naming the parameter rather than a generic 400. Empty values count as
+/// absent (`?status=&kind=` is what a form with blank filters sends).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only jobs in this status.
+    #[param(value_type = Option<Status>)]
+    pub status: Option<String>,
+    /// Only jobs of this kind.
+    #[param(value_type = Option<JobKind>)]
+    pub kind: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Jobs per page: 1 to 200, default 50.
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    /// Platform operators only: one tenant's jobs. Ignored for other roles,
+    /// whose lists are already limited to their tenant.
+    pub tenant: Option<String>,
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
+}
+
+impl ListQuery {
+    fn to_filter(&self) -> Result<JobFilter, Problem> {
+        let status = non_empty(&self.status)
+            .map(|raw| raw.parse::<Status>().map_err(|err| Problem::invalid_field("status", err.to_string())))
+            .transpose()?;
+        let kind = non_empty(&self.kind)
+            .map(|raw| raw.parse::<JobKind>().map_err(|err| Problem::invalid_field("kind", err.to_string())))
+            .transpose()?;
+        let before = non_empty(&self.cursor)
+            .map(|raw| decode_cursor(raw).ok_or_else(|| Problem::invalid_field("cursor", "not a cursor from this API")))
+            .transpose()?;
+        let limit = match non_empty(&self.limit) {
+            None => DEFAULT_PAGE,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(limit) if limit >= 1 => limit.min(MAX_PAGE),
+                _ => return Err(Problem::invalid_field("limit", format!("must be a number from 1 to {MAX_PAGE}"))),
+            },
+        };
+        let tenant_id = non_empty(&self.tenant).map(str::to_owned);
+        Ok(JobFilter { status, kind, lane: None, tenant_id, before, limit })
+    }
+}
+
+/// The page of jobs the caller may see, for both `/v1/jobs` and `/v1/admin/jobs`.
+pub(crate) async fn list_page(state: &AppState, principal: &Principal, query: &ListQuery) -> Result<JobList, Problem> {
+    let mut filter = query.to_filter()?;
+    let limit = filter.limit as usize;
+    // One more than asked, to know whether another page exists without making
+    // clients fetch an empty last page.
+    filter.limit += 1;
+    let mut jobs = state.store.list_jobs(&principal.scope(), &filter).await?;
+    let next_cursor = if jobs.len() > limit {
+        jobs.truncate(limit);
+        jobs.last().map(|job| encode_cursor(job.id))
+    } else {
+        None
+    };
+    Ok(JobList { items: jobs.into_iter().map(JobView::from).collect(), next_cursor })
+}
+
+/// List jobs: a user's own, an admin's tenant's, or every tenant's for the
+/// platform role. Newest first.
+#[utoipa::path(
+    get, path = "/v1/jobs", tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, body = JobList),
+        (status = 422, description = "A filter is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<JobList>, Problem> {
+    Ok(Json(list_page(&state, &principal, &query).await?))
+}
+
+/// Cancel a job.
+///
+/// A queued job is cancelled at once (200). A running job is asked to stop,
+/// and its worker stops it at its next heartbeat (202, with
+/// `cancel_requested_at` set). A job that has already ended is a 409.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "Cancelled", body = JobView),
+        (status = 202, description = "Running; the worker was asked to stop", body = JobView),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The job already finished", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = parse_job_id(&id)?;
+    let outcome = state.store.cancel_job(&principal.scope(), id).await?;
+    match outcome {
+        None => Err(Problem::not_found(format!("no job `{id}`"))),
+        Some(CancelOutcome::Cancelled(job)) => {
+            tracing::info!(job_id = %job.id, user_id = %principal.user_id, "job cancelled");
+            Ok((StatusCode::OK, Json(JobView::from(job))).into_response())
+        }
+        Some(CancelOutcome::Requested(job)) => {
+            tracing::info!(job_id = %job.id, user_id = %principal.user_id, "cancel requested for a running job");
+            Ok((StatusCode::ACCEPTED, Json(JobView::from(job))).into_response())
+        }
+        Some(CancelOutcome::AlreadyFinal(job)) => Err(Problem::conflict(
+            "Job already finished",
+            format!("the job is {}; only queued or running jobs can be cancelled", job.status),
+        )),
+    }
+}

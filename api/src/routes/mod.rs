@@ -1,0 +1,5 @@
+//! The HTTP handlers, one module per area of the API.
+
+pub mod admin;
+pub mod health;
+pub mod jobs;

@@ -1,0 +1,68 @@
+//! Queue figures and operations for admins.
+
+use axum::http::StatusCode;
+use longhaul_jobs::Scope;
+use serde_json::json;
+
+use crate::helpers::{year_report, TestApp};
+
+backend_tests! {
+    async fn an_admin_sees_every_lane(backend) {
+        let app = TestApp::new(backend).await;
+        let queues = app.get("/v1/admin/queues", &app.admin("t1")).await;
+        assert_eq!(queues.status, StatusCode::OK, "{}", queues.text());
+        let lanes: Vec<String> = queues.json()["lanes"].as_array().expect("lanes").iter()
+            .map(|lane| lane["lane"].as_str().expect("a lane name").to_owned()).collect();
+        for lane in ["video", "reports", "email", "refresh", "default"] {
+            assert!(lanes.iter().any(|name| name == lane), "{lane} missing from {lanes:?}");
+        }
+    }
+
+    async fn pausing_and_resuming_a_lane_shows_in_the_queues(backend) {
+        let app = TestApp::new(backend).await;
+        let admin = app.admin("t1");
+        let paused = app.post("/v1/admin/lanes/video/pause", &admin, &json!({})).await;
+        assert_eq!(paused.status, StatusCode::OK, "{}", paused.text());
+        assert_eq!(paused.json(), json!({"lane": "video", "paused": true}));
+        let is_paused = |queues: serde_json::Value| {
+            queues["lanes"].as_array().expect("lanes").iter().find(|lane| lane["lane"] == "video").expect("video")["paused"].clone()
+        };
+        assert_eq!(is_paused(app.get("/v1/admin/queues", &admin).await.json()), json!(true));
+        app.post("/v1/admin/lanes/video/resume", &admin, &json!({})).await;
+        assert_eq!(is_paused(app.get("/v1/admin/queues", &admin).await.json()), json!(false));
+    }
+
+    async fn an_unknown_lane_is_not_found(backend) {
+        let app = TestApp::new(backend).await;
+        app.post("/v1/admin/lanes/bitcoin/pause", &app.admin("t1"), &json!({})).await.problem(StatusCode::NOT_FOUND);
+    }
+
+    async fn an_admin_retries_a_cancelled_job(backend) {
+        let app = TestApp::new(backend).await;
+        let user = app.user("t1", "u1");
+        let job = app.submit(&user, &year_report()).await;
+        let id = job["id"].as_str().expect("id");
+        let admin = app.admin("t1");
+        // A queued job has nothing to retry.
+        app.post(&format!("/v1/admin/jobs/{id}/retry"), &admin, &json!({})).await.problem(StatusCode::CONFLICT);
+        app.post(&format!("/v1/jobs/{id}/cancel"), &user, &json!({})).await;
+        app.post(&format!("/v1/admin/jobs/{id}/retry"), &user, &json!({})).await.problem(StatusCode::FORBIDDEN);
+        app.post(&format!("/v1/admin/jobs/{id}/retry"), &app.admin("t2"), &json!({})).await.problem(StatusCode::NOT_FOUND);
+        let retried = app.post(&format!("/v1/admin/jobs/{id}/retry"), &admin, &json!({})).await;
+        assert_eq!(retried.status, StatusCode::OK, "{}", retried.text());
+        assert_eq!(retried.json()["status"], "queued");
+        let stored = app.store.get_job(&Scope::Platform, id.parse().expect("uuid")).await.expect("store").expect("job");
+        assert_eq!(stored.status, longhaul_jobs::Status::Queued);
+    }
+
+    async fn the_admin_job_list_filters_by_status(backend) {
+        let app = TestApp::new(backend).await;
+        let user = app.user("t1", "u1");
+        let job = app.submit(&user, &year_report()).await;
+        app.submit(&user, &year_report()).await;
+        app.post(&format!("/v1/jobs/{}/cancel", job["id"].as_str().expect("id")), &user, &json!({})).await;
+        let cancelled = app.get("/v1/admin/jobs?status=cancelled", &app.admin("t1")).await.json();
+        assert_eq!(cancelled["items"].as_array().expect("items").len(), 1);
+        assert_eq!(cancelled["items"][0]["id"], job["id"]);
+    }
+}

@@ -1,0 +1,116 @@
+//! Who may do what: tokens, roles, tenants.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::{
+    body::Body,
+    http::{header, Method, StatusCode},
+};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+
+use crate::helpers::{noop, request, year_report, TestApp};
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("a sane clock").as_secs()
+}
+
+fn sign(key: &[u8], claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(key)).expect("a signed token")
+}
+
+backend_tests! {
+    async fn a_request_without_a_token_is_unauthorized(backend) {
+        let app = TestApp::new(backend).await;
+        let response = app.send(request(Method::GET, "/v1/jobs", None).body(Body::empty()).expect("a request")).await;
+        response.problem(StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers.get(header::WWW_AUTHENTICATE).expect("a challenge"), "Bearer");
+    }
+
+    async fn a_token_with_a_bad_signature_is_unauthorized(backend) {
+        let app = TestApp::new(backend).await;
+        let forged = sign(&[7u8; 32], json!({"sub": "u1", "tenant_id": "t1", "role": "platform", "exp": now() + 600}));
+        app.get("/v1/jobs", &forged).await.problem(StatusCode::UNAUTHORIZED);
+        app.get("/v1/jobs", "not-a-jwt").await.problem(StatusCode::UNAUTHORIZED);
+    }
+
+    async fn an_expired_token_is_unauthorized(backend) {
+        let app = TestApp::new(backend).await;
+        let expired = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1", "role": "user", "exp": now() - 600}));
+        let problem = app.get("/v1/jobs", &expired).await.problem(StatusCode::UNAUTHORIZED);
+        assert!(problem["detail"].as_str().expect("a detail").contains("expired"), "{problem}");
+    }
+
+    async fn a_token_without_tenant_or_expiry_is_unauthorized(backend) {
+        let app = TestApp::new(backend).await;
+        let no_tenant = sign(&app.dev_key, json!({"sub": "u1", "exp": now() + 600}));
+        app.get("/v1/jobs", &no_tenant).await.problem(StatusCode::UNAUTHORIZED);
+        let no_expiry = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1"}));
+        app.get("/v1/jobs", &no_expiry).await.problem(StatusCode::UNAUTHORIZED);
+    }
+
+    async fn a_user_cannot_see_another_users_job(backend) {
+        let app = TestApp::new(backend).await;
+        let job = app.submit(&app.user("t1", "alice"), &year_report()).await;
+        let path = format!("/v1/jobs/{}", job["id"].as_str().expect("an id"));
+        let bob = app.user("t1", "bob");
+        app.get(&path, &bob).await.problem(StatusCode::NOT_FOUND);
+        app.post(&format!("{path}/cancel"), &bob, &json!({})).await.problem(StatusCode::NOT_FOUND);
+        let list = app.get("/v1/jobs", &bob).await.json();
+        assert_eq!(list["items"], json!([]));
+    }
+
+    async fn another_tenants_job_is_not_found(backend) {
+        let app = TestApp::new(backend).await;
+        let job = app.submit(&app.user("t1", "alice"), &year_report()).await;
+        let path = format!("/v1/jobs/{}", job["id"].as_str().expect("an id"));
+        app.get(&path, &app.admin("t2")).await.problem(StatusCode::NOT_FOUND);
+        app.get(&path, &app.user("t2", "alice")).await.problem(StatusCode::NOT_FOUND);
+    }
+
+    async fn an_admin_sees_every_job_of_the_tenant(backend) {
+        let app = TestApp::new(backend).await;
+        let alice = app.submit(&app.user("t1", "alice"), &year_report()).await;
+        let bob = app.submit(&app.user("t1", "bob"), &year_report()).await;
+        app.submit(&app.user("t2", "carol"), &year_report()).await;
+        let admin = app.admin("t1");
+        let list = app.get("/v1/jobs", &admin).await.json();
+        let ids: Vec<&str> = list["items"].as_array().expect("items").iter().map(|job| job["id"].as_str().expect("id")).collect();
+        assert_eq!(ids.len(), 2, "{list}");
+        assert!(ids.contains(&alice["id"].as_str().expect("id")) && ids.contains(&bob["id"].as_str().expect("id")));
+        let read = app.get(&format!("/v1/jobs/{}", alice["id"].as_str().expect("id")), &admin).await;
+        assert_eq!(read.status, StatusCode::OK);
+    }
+
+    async fn the_platform_role_sees_every_tenant_or_one(backend) {
+        let app = TestApp::new(backend).await;
+        app.submit(&app.user("t1", "alice"), &year_report()).await;
+        app.submit(&app.user("t2", "carol"), &year_report()).await;
+        let platform = app.token("ops", "root", longhaul_api::auth::Role::Platform);
+        let all = app.get("/v1/jobs", &platform).await.json();
+        assert_eq!(all["items"].as_array().expect("items").len(), 2);
+        let one = app.get("/v1/jobs?tenant=t2", &platform).await.json();
+        assert_eq!(one["items"].as_array().expect("items").len(), 1);
+        assert_eq!(one["items"][0]["tenant_id"], "t2");
+    }
+
+    async fn a_user_cannot_submit_an_admin_only_kind(backend) {
+        let app = TestApp::new(backend).await;
+        app.post("/v1/jobs", &app.user("t1", "u1"), &noop()).await.problem(StatusCode::FORBIDDEN);
+    }
+
+    async fn an_admin_can_submit_noop(backend) {
+        let app = TestApp::new(backend).await;
+        let job = app.submit(&app.admin("t1"), &noop()).await;
+        assert_eq!(job["kind"], "noop");
+        assert_eq!(job["lane"], "default");
+    }
+
+    async fn a_user_cannot_use_admin_endpoints(backend) {
+        let app = TestApp::new(backend).await;
+        let user = app.user("t1", "u1");
+        app.get("/v1/admin/queues", &user).await.problem(StatusCode::FORBIDDEN);
+        app.get("/v1/admin/jobs", &user).await.problem(StatusCode::FORBIDDEN);
+        app.post("/v1/admin/lanes/video/pause", &user, &json!({})).await.problem(StatusCode::FORBIDDEN);
+    }
+}

@@ -1,0 +1,71 @@
+//! Probes and the OpenAPI document.
+
+use axum::{
+    body::Body,
+    http::{Method, StatusCode},
+};
+
+use crate::helpers::{request, TestApp};
+
+backend_tests! {
+    async fn healthz_and_readyz_answer_without_a_token(backend) {
+        let app = TestApp::new(backend).await;
+        let health = app.send(request(Method::GET, "/healthz", None).body(Body::empty()).expect("a request")).await;
+        assert_eq!((health.status, health.json()), (StatusCode::OK, serde_json::json!({"status": "ok"})));
+        let ready = app.send(request(Method::GET, "/readyz", None).body(Body::empty()).expect("a request")).await;
+        assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+    }
+
+    async fn openapi_json_is_an_openapi_3_1_document_of_the_api(backend) {
+        let app = TestApp::new(backend).await;
+        let response = app.send(request(Method::GET, "/openapi.json", None).body(Body::empty()).expect("a request")).await;
+        assert_eq!(response.status, StatusCode::OK);
+        let document = response.json();
+        assert!(document["openapi"].as_str().expect("an openapi version").starts_with("3.1"), "{}", document["openapi"]);
+        for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel", "/v1/jobs/{id}/events", "/v1/admin/queues",
+                     "/v1/admin/lanes/{lane}/pause", "/v1/admin/jobs/{id}/retry", "/healthz", "/readyz"] {
+            assert!(document["paths"].get(path).is_some(), "{path} is not documented");
+        }
+        assert!(document["components"]["schemas"].get("Problem").is_some());
+        assert!(document["components"]["securitySchemes"].get("bearer").is_some());
+    }
+}
+
+/// Readiness fails with a 503 problem when a dependency does not answer.
+#[tokio::test]
+async fn readyz_is_unavailable_when_a_check_fails() {
+    struct Down;
+    #[async_trait::async_trait]
+    impl longhaul_api::ReadinessCheck for Down {
+        fn name(&self) -> &str {
+            "queue"
+        }
+        async fn check(&self) -> anyhow::Result<()> {
+            anyhow::bail!("connection refused")
+        }
+    }
+    let store = longhaul_jobs::testing::TestStore::new(longhaul_jobs::testing::Backend::Sqlite).await.expect("a store");
+    let config = longhaul_api::ApiConfig {
+        auth: longhaul_api::auth::AuthConfig { dev_key: Some(vec![1; 32]), jwks_url: None },
+        readiness: vec![std::sync::Arc::new(Down)],
+        ..Default::default()
+    };
+    let router = longhaul_api::router(store.store.clone(), config).expect("the router builds");
+    let response = tower::ServiceExt::oneshot(
+        router,
+        request(Method::GET, "/readyz", None).body(Body::empty()).expect("a request"),
+    )
+    .await
+    .expect("infallible");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+#[test]
+fn a_router_without_any_way_to_verify_tokens_is_refused() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let store = runtime
+        .block_on(longhaul_jobs::testing::TestStore::new(longhaul_jobs::testing::Backend::Sqlite))
+        .expect("a store");
+    assert!(longhaul_api::router(store.store.clone(), longhaul_api::ApiConfig::default()).is_err());
+}
