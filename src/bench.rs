@@ -127,9 +127,11 @@ fn noop_jobs(n: usize, tenant: &str) -> Vec<NewJob> {
     (0..n).map(|_| NewJob::new(tenant, "bench", JobKind::Noop, json!({}))).collect()
 }
 
-fn runtime_config(concurrency: usize) -> WorkerConfig {
+fn runtime_config(concurrency: usize, claim_batch: usize) -> WorkerConfig {
     WorkerConfig {
         lanes: vec![(Lane::Default, concurrency)],
+        claim_batch: claim_batch.max(1),
+        claimers: 2,
         scheduler: false,
         poll_interval: Duration::from_millis(100),
         ..WorkerConfig::default()
@@ -162,7 +164,7 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
     registry.register(CountedNoop { runs: runs.clone() });
     let cpu_before = cpu_times();
     let started = Instant::now();
-    let runtime = Runtime::start(store.clone(), registry, runtime_config(args.concurrency));
+    let runtime = Runtime::start(store.clone(), registry, runtime_config(args.concurrency, args.claim_batch));
     while runs.load(Ordering::Relaxed) < args.jobs {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -214,11 +216,12 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
         "peer": "longhaul",
         "version": env!("CARGO_PKG_VERSION"),
         "backend": args.backend,
-        "config": format!("c{}-{}", args.concurrency, args.backend),
+        "config": format!("c{}-b{}-{}", args.concurrency, args.claim_batch, args.backend),
         "run": run,
         "n": args.jobs,
         "enqueue_batch": args.insert_batch,
         "concurrency": args.concurrency,
+        "claim_batch": args.claim_batch,
         "enqueue_s": round3(enqueue_s),
         "enqueue_jobs_per_s": (args.jobs as f64 / enqueue_s).round(),
         "drain_s": round3(drain_s),

@@ -141,6 +141,9 @@ pub struct BenchArgs {
     /// Worker slots in the lane (and so the largest claim)
     #[arg(long, default_value_t = 1_000)]
     pub concurrency: usize,
+    /// Most jobs one claim takes
+    #[arg(long, default_value_t = 1_000)]
+    pub claim_batch: usize,
     /// Rows per insert statement
     #[arg(long, default_value_t = 10_000)]
     pub insert_batch: usize,

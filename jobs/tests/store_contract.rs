@@ -42,6 +42,8 @@ on_every_backend!(
     retry_puts_a_dead_job_back,
     only_one_leader_at_a_time,
     errors_history_records_each_failed_attempt,
+    lane_stats_count_depth_delay_flight_dead_and_throughput,
+    pruning_keeps_recent_and_unfinished_jobs,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -310,4 +312,42 @@ async fn errors_history_records_each_failed_attempt(backend: Backend) {
     let messages: Vec<_> = history.iter().map(|e| (e["attempt"].as_i64(), e["error"].as_str())).collect();
     assert_eq!(messages, vec![(Some(1), Some("first")), (Some(2), Some("second"))]);
     assert_eq!(job.error.as_deref(), Some("second"));
+}
+
+async fn lane_stats_count_depth_delay_flight_dead_and_throughput(backend: Backend) {
+    let store = store(backend).await;
+    for _ in 0..4 {
+        insert(&store, noop("t", "u")).await;
+    }
+    let mut later = noop("t", "u");
+    later.run_at = Utc::now() + chrono::Duration::hours(1);
+    insert(&store, later).await;
+    let claimed = store.claim(Lane::Default, 3, LEASE, "w").await.expect("claim");
+    let completions = vec![
+        Completion { attempt: attempt(&claimed[0]), outcome: Outcome::Succeeded { result: None } },
+        Completion { attempt: attempt(&claimed[1]), outcome: Outcome::Dead { error: "boom".into() } },
+    ];
+    assert_eq!(store.complete(&completions).await.expect("complete").len(), 2);
+    let stats = store.lane_stats().await.expect("stats");
+    let lane = stats.iter().find(|s| s.lane == Lane::Default).expect("default lane");
+    assert_eq!((lane.depth, lane.delayed, lane.in_flight, lane.dead), (1, 1, 1, 1));
+    assert_eq!(lane.throughput_5m, 2, "a success and a death both finished");
+    assert!(lane.oldest_age_seconds >= 0.0);
+    let video = stats.iter().find(|s| s.lane == Lane::Video).expect("video lane");
+    assert_eq!((video.depth, video.in_flight, video.dead, video.throughput_5m), (0, 0, 0, 0));
+}
+
+async fn pruning_keeps_recent_and_unfinished_jobs(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    insert(&store, noop("t", "u")).await;
+    let job = store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim").remove(0);
+    let done = Completion { attempt: attempt(&job), outcome: Outcome::Succeeded { result: None } };
+    store.complete(&[done]).await.expect("complete");
+    assert_eq!(store.prune_finished(Duration::from_secs(3600)).await.expect("prune"), 0, "too recent");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.prune_finished(Duration::from_millis(1)).await.expect("prune"), 1);
+    let left = store.list_jobs(&Scope::Platform, &JobFilter { limit: 10, ..JobFilter::default() }).await.expect("list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].status, Status::Queued);
 }

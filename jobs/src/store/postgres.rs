@@ -161,6 +161,22 @@ fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
     }
 }
 
+/// `j.id, j.tenant_id, …`: the job columns of a table alias, for RETURNING
+/// clauses of statements that join.
+fn qualified_columns(alias: &str) -> String {
+    JOB_COLUMNS.split(", ").map(|column| format!("{alias}.{column}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The smallest UUIDv7 of the millisecond `time`.
+fn uuid_v7_floor(time: DateTime<Utc>) -> Uuid {
+    let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
 fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
@@ -191,11 +207,14 @@ impl Store for PgStore {
 
     async fn insert_job(&self, job: NewJob) -> Result<InsertOutcome> {
         let sql = format!(
-            "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
-             run_at, idempotency_key, request_hash, traceparent) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING {JOB_COLUMNS}"
+            "WITH ins AS ( \
+               INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
+               run_at, idempotency_key, request_hash, traceparent) \
+               VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12) \
+               ON CONFLICT (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+               RETURNING {JOB_COLUMNS}), \
+             queued AS (INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at FROM ins) \
+             SELECT * FROM ins"
         );
         let inserted = sqlx::query(&sql)
             .bind(job.id)
@@ -262,13 +281,16 @@ impl Store for PgStore {
                 traceparents.push(job.traceparent.as_deref());
             }
             let done = sqlx::query(
-                "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
-                 run_at, traceparent) \
-                 SELECT id, tenant_id, user_id, kind, lane, 'queued', payload::jsonb, max_attempts, priority, \
-                 run_at, traceparent \
-                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], \
-                 $8::int2[], $9::timestamptz[], $10::text[]) \
-                 AS t(id, tenant_id, user_id, kind, lane, payload, max_attempts, priority, run_at, traceparent)",
+                "WITH ins AS ( \
+                   INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
+                   run_at, traceparent) \
+                   SELECT id, tenant_id, user_id, kind, lane, 'queued', payload::jsonb, max_attempts, priority, \
+                   run_at, traceparent \
+                   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], \
+                   $8::int2[], $9::timestamptz[], $10::text[]) \
+                   AS t(id, tenant_id, user_id, kind, lane, payload, max_attempts, priority, run_at, traceparent) \
+                   RETURNING id, lane, priority, run_at) \
+                 INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at FROM ins",
             )
             .bind(&ids)
             .bind(&tenants)
@@ -324,6 +346,9 @@ impl Store for PgStore {
     }
 
     async fn cancel_job(&self, scope: &Scope, id: Uuid) -> Result<Option<CancelOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        // Queue row first: the lock order every statement follows.
+        sqlx::query("SELECT 1 FROM job_queue WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
         let mut query = QueryBuilder::new("WITH old AS (SELECT id, status FROM jobs WHERE id = ");
         query.push_bind(id);
         push_scope(&mut query, scope);
@@ -338,12 +363,16 @@ impl Store for PgStore {
                updated_at = now() \
              FROM old WHERE j.id = old.id RETURNING old.status AS old_status, ",
         );
-        query.push(JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", "));
-        let Some(row) = query.build().fetch_optional(&self.pool).await? else {
+        query.push(qualified_columns("j"));
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
         let job = job_from_row(&row)?;
         let old: Status = parse_enum(row.try_get::<&str, _>("old_status")?, "status")?;
+        if old == Status::Queued {
+            sqlx::query("DELETE FROM job_queue WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(Some(match old {
             Status::Queued => CancelOutcome::Cancelled(job),
             Status::Running => CancelOutcome::Requested(job),
@@ -352,6 +381,8 @@ impl Store for PgStore {
     }
 
     async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 FROM job_queue WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
         let mut query = QueryBuilder::new(
             "UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(), result = NULL, progress = 0, \
              finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, locked_by = NULL, \
@@ -360,17 +391,26 @@ impl Store for PgStore {
         query.push_bind(id);
         push_scope(&mut query, scope);
         query.push(format!(" RETURNING {JOB_COLUMNS}"));
-        match query.build().fetch_optional(&self.pool).await? {
-            Some(row) => {
-                let job = job_from_row(&row)?;
-                self.wakeups.notify(job.lane);
-                self.notify_lanes([job.lane]).await?;
-                Ok(Some(job))
-            }
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            drop(tx);
             // Not retriable (still queued or running) or not visible: tell
             // the caller which, by what it can see.
-            None => self.get_job(scope, id).await,
-        }
+            return self.get_job(scope, id).await;
+        };
+        let job = job_from_row(&row)?;
+        sqlx::query(
+            "INSERT INTO job_queue (id, lane, priority, run_at) VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (id) DO UPDATE SET dead = false, lease_until = NULL, run_at = now()",
+        )
+        .bind(job.id)
+        .bind(job.lane.as_str())
+        .bind(job.priority)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.wakeups.notify(job.lane);
+        self.notify_lanes([job.lane]).await?;
+        Ok(Some(job))
     }
 
     async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
@@ -379,18 +419,21 @@ impl Store for PgStore {
         }
         let sql = format!(
             "WITH picked AS ( \
-               SELECT id FROM jobs \
-               WHERE lane = $1 AND status = 'queued' AND run_at <= now() \
+               SELECT id FROM job_queue \
+               WHERE lane = $1 AND lease_until IS NULL AND NOT dead AND run_at <= now() \
                  AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = $1 AND lanes.paused) \
                ORDER BY priority DESC, run_at, id \
                LIMIT $2 \
-               FOR UPDATE SKIP LOCKED) \
+               FOR UPDATE SKIP LOCKED), \
+             leased AS ( \
+               UPDATE job_queue q SET lease_until = now() + $3 * interval '1 second' \
+               FROM picked WHERE q.id = picked.id RETURNING q.id) \
              UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, \
                lease_until = now() + $3 * interval '1 second', locked_by = $4, \
                started_at = now(), updated_at = now() \
-             FROM picked WHERE j.id = picked.id \
+             FROM leased WHERE j.id = leased.id \
              RETURNING {}",
-            JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
+            qualified_columns("j")
         );
         let rows = sqlx::query(&sql)
             .bind(lane.as_str())
@@ -410,10 +453,13 @@ impl Store for PgStore {
         // An expired lease is lost even if nobody has reaped it yet: the
         // reaper may be about to, and a worker must never resurrect it.
         let rows = sqlx::query(
-            "UPDATE jobs j SET lease_until = now() + $3 * interval '1 second', updated_at = now() \
-             FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
-             WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' AND j.lease_until > now() \
-             RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested",
+            "WITH held AS ( \
+               UPDATE jobs j SET lease_until = now() + $3 * interval '1 second', updated_at = now() \
+               FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
+               WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' AND j.lease_until > now() \
+               RETURNING j.id, j.lease_until, j.cancel_requested_at IS NOT NULL AS cancel_requested), \
+             queue AS (UPDATE job_queue q SET lease_until = held.lease_until FROM held WHERE q.id = held.id) \
+             SELECT id, cancel_requested FROM held",
         )
         .bind(&ids)
         .bind(&numbers)
@@ -468,7 +514,8 @@ impl Store for PgStore {
         }
         // Fenced: the attempt must still be ours, running, with a live lease.
         let rows = sqlx::query(
-            "UPDATE jobs j SET status = c.status, \
+            "WITH done AS ( \
+             UPDATE jobs j SET status = c.status, \
                result = c.result::jsonb, \
                error = c.error, \
                errors = CASE WHEN c.error IS NULL OR c.status = 'cancelled' THEN j.errors ELSE j.errors || \
@@ -480,7 +527,15 @@ impl Store for PgStore {
              FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
                AS c(id, attempt, status, result, error, run_at) \
              WHERE j.id = c.id AND j.attempts = c.attempt AND j.status = 'running' AND j.lease_until > now() \
-             RETURNING j.id, j.attempts",
+             RETURNING j.id, j.attempts, j.status, j.run_at, j.lane), \
+             finished AS (DELETE FROM job_queue q USING done \
+               WHERE q.id = done.id AND done.status IN ('succeeded', 'cancelled')), \
+             requeued AS (UPDATE job_queue q SET lease_until = NULL, run_at = done.run_at, \
+               dead = (done.status = 'dead') FROM done WHERE q.id = done.id AND done.status IN ('queued', 'dead')), \
+             counted AS (INSERT INTO lane_minutes (lane, minute, finished) \
+               SELECT lane, date_trunc('minute', now()), count(*) FROM done WHERE status <> 'queued' GROUP BY lane \
+               ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished) \
+             SELECT id, attempts FROM done",
         )
         .bind(&ids)
         .bind(&attempts)
@@ -499,11 +554,15 @@ impl Store for PgStore {
         }
         let (ids, numbers) = attempt_arrays(attempts);
         let rows = sqlx::query(
-            "UPDATE jobs j SET status = 'queued', attempts = j.attempts - 1, run_at = now(), \
-               lease_until = NULL, locked_by = NULL, updated_at = now() \
-             FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
-             WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' \
-             RETURNING j.lane",
+            "WITH released AS ( \
+               UPDATE jobs j SET status = 'queued', attempts = j.attempts - 1, run_at = now(), \
+                 lease_until = NULL, locked_by = NULL, updated_at = now() \
+               FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
+               WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' \
+               RETURNING j.id, j.lane, j.run_at), \
+             queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = released.run_at \
+               FROM released WHERE q.id = released.id) \
+             SELECT lane FROM released",
         )
         .bind(&ids)
         .bind(&numbers)
@@ -531,16 +590,28 @@ impl Store for PgStore {
     }
 
     async fn reap_expired(&self) -> Result<ReapReport> {
+        // SKIP LOCKED on both tables: a row a worker is committing right now
+        // is left for the next tick rather than waited on (which could
+        // deadlock against the commit's opposite lock order).
         let rows = sqlx::query(
-            "UPDATE jobs SET \
-               status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
-               error = 'lease expired: the worker stopped heartbeating (it crashed, or lost the database)', \
-               errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempts, 'at', now(), \
-                 'error', 'lease expired')), \
-               finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END, \
-               run_at = now(), lease_until = NULL, locked_by = NULL, updated_at = now() \
-             WHERE status = 'running' AND lease_until < now() \
-             RETURNING status, lane",
+            "WITH expired AS ( \
+               SELECT id FROM job_queue WHERE lease_until < now() FOR UPDATE SKIP LOCKED), \
+             locked AS ( \
+               SELECT j.id FROM jobs j JOIN expired USING (id) \
+               WHERE j.status = 'running' AND j.lease_until < now() FOR UPDATE OF j SKIP LOCKED), \
+             reaped AS ( \
+               UPDATE jobs j SET \
+                 status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+                 error = 'lease expired: the worker stopped heartbeating (it crashed, or lost the database)', \
+                 errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempts, 'at', now(), \
+                   'error', 'lease expired')), \
+                 finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END, \
+                 run_at = now(), lease_until = NULL, locked_by = NULL, updated_at = now() \
+               FROM locked WHERE j.id = locked.id \
+               RETURNING j.id, j.status, j.lane), \
+             queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = now(), dead = (reaped.status = 'dead') \
+               FROM reaped WHERE q.id = reaped.id) \
+             SELECT status, lane FROM reaped",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -574,17 +645,20 @@ impl Store for PgStore {
     }
 
     async fn lane_stats(&self) -> Result<Vec<LaneStats>> {
-        // Each count reads one partial index; nothing scans the history.
+        // Everything but throughput reads the narrow queue table's partial
+        // indexes; throughput reads five minute-counters per lane.
         let rows = sqlx::query(
             "SELECT l.lane, \
-               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'queued' AND run_at <= now()) AS depth, \
-               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'queued' AND run_at > now()) AS delayed, \
-               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'running') AS in_flight, \
-               (SELECT count(*) FROM jobs WHERE lane = l.lane AND status = 'dead') AS dead, \
-               (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM jobs \
-                  WHERE lane = l.lane AND status = 'queued' AND run_at <= now()) AS oldest, \
-               (SELECT count(*) FROM jobs WHERE lane = l.lane AND finished_at > now() - interval '5 minutes') \
-                 AS throughput, \
+               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND lease_until IS NULL AND NOT dead \
+                  AND run_at <= now()) AS depth, \
+               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND lease_until IS NULL AND NOT dead \
+                  AND run_at > now()) AS delayed, \
+               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND lease_until IS NOT NULL) AS in_flight, \
+               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND dead) AS dead, \
+               (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM job_queue q \
+                  WHERE q.lane = l.lane AND lease_until IS NULL AND NOT dead AND run_at <= now()) AS oldest, \
+               (SELECT coalesce(sum(finished), 0)::int8 FROM lane_minutes m \
+                  WHERE m.lane = l.lane AND m.minute > now() - interval '5 minutes') AS throughput, \
                coalesce((SELECT paused FROM lanes WHERE lanes.lane = l.lane), false) AS paused \
              FROM unnest($1::text[]) AS l(lane)",
         )
@@ -632,14 +706,39 @@ impl Store for PgStore {
     }
 
     async fn prune_finished(&self, age: Duration) -> Result<u64> {
+        // Ids are UUIDv7: every job created before the cutoff has a smaller
+        // id, so the primary key finds them without an index on finished_at.
+        let cutoff =
+            uuid_v7_floor(chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX));
         let done = sqlx::query(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
-               WHERE finished_at < now() - $1 * interval '1 second' AND status IN ('succeeded', 'cancelled') \
+               WHERE id < $1 AND status IN ('succeeded', 'cancelled') \
+                 AND finished_at < now() - $2 * interval '1 second' \
                LIMIT 10000)",
         )
+        .bind(cutoff)
         .bind(seconds(age))
         .execute(&self.pool)
         .await?;
+        sqlx::query("DELETE FROM lane_minutes WHERE minute < now() - interval '1 day'").execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn the_v7_floor_sorts_below_every_id_of_its_millisecond_and_above_earlier_ones() {
+        let time = Utc.timestamp_millis_opt(1_795_000_000_123).single().expect("a valid time");
+        let floor = uuid_v7_floor(time);
+        assert_eq!(floor.get_version_num(), 7);
+        let same_ms = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, 1_795_000_000, 123_000_000));
+        let earlier = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, 1_795_000_000, 122_000_000));
+        assert!(floor <= same_ms);
+        assert!(earlier < floor);
     }
 }

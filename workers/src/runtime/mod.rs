@@ -38,6 +38,9 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Most jobs one claim takes (it never takes more than the free slots).
     pub claim_batch: usize,
+    /// Claims in flight at once per lane. One is plenty for slow jobs; two
+    /// overlap round trips on a lane of many short ones.
+    pub claimers: usize,
     /// In-flight jobs get this long to finish at shutdown.
     pub shutdown_grace: Duration,
     /// A cancelled handler that ignores its token is dropped after this.
@@ -63,6 +66,7 @@ impl Default for WorkerConfig {
             heartbeat: lease / 3,
             poll_interval: Duration::from_secs(1),
             claim_batch: 1_000,
+            claimers: 1,
             shutdown_grace: Duration::from_secs(25),
             cancel_grace: Duration::from_secs(1),
             retry: RetryPolicy::default(),

@@ -84,10 +84,70 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
         config.heartbeat,
         heartbeat_stop.clone(),
     ));
+    tracing::info!(%lane, concurrency, claimers = config.claimers, "lane started");
+    let claim_loops = (0..config.claimers.max(1))
+        .map(|_| claim_loop(lanes.clone(), lane, slots.clone(), in_flight.clone(), finished_tx.clone(), stop.clone()));
+    let mut job_sets = futures::future::join_all(claim_loops).await;
+
+    // Shutdown: stop receiving (done), let in-flight jobs finish within the
+    // grace period, then release the rest.
+    let in_flight_at_stop: usize = job_sets.iter().map(JoinSet::len).sum();
+    tracing::info!(%lane, in_flight = in_flight_at_stop, grace_secs = config.shutdown_grace.as_secs_f64(), "lane stopping");
+    let deadline = Instant::now() + config.shutdown_grace;
+    let finished_in_grace = tokio::time::timeout_at(deadline, async {
+        for jobs in &mut job_sets {
+            while jobs.join_next().await.is_some() {}
+        }
+    })
+    .await;
+    if finished_in_grace.is_err() {
+        for cancel in lock(&in_flight).values() {
+            cancel.cancel(CancelReason::Shutdown);
+        }
+        // Cooperative handlers stop at once; others are dropped.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            for jobs in &mut job_sets {
+                while jobs.join_next().await.is_some() {}
+            }
+        })
+        .await;
+        for jobs in &mut job_sets {
+            jobs.abort_all();
+            while jobs.join_next().await.is_some() {}
+        }
+    }
+    // Every job task has ended: commit what finished, then release the rest.
+    drop(finished_tx);
+    let _ = committer.await;
+    heartbeat_stop.cancel();
+    let _ = heartbeat.await;
+    let leftovers: Vec<AttemptRef> = lock(&in_flight).keys().copied().collect();
+    if !leftovers.is_empty() {
+        match store.release(&leftovers).await {
+            Ok(released) => tracing::info!(%lane, released, "released unfinished jobs for immediate redelivery"),
+            Err(err) => {
+                tracing::error!(%lane, error = %err, "could not release unfinished jobs; their leases will expire and the reaper will requeue them")
+            }
+        }
+    }
+    tracing::info!(%lane, "lane stopped");
+}
+
+/// Claims jobs into free slots and spawns them, until `stop` trips. Returns
+/// the attempts still running, for the lane's shutdown to wait on. A lane
+/// runs `config.claimers` of these side by side, so that one claim's round
+/// trip overlaps the next on a busy lane.
+async fn claim_loop(
+    lanes: Arc<Lanes>,
+    lane: Lane,
+    slots: Arc<Semaphore>,
+    in_flight: InFlight,
+    finished_tx: mpsc::UnboundedSender<Finished>,
+    stop: CancellationToken,
+) -> JoinSet<()> {
+    let Lanes { store, config, .. } = &*lanes;
     let mut jobs = JoinSet::new();
     let wakeup = store.wakeups().clone();
-    tracing::info!(%lane, concurrency, "lane started");
-
     loop {
         while jobs.try_join_next().is_some() {}
         // Wait for at least one free slot, then take every other free one.
@@ -141,43 +201,7 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
         }
     }
 
-    // Shutdown: stop receiving (done), let in-flight jobs finish within the
-    // grace period, then release the rest.
-    let in_flight_at_stop = jobs.len();
-    tracing::info!(%lane, in_flight = in_flight_at_stop, grace_secs = config.shutdown_grace.as_secs_f64(), "lane stopping");
-    let deadline = Instant::now() + config.shutdown_grace;
-    loop {
-        tokio::select! {
-            next = jobs.join_next() => if next.is_none() { break },
-            _ = tokio::time::sleep_until(deadline) => {
-                for cancel in lock(&in_flight).values() {
-                    cancel.cancel(CancelReason::Shutdown);
-                }
-                // Cooperative handlers stop at once; others are dropped.
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    while jobs.join_next().await.is_some() {}
-                }).await;
-                jobs.abort_all();
-                while jobs.join_next().await.is_some() {}
-                break;
-            }
-        }
-    }
-    // Every job task has ended: commit what finished, then release the rest.
-    drop(finished_tx);
-    let _ = committer.await;
-    heartbeat_stop.cancel();
-    let _ = heartbeat.await;
-    let leftovers: Vec<AttemptRef> = lock(&in_flight).keys().copied().collect();
-    if !leftovers.is_empty() {
-        match store.release(&leftovers).await {
-            Ok(released) => tracing::info!(%lane, released, "released unfinished jobs for immediate redelivery"),
-            Err(err) => {
-                tracing::error!(%lane, error = %err, "could not release unfinished jobs; their leases will expire and the reaper will requeue them")
-            }
-        }
-    }
-    tracing::info!(%lane, "lane stopped");
+    jobs
 }
 
 /// Runs one attempt and hands its outcome to the committer.
