@@ -41,6 +41,9 @@ use crate::kinds::{JobError, Registry};
 /// Most outcomes committed in one statement.
 const COMMIT_BATCH: usize = 1_000;
 
+/// How long a claim waits for more free slots while the queue has a backlog.
+const BACKLOG_WAIT: Duration = Duration::from_millis(5);
+
 /// Attempts running in this pool. Keyed by attempt, not job: after a lease
 /// loss the same job can run here again under a new attempt number while the
 /// stale attempt is still winding down.
@@ -85,8 +88,17 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
         heartbeat_stop.clone(),
     ));
     tracing::info!(%lane, concurrency, claimers = config.claimers, "lane started");
-    let claim_loops = (0..config.claimers.max(1))
-        .map(|_| claim_loop(lanes.clone(), lane, slots.clone(), in_flight.clone(), finished_tx.clone(), stop.clone()));
+    let claim_loops = (0..config.claimers.max(1)).map(|_| {
+        claim_loop(
+            lanes.clone(),
+            lane,
+            concurrency,
+            slots.clone(),
+            in_flight.clone(),
+            finished_tx.clone(),
+            stop.clone(),
+        )
+    });
     let mut job_sets = futures::future::join_all(claim_loops).await;
 
     // Shutdown: stop receiving (done), let in-flight jobs finish within the
@@ -140,6 +152,7 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
 async fn claim_loop(
     lanes: Arc<Lanes>,
     lane: Lane,
+    concurrency: usize,
     slots: Arc<Semaphore>,
     in_flight: InFlight,
     finished_tx: mpsc::UnboundedSender<Finished>,
@@ -148,6 +161,9 @@ async fn claim_loop(
     let Lanes { store, config, .. } = &*lanes;
     let mut jobs = JoinSet::new();
     let wakeup = store.wakeups().clone();
+    // The smallest claim worth a round trip while the queue has a backlog.
+    let min_batch = (config.claim_batch / 4).min(concurrency / (2 * config.claimers.max(1))).max(1);
+    let mut backlog = false;
     loop {
         while jobs.try_join_next().is_some() {}
         // Wait for at least one free slot, then take every other free one.
@@ -166,6 +182,21 @@ async fn claim_loop(
                 Err(_) => break,
             }
         }
+        // Under a backlog, a claim of a handful of jobs costs nearly what a
+        // claim of hundreds does. Give the committer a moment to free more
+        // slots rather than spend a round trip on a sliver.
+        if backlog && permits.len() < min_batch {
+            let deadline = Instant::now() + BACKLOG_WAIT;
+            while permits.len() < min_batch {
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(permit) => permits.push(permit),
+                        Err(_) => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
         let claimed = match store.claim(lane, permits.len(), config.lease, &config.worker_id).await {
             Ok(claimed) => claimed,
             Err(err) => {
@@ -179,6 +210,7 @@ async fn claim_loop(
         };
         let got_all = claimed.len() == permits.len();
         let idle = claimed.is_empty();
+        backlog = got_all;
         for job in claimed {
             let Some(slot) = permits.pop() else { break };
             let cancel = Cancellation::default();
