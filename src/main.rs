@@ -18,7 +18,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that print for a person or a script keep logs quiet and off stdout.
     let quiet = matches!(cli.command, Command::Token(_) | Command::Submit(_) | Command::Demo(_) | Command::Bench(_));
-    telemetry::init(quiet);
+    if let Err(err) = telemetry::init(quiet) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -1,22 +1,31 @@
 //! Logs: JSON lines for machines (the default when stderr is not a
-//! terminal), readable text for people. `LONGHAUL_LOG` is the filter.
+//! terminal), readable text for people. `LONGHAUL_LOG` is the filter
+//! (`tracing` directives such as `info,longhaul_workers=debug`).
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
-pub fn init(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
-    let filter = EnvFilter::try_from_env("LONGHAUL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let json = match std::env::var("LONGHAUL_LOG_FORMAT").as_deref() {
-        Ok("json") => true,
-        Ok("text") => false,
-        _ => !std::io::stderr().is_terminal(),
+use crate::config::env;
+
+pub fn init(quiet: bool) -> anyhow::Result<()> {
+    let filter = match env("LONGHAUL_LOG") {
+        Some(directives) => EnvFilter::try_new(&directives)
+            .map_err(|err| anyhow::anyhow!("LONGHAUL_LOG=`{directives}` is not a valid filter: {err}"))?,
+        None => EnvFilter::new(if quiet { "warn" } else { "info" }),
     };
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let terminal = std::io::stderr().is_terminal();
+    let json = match env("LONGHAUL_LOG_FORMAT").as_deref() {
+        Some("json") => true,
+        Some("text") => false,
+        Some(other) => anyhow::bail!("LONGHAUL_LOG_FORMAT=`{other}` is unknown; expected `json` or `text`"),
+        None => !terminal,
+    };
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal);
     if json {
         builder.json().with_current_span(true).with_span_list(false).init();
     } else {
         builder.init();
     }
+    Ok(())
 }

@@ -41,6 +41,7 @@ on_every_backend!(
     a_permanent_error_goes_dead_at_once,
     cancel_while_queued_never_runs,
     cancel_while_running_stops_the_handler,
+    cancel_reaches_a_running_job_before_the_next_heartbeat,
     a_timeout_cancels_the_attempt_and_retries,
     a_worker_that_lost_its_lease_cannot_commit,
     a_panicking_handler_fails_only_its_job,
@@ -154,6 +155,22 @@ async fn cancel_while_running_stops_the_handler(backend: Backend) {
     let job = wait_for(&store, job.id, None).await;
     assert_eq!(job.status, Status::Cancelled);
     assert!(asked.elapsed() < Duration::from_secs(3), "took {:?}", asked.elapsed());
+    runtime.shutdown().await;
+}
+
+async fn cancel_reaches_a_running_job_before_the_next_heartbeat(backend: Backend) {
+    let store = store(backend).await;
+    let config = WorkerConfig { lease: Duration::from_secs(60), heartbeat: Duration::from_secs(20), ..test_config() };
+    let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), config);
+    let job = submit(&store, JobKind::Noop, json!({"sleep_ms": 60_000}), 3).await;
+    wait_for(&store, job.id, Some(Status::Running)).await;
+    // Let the first heartbeat tick (which fires at once) pass.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = tokio::time::Instant::now();
+    store.cancel_job(&Scope::Platform, job.id).await.expect("cancel");
+    let job = wait_for(&store, job.id, None).await;
+    assert_eq!(job.status, Status::Cancelled);
+    assert!(asked.elapsed() < Duration::from_secs(2), "took {:?} with a 20 s heartbeat", asked.elapsed());
     runtime.shutdown().await;
 }
 

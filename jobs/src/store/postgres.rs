@@ -18,12 +18,14 @@ use uuid::Uuid;
 
 use super::{
     parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter, LaneStats, LeaseState,
-    Outcome, ReapReport, Result, Store, Wakeups,
+    Outcome, ReapReport, Result, Store, StoreError, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
 /// The channel inserts notify, with the lane as payload.
 const NOTIFY_CHANNEL: &str = "longhaul_jobs";
+/// The channel cancel requests of running jobs notify.
+const CANCEL_CHANNEL: &str = "longhaul_cancels";
 
 const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, \
      attempts, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
@@ -41,8 +43,16 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore> {
-        let max_connections =
-            std::env::var("LONGHAUL_DATABASE_MAX_CONNECTIONS").ok().and_then(|value| value.parse().ok()).unwrap_or(16);
+        let max_connections = match std::env::var("LONGHAUL_DATABASE_MAX_CONNECTIONS") {
+            Ok(value) if !value.trim().is_empty() => {
+                value.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    StoreError::Config(format!(
+                        "LONGHAUL_DATABASE_MAX_CONNECTIONS=`{value}` is invalid: expected a whole number above 0"
+                    ))
+                })?
+            }
+            _ => 16,
+        };
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -87,10 +97,12 @@ async fn listen(pool: PgPool, wakeups: Arc<Wakeups>, stop: CancellationToken) {
     while !stop.is_cancelled() {
         let listener = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(NOTIFY_CHANNEL).await?;
+            listener.listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL]).await?;
             loop {
                 let notification = listener.recv().await?;
-                if let Ok(lane) = notification.payload().parse::<Lane>() {
+                if notification.channel() == CANCEL_CHANNEL {
+                    wakeups.notify_cancel();
+                } else if let Ok(lane) = notification.payload().parse::<Lane>() {
                     wakeups.notify(lane);
                 }
             }
@@ -369,10 +381,20 @@ impl Store for PgStore {
         };
         let job = job_from_row(&row)?;
         let old: Status = parse_enum(row.try_get::<&str, _>("old_status")?, "status")?;
-        if old == Status::Queued {
-            sqlx::query("DELETE FROM job_queue WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        match old {
+            Status::Queued => {
+                sqlx::query("DELETE FROM job_queue WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            // Delivered at commit, to every worker's listener.
+            Status::Running => {
+                sqlx::query("SELECT pg_notify($1, '')").bind(CANCEL_CHANNEL).execute(&mut *tx).await?;
+            }
+            _ => {}
         }
         tx.commit().await?;
+        if old == Status::Running {
+            self.wakeups.notify_cancel();
+        }
         Ok(Some(match old {
             Status::Queued => CancelOutcome::Cancelled(job),
             Status::Running => CancelOutcome::Requested(job),

@@ -302,6 +302,9 @@ impl Store for SqliteStore {
         let select = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
         let job = job_from_row(&sqlx::query(&select).bind(id.to_string()).fetch_one(&mut *tx).await?)?;
         tx.commit().await?;
+        if old == Status::Running {
+            self.wakeups.notify_cancel();
+        }
         Ok(Some(match old {
             Status::Queued => CancelOutcome::Cancelled(job),
             Status::Running => CancelOutcome::Requested(job),

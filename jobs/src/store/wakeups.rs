@@ -1,4 +1,5 @@
-//! Wake-ups for idle lane pools, so that pickup latency is not a poll interval.
+//! Wake-ups for idle lane pools, so that pickup latency is not a poll
+//! interval, and for heartbeats, so that a cancel is not a heartbeat period.
 
 use std::collections::HashMap;
 
@@ -11,11 +12,12 @@ use crate::model::Lane;
 #[derive(Debug)]
 pub struct Wakeups {
     lanes: HashMap<Lane, Notify>,
+    cancels: Notify,
 }
 
 impl Default for Wakeups {
     fn default() -> Self {
-        Wakeups { lanes: Lane::ALL.into_iter().map(|lane| (lane, Notify::new())).collect() }
+        Wakeups { lanes: Lane::ALL.into_iter().map(|lane| (lane, Notify::new())).collect(), cancels: Notify::new() }
     }
 }
 
@@ -30,5 +32,15 @@ impl Wakeups {
 
     pub fn lane(&self, lane: Lane) -> Option<&Notify> {
         self.lanes.get(&lane)
+    }
+
+    /// A running job was asked to cancel. Heartbeats wake early to look, so
+    /// a cancel takes effect in a round trip rather than a heartbeat period.
+    pub fn notify_cancel(&self) {
+        self.cancels.notify_waiters();
+    }
+
+    pub fn cancels(&self) -> &Notify {
+        &self.cancels
     }
 }

@@ -370,10 +370,13 @@ async fn heartbeat_loop(
 ) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wakeups = store.wakeups().clone();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
+            // A cancel request somewhere: look now rather than at the next tick.
+            _ = wakeups.cancels().notified() => {}
         }
         let attempts: Vec<AttemptRef> = lock(&in_flight).keys().copied().collect();
         if attempts.is_empty() {
