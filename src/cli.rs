@@ -138,8 +138,9 @@ pub struct BenchArgs {
     /// Jobs to insert and drain
     #[arg(long, default_value_t = 50_000)]
     pub jobs: usize,
-    /// Worker slots in the lane (and so the largest claim)
-    #[arg(long, default_value_t = 1_000)]
+    /// Worker slots in the lane. A claim never takes more than the free slots,
+    /// so this must exceed the claim batch for claims and commits to overlap
+    #[arg(long, default_value_t = 4_000)]
     pub concurrency: usize,
     /// Most jobs one claim takes
     #[arg(long, default_value_t = 1_000)]
