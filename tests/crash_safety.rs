@@ -6,7 +6,6 @@
 //! `support::RawDb::install_commit_counter`), independently of the code under
 //! test.
 
-#[macro_use]
 mod support;
 
 use std::{collections::HashSet, time::Duration};
@@ -28,7 +27,7 @@ fn short_lease_worker(concurrency: usize) -> WorkerSettings {
     }
 }
 
-on_both_backends!(killed_worker_job_is_redelivered_and_completes_once);
+longhaul_jobs::on_every_backend!(killed_worker_job_is_redelivered_and_completes_once);
 async fn killed_worker_job_is_redelivered_and_completes_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let job = noop_job(3_000, 5);
@@ -64,7 +63,7 @@ async fn killed_worker_job_is_redelivered_and_completes_once(backend: Backend) {
     assert_eq!(commits.rewrites_of_succeeded, 0, "the succeeded job was written again: {commits:?}");
 }
 
-on_both_backends!(thousand_jobs_with_random_kills_none_lost_none_twice);
+longhaul_jobs::on_every_backend!(thousand_jobs_with_random_kills_none_lost_none_twice);
 async fn thousand_jobs_with_random_kills_none_lost_none_twice(backend: Backend) {
     const JOBS: usize = 1_000;
     const WORKERS: usize = 3;

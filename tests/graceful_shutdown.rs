@@ -3,7 +3,6 @@
 //! releases the rest for immediate redelivery without spending an attempt, and
 //! exits 0. Nothing goes dead because of a deploy.
 
-#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ fn running(jobs: &[longhaul_jobs::Job]) -> Vec<Uuid> {
     jobs.iter().filter(|job| job.status == Status::Running).map(|job| job.id).collect()
 }
 
-on_both_backends!(sigterm_lets_in_flight_jobs_finish_and_exits_zero);
+longhaul_jobs::on_every_backend!(sigterm_lets_in_flight_jobs_finish_and_exits_zero);
 async fn sigterm_lets_in_flight_jobs_finish_and_exits_zero(backend: Backend) {
     let db = TestDb::new(backend).await;
     let jobs: Vec<NewJob> = (0..6).map(|_| noop_job(1_500, 5)).collect();
@@ -64,7 +63,7 @@ async fn sigterm_lets_in_flight_jobs_finish_and_exits_zero(backend: Backend) {
     assert_eq!(commits.completions, 3, "{commits:?}");
 }
 
-on_both_backends!(sigterm_releases_jobs_that_outlive_the_grace_period);
+longhaul_jobs::on_every_backend!(sigterm_releases_jobs_that_outlive_the_grace_period);
 async fn sigterm_releases_jobs_that_outlive_the_grace_period(backend: Backend) {
     let db = TestDb::new(backend).await;
     let jobs: Vec<NewJob> = (0..2).map(|_| noop_job(60_000, 5)).collect();

@@ -1,7 +1,6 @@
 //! `longhaul migrate` on an empty database: it applies the migrations, exits 0,
 //! and running it again changes nothing.
 
-#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -14,7 +13,7 @@ use longhaul_jobs::{
 use sqlx::{Connection, Executor, PgConnection};
 use support::{noop_job, Launcher};
 
-on_both_backends!(migrate_applies_migrations_and_exits_zero);
+longhaul_jobs::on_every_backend!(migrate_applies_migrations_and_exits_zero);
 async fn migrate_applies_migrations_and_exits_zero(backend: Backend) {
     let database = EmptyDatabase::new(backend).await;
     let mut launcher = Launcher::new(&database.url);

@@ -116,3 +116,30 @@ pub fn with_database(url: &str, database: &str) -> String {
         None => format!("{base}/{database}"),
     }
 }
+
+/// Runs each named `async fn name(backend: Backend)` once per backend, as the
+/// tests `name::sqlite` and `name::postgres`, so that a test is written once,
+/// reads like the behaviour, and names its backend when it fails.
+///
+/// ```ignore
+/// longhaul_jobs::on_every_backend!(claims_honour_priority, delayed_jobs_wait);
+/// async fn claims_honour_priority(backend: Backend) { … }
+/// ```
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::testing::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::testing::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}

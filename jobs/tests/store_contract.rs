@@ -11,22 +11,7 @@ use longhaul_jobs::{
 };
 use serde_json::json;
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(longhaul_jobs::testing::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(longhaul_jobs::testing::Backend::Postgres).await }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
+longhaul_jobs::on_every_backend!(
     claims_honour_priority_then_run_at,
     delayed_jobs_wait_for_run_at,
     a_paused_lane_yields_nothing_until_resumed,

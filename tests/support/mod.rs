@@ -38,24 +38,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_longhaul");
 /// How often waits poll the database.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Generates two tests, `$name::sqlite` and `$name::postgres`, that call the
-/// async function `$name(backend)`. Use with `#[macro_use] mod support;`.
-macro_rules! on_both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(longhaul_jobs::testing::Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(longhaul_jobs::testing::Backend::Postgres).await
-            }
-        }
-    };
-}
-
 /// A `noop` job that sleeps `sleep_ms` and then succeeds.
 pub fn noop_job(sleep_ms: u64, max_attempts: i32) -> NewJob {
     let mut job = NewJob::new("e2e-tenant", "e2e-user", JobKind::Noop, json!({ "sleep_ms": sleep_ms }));

@@ -19,22 +19,7 @@ use longhaul_workers::{
 };
 use serde_json::{json, Value};
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(longhaul_jobs::testing::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(longhaul_jobs::testing::Backend::Postgres).await }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
+longhaul_jobs::on_every_backend!(
     a_job_succeeds,
     a_failing_job_is_retried_with_backoff_then_succeeds,
     a_job_goes_dead_after_max_attempts,
