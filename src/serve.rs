@@ -1,6 +1,6 @@
 //! The long-running commands: `up`, `api`, `worker`, and `migrate`.
 
-use std::{path::Path, process::ExitCode, time::Duration};
+use std::{future::IntoFuture, path::Path, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use longhaul_api::{auth, ApiConfig};
@@ -61,20 +61,33 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
-/// Serves the API until `stop` trips, then lets open requests finish.
-async fn serve_api(
-    store: DynStore,
-    api_config: ApiConfig,
-    listen: &str,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let router = longhaul_api::router(store, api_config)?;
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+/// How long open connections get to finish after a stop. Event streams of
+/// running jobs would otherwise hold the process until their jobs end.
+const API_DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves the API until `stop` trips, then lets open requests finish for at
+/// most [`API_DRAIN`].
+async fn serve_api(listener: TcpListener, router: axum::Router, stop: CancellationToken) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "API listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("the API server failed")
+    let server_stop = stop.clone();
+    let server = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { server_stop.cancelled().await })
+            .into_future(),
+    );
+    stop.cancelled().await;
+    match tokio::time::timeout(API_DRAIN, server).await {
+        Ok(Ok(served)) => served.context("the API server failed"),
+        Ok(Err(joined)) => Err(anyhow::anyhow!("the API server task failed: {joined}")),
+        Err(_) => {
+            tracing::warn!(drain_secs = API_DRAIN.as_secs(), "open connections did not close in time; dropping them");
+            Ok(())
+        }
+    }
+}
+
+async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -97,20 +110,22 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let token =
         auth::mint_dev_token(&dev_key, DEV_TENANT, DEV_ADMIN, auth::Role::Admin, Duration::from_secs(30 * 24 * 3600))?;
     let stop = shutdown_signal();
+    let api_config = ApiConfig { shutdown: stop.clone(), ..api_config };
     let runtime = Runtime::start(store.clone(), Registry::with_defaults(), worker_config);
     // Bind before printing, so the URL printed is one that answers.
-    let listener = TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = bind(&listen).await?;
     let address = listener.local_addr()?;
     println!("longhaul is up at http://{address}");
     println!("  database: {}", redact_url(&url));
     println!("  dev admin token (tenant `{DEV_TENANT}`, 30 days): {token}");
     println!("  try: curl -H 'Authorization: Bearer <token>' http://{address}/v1/admin/queues");
     let router = longhaul_api::router(store, api_config)?;
-    let server_stop = stop.clone();
-    let served =
-        axum::serve(listener, router).with_graceful_shutdown(async move { server_stop.cancelled().await }).await;
-    runtime.shutdown().await;
-    served.context("the API server failed")?;
+    // After a stop, the API drains and the workers finish side by side.
+    let (served, ()) = tokio::join!(serve_api(listener, router, stop.clone()), async {
+        stop.cancelled().await;
+        runtime.shutdown().await;
+    });
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -128,7 +143,9 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
         auth: auth::AuthConfig { dev_key, jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()
     };
-    serve_api(store, api_config, &config::listen(&args.listen), shutdown_signal()).await?;
+    let stop = shutdown_signal();
+    let router = longhaul_api::router(store, ApiConfig { shutdown: stop.clone(), ..api_config })?;
+    serve_api(bind(&config::listen(&args.listen)).await?, router, stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,6 +33,7 @@ use axum::{
     Router,
 };
 use longhaul_jobs::DynStore;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -57,6 +58,9 @@ pub struct ApiConfig {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     /// How often a job event stream re-reads its job.
     pub sse_poll_interval: Duration,
+    /// Trips when the process is stopping: event streams end at once (clients
+    /// reconnect to another instance) instead of holding the shutdown.
+    pub shutdown: CancellationToken,
 }
 
 impl Default for ApiConfig {
@@ -66,6 +70,7 @@ impl Default for ApiConfig {
             auth: auth::AuthConfig::default(),
             readiness: Vec::new(),
             sse_poll_interval: Duration::from_millis(300),
+            shutdown: CancellationToken::new(),
         }
     }
 }
@@ -89,6 +94,7 @@ pub struct AppState {
     pub(crate) readiness: Arc<[Arc<dyn ReadinessCheck>]>,
     pub(crate) body_limit: usize,
     pub(crate) sse_poll_interval: Duration,
+    pub(crate) shutdown: CancellationToken,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -107,6 +113,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         readiness: readiness.into(),
         body_limit: config.body_limit,
         sse_poll_interval: config.sse_poll_interval,
+        shutdown: config.shutdown,
     };
 
     let api = Router::new()

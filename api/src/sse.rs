@@ -20,7 +20,7 @@ use axum::{
     extract::{Path, State},
     response::sse::{Event, KeepAlive, Sse},
 };
-use futures::{stream, Stream};
+use futures::{stream, Stream, StreamExt};
 use longhaul_jobs::{Job, Scope, Status};
 use uuid::Uuid;
 
@@ -58,10 +58,12 @@ pub async fn job_events(
     let job = visible_job(&state, &principal, &id).await?;
     let watch =
         Watch { state, scope: principal.scope(), id: job.id, last: None, pending: Some(job), errors: 0, done: false };
+    let shutdown = watch.state.shutdown.clone().cancelled_owned();
     let events = stream::unfold(watch, |mut watch| async move {
         let event = watch.next_event().await?;
         Some((Ok(event), watch))
-    });
+    })
+    .take_until(shutdown);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

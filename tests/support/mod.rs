@@ -375,6 +375,19 @@ impl Launcher {
         Process::spawn(name, command, log)
     }
 
+    /// Starts `longhaul <args>`, with extra variables, and leaves it running.
+    pub fn spawn(&mut self, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let name = args.first().copied().unwrap_or("longhaul");
+        let (mut command, log) = self.command(name);
+        command.args(args).envs(env.iter().copied());
+        Process::spawn(format!("longhaul {}", args.join(" ")), command, log)
+    }
+
+    /// The data dir every command of this launcher shares.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// Runs `longhaul <args>` to its end, for at most `timeout`.
     pub async fn run(&mut self, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
         let (mut command, log) = self.command(args.first().copied().unwrap_or("longhaul"));

@@ -1,0 +1,93 @@
+//! `longhaul up` as a user meets it: it starts on embedded defaults, serves
+//! the demo, and stops cleanly on SIGTERM even with an event stream open.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+use support::Launcher;
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn wait_ready(url: &str, up: &mut support::Process) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client.get(format!("{url}/readyz")).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(up.try_exit_status().is_none(), "up exited early:\n{}", up.log_tail(30));
+        assert!(Instant::now() < deadline, "up never became ready:\n{}", up.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let database = format!("sqlite://{}", dir.path().join("up.db").display());
+    let mut launcher = Launcher::new(&database);
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let listen = url.trim_start_matches("http://").to_owned();
+    let mut up = launcher.spawn(&["up", "--listen", &listen], &[("LONGHAUL_SHUTDOWN_GRACE_SECS", "1")]);
+    wait_ready(&url, &mut up).await;
+
+    // The demo, as the README's first command runs it.
+    let data_dir = launcher.data_dir();
+    let data_dir = data_dir.to_str().expect("a UTF-8 path");
+    let (status, output) =
+        launcher.run(&["demo", "--url", &url, "--data-dir", data_dir, "--json"], Duration::from_secs(60)).await;
+    assert!(status.success(), "demo failed:\n{output}");
+    let json_line = output.lines().find(|line| line.starts_with('{')).expect("demo printed JSON");
+    let demo: Value = serde_json::from_str(json_line).expect("valid JSON");
+    assert_eq!(demo["noop"]["status"], "succeeded", "{demo}");
+    assert!(demo["noop"]["job_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(demo["noop"]["artifacts"].is_array());
+
+    // A long job, and a client following it.
+    let (status, token) = launcher
+        .run(
+            &["token", "--data-dir", data_dir, "--tenant", "dev", "--user", "ops", "--role", "admin"],
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(status.success());
+    let token = token.lines().last().expect("a token").trim().to_owned();
+    let client = reqwest::Client::new();
+    let job: Value = client
+        .post(format!("{url}/v1/jobs"))
+        .bearer_auth(&token)
+        .json(&json!({"kind": "noop", "payload": {"sleep_ms": 120_000}}))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("a job");
+    let id = job["id"].as_str().expect("an id");
+    let mut events = client.get(format!("{url}/v1/jobs/{id}/events")).bearer_auth(&token).send().await.expect("events");
+    assert!(events.status().is_success());
+    let first = events.chunk().await.expect("a first event").expect("data");
+    assert!(String::from_utf8_lossy(&first).contains("event: status"));
+
+    let asked = Instant::now();
+    up.signal(Signal::SIGTERM);
+    let status = up.wait_for_exit(Duration::from_secs(20)).await.unwrap_or_else(|| {
+        panic!("up did not exit within 20 s of SIGTERM:\n{}", up.log_tail(30));
+    });
+    assert!(status.success(), "up exited with {status}:\n{}", up.log_tail(30));
+    // The worker lanes get their grace period (1 s here); the open stream
+    // must not hold the process beyond it.
+    assert!(asked.elapsed() < Duration::from_secs(8), "took {:?}:\n{}", asked.elapsed(), up.log_tail(30));
+}
