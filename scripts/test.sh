@@ -18,7 +18,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$(repo_root)"
 
-SERVICES=(postgres)
+SERVICES=(postgres moto)
 
 # ---------------------------------------------------------------------------
 # Services
@@ -82,6 +82,39 @@ postgres_trust_localhost() {
     note "allowing passwordless connections from 127.0.0.1 in $hba"
     # pg_hba.conf is first match wins, so the rule goes on top.
     as_root sed -i '1i host all all 127.0.0.1/32 trust  # added by longhaul scripts/test.sh' "$hba"
+}
+
+# A local AWS endpoint (S3 today; SQS and SNS with the AWS backends):
+# `moto_server` from PyPI, in a virtualenv kept between runs. Versions below
+# 5.2.5 break aws-sdk-s3's multipart uploads. Tests reach it through
+# LONGHAUL_TEST_AWS_ENDPOINT_URL and make a bucket of their own each, so they
+# can run in parallel; the server is reset once, before the tests.
+service_moto() {
+    if [[ -n "${LONGHAUL_TEST_AWS_ENDPOINT_URL:-}" ]]; then
+        note "LONGHAUL_TEST_AWS_ENDPOINT_URL is set; using that endpoint as it is"
+        return
+    fi
+    ensure_packages python3 python3-venv
+    local venv="${LONGHAUL_CACHE_DIR:-$HOME/.cache/longhaul}/moto-venv"
+    if ! "$venv/bin/python" -c 'import moto, sys; from importlib.metadata import version; v = tuple(int(p) for p in version("moto").split(".")[:3]); sys.exit(v < (5, 2, 5))' 2>/dev/null; then
+        note "installing moto[server]>=5.2.5 into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.2.5'
+    fi
+    local port log
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log=$(mktemp -t moto-server.XXXXXX.log)
+    note "starting moto_server on 127.0.0.1:$port (log: $log; it will be stopped when this script exits)"
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    local pid=$!
+    at_exit "note 'stopping moto_server'; kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+    export LONGHAUL_TEST_AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+    local waited=0
+    until curl -sf -o /dev/null -X POST "$LONGHAUL_TEST_AWS_ENDPOINT_URL/moto-api/reset"; do
+        kill -0 "$pid" 2>/dev/null || die "moto_server exited at start: $(tail -5 "$log")"
+        ((waited++ < 60)) || die "moto_server did not answer on port $port within 30 s: $(tail -5 "$log")"
+        sleep 0.5
+    done
 }
 
 # ---------------------------------------------------------------------------

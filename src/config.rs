@@ -40,6 +40,11 @@ pub fn database_url(data_dir: &std::path::Path) -> String {
     env("LONGHAUL_DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("longhaul.db").display()))
 }
 
+/// `LONGHAUL_OBJECT_STORE`, or a directory in the data dir.
+pub fn object_store_url(data_dir: &std::path::Path) -> String {
+    env("LONGHAUL_OBJECT_STORE").unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()))
+}
+
 /// Only the embedded queue exists in this version; say so instead of
 /// quietly ignoring `sqs`.
 pub fn check_queue_backend() -> anyhow::Result<()> {

@@ -1,10 +1,10 @@
 //! The long-running commands: `up`, `api`, `worker`, and `migrate`.
 
-use std::{future::IntoFuture, path::Path, process::ExitCode, time::Duration};
+use std::{future::IntoFuture, path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use longhaul_api::{auth, ApiConfig};
-use longhaul_jobs::{store::redact_url, DynStore};
+use longhaul_api::{auth, ApiConfig, ReadinessCheck};
+use longhaul_jobs::{objects::DynObjectStore, store::redact_url, DynStore};
 use longhaul_workers::{Registry, Runtime, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,30 @@ pub const DEV_ADMIN: &str = "admin";
 
 pub fn dev_key_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("dev-signing.key")
+}
+
+/// Opens the object store and checks it answers, so that a misconfigured
+/// bucket fails the start rather than the first artifact.
+async fn open_objects(data_dir: &Path) -> anyhow::Result<DynObjectStore> {
+    let url = config::object_store_url(data_dir);
+    let objects =
+        longhaul_jobs::objects::connect(&url).await.with_context(|| format!("cannot open the object store {url}"))?;
+    objects.ping().await.with_context(|| format!("the object store {url} does not answer"))?;
+    Ok(objects)
+}
+
+/// `/readyz` also needs the object store.
+struct ObjectStoreReady(DynObjectStore);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for ObjectStoreReady {
+    fn name(&self) -> &str {
+        "object store"
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        Ok(self.0.ping().await?)
+    }
 }
 
 async fn open_store(url: &str, migrate: bool) -> anyhow::Result<DynStore> {
@@ -101,9 +125,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dev_key = auth::load_or_create_dev_key(&key_path)?;
     let url = config::database_url(&data_dir);
     let store = open_store(&url, true).await?;
+    let objects = open_objects(&data_dir).await?;
     let worker_config = config::worker(&[], None)?;
     let api_config = ApiConfig {
         body_limit: config::body_limit()?,
+        readiness: vec![Arc::new(ObjectStoreReady(objects))],
         auth: auth::AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()
     };
@@ -133,6 +159,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     config::check_queue_backend()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
     let store = open_store(&config::database_url(&data_dir), false).await?;
+    let objects = open_objects(&data_dir).await?;
     // Dev tokens only when the key file is named: production names none.
     let dev_key = match config::env("LONGHAUL_DEV_SIGNING_KEY_FILE") {
         Some(path) => Some(auth::load_dev_key(Path::new(&path))?),
@@ -140,6 +167,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     };
     let api_config = ApiConfig {
         body_limit: config::body_limit()?,
+        readiness: vec![Arc::new(ObjectStoreReady(objects))],
         auth: auth::AuthConfig { dev_key, jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()
     };
@@ -154,6 +182,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(&args.data_dir.data_dir);
     let worker_config: WorkerConfig = config::worker(&args.lanes, args.concurrency)?;
     let store = open_store(&config::database_url(&data_dir), false).await?;
+    // Checked now, though no kind of this version writes artifacts yet.
+    open_objects(&data_dir).await?;
     tracing::info!(
         worker_id = %worker_config.worker_id,
         lanes = ?worker_config.lanes,

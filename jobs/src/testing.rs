@@ -143,3 +143,93 @@ macro_rules! on_every_backend {
         )*
     };
 }
+
+/// Which object store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectBackend {
+    File,
+    #[cfg(feature = "aws")]
+    S3,
+}
+
+/// The local S3 endpoint tests use: `LONGHAUL_TEST_AWS_ENDPOINT_URL`, which
+/// `scripts/test.sh` points at the `moto_server` it starts.
+#[cfg(feature = "aws")]
+pub fn aws_endpoint_url() -> String {
+    std::env::var("LONGHAUL_TEST_AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
+}
+
+/// SDK configuration for the local endpoint, with throwaway credentials.
+#[cfg(feature = "aws")]
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(aws_endpoint_url())
+        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "longhaul-tests"))
+        .load()
+        .await
+}
+
+/// A fresh, empty object store: a temporary directory, or a bucket of its own
+/// on the local S3 endpoint.
+pub struct TestObjectStore {
+    pub store: crate::objects::DynObjectStore,
+    pub backend: ObjectBackend,
+    /// The bucket, on S3.
+    pub bucket: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Deref for TestObjectStore {
+    type Target = crate::objects::DynObjectStore;
+    fn deref(&self) -> &Self::Target {
+        &self.store
+    }
+}
+
+impl TestObjectStore {
+    pub async fn new(backend: ObjectBackend) -> Result<TestObjectStore, crate::objects::ObjectError> {
+        match backend {
+            ObjectBackend::File => {
+                let dir = tempfile::tempdir()?;
+                let store = crate::objects::FileStore::new(dir.path()).await?;
+                Ok(TestObjectStore { store: Arc::new(store), backend, bucket: None, _dir: Some(dir) })
+            }
+            #[cfg(feature = "aws")]
+            ObjectBackend::S3 => {
+                let bucket = format!("longhaul-test-{}", uuid::Uuid::new_v4().simple());
+                let store =
+                    crate::objects::S3Store::new(&aws_sdk_config().await, &format!("s3://{bucket}/objects"), None)?;
+                store.client().create_bucket().bucket(&bucket).send().await.map_err(|err| {
+                    crate::objects::ObjectError::Config(format!(
+                        "cannot create a test bucket at {} ({}); start moto_server there, or set LONGHAUL_TEST_AWS_ENDPOINT_URL",
+                        aws_endpoint_url(),
+                        aws_sdk_s3::error::DisplayErrorContext(err)
+                    ))
+                })?;
+                Ok(TestObjectStore { store: Arc::new(store), backend, bucket: Some(bucket), _dir: None })
+            }
+        }
+    }
+}
+
+/// Runs each named `async fn name(backend: ObjectBackend)` once per object
+/// store backend, as `name::file` and `name::s3`.
+#[macro_export]
+macro_rules! on_every_object_store {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn file() {
+                    super::$name($crate::testing::ObjectBackend::File).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn s3() {
+                    super::$name($crate::testing::ObjectBackend::S3).await
+                }
+            }
+        )*
+    };
+}
