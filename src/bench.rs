@@ -133,6 +133,7 @@ fn runtime_config(concurrency: usize, claim_batch: usize) -> WorkerConfig {
         claim_batch: claim_batch.max(1),
         claimers: 2,
         scheduler: false,
+        publisher: false,
         poll_interval: Duration::from_millis(100),
         ..WorkerConfig::default()
     }

@@ -137,7 +137,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         auth::mint_dev_token(&dev_key, DEV_TENANT, DEV_ADMIN, auth::Role::Admin, Duration::from_secs(30 * 24 * 3600))?;
     let stop = shutdown_signal();
     let api_config = ApiConfig { shutdown: stop.clone(), ..api_config };
-    let runtime = Runtime::start(store.clone(), Registry::with_defaults(), worker_config);
+    let notifier = longhaul_jobs::notify::from_env().await?;
+    let runtime = Runtime::start_with_notifier(store.clone(), notifier, Registry::with_defaults(), worker_config);
     // Bind before printing, so the URL printed is one that answers.
     let listener = bind(&listen).await?;
     let address = listener.local_addr()?;
@@ -191,7 +192,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         "worker starting"
     );
     let stop = shutdown_signal();
-    let runtime = Runtime::start(store, Registry::with_defaults(), worker_config);
+    let notifier = longhaul_jobs::notify::from_env().await?;
+    let runtime = Runtime::start_with_notifier(store, notifier, Registry::with_defaults(), worker_config);
     stop.cancelled().await;
     runtime.shutdown().await;
     tracing::info!("worker stopped");

@@ -81,6 +81,25 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     let first = events.chunk().await.expect("a first event").expect("data");
     assert!(String::from_utf8_lossy(&first).contains("event: status"));
 
+    // A kind that dies (not implemented yet) is announced as job.dead, through
+    // the outbox, to the log notifier of embedded defaults.
+    let dead: Value = client
+        .post(format!("{url}/v1/jobs"))
+        .bearer_auth(&token)
+        .json(&json!({"kind": "video_compile", "payload": {"year": 2026, "aspect": "16:9"}}))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("a job");
+    let dead_id = dead["id"].as_str().expect("an id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !up.log_tail(200).lines().any(|line| line.contains("job.dead") && line.contains(&dead_id)) {
+        assert!(Instant::now() < deadline, "no job.dead event logged for {dead_id}:\n{}", up.log_tail(40));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let asked = Instant::now();
     up.signal(Signal::SIGTERM);
     let status = up.wait_for_exit(Duration::from_secs(20)).await.unwrap_or_else(|| {

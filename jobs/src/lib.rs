@@ -2,6 +2,7 @@
 //! embedded queue), and the configuration they both read.
 
 pub mod model;
+pub mod notify;
 pub mod objects;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -111,6 +111,13 @@ impl JobKind {
         }
     }
 
+    /// Whether the kind's outcomes are announced as events (`job.succeeded`,
+    /// `job.failed`, `job.dead`). `noop` is a diagnostic: health checks and
+    /// benchmarks would only flood subscribers.
+    pub fn emits_events(self) -> bool {
+        !matches!(self, JobKind::Noop)
+    }
+
     /// Kinds a plain user may not submit.
     pub fn admin_only(self) -> bool {
         matches!(self, JobKind::Noop | JobKind::ReservationRefresh)

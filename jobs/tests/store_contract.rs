@@ -29,6 +29,9 @@ longhaul_jobs::on_every_backend!(
     errors_history_records_each_failed_attempt,
     lane_stats_count_depth_delay_flight_dead_and_throughput,
     pruning_keeps_recent_and_unfinished_jobs,
+    outcomes_write_their_events_with_the_status,
+    reaped_jobs_announce_failure_or_death,
+    outbox_events_are_leased_and_come_back_if_unpublished,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -335,4 +338,87 @@ async fn pruning_keeps_recent_and_unfinished_jobs(backend: Backend) {
     let left = store.list_jobs(&Scope::Platform, &JobFilter { limit: 10, ..JobFilter::default() }).await.expect("list");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].status, Status::Queued);
+}
+
+fn report(tenant: &str) -> NewJob {
+    NewJob::new(tenant, "u", JobKind::ReportBuild, json!({"report": "year_summary", "year": 2026}))
+}
+
+async fn outcomes_write_their_events_with_the_status(backend: Backend) {
+    let store = store(backend).await;
+    let mut once = report("acme");
+    once.max_attempts = 1;
+    insert(&store, report("acme")).await;
+    insert(&store, noop("acme", "u")).await;
+    let claimed = store.claim(Lane::Reports, 1, LEASE, "w").await.expect("claim");
+    let retry = Completion {
+        attempt: attempt(&claimed[0]),
+        outcome: Outcome::Retry { error: "agency timeout".into(), run_at: Utc::now() },
+    };
+    store.complete(&[retry]).await.expect("complete");
+    let again = store.claim(Lane::Reports, 1, LEASE, "w").await.expect("claim");
+    let success = Completion { attempt: attempt(&again[0]), outcome: Outcome::Succeeded { result: None } };
+    // A noop job's outcome is not announced.
+    let noop = store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim");
+    let noop_dead = Completion { attempt: attempt(&noop[0]), outcome: Outcome::Dead { error: "x".into() } };
+    store.complete(&[success, noop_dead]).await.expect("complete");
+    let dead_job = insert(&store, once).await;
+    let dying = store.claim(Lane::Reports, 1, LEASE, "w").await.expect("claim");
+    assert_eq!(dying[0].id, dead_job.id);
+    let death = Completion { attempt: attempt(&dying[0]), outcome: Outcome::Dead { error: "bad year".into() } };
+    store.complete(&[death]).await.expect("complete");
+
+    let events = store.claim_outbox(10, LEASE).await.expect("claim events");
+    let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, vec!["job.failed", "job.succeeded", "job.dead"]);
+    let failed = &events[0].payload;
+    assert_eq!(failed["job_id"], json!(claimed[0].id));
+    assert_eq!((failed["kind"].as_str(), failed["status"].as_str()), (Some("report_build"), Some("queued")));
+    assert_eq!((failed["attempt"].as_i64(), failed["error"].as_str()), (Some(1), Some("agency timeout")));
+    assert_eq!((failed["tenant_id"].as_str(), failed["user_id"].as_str()), (Some("acme"), Some("u")));
+    assert!(failed["at"].is_string());
+    assert_eq!(events[2].payload["error"], json!("bad year"));
+    assert!(events.iter().all(|e| e.tenant_id == "acme"));
+    let mut keys: Vec<_> = failed.as_object().expect("an object").keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["at", "attempt", "error", "job_id", "kind", "status", "tenant_id", "user_id"]);
+}
+
+async fn reaped_jobs_announce_failure_or_death(backend: Backend) {
+    let store = store(backend).await;
+    let mut last = report("acme");
+    last.max_attempts = 1;
+    insert(&store, last).await;
+    insert(&store, report("acme")).await;
+    store.claim(Lane::Reports, 2, Duration::from_millis(100), "w").await.expect("claim");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.reap_expired().await.expect("reap");
+    let mut types: Vec<_> =
+        store.claim_outbox(10, LEASE).await.expect("events").into_iter().map(|e| e.event_type).collect();
+    types.sort();
+    assert_eq!(types, vec!["job.dead", "job.failed"]);
+}
+
+async fn outbox_events_are_leased_and_come_back_if_unpublished(backend: Backend) {
+    let store = store(backend).await;
+    for _ in 0..3 {
+        insert(&store, report("acme")).await;
+    }
+    let claimed = store.claim(Lane::Reports, 3, LEASE, "w").await.expect("claim");
+    let done: Vec<_> = claimed
+        .iter()
+        .map(|job| Completion { attempt: attempt(job), outcome: Outcome::Succeeded { result: None } })
+        .collect();
+    store.complete(&done).await.expect("complete");
+    let short = Duration::from_millis(200);
+    let first = store.claim_outbox(2, short).await.expect("events");
+    assert_eq!(first.len(), 2);
+    let second = store.claim_outbox(10, short).await.expect("events");
+    assert_eq!(second.len(), 1, "leased events are not handed out twice");
+    assert!(second[0].id > first[1].id, "oldest first");
+    assert_eq!(store.delete_outbox(&[first[0].id, second[0].id]).await.expect("delete"), 2);
+    assert!(store.claim_outbox(10, short).await.expect("events").is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = store.claim_outbox(10, short).await.expect("events");
+    assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), vec![first[1].id], "an unpublished event comes back");
 }

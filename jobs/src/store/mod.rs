@@ -19,7 +19,10 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::model::{Job, JobKind, Lane, NewJob, Scope, Status};
+use crate::{
+    model::{Job, JobKind, Lane, NewJob, Scope, Status},
+    notify::OutboxEvent,
+};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -232,6 +235,46 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes final jobs older than `age`. Returns how many.
     async fn prune_finished(&self, age: Duration) -> Result<u64>;
+
+    /// Leases up to `max` outbox events that nobody holds, oldest first.
+    async fn claim_outbox(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEvent>>;
+
+    /// Removes published events.
+    async fn delete_outbox(&self, ids: &[i64]) -> Result<u64>;
+}
+
+/// The event type that announces an outcome, if any.
+fn event_type(status: Status) -> Option<&'static str> {
+    match status {
+        Status::Succeeded => Some("job.succeeded"),
+        // A failed attempt that will be retried.
+        Status::Queued => Some("job.failed"),
+        Status::Dead => Some("job.dead"),
+        _ => None,
+    }
+}
+
+/// The body of a job event.
+#[allow(clippy::too_many_arguments)]
+fn event_payload(
+    id: Uuid,
+    tenant_id: &str,
+    user_id: &str,
+    kind: &str,
+    status: &str,
+    attempt: i32,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> Value {
+    serde_json::json!({
+        "job_id": id, "tenant_id": tenant_id, "user_id": user_id, "kind": kind,
+        "status": status, "attempt": attempt, "error": error, "at": at,
+    })
+}
+
+/// The kinds whose outcomes are announced, for SQL that filters on them.
+fn emitting_kinds() -> Vec<&'static str> {
+    crate::model::JobKind::ALL.into_iter().filter(|kind| kind.emits_events()).map(|kind| kind.as_str()).collect()
 }
 
 /// Opens the store a URL names: `sqlite://path` or `postgres://…`.

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter, LaneStats, LeaseState,
-    Outcome, ReapReport, Result, Store, StoreError, Wakeups,
+    emitting_kinds, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter, LaneStats,
+    LeaseState, OutboxEvent, Outcome, ReapReport, Result, Store, StoreError, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -549,15 +549,22 @@ impl Store for PgStore {
              FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
                AS c(id, attempt, status, result, error, run_at) \
              WHERE j.id = c.id AND j.attempts = c.attempt AND j.status = 'running' AND j.lease_until > now() \
-             RETURNING j.id, j.attempts, j.status, j.run_at, j.lane), \
+             RETURNING j.id, j.attempts, j.status, j.run_at, j.lane, j.tenant_id, j.user_id, j.kind, j.error), \
              finished AS (DELETE FROM job_queue q USING done \
                WHERE q.id = done.id AND done.status IN ('succeeded', 'cancelled')), \
              requeued AS (UPDATE job_queue q SET lease_until = NULL, run_at = done.run_at, \
                dead = (done.status = 'dead') FROM done WHERE q.id = done.id AND done.status IN ('queued', 'dead')), \
              counted AS (INSERT INTO lane_minutes (lane, minute, finished) \
                SELECT lane, date_trunc('minute', now()), count(*) FROM done WHERE status <> 'queued' GROUP BY lane \
-               ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished) \
-             SELECT id, attempts FROM done",
+               ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished), \
+             events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
+               SELECT tenant_id, CASE status WHEN 'succeeded' THEN 'job.succeeded' WHEN 'queued' THEN 'job.failed' \
+                 ELSE 'job.dead' END, \
+                 jsonb_build_object('job_id', id, 'tenant_id', tenant_id, 'user_id', user_id, 'kind', kind, \
+                   'status', status, 'attempt', attempts, 'error', error, 'at', now()) \
+               FROM done WHERE status IN ('succeeded', 'queued', 'dead') AND kind = ANY($7) \
+               RETURNING 1) \
+             SELECT id, attempts, (SELECT count(*) FROM events) AS events FROM done",
         )
         .bind(&ids)
         .bind(&attempts)
@@ -565,8 +572,12 @@ impl Store for PgStore {
         .bind(&results)
         .bind(&errors)
         .bind(&run_ats)
+        .bind(emitting_kinds())
         .fetch_all(&self.pool)
         .await?;
+        if rows.iter().any(|row| row.try_get::<i64, _>("events").unwrap_or(0) > 0) {
+            self.wakeups.notify_outbox();
+        }
         rows.iter().map(|row| Ok(AttemptRef { id: row.try_get("id")?, attempt: row.try_get("attempts")? })).collect()
     }
 
@@ -630,11 +641,17 @@ impl Store for PgStore {
                  finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END, \
                  run_at = now(), lease_until = NULL, locked_by = NULL, updated_at = now() \
                FROM locked WHERE j.id = locked.id \
-               RETURNING j.id, j.status, j.lane), \
+               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.error), \
              queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = now(), dead = (reaped.status = 'dead') \
-               FROM reaped WHERE q.id = reaped.id) \
+               FROM reaped WHERE q.id = reaped.id), \
+             events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
+               SELECT tenant_id, CASE status WHEN 'dead' THEN 'job.dead' ELSE 'job.failed' END, \
+                 jsonb_build_object('job_id', id, 'tenant_id', tenant_id, 'user_id', user_id, 'kind', kind, \
+                   'status', status, 'attempt', attempts, 'error', error, 'at', now()) \
+               FROM reaped WHERE kind = ANY($1)) \
              SELECT status, lane FROM reaped",
         )
+        .bind(emitting_kinds())
         .fetch_all(&self.pool)
         .await?;
         let mut report = ReapReport::default();
@@ -743,6 +760,41 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         sqlx::query("DELETE FROM lane_minutes WHERE minute < now() - interval '1 day'").execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn claim_outbox(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEvent>> {
+        let rows = sqlx::query(
+            "UPDATE outbox o SET lease_until = now() + $2 * interval '1 second', attempts = o.attempts + 1 \
+             FROM (SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until < now() \
+                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) picked \
+             WHERE o.id = picked.id \
+             RETURNING o.id, o.tenant_id, o.event_type, o.payload",
+        )
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .bind(seconds(lease))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxEvent {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    event_type: row.try_get("event_type")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        events.sort_by_key(|event| event.id);
+        Ok(events)
+    }
+
+    async fn delete_outbox(&self, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 }

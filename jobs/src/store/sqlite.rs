@@ -18,8 +18,8 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    error_entry, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter, LaneStats,
-    LeaseState, Outcome, ReapReport, Result, Store, StoreError, Wakeups,
+    error_entry, event_payload, event_type, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome,
+    JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, ReapReport, Result, Store, StoreError, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -145,6 +145,37 @@ fn append_error(errors: &str, attempt: i32, error: &str) -> Result<String> {
         None => history = serde_json::Value::Array(vec![entry]),
     }
     Ok(history.to_string())
+}
+
+/// Writes the event that announces a job row's new status, if its kind and
+/// status have one, in the caller's transaction. `row` carries id, tenant_id,
+/// user_id, kind, status, attempts and error. Returns how many were written.
+async fn insert_job_event(tx: &mut sqlx::SqliteConnection, row: &SqliteRow, now: i64) -> Result<u32> {
+    let kind: crate::model::JobKind = parse_enum(row.try_get::<&str, _>("kind")?, "kind")?;
+    let status: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
+    let Some(event_type) = event_type(status).filter(|_| kind.emits_events()) else {
+        return Ok(0);
+    };
+    let id: &str = row.try_get("id")?;
+    let tenant_id: &str = row.try_get("tenant_id")?;
+    let payload = event_payload(
+        Uuid::parse_str(id).map_err(|err| StoreError::Corrupt(format!("job id `{id}`: {err}")))?,
+        tenant_id,
+        row.try_get("user_id")?,
+        kind.as_str(),
+        status.as_str(),
+        row.try_get("attempts")?,
+        row.try_get("error")?,
+        time(now)?,
+    );
+    sqlx::query("INSERT INTO outbox (tenant_id, event_type, payload, created_at) VALUES (?, ?, ?, ?)")
+        .bind(tenant_id)
+        .bind(event_type)
+        .bind(payload.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(1)
 }
 
 #[async_trait]
@@ -398,10 +429,12 @@ impl Store for SqliteStore {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut committed = Vec::with_capacity(completions.len());
+        let mut events = 0;
+        // Fenced: the attempt must still be ours, running, with a live lease.
+        let fence = "WHERE id = ?1 AND attempts = ?2 AND status = 'running' AND lease_until > ?3 \
+                     RETURNING id, tenant_id, user_id, kind, status, attempts, error";
         for completion in completions {
             let AttemptRef { id, attempt } = completion.attempt;
-            // Fenced: the attempt must still be ours, running, with a live lease.
-            let fence = "WHERE id = ?1 AND attempts = ?2 AND status = 'running' AND lease_until > ?3";
             let done = match &completion.outcome {
                 Outcome::Succeeded { result } => {
                     sqlx::query(&format!(
@@ -412,7 +445,7 @@ impl Store for SqliteStore {
                     .bind(attempt)
                     .bind(now)
                     .bind(result.as_ref().map(|value| value.to_string()))
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?
                 }
                 Outcome::Cancelled { reason } => {
@@ -424,16 +457,19 @@ impl Store for SqliteStore {
                     .bind(attempt)
                     .bind(now)
                     .bind(reason)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?
                 }
                 Outcome::Retry { error, .. } | Outcome::Dead { error } => {
-                    let Some(row) = sqlx::query(&format!("SELECT errors FROM jobs {fence}"))
-                        .bind(id.to_string())
-                        .bind(attempt)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?
+                    let Some(row) = sqlx::query(
+                        "SELECT errors FROM jobs WHERE id = ?1 AND attempts = ?2 AND status = 'running' \
+                         AND lease_until > ?3",
+                    )
+                    .bind(id.to_string())
+                    .bind(attempt)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
                     else {
                         continue;
                     };
@@ -454,15 +490,19 @@ impl Store for SqliteStore {
                     .bind(errors)
                     .bind(run_at)
                     .bind(finished_at)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?
                 }
             };
-            if done.rows_affected() == 1 {
+            if let Some(row) = done {
                 committed.push(completion.attempt);
+                events += insert_job_event(&mut tx, &row, now).await?;
             }
         }
         tx.commit().await?;
+        if events > 0 {
+            self.wakeups.notify_outbox();
+        }
         Ok(committed)
     }
 
@@ -522,13 +562,15 @@ impl Store for SqliteStore {
         .await?;
         let mut report = ReapReport::default();
         let mut lanes = Vec::new();
+        let mut events = 0;
         for row in &rows {
             let attempts: i32 = row.try_get("attempts")?;
             let dead = attempts >= row.try_get::<i32, _>("max_attempts")?;
             let errors = append_error(row.try_get("errors")?, attempts, "lease expired")?;
-            sqlx::query(
+            let reaped = sqlx::query(
                 "UPDATE jobs SET status = ?1, error = ?2, errors = ?3, finished_at = ?4, run_at = ?5, \
-                 lease_until = NULL, locked_by = NULL, updated_at = ?5 WHERE id = ?6",
+                 lease_until = NULL, locked_by = NULL, updated_at = ?5 WHERE id = ?6 \
+                 RETURNING id, tenant_id, user_id, kind, status, attempts, error",
             )
             .bind(if dead { "dead" } else { "queued" })
             .bind(LEASE_EXPIRED)
@@ -536,8 +578,9 @@ impl Store for SqliteStore {
             .bind(dead.then_some(now))
             .bind(now)
             .bind(row.try_get::<&str, _>("id")?)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            events += insert_job_event(&mut tx, &reaped, now).await?;
             if dead {
                 report.dead += 1;
             } else {
@@ -548,6 +591,9 @@ impl Store for SqliteStore {
         tx.commit().await?;
         for lane in lanes {
             self.wakeups.notify(lane);
+        }
+        if events > 0 {
+            self.wakeups.notify_outbox();
         }
         Ok(report)
     }
@@ -636,5 +682,45 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn claim_outbox(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEvent>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_until = ?1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until < ?2 ORDER BY id LIMIT ?3) \
+             RETURNING id, tenant_id, event_type, payload",
+        )
+        .bind(now + duration_ms(lease))
+        .bind(now)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxEvent {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    event_type: row.try_get("event_type")?,
+                    payload: json(row.try_get("payload")?, "payload")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        events.sort_by_key(|event| event.id);
+        Ok(events)
+    }
+
+    async fn delete_outbox(&self, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in ids {
+            separated.push_bind(*id);
+        }
+        query.push(")");
+        Ok(query.build().execute(&self.pool).await?.rows_affected())
     }
 }

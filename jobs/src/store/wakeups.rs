@@ -13,11 +13,16 @@ use crate::model::Lane;
 pub struct Wakeups {
     lanes: HashMap<Lane, Notify>,
     cancels: Notify,
+    outbox: Notify,
 }
 
 impl Default for Wakeups {
     fn default() -> Self {
-        Wakeups { lanes: Lane::ALL.into_iter().map(|lane| (lane, Notify::new())).collect(), cancels: Notify::new() }
+        Wakeups {
+            lanes: Lane::ALL.into_iter().map(|lane| (lane, Notify::new())).collect(),
+            cancels: Notify::new(),
+            outbox: Notify::new(),
+        }
     }
 }
 
@@ -42,5 +47,14 @@ impl Wakeups {
 
     pub fn cancels(&self) -> &Notify {
         &self.cancels
+    }
+
+    /// Events were written: a publisher in this process may go at once.
+    pub fn notify_outbox(&self) {
+        self.outbox.notify_one();
+    }
+
+    pub fn outbox(&self) -> &Notify {
+        &self.outbox
     }
 }

@@ -12,7 +12,10 @@ mod scheduler;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use longhaul_jobs::{DynStore, JobKind, Lane};
+use longhaul_jobs::{
+    notify::{DynNotifier, LogNotifier, Publisher},
+    DynStore, JobKind, Lane,
+};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +55,8 @@ pub struct WorkerConfig {
     pub retention: Duration,
     /// Whether this process takes part in scheduler leadership.
     pub scheduler: bool,
+    /// Whether this process drains the event outbox. Any number may.
+    pub publisher: bool,
     /// Per-kind timeouts that replace the kind's default.
     pub timeouts: HashMap<JobKind, Duration>,
 }
@@ -73,6 +78,7 @@ impl Default for WorkerConfig {
             reap_interval: Duration::from_secs(5),
             retention: Duration::from_secs(14 * 24 * 60 * 60),
             scheduler: true,
+            publisher: true,
             timeouts: HashMap::new(),
         }
     }
@@ -101,13 +107,29 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Starts the pools and the scheduler, with events going to the log.
     pub fn start(store: DynStore, registry: Registry, config: WorkerConfig) -> Runtime {
+        Runtime::start_with_notifier(store, Arc::new(LogNotifier), registry, config)
+    }
+
+    /// Starts the pools and the scheduler, with events going to `notifier`.
+    pub fn start_with_notifier(
+        store: DynStore,
+        notifier: DynNotifier,
+        registry: Registry,
+        config: WorkerConfig,
+    ) -> Runtime {
         let config = Arc::new(config);
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let lanes = Arc::new(pool::Lanes { store: store.clone(), registry, config: config.clone() });
         for (lane, concurrency) in config.lanes.iter().copied() {
             tasks.spawn(pool::run_lane(lanes.clone(), lane, concurrency.max(1), stop.clone()));
+        }
+        if config.publisher {
+            let publisher =
+                Publisher { store: store.clone(), notifier, lease: config.lease, idle: config.poll_interval };
+            tasks.spawn(publisher.run(stop.clone()));
         }
         if config.scheduler {
             tasks.spawn(scheduler::run(store, config.clone(), stop.clone()));
