@@ -18,6 +18,13 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Submits a job; returns it as the API answered.
+async fn submit(client: &reqwest::Client, url: &str, token: &str, body: Value) -> Value {
+    let response = client.post(format!("{url}/v1/jobs")).bearer_auth(token).json(&body).send().await.expect("submit");
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    response.json().await.expect("a job")
+}
+
 async fn wait_ready(url: &str, up: &mut support::Process) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -65,16 +72,7 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     assert!(status.success());
     let token = token.lines().last().expect("a token").trim().to_owned();
     let client = reqwest::Client::new();
-    let job: Value = client
-        .post(format!("{url}/v1/jobs"))
-        .bearer_auth(&token)
-        .json(&json!({"kind": "noop", "payload": {"sleep_ms": 120_000}}))
-        .send()
-        .await
-        .expect("submit")
-        .json()
-        .await
-        .expect("a job");
+    let job = submit(&client, &url, &token, json!({"kind": "noop", "payload": {"sleep_ms": 120_000}})).await;
     let id = job["id"].as_str().expect("an id");
     let mut events = client.get(format!("{url}/v1/jobs/{id}/events")).bearer_auth(&token).send().await.expect("events");
     assert!(events.status().is_success());
@@ -83,16 +81,9 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
 
     // A kind that dies (not implemented yet) is announced as job.dead, through
     // the outbox, to the log notifier of embedded defaults.
-    let dead: Value = client
-        .post(format!("{url}/v1/jobs"))
-        .bearer_auth(&token)
-        .json(&json!({"kind": "video_compile", "payload": {"year": 2026, "aspect": "16:9"}}))
-        .send()
-        .await
-        .expect("submit")
-        .json()
-        .await
-        .expect("a job");
+    let dead =
+        submit(&client, &url, &token, json!({"kind": "video_compile", "payload": {"year": 2026, "aspect": "16:9"}}))
+            .await;
     let dead_id = dead["id"].as_str().expect("an id").to_owned();
     let deadline = Instant::now() + Duration::from_secs(15);
     while !up.log_tail(200).lines().any(|line| line.contains("job.dead") && line.contains(&dead_id)) {
