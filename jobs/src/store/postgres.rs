@@ -31,6 +31,14 @@ const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, 
      attempts, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
      idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
 
+/// The outbox values (tenant, type, payload) announcing a job row's new
+/// status, selected from a CTE of updated jobs. The payload has the shape of
+/// `store::event_payload`, which the SQLite backend builds in Rust.
+const JOB_EVENT_VALUES: &str = "tenant_id, \
+     CASE status WHEN 'succeeded' THEN 'job.succeeded' WHEN 'queued' THEN 'job.failed' ELSE 'job.dead' END, \
+     jsonb_build_object('job_id', id, 'tenant_id', tenant_id, 'user_id', user_id, 'kind', kind, \
+       'status', status, 'attempt', attempts, 'error', error, 'at', now())";
+
 /// Rows per statement for bulk inserts: large enough to amortise the round
 /// trip, small enough to keep one statement's memory modest.
 const INSERT_CHUNK: usize = 10_000;
@@ -535,7 +543,7 @@ impl Store for PgStore {
             }
         }
         // Fenced: the attempt must still be ours, running, with a live lease.
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "WITH done AS ( \
              UPDATE jobs j SET status = c.status, \
                result = c.result::jsonb, \
@@ -558,14 +566,10 @@ impl Store for PgStore {
                SELECT lane, date_trunc('minute', now()), count(*) FROM done WHERE status <> 'queued' GROUP BY lane \
                ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
-               SELECT tenant_id, CASE status WHEN 'succeeded' THEN 'job.succeeded' WHEN 'queued' THEN 'job.failed' \
-                 ELSE 'job.dead' END, \
-                 jsonb_build_object('job_id', id, 'tenant_id', tenant_id, 'user_id', user_id, 'kind', kind, \
-                   'status', status, 'attempt', attempts, 'error', error, 'at', now()) \
-               FROM done WHERE status IN ('succeeded', 'queued', 'dead') AND kind = ANY($7) \
+               SELECT {JOB_EVENT_VALUES} FROM done WHERE status IN ('succeeded', 'queued', 'dead') AND kind = ANY($7) \
                RETURNING 1) \
-             SELECT id, attempts, (SELECT count(*) FROM events) AS events FROM done",
-        )
+             SELECT id, attempts, (SELECT count(*) FROM events) AS events FROM done"
+        ))
         .bind(&ids)
         .bind(&attempts)
         .bind(&statuses)
@@ -626,7 +630,7 @@ impl Store for PgStore {
         // SKIP LOCKED on both tables: a row a worker is committing right now
         // is left for the next tick rather than waited on (which could
         // deadlock against the commit's opposite lock order).
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "WITH expired AS ( \
                SELECT id FROM job_queue WHERE lease_until < now() FOR UPDATE SKIP LOCKED), \
              locked AS ( \
@@ -645,12 +649,9 @@ impl Store for PgStore {
              queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = now(), dead = (reaped.status = 'dead') \
                FROM reaped WHERE q.id = reaped.id), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
-               SELECT tenant_id, CASE status WHEN 'dead' THEN 'job.dead' ELSE 'job.failed' END, \
-                 jsonb_build_object('job_id', id, 'tenant_id', tenant_id, 'user_id', user_id, 'kind', kind, \
-                   'status', status, 'attempt', attempts, 'error', error, 'at', now()) \
-               FROM reaped WHERE kind = ANY($1)) \
-             SELECT status, lane FROM reaped",
-        )
+               SELECT {JOB_EVENT_VALUES} FROM reaped WHERE kind = ANY($1)) \
+             SELECT status, lane FROM reaped"
+        ))
         .bind(emitting_kinds())
         .fetch_all(&self.pool)
         .await?;
