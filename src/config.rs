@@ -5,7 +5,7 @@
 use std::{collections::HashMap, path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::{bail, Context};
-use longhaul_jobs::Lane;
+use longhaul_jobs::{queue::SqsConfig, Lane};
 use longhaul_workers::{runtime::RetryPolicy, WorkerConfig};
 
 /// The variable's value, if set and not empty.
@@ -45,12 +45,54 @@ pub fn object_store_url(data_dir: &std::path::Path) -> String {
     env("LONGHAUL_OBJECT_STORE").unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()))
 }
 
-/// Only the embedded queue exists in this version; say so instead of
-/// quietly ignoring `sqs`.
-pub fn check_queue_backend() -> anyhow::Result<()> {
+/// Which queue jobs wait on.
+#[derive(Debug, Clone)]
+pub enum QueueSettings {
+    Embedded,
+    Sqs(SqsConfig),
+}
+
+/// Deliveries of one SQS message before its job is dead-lettered, unless
+/// `LONGHAUL_SQS_MAX_RECEIVE_COUNT` says otherwise. Terraform sets the
+/// queues' redrive policy from the same number.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+
+/// `LONGHAUL_QUEUE` and, for `sqs`, where each lane's queues are: lane `L`
+/// at `${LONGHAUL_SQS_QUEUE_PREFIX}L` (DLQ `…L-dlq`), unless
+/// `LONGHAUL_SQS_QUEUE_URL_<LANE>` / `LONGHAUL_SQS_DLQ_URL_<LANE>` name them.
+pub fn queue() -> anyhow::Result<QueueSettings> {
     match env("LONGHAUL_QUEUE").as_deref() {
-        None | Some("embedded") => Ok(()),
-        Some("sqs") => bail!("LONGHAUL_QUEUE=sqs is not available in this version yet; use `embedded`"),
+        None | Some("embedded") => Ok(QueueSettings::Embedded),
+        Some("sqs") => {
+            let max_receive_count =
+                env_parse::<u32>("LONGHAUL_SQS_MAX_RECEIVE_COUNT")?.unwrap_or(DEFAULT_MAX_RECEIVE_COUNT);
+            if max_receive_count == 0 {
+                bail!("LONGHAUL_SQS_MAX_RECEIVE_COUNT must be at least 1");
+            }
+            let prefix = env("LONGHAUL_SQS_QUEUE_PREFIX");
+            let mut config = SqsConfig::from_prefix(prefix.as_deref().unwrap_or_default(), max_receive_count);
+            for lane in Lane::ALL {
+                let upper = lane.as_str().to_uppercase();
+                let url = env(&format!("LONGHAUL_SQS_QUEUE_URL_{upper}"));
+                let dlq_url = env(&format!("LONGHAUL_SQS_DLQ_URL_{upper}"));
+                if prefix.is_none() && (url.is_none() || dlq_url.is_none()) {
+                    bail!(
+                        "LONGHAUL_QUEUE=sqs needs LONGHAUL_SQS_QUEUE_PREFIX (a queue URL prefix such as \
+                         https://sqs.eu-west-1.amazonaws.com/123456789012/longhaul-), or both \
+                         LONGHAUL_SQS_QUEUE_URL_{upper} and LONGHAUL_SQS_DLQ_URL_{upper}"
+                    );
+                }
+                if let Some(queues) = config.lanes.get_mut(&lane) {
+                    if let Some(url) = url {
+                        queues.url = url;
+                    }
+                    if let Some(dlq_url) = dlq_url {
+                        queues.dlq_url = dlq_url;
+                    }
+                }
+            }
+            Ok(QueueSettings::Sqs(config))
+        }
         Some(other) => bail!("LONGHAUL_QUEUE=`{other}` is unknown; expected `embedded` or `sqs`"),
     }
 }

@@ -4,8 +4,13 @@ use std::{future::IntoFuture, path::Path, process::ExitCode, sync::Arc, time::Du
 
 use anyhow::Context;
 use longhaul_api::{auth, ApiConfig, ReadinessCheck};
-use longhaul_jobs::{objects::DynObjectStore, store::redact_url, DynStore};
-use longhaul_workers::{Registry, Runtime, WorkerConfig};
+use longhaul_jobs::{
+    objects::DynObjectStore,
+    queue::{DynQueue, EmbeddedQueue, SqsQueue},
+    store::{redact_url, QueueMode},
+    DynStore,
+};
+use longhaul_workers::{runtime::Services, Registry, Runtime, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -46,14 +51,49 @@ impl ReadinessCheck for ObjectStoreReady {
     }
 }
 
-async fn open_store(url: &str, migrate: bool) -> anyhow::Result<DynStore> {
-    let store = longhaul_jobs::connect(url)
+/// `/readyz` also needs the queue, when it is not the database.
+struct QueueReady(DynQueue);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for QueueReady {
+    fn name(&self) -> &str {
+        "queue"
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        Ok(self.0.ping().await?)
+    }
+}
+
+/// The store, opened for the queue the settings name.
+async fn open_store(url: &str, migrate: bool, queue: &config::QueueSettings) -> anyhow::Result<DynStore> {
+    let mode = match queue {
+        config::QueueSettings::Embedded => QueueMode::Embedded,
+        config::QueueSettings::Sqs(_) => QueueMode::Dispatch,
+    };
+    let store = longhaul_jobs::store::connect_with(url, mode)
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
     if migrate {
         store.migrate().await.context("applying migrations")?;
     }
     Ok(store)
+}
+
+/// The queue the settings name, checked to answer, with the readiness
+/// checks it adds.
+async fn open_queue(
+    store: &DynStore,
+    settings: &config::QueueSettings,
+) -> anyhow::Result<(DynQueue, Vec<Arc<dyn ReadinessCheck>>)> {
+    match settings {
+        config::QueueSettings::Embedded => Ok((Arc::new(EmbeddedQueue::new(store.clone())), Vec::new())),
+        config::QueueSettings::Sqs(sqs) => {
+            let queue: DynQueue = Arc::new(SqsQueue::from_env(store.clone(), sqs.clone()).await?);
+            queue.ping().await.context("the SQS queues do not answer (LONGHAUL_SQS_QUEUE_PREFIX, AWS_*)")?;
+            Ok((queue.clone(), vec![Arc::new(QueueReady(queue))]))
+        }
+    }
 }
 
 /// Trips on SIGTERM or SIGINT.
@@ -115,7 +155,7 @@ async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
-    config::check_queue_backend()?;
+    let queue_settings = config::queue()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
     let listen = config::listen(&args.listen);
     std::fs::create_dir_all(data_dir.join("objects"))
@@ -124,12 +164,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         config::env("LONGHAUL_DEV_SIGNING_KEY_FILE").map(Into::into).unwrap_or_else(|| dev_key_path(&data_dir));
     let dev_key = auth::load_or_create_dev_key(&key_path)?;
     let url = config::database_url(&data_dir);
-    let store = open_store(&url, true).await?;
+    let store = open_store(&url, true, &queue_settings).await?;
     let objects = open_objects(&data_dir).await?;
+    let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
+    readiness.push(Arc::new(ObjectStoreReady(objects.clone())));
     let worker_config = config::worker(&[], None)?;
     let api_config = ApiConfig {
         body_limit: config::body_limit()?,
-        readiness: vec![Arc::new(ObjectStoreReady(objects))],
+        readiness,
+        queue: Some(queue.clone()),
+        metrics: crate::telemetry::metrics(),
         auth: auth::AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()
     };
@@ -138,12 +182,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let stop = shutdown_signal();
     let api_config = ApiConfig { shutdown: stop.clone(), ..api_config };
     let notifier = longhaul_jobs::notify::from_env().await?;
-    let runtime = Runtime::start_with_notifier(store.clone(), notifier, Registry::with_defaults(), worker_config);
+    let services = Services { store: store.clone(), queue, notifier, objects: Some(objects.clone()) };
+    let runtime = Runtime::start_with(services, Registry::with_defaults(), worker_config);
     // Bind before printing, so the URL printed is one that answers.
     let listener = bind(&listen).await?;
     let address = listener.local_addr()?;
     println!("longhaul is up at http://{address}");
     println!("  database: {}", redact_url(&url));
+    if let config::QueueSettings::Sqs(_) = queue_settings {
+        println!("  queue: SQS");
+    }
     println!("  dev admin token (tenant `{DEV_TENANT}`, 30 days): {token}");
     println!("  try: curl -H 'Authorization: Bearer <token>' http://{address}/v1/admin/queues");
     let router = longhaul_api::router(store, api_config)?;
@@ -157,10 +205,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
-    config::check_queue_backend()?;
+    let queue_settings = config::queue()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
-    let store = open_store(&config::database_url(&data_dir), false).await?;
+    let store = open_store(&config::database_url(&data_dir), false, &queue_settings).await?;
     let objects = open_objects(&data_dir).await?;
+    let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
+    readiness.push(Arc::new(ObjectStoreReady(objects)));
     // Dev tokens only when the key file is named: production names none.
     let dev_key = match config::env("LONGHAUL_DEV_SIGNING_KEY_FILE") {
         Some(path) => Some(auth::load_dev_key(Path::new(&path))?),
@@ -168,7 +218,9 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     };
     let api_config = ApiConfig {
         body_limit: config::body_limit()?,
-        readiness: vec![Arc::new(ObjectStoreReady(objects))],
+        readiness,
+        queue: Some(queue),
+        metrics: crate::telemetry::metrics(),
         auth: auth::AuthConfig { dev_key, jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()
     };
@@ -179,21 +231,23 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    config::check_queue_backend()?;
+    let queue_settings = config::queue()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
     let worker_config: WorkerConfig = config::worker(&args.lanes, args.concurrency)?;
-    let store = open_store(&config::database_url(&data_dir), false).await?;
-    // Checked now, though no kind of this version writes artifacts yet.
-    open_objects(&data_dir).await?;
+    let store = open_store(&config::database_url(&data_dir), false, &queue_settings).await?;
+    let (queue, _) = open_queue(&store, &queue_settings).await?;
+    let objects = open_objects(&data_dir).await?;
     tracing::info!(
         worker_id = %worker_config.worker_id,
         lanes = ?worker_config.lanes,
         lease_secs = worker_config.lease.as_secs_f64(),
+        queue = queue.backend(),
         "worker starting"
     );
     let stop = shutdown_signal();
     let notifier = longhaul_jobs::notify::from_env().await?;
-    let runtime = Runtime::start_with_notifier(store, notifier, Registry::with_defaults(), worker_config);
+    let services = Services { store, queue, notifier, objects: Some(objects) };
+    let runtime = Runtime::start_with(services, Registry::with_defaults(), worker_config);
     stop.cancelled().await;
     runtime.shutdown().await;
     tracing::info!("worker stopped");
@@ -206,7 +260,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     }
-    open_store(&url, true).await?;
+    open_store(&url, true, &config::QueueSettings::Embedded).await?;
     eprintln!("migrations applied to {}", redact_url(&url));
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,12 @@
 //! terminal), readable text for people. `LONGHAUL_LOG` is the filter
 //! (`tracing` directives such as `info,longhaul_workers=debug`).
 
-use std::io::IsTerminal;
+use std::{
+    io::IsTerminal,
+    sync::{Arc, OnceLock},
+};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -28,4 +33,20 @@ pub fn init(quiet: bool) -> anyhow::Result<()> {
         builder.init();
     }
     Ok(())
+}
+
+/// The process's metrics, for `/metrics`: installs a Prometheus recorder the
+/// first time, and hands out its renderer. `None` (with a warning) if another
+/// recorder was installed first.
+pub fn metrics() -> Option<Arc<dyn Fn() -> String + Send + Sync>> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    let handle = HANDLE.get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot record metrics; /metrics will answer 404");
+            None
+        }
+    });
+    let handle = handle.clone()?;
+    Some(Arc::new(move || handle.render()))
 }

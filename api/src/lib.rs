@@ -8,8 +8,11 @@
 //! - [`problem`]: every error as `application/problem+json`;
 //! - `routes`: the handlers; `sse`: job event streams; [`openapi`]: the spec.
 //!
-//! The API knows nothing of workers or queues beyond the [`Store`] port; it
-//! writes jobs, and workers find them.
+//! The API knows nothing of workers. It writes jobs through the [`Store`]
+//! port (which also queues them, or writes their dispatch rows for SQS), and
+//! uses the [`Queue`] port only for admin redrives and readiness.
+//!
+//! [`Queue`]: longhaul_jobs::queue::Queue
 //!
 //! [`Store`]: longhaul_jobs::Store
 
@@ -32,7 +35,10 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use longhaul_jobs::DynStore;
+use longhaul_jobs::{
+    queue::{DynQueue, EmbeddedQueue},
+    DynStore,
+};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -61,6 +67,11 @@ pub struct ApiConfig {
     /// Trips when the process is stopping: event streams end at once (clients
     /// reconnect to another instance) instead of holding the shutdown.
     pub shutdown: CancellationToken,
+    /// The job queue, for redrives. `None`: the embedded queue of the store.
+    pub queue: Option<DynQueue>,
+    /// Renders the process's metrics for `/metrics` (Prometheus text).
+    /// `None`: `/metrics` answers 404.
+    pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 impl Default for ApiConfig {
@@ -71,6 +82,8 @@ impl Default for ApiConfig {
             readiness: Vec::new(),
             sse_poll_interval: Duration::from_millis(300),
             shutdown: CancellationToken::new(),
+            queue: None,
+            metrics: None,
         }
     }
 }
@@ -95,6 +108,8 @@ pub struct AppState {
     pub(crate) body_limit: usize,
     pub(crate) sse_poll_interval: Duration,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) queue: DynQueue,
+    pub(crate) metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -107,7 +122,10 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
     let auth = auth::Authenticator::new(&config.auth)?;
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(routes::health::StoreReady(store.clone()))];
     readiness.extend(config.readiness);
+    let queue = config.queue.unwrap_or_else(|| Arc::new(EmbeddedQueue::new(store.clone())));
     let state = AppState {
+        queue,
+        metrics: config.metrics,
         store,
         auth,
         readiness: readiness.into(),
@@ -126,9 +144,11 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/v1/admin/jobs/{id}/retry", post(routes::admin::retry_job))
         .route("/v1/admin/lanes/{lane}/pause", post(routes::admin::pause_lane))
         .route("/v1/admin/lanes/{lane}/resume", post(routes::admin::resume_lane))
+        .route("/v1/admin/lanes/{lane}/redrive", post(routes::admin::redrive_lane))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/openapi.json", get(routes::health::openapi_json))
+        .route("/metrics", get(routes::health::metrics))
         .fallback(problem::not_found_fallback)
         .with_state(state);
 

@@ -200,6 +200,18 @@ impl IntoResponse for Problem {
 
 /// Logs a store failure and turns it into a 500. A store error reaching a
 /// client is always a bug or an outage, so it is logged at `error`.
+impl From<longhaul_jobs::queue::QueueError> for Problem {
+    fn from(err: longhaul_jobs::queue::QueueError) -> Problem {
+        match err {
+            longhaul_jobs::queue::QueueError::Store(err) => err.into(),
+            other => {
+                tracing::error!(error = %other, "queue operation failed");
+                Problem::unavailable("the job queue did not answer; try again shortly")
+            }
+        }
+    }
+}
+
 impl From<longhaul_jobs::StoreError> for Problem {
     fn from(err: longhaul_jobs::StoreError) -> Problem {
         tracing::error!(error = %err, "store operation failed");

@@ -4,6 +4,7 @@
 pub mod model;
 pub mod notify;
 pub mod objects;
+pub mod queue;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -350,6 +350,10 @@ pub struct NoopPayload {
     /// Fail with a permanent error.
     #[serde(default)]
     pub fail_permanently: bool,
+    /// Write this text as the artifact `noop.txt` through the object store:
+    /// a smoke test of the worker's object store.
+    #[serde(default)]
+    pub artifact: Option<String>,
 }
 
 /// `email_poll`: sync one connected inbox.

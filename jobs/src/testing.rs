@@ -47,6 +47,11 @@ pub fn postgres_admin_url() -> String {
 
 impl TestStore {
     pub async fn new(backend: Backend) -> Result<TestStore> {
+        TestStore::new_with(backend, crate::store::QueueMode::Embedded).await
+    }
+
+    /// A store for the queue `mode` says (dispatch mode needs PostgreSQL).
+    pub async fn new_with(backend: Backend, mode: crate::store::QueueMode) -> Result<TestStore> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().map_err(|err| StoreError::Config(format!("temp dir: {err}")))?;
@@ -66,7 +71,7 @@ impl TestStore {
                 })?;
                 admin.execute(format!("CREATE DATABASE {database}").as_str()).await?;
                 let url = with_database(&admin_url, &database);
-                let store = PgStore::connect(&url).await?;
+                let store = PgStore::connect_with(&url, mode).await?;
                 crate::store::Store::migrate(&store).await?;
                 Ok(TestStore {
                     store: Arc::new(store),
@@ -211,6 +216,104 @@ impl TestObjectStore {
             }
         }
     }
+}
+
+/// Which queue a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueBackend {
+    EmbeddedSqlite,
+    EmbeddedPostgres,
+    #[cfg(feature = "aws")]
+    Sqs,
+}
+
+/// A fresh queue over a fresh store. On SQS: a PostgreSQL store in dispatch
+/// mode, and a queue and dead-letter queue per lane of its own on the local
+/// endpoint, long-polling for at most a second.
+pub struct TestQueue {
+    pub queue: crate::queue::DynQueue,
+    pub store: TestStore,
+    pub backend: QueueBackend,
+    #[cfg(feature = "aws")]
+    pub sqs: Option<(aws_sdk_sqs::Client, crate::queue::SqsConfig)>,
+}
+
+impl TestQueue {
+    pub async fn new(backend: QueueBackend) -> std::result::Result<TestQueue, crate::queue::QueueError> {
+        match backend {
+            QueueBackend::EmbeddedSqlite | QueueBackend::EmbeddedPostgres => {
+                let db = if backend == QueueBackend::EmbeddedSqlite { Backend::Sqlite } else { Backend::Postgres };
+                let store = TestStore::new(db).await?;
+                let queue = Arc::new(crate::queue::EmbeddedQueue::new(store.store.clone()));
+                Ok(TestQueue {
+                    queue,
+                    store,
+                    backend,
+                    #[cfg(feature = "aws")]
+                    sqs: None,
+                })
+            }
+            #[cfg(feature = "aws")]
+            QueueBackend::Sqs => {
+                let store = TestStore::new_with(Backend::Postgres, crate::store::QueueMode::Dispatch).await?;
+                let client = crate::queue::sqs_client(&aws_sdk_config().await);
+                let prefix = format!("lh-{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                let mut config = crate::queue::create_lane_queues(&client, &prefix, 3).await.map_err(|err| {
+                    crate::queue::QueueError::Config(format!(
+                        "cannot create test queues at {} ({err}); start moto_server there, or set LONGHAUL_TEST_AWS_ENDPOINT_URL",
+                        aws_endpoint_url()
+                    ))
+                })?;
+                config.wait = std::time::Duration::from_secs(1);
+                let queue = Arc::new(crate::queue::SqsQueue::new(store.store.clone(), client.clone(), config.clone())?);
+                Ok(TestQueue { queue, store, backend, sqs: Some((client, config)) })
+            }
+        }
+    }
+
+    /// Sends whatever waits in the dispatch outbox (SQS); nothing to do on
+    /// the embedded queue.
+    pub async fn flush(&self) -> std::result::Result<usize, crate::queue::QueueError> {
+        #[cfg(feature = "aws")]
+        if let Some((client, config)) = &self.sqs {
+            let dispatcher = crate::queue::Dispatcher::new(self.store.store.clone(), client.clone(), config.clone());
+            let mut sent = 0;
+            loop {
+                let round = dispatcher.dispatch_once().await?;
+                sent += round;
+                if round == 0 {
+                    return Ok(sent);
+                }
+            }
+        }
+        Ok(0)
+    }
+}
+
+/// Runs each named `async fn name(backend: QueueBackend)` once per queue
+/// backend, as `name::embedded_sqlite`, `name::embedded_postgres` and `name::sqs`.
+#[macro_export]
+macro_rules! on_every_queue {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded_sqlite() {
+                    super::$name($crate::testing::QueueBackend::EmbeddedSqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded_postgres() {
+                    super::$name($crate::testing::QueueBackend::EmbeddedPostgres).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqs() {
+                    super::$name($crate::testing::QueueBackend::Sqs).await
+                }
+            }
+        )*
+    };
 }
 
 /// Runs each named `async fn name(backend: ObjectBackend)` once per object

@@ -485,3 +485,68 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+// ---------------------------------------------------------------------------
+// A network endpoint that can disappear
+
+/// A TCP proxy on a fixed local port, in front of a real server, that can be
+/// stopped (new connections are refused, open ones are cut) and started again
+/// on the same port: an outage of the server, as its clients see it, with
+/// the server's state intact.
+pub struct TcpProxy {
+    pub port: u16,
+    target: String,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a proxy port");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        let mut proxy = TcpProxy { port, target: target.to_owned(), running: None };
+        proxy.serve(listener);
+        proxy
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        self.running = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+            // Dropping the set aborts every open connection.
+        }));
+    }
+
+    /// Refuses connections and cuts the open ones.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+            let _ = running.await;
+        }
+    }
+
+    /// Serves again, on the same port.
+    pub async fn resume(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("rebind the proxy port");
+        self.serve(listener);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+    }
+}

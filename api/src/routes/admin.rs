@@ -7,7 +7,7 @@ use axum::{
     extract::{Path, Query, State},
     Json,
 };
-use longhaul_jobs::{store::LaneStats, Lane, Status};
+use longhaul_jobs::{queue::RedriveReport, store::LaneStats, Lane, Status};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -177,4 +177,31 @@ pub async fn retry_job(
     };
     audit(&principal, "job.retry", &id.to_string());
     Ok(Json(job.into()))
+}
+
+/// Put the lane's dead jobs back in the queue with fresh attempts: the
+/// tenant's for an admin, every tenant's for the platform role. On SQS this
+/// also drains the lane's dead-letter queue of their messages (by hand:
+/// receive, requeue through the dispatch outbox, delete).
+#[utoipa::path(
+    post, path = "/v1/admin/lanes/{lane}/redrive", tag = "admin",
+    params(("lane" = Lane, Path, description = "The lane")),
+    responses(
+        (status = 200, body = RedriveReport),
+        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such lane", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The queue did not answer", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn redrive_lane(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(lane): Path<String>,
+) -> Result<Json<RedriveReport>, Problem> {
+    principal.require_admin()?;
+    let lane = parse_lane(&lane)?;
+    let report = state.queue.redrive(&principal.scope(), lane).await?;
+    audit(&principal, "lane.redrive", lane.as_str());
+    Ok(Json(report))
 }

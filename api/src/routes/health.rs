@@ -99,3 +99,18 @@ pub async fn openapi_json() -> impl IntoResponse {
         }
     }
 }
+
+/// Prometheus metrics of this process, in the text exposition format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 404, description = "This process records no metrics", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    match &state.metrics {
+        Some(render) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()).into_response(),
+        None => Problem::not_found("this process records no metrics").into_response(),
+    }
+}

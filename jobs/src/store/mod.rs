@@ -166,11 +166,67 @@ pub struct LaneStats {
     pub paused: bool,
 }
 
+/// A message an external queue delivered: it names a job, and the job's
+/// `attempts` when the message was dispatched (its generation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub id: Uuid,
+    pub generation: i32,
+}
+
+/// What to do with a delivered message that did not start its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undelivered {
+    /// The message is stale: its job is gone, finished, running under another
+    /// message, or was dispatched again since. Delete it.
+    Drop { id: Uuid, why: &'static str },
+    /// The message is current but early (or its job is busy): hide it for this long.
+    Postpone { id: Uuid, after: Duration },
+}
+
+/// What [`Store::start_delivered`] did with a batch of messages.
+#[derive(Debug, Default)]
+pub struct Started {
+    /// Now `running` at `attempts + 1`, leased to the caller.
+    pub jobs: Vec<Claimed>,
+    pub others: Vec<Undelivered>,
+}
+
+/// A job's message waiting in the dispatch outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub id: i64,
+    pub job_id: Uuid,
+    pub lane: Lane,
+    pub tenant_id: String,
+    pub generation: i32,
+    /// Bound for the lane's dead-letter queue.
+    pub dead_letter: bool,
+    pub send_at: DateTime<Utc>,
+    pub traceparent: Option<String>,
+}
+
+/// Where queued jobs wait, which decides what a store writes when a job
+/// becomes `queued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueMode {
+    /// In the database: the store is the queue.
+    #[default]
+    Embedded,
+    /// On an external queue (SQS): every transition to `queued`, and to
+    /// `dead`, also writes a row to the dispatch outbox. PostgreSQL only.
+    Dispatch,
+}
+
 /// The one API over both databases.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
+
+    fn queue_mode(&self) -> QueueMode {
+        QueueMode::Embedded
+    }
 
     /// Wakes lane pools when work arrives, in this process and (PostgreSQL,
     /// through LISTEN/NOTIFY) in every other.
@@ -225,6 +281,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn set_lane_paused(&self, lane: Lane, paused: bool) -> Result<()>;
 
+    async fn lane_paused(&self, lane: Lane) -> Result<bool>;
+
     async fn lane_stats(&self) -> Result<Vec<LaneStats>>;
 
     /// Takes or renews a named lease for `holder`. True while `holder` leads.
@@ -241,6 +299,56 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes published events.
     async fn delete_outbox(&self, ids: &[i64]) -> Result<u64>;
+
+    /// Puts the dead jobs of `lane` that `scope` sees back in the queue with
+    /// fresh attempts; with `only`, just those of them. Returns the ids requeued.
+    async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>>;
+
+    /// Starts the jobs that delivered messages name, the way `claim` does,
+    /// if each is queued, due, and at the message's generation. Says what to
+    /// do with the other messages. [`QueueMode::Dispatch`] only.
+    async fn start_delivered(
+        &self,
+        lane: Lane,
+        messages: &[Delivered],
+        lease: Duration,
+        worker_id: &str,
+    ) -> Result<Started> {
+        let _ = (lane, messages, lease, worker_id);
+        Err(not_dispatching(self.backend()))
+    }
+
+    /// Moves queued jobs whose messages were delivered `receives` times
+    /// without finishing to `dead`, and dispatches them to the dead-letter
+    /// queue. Returns the ids that went dead. [`QueueMode::Dispatch`] only.
+    async fn dead_letter_delivered(&self, messages: &[Delivered], receives: u32) -> Result<Vec<Uuid>> {
+        let _ = (messages, receives);
+        Err(not_dispatching(self.backend()))
+    }
+
+    /// Leases up to `max` dispatch rows that are due within `horizon` and
+    /// that nobody holds, oldest first. [`QueueMode::Dispatch`] only.
+    async fn claim_dispatch(&self, max: usize, horizon: Duration, lease: Duration) -> Result<Vec<Dispatch>> {
+        let _ = (max, horizon, lease);
+        Err(not_dispatching(self.backend()))
+    }
+
+    /// Removes dispatch rows whose messages were sent.
+    async fn delete_dispatch(&self, ids: &[i64]) -> Result<u64> {
+        let _ = ids;
+        Err(not_dispatching(self.backend()))
+    }
+
+    /// Dispatch rows not yet sent, for the queue view and for tests.
+    async fn dispatch_backlog(&self) -> Result<i64> {
+        Ok(0)
+    }
+}
+
+fn not_dispatching(backend: &str) -> StoreError {
+    StoreError::Config(format!(
+        "the {backend} store is not in dispatch mode: the SQS queue needs PostgreSQL, opened with QueueMode::Dispatch"
+    ))
 }
 
 /// The event type that announces an outcome, if any.
@@ -277,11 +385,23 @@ fn emitting_kinds() -> Vec<&'static str> {
     crate::model::JobKind::ALL.into_iter().filter(|kind| kind.emits_events()).map(|kind| kind.as_str()).collect()
 }
 
-/// Opens the store a URL names: `sqlite://path` or `postgres://…`.
+/// Opens the store a URL names: `sqlite://path` or `postgres://…`, for the
+/// embedded queue.
 pub async fn connect(url: &str) -> Result<DynStore> {
+    connect_with(url, QueueMode::Embedded).await
+}
+
+/// Opens the store a URL names, for the queue `mode` says.
+pub async fn connect_with(url: &str, mode: QueueMode) -> Result<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect_with(url, mode).await?))
     } else if url.starts_with("sqlite:") {
+        if mode == QueueMode::Dispatch {
+            return Err(StoreError::Config(
+                "the SQS queue needs PostgreSQL: set LONGHAUL_DATABASE_URL=postgres://…, or LONGHAUL_QUEUE=embedded"
+                    .into(),
+            ));
+        }
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
         Err(StoreError::Config(format!(

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    emitting_kinds, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter, LaneStats,
-    LeaseState, OutboxEvent, Outcome, ReapReport, Result, Store, StoreError, Wakeups,
+    emitting_kinds, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, Delivered, Dispatch, InsertOutcome,
+    JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, Started, Store, StoreError,
+    Undelivered, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -39,6 +40,12 @@ const JOB_EVENT_VALUES: &str = "tenant_id, \
      jsonb_build_object('job_id', id, 'tenant_id', tenant_id, 'user_id', user_id, 'kind', kind, \
        'status', status, 'attempt', attempts, 'error', error, 'at', now())";
 
+/// The dispatch rows for a CTE of jobs that just became `queued` or `dead`
+/// (it must have id, lane, tenant_id, attempts, status, run_at and
+/// traceparent). Each CTE using it filters on the store's dispatch flag.
+const DISPATCH_COLUMNS: &str = "dispatch (job_id, lane, tenant_id, attempt, dead_letter, send_at, traceparent)";
+const DISPATCH_VALUES: &str = "id, lane, tenant_id, attempts, status = 'dead', run_at, traceparent";
+
 /// Rows per statement for bulk inserts: large enough to amortise the round
 /// trip, small enough to keep one statement's memory modest.
 const INSERT_CHUNK: usize = 10_000;
@@ -47,10 +54,17 @@ pub struct PgStore {
     pool: PgPool,
     wakeups: Arc<Wakeups>,
     listener: CancellationToken,
+    /// Whether jobs that become queued or dead also get a dispatch row.
+    dispatch: bool,
 }
 
 impl PgStore {
+    /// Opens the store for the embedded queue.
     pub async fn connect(url: &str) -> Result<PgStore> {
+        PgStore::connect_with(url, QueueMode::Embedded).await
+    }
+
+    pub async fn connect_with(url: &str, mode: QueueMode) -> Result<PgStore> {
         let max_connections = match std::env::var("LONGHAUL_DATABASE_MAX_CONNECTIONS") {
             Ok(value) if !value.trim().is_empty() => {
                 value.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -69,7 +83,7 @@ impl PgStore {
         let wakeups = Arc::new(Wakeups::default());
         let listener = CancellationToken::new();
         tokio::spawn(listen(pool.clone(), wakeups.clone(), listener.clone()));
-        Ok(PgStore { pool, wakeups, listener })
+        Ok(PgStore { pool, wakeups, listener, dispatch: mode == QueueMode::Dispatch })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -233,7 +247,8 @@ impl Store for PgStore {
                VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12) \
                ON CONFLICT (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                RETURNING {JOB_COLUMNS}), \
-             queued AS (INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at FROM ins) \
+             queued AS (INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at FROM ins), \
+             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM ins WHERE $13) \
              SELECT * FROM ins"
         );
         let inserted = sqlx::query(&sql)
@@ -249,6 +264,7 @@ impl Store for PgStore {
             .bind(&job.idempotency_key)
             .bind(&job.request_hash)
             .bind(&job.traceparent)
+            .bind(self.dispatch)
             .fetch_optional(&self.pool)
             .await?;
         if let Some(row) = inserted {
@@ -300,7 +316,7 @@ impl Store for PgStore {
                 run_ats.push(job.run_at);
                 traceparents.push(job.traceparent.as_deref());
             }
-            let done = sqlx::query(
+            let done = sqlx::query(&format!(
                 "WITH ins AS ( \
                    INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
                    run_at, traceparent) \
@@ -309,9 +325,12 @@ impl Store for PgStore {
                    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], \
                    $8::int2[], $9::timestamptz[], $10::text[]) \
                    AS t(id, tenant_id, user_id, kind, lane, payload, max_attempts, priority, run_at, traceparent) \
-                   RETURNING id, lane, priority, run_at) \
-                 INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at FROM ins",
-            )
+                   RETURNING id, lane, tenant_id, priority, attempts, status, run_at, traceparent), \
+                 queued AS (INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at \
+                   FROM ins), \
+                 dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM ins WHERE $11) \
+                 SELECT count(*) AS inserted FROM ins",
+            ))
             .bind(&ids)
             .bind(&tenants)
             .bind(&users)
@@ -322,9 +341,10 @@ impl Store for PgStore {
             .bind(&priorities)
             .bind(&run_ats)
             .bind(&traceparents)
-            .execute(&self.pool)
+            .bind(self.dispatch)
+            .fetch_one(&self.pool)
             .await?;
-            inserted += done.rows_affected();
+            inserted += u64::try_from(done.try_get::<i64, _>("inserted")?).unwrap_or(0);
         }
         let lanes: Vec<Lane> = jobs.iter().map(|job| job.kind.lane()).collect();
         for lane in &lanes {
@@ -437,6 +457,12 @@ impl Store for PgStore {
         .bind(job.priority)
         .execute(&mut *tx)
         .await?;
+        if self.dispatch {
+            sqlx::query(&format!("INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM jobs WHERE id = $1"))
+                .bind(job.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.wakeups.notify(job.lane);
         self.notify_lanes([job.lane]).await?;
@@ -557,7 +583,8 @@ impl Store for PgStore {
              FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
                AS c(id, attempt, status, result, error, run_at) \
              WHERE j.id = c.id AND j.attempts = c.attempt AND j.status = 'running' AND j.lease_until > now() \
-             RETURNING j.id, j.attempts, j.status, j.run_at, j.lane, j.tenant_id, j.user_id, j.kind, j.error), \
+             RETURNING j.id, j.attempts, j.status, j.run_at, j.lane, j.tenant_id, j.user_id, j.kind, j.error, \
+               j.traceparent), \
              finished AS (DELETE FROM job_queue q USING done \
                WHERE q.id = done.id AND done.status IN ('succeeded', 'cancelled')), \
              requeued AS (UPDATE job_queue q SET lease_until = NULL, run_at = done.run_at, \
@@ -567,7 +594,9 @@ impl Store for PgStore {
                ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
                SELECT {JOB_EVENT_VALUES} FROM done WHERE status IN ('succeeded', 'queued', 'dead') AND kind = ANY($7) \
-               RETURNING 1) \
+               RETURNING 1), \
+             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM done \
+               WHERE $8 AND status IN ('queued', 'dead')) \
              SELECT id, attempts, (SELECT count(*) FROM events) AS events FROM done"
         ))
         .bind(&ids)
@@ -577,6 +606,7 @@ impl Store for PgStore {
         .bind(&errors)
         .bind(&run_ats)
         .bind(emitting_kinds())
+        .bind(self.dispatch)
         .fetch_all(&self.pool)
         .await?;
         if rows.iter().any(|row| row.try_get::<i64, _>("events").unwrap_or(0) > 0) {
@@ -645,14 +675,17 @@ impl Store for PgStore {
                  finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END, \
                  run_at = now(), lease_until = NULL, locked_by = NULL, updated_at = now() \
                FROM locked WHERE j.id = locked.id \
-               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.error), \
+               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.error, j.run_at, \
+                 j.traceparent), \
              queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = now(), dead = (reaped.status = 'dead') \
                FROM reaped WHERE q.id = reaped.id), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
-               SELECT {JOB_EVENT_VALUES} FROM reaped WHERE kind = ANY($1)) \
+               SELECT {JOB_EVENT_VALUES} FROM reaped WHERE kind = ANY($1)), \
+             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM reaped WHERE $2) \
              SELECT status, lane FROM reaped"
         ))
         .bind(emitting_kinds())
+        .bind(self.dispatch)
         .fetch_all(&self.pool)
         .await?;
         let mut report = ReapReport::default();
@@ -682,6 +715,17 @@ impl Store for PgStore {
             self.notify_lanes([lane]).await?;
         }
         Ok(())
+    }
+
+    async fn lane_paused(&self, lane: Lane) -> Result<bool> {
+        let row = sqlx::query("SELECT paused FROM lanes WHERE lane = $1")
+            .bind(lane.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("paused")?,
+            None => false,
+        })
     }
 
     async fn lane_stats(&self) -> Result<Vec<LaneStats>> {
@@ -797,6 +841,232 @@ impl Store for PgStore {
         }
         let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+
+    async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>> {
+        let mut query = QueryBuilder::new("WITH picked AS (SELECT id FROM job_queue WHERE dead AND lane = ");
+        query.push_bind(lane.as_str());
+        if let Some(ids) = only {
+            query.push(" AND id = ANY(").push_bind(ids.to_vec()).push(")");
+        }
+        query.push(
+            " FOR UPDATE SKIP LOCKED), \
+             revived AS (UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(), result = NULL, \
+               progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, locked_by = NULL, \
+               updated_at = now() \
+             WHERE status = 'dead' AND id IN (SELECT id FROM picked)",
+        );
+        push_scope(&mut query, scope);
+        query.push(format!(
+            " RETURNING id, lane, tenant_id, attempts, status, run_at, traceparent), \
+             queue AS (UPDATE job_queue q SET dead = false, lease_until = NULL, run_at = now() \
+               FROM revived WHERE q.id = revived.id), \
+             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM revived WHERE "
+        ));
+        query.push_bind(self.dispatch);
+        query.push(") SELECT id FROM revived");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        if !rows.is_empty() {
+            self.wakeups.notify(lane);
+            self.notify_lanes([lane]).await?;
+        }
+        rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+    }
+
+    fn queue_mode(&self) -> QueueMode {
+        if self.dispatch {
+            QueueMode::Dispatch
+        } else {
+            QueueMode::Embedded
+        }
+    }
+
+    async fn start_delivered(
+        &self,
+        lane: Lane,
+        messages: &[Delivered],
+        lease: Duration,
+        worker_id: &str,
+    ) -> Result<Started> {
+        if !self.dispatch {
+            return Err(super::not_dispatching("postgres"));
+        }
+        if messages.is_empty() {
+            return Ok(Started::default());
+        }
+        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+        let generations: Vec<i32> = messages.iter().map(|m| m.generation).collect();
+        // The claim of `claim`, restricted to the delivered jobs at their
+        // message's generation. A second early than due is allowed: SQS
+        // delays are whole seconds.
+        let sql = format!(
+            "WITH m AS (SELECT * FROM unnest($1::uuid[], $2::int4[]) AS m(id, generation)), \
+             picked AS ( \
+               SELECT q.id, m.generation FROM job_queue q JOIN m USING (id) \
+               WHERE q.lane = $3 AND q.lease_until IS NULL AND NOT q.dead \
+                 AND q.run_at <= now() + interval '1 second' \
+                 AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = $3 AND lanes.paused) \
+               FOR UPDATE OF q SKIP LOCKED), \
+             started AS ( \
+               UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, \
+                 lease_until = now() + $4 * interval '1 second', locked_by = $5, \
+                 started_at = now(), updated_at = now() \
+               FROM picked WHERE j.id = picked.id AND j.status = 'queued' AND j.attempts = picked.generation \
+               RETURNING {}), \
+             leased AS (UPDATE job_queue q SET lease_until = started.lease_until FROM started WHERE q.id = started.id) \
+             SELECT * FROM started",
+            qualified_columns("j")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&ids)
+            .bind(&generations)
+            .bind(lane.as_str())
+            .bind(seconds(lease))
+            .bind(worker_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let jobs = jobs_from_rows(&rows)?;
+        if jobs.len() == messages.len() {
+            return Ok(Started { jobs, others: Vec::new() });
+        }
+        // The rest: look without locking, and decide each message's fate.
+        let started: std::collections::HashSet<Uuid> = jobs.iter().map(|job| job.id).collect();
+        let rest: Vec<Uuid> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
+        let rows = sqlx::query(
+            "SELECT j.id, j.status, j.attempts, extract(epoch FROM j.run_at - now())::float8 AS wait, \
+               coalesce((SELECT paused FROM lanes WHERE lanes.lane = j.lane), false) AS paused \
+             FROM jobs j WHERE j.id = ANY($1)",
+        )
+        .bind(&rest)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.try_get("id")?;
+            let status: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
+            found.insert(
+                id,
+                (
+                    status,
+                    row.try_get::<i32, _>("attempts")?,
+                    row.try_get::<f64, _>("wait")?,
+                    row.try_get::<bool, _>("paused")?,
+                ),
+            );
+        }
+        let others = messages
+            .iter()
+            .filter(|m| !started.contains(&m.id))
+            .map(|m| match found.get(&m.id) {
+                None => Undelivered::Drop { id: m.id, why: "the job no longer exists" },
+                Some((Status::Queued, attempts, wait, paused)) if *attempts == m.generation => {
+                    let after = if *paused {
+                        // Paused lanes do not receive; this one slipped
+                        // through as the pause landed.
+                        Duration::from_secs(30)
+                    } else {
+                        // Early, or locked by a cancel or another delivery.
+                        Duration::from_secs_f64(wait.max(1.0).ceil())
+                    };
+                    Undelivered::Postpone { id: m.id, after }
+                }
+                Some((Status::Queued, _, _, _)) => {
+                    Undelivered::Drop { id: m.id, why: "the job was dispatched again since" }
+                }
+                Some((Status::Running, _, _, _)) => {
+                    Undelivered::Drop { id: m.id, why: "the job is running under another message" }
+                }
+                Some(_) => Undelivered::Drop { id: m.id, why: "the job has finished" },
+            })
+            .collect();
+        Ok(Started { jobs, others })
+    }
+
+    async fn dead_letter_delivered(&self, messages: &[Delivered], receives: u32) -> Result<Vec<Uuid>> {
+        if !self.dispatch {
+            return Err(super::not_dispatching("postgres"));
+        }
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+        let generations: Vec<i32> = messages.iter().map(|m| m.generation).collect();
+        let error = format!(
+            "its message was delivered {receives} times without the job finishing (a poison message); \
+             it was moved to the dead-letter queue"
+        );
+        let rows = sqlx::query(&format!(
+            "WITH m AS (SELECT * FROM unnest($1::uuid[], $2::int4[]) AS m(id, generation)), \
+             picked AS (SELECT q.id, m.generation FROM job_queue q JOIN m USING (id) \
+               WHERE q.lease_until IS NULL AND NOT q.dead FOR UPDATE OF q SKIP LOCKED), \
+             killed AS (UPDATE jobs j SET status = 'dead', error = $3, finished_at = now(), updated_at = now(), \
+                 errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', now(), \
+                   'error', $3::text)) \
+               FROM picked WHERE j.id = picked.id AND j.status = 'queued' AND j.attempts = picked.generation \
+               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.error, j.run_at, \
+                 j.traceparent), \
+             queue AS (UPDATE job_queue q SET dead = true FROM killed WHERE q.id = killed.id), \
+             events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
+               SELECT {JOB_EVENT_VALUES} FROM killed WHERE kind = ANY($4)), \
+             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM killed) \
+             SELECT id FROM killed"
+        ))
+        .bind(&ids)
+        .bind(&generations)
+        .bind(&error)
+        .bind(emitting_kinds())
+        .fetch_all(&self.pool)
+        .await?;
+        if !rows.is_empty() {
+            self.wakeups.notify_outbox();
+        }
+        rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+    }
+
+    async fn claim_dispatch(&self, max: usize, horizon: Duration, lease: Duration) -> Result<Vec<Dispatch>> {
+        let rows = sqlx::query(
+            "UPDATE dispatch d SET lease_until = now() + $3 * interval '1 second' \
+             FROM (SELECT id FROM dispatch \
+                   WHERE send_at <= now() + $2 * interval '1 second' \
+                     AND (lease_until IS NULL OR lease_until < now()) \
+                   ORDER BY send_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) picked \
+             WHERE d.id = picked.id \
+             RETURNING d.id, d.job_id, d.lane, d.tenant_id, d.attempt, d.dead_letter, d.send_at, d.traceparent",
+        )
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .bind(seconds(horizon))
+        .bind(seconds(lease))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rows = rows
+            .iter()
+            .map(|row| {
+                Ok(Dispatch {
+                    id: row.try_get("id")?,
+                    job_id: row.try_get("job_id")?,
+                    lane: parse_enum(row.try_get::<&str, _>("lane")?, "lane")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    generation: row.try_get("attempt")?,
+                    dead_letter: row.try_get("dead_letter")?,
+                    send_at: row.try_get("send_at")?,
+                    traceparent: row.try_get("traceparent")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_by_key(|row| row.id);
+        Ok(rows)
+    }
+
+    async fn delete_dispatch(&self, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query("DELETE FROM dispatch WHERE id = ANY($1)").bind(ids).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn dispatch_backlog(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT count(*) AS n FROM dispatch").fetch_one(&self.pool).await?.try_get("n")?)
     }
 }
 

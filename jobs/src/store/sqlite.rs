@@ -614,6 +614,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn lane_paused(&self, lane: Lane) -> Result<bool> {
+        let row = sqlx::query("SELECT paused FROM lanes WHERE lane = ?1")
+            .bind(lane.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("paused")?,
+            None => false,
+        })
+    }
+
     async fn lane_stats(&self) -> Result<Vec<LaneStats>> {
         let now = now_ms();
         let mut stats = Vec::with_capacity(Lane::ALL.len());
@@ -722,5 +733,41 @@ impl Store for SqliteStore {
         }
         query.push(")");
         Ok(query.build().execute(&self.pool).await?.rows_affected())
+    }
+
+    async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>> {
+        let now = now_ms();
+        let mut query = QueryBuilder::new("UPDATE jobs SET status = 'queued', attempts = 0, run_at = ");
+        query.push_bind(now);
+        query.push(
+            ", result = NULL, progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, \
+             locked_by = NULL, updated_at = ",
+        );
+        query.push_bind(now);
+        query.push(" WHERE status = 'dead' AND lane = ");
+        query.push_bind(lane.as_str());
+        if let Some(ids) = only {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            query.push(" AND id IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id.to_string());
+            }
+            query.push(")");
+        }
+        push_scope(&mut query, scope);
+        query.push(" RETURNING id");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        if !rows.is_empty() {
+            self.wakeups.notify(lane);
+        }
+        rows.iter()
+            .map(|row| {
+                let id: &str = row.try_get("id")?;
+                Uuid::parse_str(id).map_err(|err| StoreError::Corrupt(format!("job id `{id}`: {err}")))
+            })
+            .collect()
     }
 }

@@ -14,6 +14,7 @@ pub struct Wakeups {
     lanes: HashMap<Lane, Notify>,
     cancels: Notify,
     outbox: Notify,
+    dispatch: Notify,
 }
 
 impl Default for Wakeups {
@@ -22,6 +23,7 @@ impl Default for Wakeups {
             lanes: Lane::ALL.into_iter().map(|lane| (lane, Notify::new())).collect(),
             cancels: Notify::new(),
             outbox: Notify::new(),
+            dispatch: Notify::new(),
         }
     }
 }
@@ -33,6 +35,13 @@ impl Wakeups {
             // lands between a claim and the wait is not lost.
             notify.notify_one();
         }
+        // Work for a lane may be a dispatch row for SQS.
+        self.dispatch.notify_one();
+    }
+
+    /// Jobs were queued: on SQS, their dispatch rows are waiting to be sent.
+    pub fn dispatch(&self) -> &Notify {
+        &self.dispatch
     }
 
     pub fn lane(&self, lane: Lane) -> Option<&Notify> {

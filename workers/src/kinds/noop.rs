@@ -1,10 +1,11 @@
 //! `noop`: sleeps, then succeeds. Health checks and queue benchmarks use it,
-//! and its test switches (`fail_times`, `fail_permanently`) exercise retries.
+//! its test switches (`fail_times`, `fail_permanently`) exercise retries, and
+//! `artifact` writes a small object, to check a worker's object store.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use longhaul_jobs::{model::NoopPayload, JobKind};
+use longhaul_jobs::{model::NoopPayload, objects::ObjectKey, JobKind};
 
 use super::{Handler, JobError, JobResult};
 use crate::runtime::JobContext;
@@ -41,6 +42,17 @@ impl Handler for Noop {
                     ctx.set_progress((slice * 100 / slices) as i16).await;
                 }
             }
+        }
+        if let Some(text) = payload.artifact {
+            let objects = ctx.objects()?;
+            let key = ObjectKey::new(&ctx.job.tenant_id, &format!("jobs/{}/noop.txt", ctx.job.id))
+                .map_err(|err| JobError::permanent(format!("cannot name the artifact: {err}")))?;
+            let bytes = text.len();
+            objects
+                .put_bytes(&key, text.into_bytes().into(), "text/plain; charset=utf-8")
+                .await
+                .map_err(|err| JobError::retryable(format!("cannot store the artifact: {err}")))?;
+            return Ok(Some(serde_json::json!({ "artifact": { "key": key.as_str(), "bytes": bytes } })));
         }
         Ok(None)
     }

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use longhaul_jobs::{store::AttemptRef, DynStore, Job};
+use longhaul_jobs::{objects::DynObjectStore, store::AttemptRef, DynStore, Job};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,9 @@ pub struct JobContext {
     /// Trips on cancel, lease loss, timeout, or the end of the shutdown grace.
     pub cancel: CancellationToken,
     pub store: DynStore,
+    /// Where artifacts go. `None` in runtimes started without one (tests of
+    /// kinds that write nothing); a kind that needs it fails permanently.
+    pub objects: Option<DynObjectStore>,
 }
 
 impl JobContext {
@@ -63,6 +66,11 @@ impl JobContext {
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, JobError> {
         T::deserialize(&self.job.payload)
             .map_err(|err| JobError::permanent(format!("invalid {} payload: {err}", self.job.kind)))
+    }
+
+    /// The object store, or the permanent error of a worker that has none.
+    pub fn objects(&self) -> Result<&DynObjectStore, JobError> {
+        self.objects.as_ref().ok_or_else(|| JobError::permanent("this worker was started without an object store"))
     }
 
     /// Reports progress (0–100). Failures are logged, not fatal: progress is

@@ -14,6 +14,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use longhaul_jobs::{
     notify::{DynNotifier, LogNotifier, Publisher},
+    objects::DynObjectStore,
+    queue::{DynQueue, EmbeddedQueue},
     DynStore, JobKind, Lane,
 };
 use tokio::task::JoinSet;
@@ -57,6 +59,9 @@ pub struct WorkerConfig {
     pub scheduler: bool,
     /// Whether this process drains the event outbox. Any number may.
     pub publisher: bool,
+    /// Whether this process runs the queue's background work: on SQS, the
+    /// dispatcher that sends the dispatch outbox. Any number may.
+    pub dispatcher: bool,
     /// Per-kind timeouts that replace the kind's default.
     pub timeouts: HashMap<JobKind, Duration>,
 }
@@ -79,6 +84,7 @@ impl Default for WorkerConfig {
             retention: Duration::from_secs(14 * 24 * 60 * 60),
             scheduler: true,
             publisher: true,
+            dispatcher: true,
             timeouts: HashMap::new(),
         }
     }
@@ -100,6 +106,14 @@ pub fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The ports a runtime works through.
+pub struct Services {
+    pub store: DynStore,
+    pub queue: DynQueue,
+    pub notifier: DynNotifier,
+    pub objects: Option<DynObjectStore>,
+}
+
 /// Running lane pools and the scheduler.
 pub struct Runtime {
     stop: CancellationToken,
@@ -112,19 +126,38 @@ impl Runtime {
         Runtime::start_with_notifier(store, Arc::new(LogNotifier), registry, config)
     }
 
-    /// Starts the pools and the scheduler, with events going to `notifier`.
+    /// Starts the pools and the scheduler on the embedded queue, with events
+    /// going to `notifier`.
     pub fn start_with_notifier(
         store: DynStore,
         notifier: DynNotifier,
         registry: Registry,
         config: WorkerConfig,
     ) -> Runtime {
+        let queue: DynQueue = Arc::new(EmbeddedQueue::new(store.clone()));
+        Runtime::start_with(Services { store, queue, notifier, objects: None }, registry, config)
+    }
+
+    /// Starts the pools on the services' queue, the queue's background work
+    /// (the SQS dispatcher), the event publisher and the scheduler.
+    pub fn start_with(services: Services, registry: Registry, config: WorkerConfig) -> Runtime {
+        let Services { store, queue, notifier, objects } = services;
         let config = Arc::new(config);
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let lanes = Arc::new(pool::Lanes { store: store.clone(), registry, config: config.clone() });
+        let lanes = Arc::new(pool::Lanes {
+            store: store.clone(),
+            objects,
+            queue: queue.clone(),
+            registry,
+            config: config.clone(),
+        });
         for (lane, concurrency) in config.lanes.iter().copied() {
             tasks.spawn(pool::run_lane(lanes.clone(), lane, concurrency.max(1), stop.clone()));
+        }
+        if config.dispatcher {
+            let stop = stop.clone();
+            tasks.spawn(async move { queue.run_background(stop).await });
         }
         if config.publisher {
             let publisher =

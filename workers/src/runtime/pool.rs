@@ -1,14 +1,15 @@
-//! A lane's pool: claims as many jobs as it has free slots, runs each under
-//! a lease kept alive by one batched heartbeat, and commits outcomes in
-//! batches.
+//! A lane's pool: receives as many jobs as it has free slots, runs each
+//! under a lease kept alive by one batched heartbeat, and commits outcomes
+//! in batches. It works the same on every [`Queue`] backend.
 //!
 //! Three tasks cooperate per lane:
 //! - the claim loop (this module's [`run_lane`]) owns the job tasks;
-//! - the heartbeat extends every running lease in one statement, and trips
-//!   the token of attempts that lost their lease or were asked to cancel;
-//! - the committer drains finished attempts from a channel and commits them
-//!   in one fenced statement per batch. A slot frees only after its commit,
-//!   so the pool never holds more jobs than its concurrency.
+//! - the heartbeat extends every running lease at once, and trips the token
+//!   of attempts that lost their lease or were asked to cancel;
+//! - the committer drains finished attempts from a channel, commits them in
+//!   one fenced statement per batch, and only then acknowledges them to the
+//!   queue. A slot frees only after its commit, so the pool never holds more
+//!   jobs than its concurrency.
 
 use std::{
     collections::HashMap,
@@ -21,8 +22,9 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use futures::FutureExt;
 use longhaul_jobs::{
+    queue::{Delivery, DynQueue, Ticket},
     store::{AttemptRef, Completion, Outcome},
-    DynStore, Job, Lane,
+    DynStore, Lane,
 };
 use tokio::{
     sync::{mpsc, OwnedSemaphorePermit, Semaphore},
@@ -47,11 +49,11 @@ const BACKLOG_WAIT: Duration = Duration::from_millis(5);
 /// Attempts running in this pool. Keyed by attempt, not job: after a lease
 /// loss the same job can run here again under a new attempt number while the
 /// stale attempt is still winding down.
-type InFlight = Arc<Mutex<HashMap<AttemptRef, Cancellation>>>;
+type InFlight = Arc<Mutex<HashMap<AttemptRef, (Cancellation, Ticket)>>>;
 
 /// A finished attempt on its way to the committer, holding its slot.
 struct Finished {
-    attempt: AttemptRef,
+    ticket: Ticket,
     /// None when the attempt lost its lease: nothing to commit, but its slot
     /// and its place in the heartbeat must still be given up.
     completion: Option<Completion>,
@@ -60,11 +62,13 @@ struct Finished {
 
 pub(super) struct Lanes {
     pub store: DynStore,
+    pub objects: Option<longhaul_jobs::objects::DynObjectStore>,
+    pub queue: DynQueue,
     pub registry: Registry,
     pub config: Arc<WorkerConfig>,
 }
 
-fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, Cancellation>> {
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, (Cancellation, Ticket)>> {
     // A poisoned map only means a panic elsewhere while it was held; the map
     // itself is still consistent (inserts and removes are single calls).
     in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -74,13 +78,14 @@ fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, C
 /// jobs get `config.shutdown_grace` to finish, and whatever is still running
 /// after that is released for immediate redelivery.
 pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, stop: CancellationToken) {
-    let Lanes { store, config, .. } = &*lanes;
+    let Lanes { store, queue, config, .. } = &*lanes;
     let slots = Arc::new(Semaphore::new(concurrency));
     let in_flight: InFlight = Arc::default();
     let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();
-    let committer = tokio::spawn(commit_loop(store.clone(), in_flight.clone(), finished_rx));
+    let committer = tokio::spawn(commit_loop(queue.clone(), in_flight.clone(), finished_rx));
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(
+        queue.clone(),
         store.clone(),
         in_flight.clone(),
         config.lease,
@@ -113,7 +118,7 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     })
     .await;
     if finished_in_grace.is_err() {
-        for cancel in lock(&in_flight).values() {
+        for (cancel, _) in lock(&in_flight).values() {
             cancel.cancel(CancelReason::Shutdown);
         }
         // Cooperative handlers stop at once; others are dropped.
@@ -133,9 +138,9 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     let _ = committer.await;
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
-    let leftovers: Vec<AttemptRef> = lock(&in_flight).keys().copied().collect();
+    let leftovers: Vec<Ticket> = lock(&in_flight).values().map(|(_, ticket)| ticket.clone()).collect();
     if !leftovers.is_empty() {
-        match store.release(&leftovers).await {
+        match queue.release(&leftovers).await {
             Ok(released) => tracing::info!(%lane, released, "released unfinished jobs for immediate redelivery"),
             Err(err) => {
                 tracing::error!(%lane, error = %err, "could not release unfinished jobs; their leases will expire and the reaper will requeue them")
@@ -145,7 +150,7 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     tracing::info!(%lane, "lane stopped");
 }
 
-/// Claims jobs into free slots and spawns them, until `stop` trips. Returns
+/// Receives jobs into free slots and spawns them, until `stop` trips. Returns
 /// the attempts still running, for the lane's shutdown to wait on. A lane
 /// runs `config.claimers` of these side by side, so that one claim's round
 /// trip overlaps the next on a busy lane.
@@ -158,11 +163,11 @@ async fn claim_loop(
     finished_tx: mpsc::UnboundedSender<Finished>,
     stop: CancellationToken,
 ) -> JoinSet<()> {
-    let Lanes { store, config, .. } = &*lanes;
+    let Lanes { queue, config, .. } = &*lanes;
     let mut jobs = JoinSet::new();
-    let wakeup = store.wakeups().clone();
+    let max_batch = config.claim_batch.min(queue.max_receive()).max(1);
     // The smallest claim worth a round trip while the queue has a backlog.
-    let min_batch = (config.claim_batch / 4).min(concurrency / (2 * config.claimers.max(1))).max(1);
+    let min_batch = (max_batch / 4).min(concurrency / (2 * config.claimers.max(1))).max(1);
     let mut backlog = false;
     loop {
         while jobs.try_join_next().is_some() {}
@@ -176,7 +181,7 @@ async fn claim_loop(
             },
         };
         let mut permits = vec![first];
-        while permits.len() < config.claim_batch {
+        while permits.len() < max_batch {
             match slots.clone().try_acquire_owned() {
                 Ok(permit) => permits.push(permit),
                 Err(_) => break,
@@ -197,7 +202,12 @@ async fn claim_loop(
                 }
             }
         }
-        let claimed = match store.claim(lane, permits.len(), config.lease, &config.worker_id).await {
+        let received = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            received = queue.receive(lane, permits.len(), config.lease, &config.worker_id) => received,
+        };
+        let claimed = match received {
             Ok(claimed) => claimed,
             Err(err) => {
                 tracing::warn!(%lane, error = %err, "claim failed; retrying after the poll interval");
@@ -211,20 +221,17 @@ async fn claim_loop(
         let got_all = claimed.len() == permits.len();
         let idle = claimed.is_empty();
         backlog = got_all;
-        for job in claimed {
+        for delivery in claimed {
             let Some(slot) = permits.pop() else { break };
             let cancel = Cancellation::default();
-            let attempt = AttemptRef { id: job.id, attempt: job.attempts };
-            lock(&in_flight).insert(attempt, cancel.clone());
-            jobs.spawn(run_attempt(lanes.clone(), job, cancel, slot, finished_tx.clone()));
+            lock(&in_flight).insert(delivery.ticket.attempt, (cancel.clone(), delivery.ticket.clone()));
+            jobs.spawn(run_attempt(lanes.clone(), delivery, cancel, slot, finished_tx.clone()));
         }
         drop(permits);
         if idle {
-            let notified = wakeup.lane(lane).map(|notify| notify.notified());
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(config.poll_interval) => {}
-                _ = async { match notified { Some(n) => n.await, None => std::future::pending().await } } => {}
+                _ = queue.idle(lane, config.poll_interval) => {}
             }
         } else if !got_all {
             // A partial batch means the queue is drained for now; a short
@@ -239,7 +246,7 @@ async fn claim_loop(
 /// Runs one attempt and hands its outcome to the committer.
 async fn run_attempt(
     lanes: Arc<Lanes>,
-    job: Job,
+    Delivery { job, ticket }: Delivery,
     cancel: Cancellation,
     slot: OwnedSemaphorePermit,
     finished: mpsc::UnboundedSender<Finished>,
@@ -261,7 +268,12 @@ async fn run_attempt(
         let result = match lanes.registry.get(kind) {
             None => Err(JobError::permanent(format!("this worker has no handler for `{kind}`"))),
             Some(handler) => {
-                let ctx = JobContext { job, cancel: cancel.token().clone(), store: lanes.store.clone() };
+                let ctx = JobContext {
+                    job,
+                    cancel: cancel.token().clone(),
+                    store: lanes.store.clone(),
+                    objects: lanes.objects.clone(),
+                };
                 let run = AssertUnwindSafe(handler.run(&ctx)).catch_unwind();
                 tokio::select! {
                     outcome = run => outcome.unwrap_or_else(|panic| Err(JobError::retryable(format!(
@@ -282,7 +294,7 @@ async fn run_attempt(
             // Whatever the handler says, nothing it does can commit.
             (Some(CancelReason::LeaseLost), _) => {
                 tracing::warn!("lease lost; dropping this attempt's outcome");
-                let _ = finished.send(Finished { attempt, completion: None, _slot: slot });
+                let _ = finished.send(Finished { ticket, completion: None, _slot: slot });
                 return;
             }
             // Released by the lane after the grace period.
@@ -309,7 +321,7 @@ async fn run_attempt(
         }
         // The committer is only gone if the lane is shutting down, in which
         // case this attempt is released instead.
-        let _ = finished.send(Finished { attempt, completion: Some(Completion { attempt, outcome }), _slot: slot });
+        let _ = finished.send(Finished { ticket, completion: Some(Completion { attempt, outcome }), _slot: slot });
     }
     .instrument(span)
     .await
@@ -324,12 +336,14 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Commits finished attempts in batches: whatever has arrived by the time the
-/// previous commit returns goes in the next statement.
-async fn commit_loop(store: DynStore, in_flight: InFlight, mut finished: mpsc::UnboundedReceiver<Finished>) {
+/// previous commit returns goes in the next statement. Then acknowledges
+/// them to the queue: never before the commit, so a crash in between means
+/// a redelivery, which the fence turns away.
+async fn commit_loop(queue: DynQueue, in_flight: InFlight, mut finished: mpsc::UnboundedReceiver<Finished>) {
     let mut batch = Vec::with_capacity(COMMIT_BATCH);
     while finished.recv_many(&mut batch, COMMIT_BATCH).await > 0 {
         let completions: Vec<Completion> = batch.iter().filter_map(|f| f.completion.clone()).collect();
-        let commit = || async { store.complete(&completions).await };
+        let commit = || async { queue.complete(&completions).await };
         match commit
             .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_times(5))
             .notify(|err, after| tracing::warn!(error = %err, retry_in_ms = after.as_millis() as u64, "commit failed; retrying"))
@@ -349,9 +363,17 @@ async fn commit_loop(store: DynStore, in_flight: InFlight, mut finished: mpsc::U
                 "could not commit outcomes; their leases will expire and the jobs will run again"
             ),
         }
+        let tickets: Vec<Ticket> = batch.iter().map(|f| f.ticket.clone()).collect();
+        let acknowledge = || async { queue.acknowledge(&tickets).await };
+        if let Err(err) = acknowledge
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_times(3))
+            .await
+        {
+            tracing::warn!(error = %err, jobs = tickets.len(), "could not acknowledge finished jobs; their messages will be redelivered and dropped as stale");
+        }
         let mut running = lock(&in_flight);
         for done in &batch {
-            running.remove(&done.attempt);
+            running.remove(&done.ticket.attempt);
         }
         drop(running);
         // Dropping the batch frees the slots.
@@ -362,6 +384,7 @@ async fn commit_loop(store: DynStore, in_flight: InFlight, mut finished: mpsc::U
 /// Extends every lease of the pool in one statement, and trips the token of
 /// attempts that lost their lease or were asked to cancel.
 async fn heartbeat_loop(
+    queue: DynQueue,
     store: DynStore,
     in_flight: InFlight,
     lease: Duration,
@@ -378,15 +401,15 @@ async fn heartbeat_loop(
             // A cancel request somewhere: look now rather than at the next tick.
             _ = wakeups.cancels().notified() => {}
         }
-        let attempts: Vec<AttemptRef> = lock(&in_flight).keys().copied().collect();
-        if attempts.is_empty() {
+        let tickets: Vec<Ticket> = lock(&in_flight).values().map(|(_, ticket)| ticket.clone()).collect();
+        if tickets.is_empty() {
             continue;
         }
-        match store.heartbeat(&attempts, lease).await {
+        match queue.heartbeat(&tickets, lease).await {
             Ok(states) => {
                 let running = lock(&in_flight);
                 for state in states {
-                    let Some(cancel) = running.get(&state.attempt) else { continue };
+                    let Some((cancel, _)) = running.get(&state.attempt) else { continue };
                     if !state.held {
                         tracing::warn!(job_id = %state.attempt.id, attempt = state.attempt.attempt, "lease lost");
                         cancel.cancel(CancelReason::LeaseLost);

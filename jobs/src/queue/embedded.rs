@@ -1,0 +1,83 @@
+//! The embedded queue: the store's own rows. A claim is the receive, the
+//! row's lease is the receipt.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Delivery, Queue, RedriveReport, Result, Ticket};
+use crate::{
+    model::{Lane, Scope},
+    store::{AttemptRef, Completion, DynStore, LeaseState},
+};
+
+pub struct EmbeddedQueue {
+    store: DynStore,
+}
+
+impl EmbeddedQueue {
+    pub fn new(store: DynStore) -> EmbeddedQueue {
+        EmbeddedQueue { store }
+    }
+}
+
+fn attempts(tickets: &[Ticket]) -> Vec<AttemptRef> {
+    tickets.iter().map(|ticket| ticket.attempt).collect()
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn max_receive(&self) -> usize {
+        usize::MAX
+    }
+
+    async fn receive(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Delivery>> {
+        let claimed = self.store.claim(lane, max, lease, worker_id).await?;
+        Ok(claimed
+            .into_iter()
+            .map(|job| {
+                let ticket = Ticket::embedded(AttemptRef { id: job.id, attempt: job.attempts }, job.lane);
+                Delivery { job, ticket }
+            })
+            .collect())
+    }
+
+    async fn idle(&self, lane: Lane, poll: Duration) {
+        let wakeups = self.store.wakeups();
+        match wakeups.lane(lane) {
+            Some(notify) => {
+                let _ = tokio::time::timeout(poll, notify.notified()).await;
+            }
+            None => tokio::time::sleep(poll).await,
+        }
+    }
+
+    async fn heartbeat(&self, tickets: &[Ticket], lease: Duration) -> Result<Vec<LeaseState>> {
+        Ok(self.store.heartbeat(&attempts(tickets), lease).await?)
+    }
+
+    async fn complete(&self, completions: &[Completion]) -> Result<Vec<AttemptRef>> {
+        Ok(self.store.complete(completions).await?)
+    }
+
+    async fn acknowledge(&self, _tickets: &[Ticket]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn release(&self, tickets: &[Ticket]) -> Result<u64> {
+        Ok(self.store.release(&attempts(tickets)).await?)
+    }
+
+    async fn redrive(&self, scope: &Scope, lane: Lane) -> Result<RedriveReport> {
+        let requeued = self.store.redrive(scope, lane, None).await?;
+        Ok(RedriveReport { requeued: requeued.len() as u64, dropped: 0 })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+}

@@ -1,0 +1,317 @@
+//! Production's shape, end to end: `longhaul api` and `longhaul worker` as
+//! separate processes on PostgreSQL, with SQS, S3 and SNS on the local
+//! `moto_server`, reached through the real AWS SDK clients.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use longhaul_jobs::{
+    queue::{create_lane_queues, sqs_client, SqsConfig},
+    testing::{aws_endpoint_url, aws_sdk_config, Backend, TestStore},
+    Lane,
+};
+use serde_json::{json, Value};
+use support::{eventually, Launcher, Process, TcpProxy};
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Fresh queues for every lane on the local endpoint; returns the URL
+/// prefix `LONGHAUL_SQS_QUEUE_PREFIX` takes, and the queues.
+async fn lane_queues(client: &aws_sdk_sqs::Client) -> (String, SqsConfig) {
+    let name_prefix = format!("e2e-{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let config =
+        create_lane_queues(client, &name_prefix, 5).await.expect("create the lane queues (is moto_server up?)");
+    let url = &config.lanes[&Lane::Default].url;
+    let prefix = url.strip_suffix("default").expect("a queue URL ending in its lane").to_owned();
+    (prefix, config)
+}
+
+/// The variables of a process on the local AWS endpoint.
+fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("LONGHAUL_QUEUE", "sqs".to_owned()),
+    ]
+}
+
+struct Deployment {
+    launcher: Launcher,
+    api: Process,
+    worker: Process,
+    url: String,
+    token: String,
+}
+
+/// `longhaul api` and `longhaul worker` (lanes default and reports) with `env`.
+async fn deploy(store: &TestStore, env: &[(&'static str, String)]) -> Deployment {
+    let mut launcher = Launcher::new(&store.url);
+    let data_dir = launcher.data_dir();
+    let data_dir = data_dir.to_str().expect("a UTF-8 path").to_owned();
+    let (status, output) = launcher
+        .run(
+            &["token", "--data-dir", &data_dir, "--tenant", "acme", "--user", "ops", "--role", "admin"],
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(status.success(), "token failed:\n{output}");
+    let token = output.lines().last().expect("a token").trim().to_owned();
+    let key_file = format!("{data_dir}/dev-signing.key");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let listen = url.trim_start_matches("http://").to_owned();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("LONGHAUL_DEV_SIGNING_KEY_FILE", &key_file));
+    env.push(("LONGHAUL_LEASE_SECS", "5"));
+    env.push(("LONGHAUL_RETRY_BASE_MS", "100"));
+    let mut api = launcher.spawn(&["api", "--listen", &listen], &env);
+    let worker = launcher.spawn(&["worker", "--lanes", "default,reports", "--concurrency", "8"], &env);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = client.get(format!("{url}/readyz")).send().await {
+            if response.status().is_success() {
+                break;
+            }
+        }
+        assert!(api.try_exit_status().is_none(), "api exited early:\n{}", api.log_tail(30));
+        assert!(Instant::now() < deadline, "api never became ready:\n{}", api.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Deployment { launcher, api, worker, url, token }
+}
+
+impl Deployment {
+    async fn submit(&self, payload: Value) -> String {
+        self.submit_kind("noop", payload).await
+    }
+
+    async fn submit_kind(&self, kind: &str, payload: Value) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/jobs", self.url))
+            .bearer_auth(&self.token)
+            .json(&json!({ "kind": kind, "payload": payload }))
+            .send()
+            .await
+            .expect("submit");
+        assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED, "{:?}", response.text().await);
+        let job: Value = response.json().await.expect("a job");
+        job["id"].as_str().expect("a job id").to_owned()
+    }
+
+    async fn job(&self, id: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/v1/jobs/{id}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("get a job")
+            .json()
+            .await
+            .expect("a job")
+    }
+
+    async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        eventually(Duration::from_secs(60), &format!("job {id} to be {status}"), || async {
+            let job = self.job(id).await;
+            if job["status"] == status {
+                Ok(job)
+            } else {
+                Err(format!("{job}"))
+            }
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_worker_run_jobs_through_sqs_s3_and_sns() {
+    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
+    let sdk = aws_sdk_config().await;
+    let sqs = sqs_client(&sdk);
+    let (prefix, queues) = lane_queues(&sqs).await;
+
+    // The bucket, and a topic whose events land on a queue we can read.
+    let bucket = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    s3.create_bucket().bucket(&bucket).send().await.expect("create a bucket");
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns.create_topic().name(format!("{bucket}-events")).send().await.expect("a topic");
+    let topic_arn = topic.topic_arn().expect("a topic ARN").to_owned();
+    let events = sqs.create_queue().queue_name(format!("{bucket}-events")).send().await.expect("an events queue");
+    let events_url = events.queue_url().expect("a queue URL").to_owned();
+    let events_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&events_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("a queue ARN");
+    sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(&events_arn).send().await.expect("subscribe");
+
+    let mut env = aws_env(&aws_endpoint_url());
+    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    env.push(("LONGHAUL_OBJECT_STORE", format!("s3://{bucket}/artifacts")));
+    env.push(("LONGHAUL_SNS_TOPIC_ARN", topic_arn));
+    let deployment = deploy(&store, &env).await;
+
+    // A job runs, and its artifact lands in the bucket.
+    let id = deployment.submit(json!({ "artifact": "hello from a worker" })).await;
+    let job = deployment.wait_for_status(&id, "succeeded").await;
+    assert_eq!(job["attempts"], 1);
+    let key = job["result"]["artifact"]["key"].as_str().expect("the artifact's key").to_owned();
+    let object = s3.get_object().bucket(&bucket).key(format!("artifacts/{key}")).send().await.expect("the artifact");
+    assert_eq!(object.server_side_encryption().map(|e| e.as_str()), Some("AES256"));
+    let body = object.body.collect().await.expect("the artifact's bytes").into_bytes();
+    assert_eq!(&body[..], b"hello from a worker");
+
+    // Outcomes are announced through SNS (noop, a diagnostic, is not): a
+    // report's final status arrives through the SNS → SQS subscription.
+    let id = deployment.submit_kind("report_build", json!({ "report": "year_summary", "year": 2026 })).await;
+    let final_status = eventually(Duration::from_secs(60), "the report to end", || async {
+        let job = deployment.job(&id).await;
+        match job["status"].as_str() {
+            Some(status @ ("succeeded" | "dead")) => Ok(status.to_owned()),
+            _ => Err(format!("{job}")),
+        }
+    })
+    .await;
+    let event = eventually(Duration::from_secs(30), "the job.succeeded event", || async {
+        let out = sqs
+            .receive_message()
+            .queue_url(&events_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        for message in out.messages() {
+            let envelope: Value =
+                serde_json::from_str(message.body().unwrap_or_default()).map_err(|e| e.to_string())?;
+            let event: Value =
+                serde_json::from_str(envelope["Message"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+            if event["data"]["job_id"] == id.as_str() {
+                return Ok((envelope, event));
+            }
+        }
+        Err("no event yet".to_owned())
+    })
+    .await;
+    assert_eq!(event.0["MessageAttributes"]["event_type"]["Value"], format!("job.{final_status}"), "{}", event.0);
+    assert_eq!(event.0["MessageAttributes"]["tenant_id"]["Value"], "acme");
+
+    // A job that fails for good is dead, and its message is in the lane's
+    // dead-letter queue; a redrive puts it back in line and drains the DLQ.
+    let dead = deployment.submit(json!({ "fail_permanently": true })).await;
+    deployment.wait_for_status(&dead, "dead").await;
+    let dlq = &queues.lanes[&Lane::Default].dlq_url;
+    let depth = || async {
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(dlq)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let depth: i64 = out
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1);
+        Ok::<i64, String>(depth)
+    };
+    eventually(Duration::from_secs(30), "the dead job's message in the DLQ", || async {
+        match depth().await? {
+            1 => Ok(()),
+            other => Err(format!("{other} messages")),
+        }
+    })
+    .await;
+    // Paused, so that the redriven job waits instead of dying again at once.
+    let admin = |path: &str| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/admin/lanes/default/{path}", deployment.url))
+            .bearer_auth(&deployment.token)
+            .send()
+    };
+    assert!(admin("pause").await.expect("pause").status().is_success());
+    let redrive: Value = reqwest::Client::new()
+        .post(format!("{}/v1/admin/lanes/default/redrive", deployment.url))
+        .bearer_auth(&deployment.token)
+        .send()
+        .await
+        .expect("redrive")
+        .json()
+        .await
+        .expect("a report");
+    assert_eq!(redrive["requeued"], 1, "{redrive}");
+    assert_eq!(depth().await.expect("the DLQ depth"), 0, "the redrive drained the DLQ");
+    let redriven = deployment.job(&dead).await;
+    assert_eq!(redriven["status"], "queued", "{redriven}");
+    assert_eq!(redriven["attempts"], 0, "{redriven}");
+    assert!(admin("resume").await.expect("resume").status().is_success());
+    deployment.wait_for_status(&dead, "dead").await;
+
+    // The API counts its SQS requests.
+    let metrics =
+        reqwest::get(format!("{}/metrics", deployment.url)).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("longhaul_sqs_requests_total{op=\"receive_message\"}"), "{metrics}");
+    drop(deployment.worker);
+    drop(deployment.api);
+    drop(deployment.launcher);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_submitted_while_sqs_is_away_wait_in_the_outbox_and_all_run_when_it_returns() {
+    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
+    let sqs = sqs_client(&aws_sdk_config().await);
+    let (prefix, _) = lane_queues(&sqs).await;
+    let target = aws_endpoint_url().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut proxy = TcpProxy::start(&target).await;
+    let mut env = aws_env(&proxy.url());
+    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    let deployment = deploy(&store, &env).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(deployment.submit(json!({})).await);
+    }
+    for id in &ids {
+        deployment.wait_for_status(id, "succeeded").await;
+    }
+
+    // The endpoint goes away. The API still takes jobs; they wait in the
+    // dispatch outbox, and readiness says the queue is down.
+    proxy.stop().await;
+    let mut during = Vec::new();
+    for _ in 0..30 {
+        during.push(deployment.submit(json!({})).await);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(store.dispatch_backlog().await.expect("the outbox"), 30, "every job waits for its message");
+    for id in &during {
+        assert_eq!(deployment.job(id).await["status"], "queued");
+    }
+    let ready = reqwest::get(format!("{}/readyz", deployment.url)).await.expect("readyz");
+    assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+
+    // It comes back: every job is sent, runs once, and none is lost.
+    proxy.resume().await;
+    for id in &during {
+        let job = deployment.wait_for_status(id, "succeeded").await;
+        assert_eq!(job["attempts"], 1, "{job}");
+    }
+    assert_eq!(store.dispatch_backlog().await.expect("the outbox"), 0);
+    drop(deployment);
+}
