@@ -84,11 +84,13 @@ postgres_trust_localhost() {
     as_root sed -i '1i host all all 127.0.0.1/32 trust  # added by longhaul scripts/test.sh' "$hba"
 }
 
-# A local AWS endpoint (S3 today; SQS and SNS with the AWS backends):
+# A local AWS endpoint for the SQS, S3 and SNS tests:
 # `moto_server` from PyPI, in a virtualenv kept between runs. Versions below
 # 5.2.5 break aws-sdk-s3's multipart uploads. Tests reach it through
-# LONGHAUL_TEST_AWS_ENDPOINT_URL and make a bucket of their own each, so they
-# can run in parallel; the server is reset once, before the tests.
+# LONGHAUL_TEST_AWS_ENDPOINT_URL and each makes buckets, queues and topics of
+# its own (unique names), so they run in parallel; the server is reset once,
+# before the tests, rather than between them, which would pull the ground from
+# under tests still running.
 service_moto() {
     if [[ -n "${LONGHAUL_TEST_AWS_ENDPOINT_URL:-}" ]]; then
         note "LONGHAUL_TEST_AWS_ENDPOINT_URL is set; using that endpoint as it is"

@@ -7,6 +7,11 @@
 //! pending, checked only after the handler has run N times. Job rows are kept:
 //! the status API needs them. Then pickup latency: jobs trickled in while the
 //! workers idle, `started_at - created_at` as recorded by the database.
+//!
+//! `--backend sqs` measures cost instead: the jobs go through the SQS queue on
+//! a local endpoint (`AWS_ENDPOINT_URL`, queues of its own), and the run
+//! reports SQS requests per job, by operation, from
+//! `longhaul_sqs_requests_total`.
 
 use std::{
     process::ExitCode,
@@ -68,7 +73,8 @@ impl BenchDb {
                 let url = format!("sqlite://{}", dir.path().join("bench.db").display());
                 Ok(BenchDb::Sqlite { _dir: dir, url })
             }
-            other => bail!("unknown backend `{other}`; expected sqlite or postgres"),
+            "sqs" => bail!("the sqs bench runs on PostgreSQL; this is a bug in `longhaul bench`"),
+            other => bail!("unknown backend `{other}`; expected sqlite, postgres or sqs"),
         }
     }
 
@@ -239,7 +245,148 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
+/// SQS requests counted so far in this process, by operation.
+fn sqs_requests(render: &(dyn Fn() -> String + Send + Sync)) -> std::collections::BTreeMap<String, f64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for line in render().lines() {
+        let Some(rest) = line.strip_prefix("longhaul_sqs_requests_total{op=\"") else { continue };
+        let Some((op, value)) = rest.split_once("\"}") else { continue };
+        if let Ok(value) = value.trim().parse::<f64>() {
+            counts.insert(op.to_owned(), value);
+        }
+    }
+    counts
+}
+
+/// One SQS cost run at steady state: N no-op jobs fed in a steady flow (100
+/// at a time, with at most `--sqs-backlog` waiting), dispatched, received,
+/// run and acknowledged by the real runtime. Requests are counted from the
+/// runtime's start until every job succeeded and the outbox is empty. (A
+/// bounded backlog is also what keeps moto_server, whose receive slows down
+/// with the depth of a queue, from being the thing measured.)
+async fn one_sqs_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Value> {
+    use longhaul_jobs::{
+        queue::{create_lane_queues, sqs_client, DynQueue, SqsQueue},
+        store::QueueMode,
+    };
+    let endpoint = crate::config::env("AWS_ENDPOINT_URL").context(
+        "the sqs bench creates queues of its own, so it runs against a local endpoint: set AWS_ENDPOINT_URL \
+         (for example to a moto_server)",
+    )?;
+    let render = crate::telemetry::metrics().context("cannot record metrics in this process")?;
+    let postgres = BenchArgs { backend: "postgres".into(), ..args.clone() };
+    let db = BenchDb::create(&postgres).await?;
+    let store = longhaul_jobs::store::connect_with(db.url(), QueueMode::Dispatch).await?;
+    store.migrate().await?;
+    let sdk_config = aws_config_from_env().await;
+    let client = sqs_client(&sdk_config);
+    let prefix = format!("bench-{}-{run}-", std::process::id());
+    let config = create_lane_queues(&client, &prefix, crate::config::DEFAULT_MAX_RECEIVE_COUNT)
+        .await
+        .with_context(|| format!("cannot create the bench queues at {endpoint}"))?;
+    let queue: DynQueue = Arc::new(SqsQueue::new(store.clone(), client, config)?);
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut registry = Registry::default();
+    registry.register(CountedNoop { runs: runs.clone() });
+    let before = sqs_requests(render.as_ref());
+    let started = Instant::now();
+    let config = WorkerConfig {
+        claimers: args.sqs_receivers.max(1),
+        dispatcher: true,
+        ..runtime_config(args.concurrency, args.claim_batch)
+    };
+    let services = longhaul_workers::runtime::Services {
+        store: store.clone(),
+        queue,
+        notifier: Arc::new(longhaul_jobs::notify::LogNotifier),
+        objects: None,
+    };
+    let runtime = Runtime::start_with(services, registry, config);
+    let deadline = Instant::now() + Duration::from_secs(1_800);
+    let mut fed = 0;
+    while fed < args.jobs {
+        if fed - runs.load(Ordering::Relaxed).min(fed) < args.sqs_backlog.max(100) {
+            let chunk = (args.jobs - fed).min(100);
+            store.insert_jobs(&noop_jobs(chunk, "bench")).await?;
+            fed += chunk;
+        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the SQS drain did not finish within 30 minutes ({} of {} jobs ran)",
+                runs.load(Ordering::Relaxed),
+                args.jobs
+            );
+        }
+    }
+    while runs.load(Ordering::Relaxed) < args.jobs || pending(&store).await? > 0 || store.dispatch_backlog().await? > 0
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "the SQS drain did not finish within 30 minutes ({} of {} jobs ran)",
+                runs.load(Ordering::Relaxed),
+                args.jobs
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drain_s = started.elapsed().as_secs_f64();
+    let after = sqs_requests(render.as_ref());
+    runtime.shutdown().await;
+    drop(store);
+    db.drop_db().await?;
+
+    let per_job: serde_json::Map<String, serde_json::Value> = after
+        .iter()
+        .filter(|(op, _)| !op.starts_with("create_queue"))
+        .map(|(op, total)| {
+            let requests = total - before.get(op).copied().unwrap_or(0.0);
+            (op.clone(), json!(round3(requests / args.jobs.max(1) as f64)))
+        })
+        .collect();
+    let requests: f64 = after
+        .iter()
+        .filter(|(op, _)| !op.starts_with("create_queue"))
+        .map(|(op, total)| total - before.get(op).copied().unwrap_or(0.0))
+        .sum();
+    Ok(json!({
+        "peer": "longhaul",
+        "version": env!("CARGO_PKG_VERSION"),
+        "backend": "sqs",
+        "config": format!("c{}-r{}-backlog{}-sqs", args.concurrency, args.sqs_receivers, args.sqs_backlog),
+        "run": run,
+        "n": args.jobs,
+        "drain_s": round3(drain_s),
+        "drain_jobs_per_s": (args.jobs as f64 / drain_s).round(),
+        "sqs_requests": requests,
+        "sqs_requests_per_job": round3(requests / args.jobs.max(1) as f64),
+        "sqs_requests_per_job_by_op": per_job,
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
+/// The standard AWS configuration, through the jobs crate's SDK.
+async fn aws_config_from_env() -> longhaul_jobs::queue::SdkConfig {
+    longhaul_jobs::queue::load_sdk_config().await
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.backend == "sqs" {
+        for run in 1..=args.runs.max(1) {
+            let result = one_sqs_run(&args, run).await?;
+            eprintln!(
+                "longhaul sqs run {run}: {} SQS requests per job ({} jobs, drain {} jobs/s): {}",
+                result["sqs_requests_per_job"],
+                args.jobs,
+                result["drain_jobs_per_s"],
+                result["sqs_requests_per_job_by_op"],
+            );
+            println!("{result}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     for run in 1..=args.runs.max(1) {
         let result = one_run(&args, run).await?;
         eprintln!(

@@ -127,9 +127,9 @@ pub struct DemoArgs {
     pub client: ClientArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// sqlite or postgres
+    /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
     #[arg(long, default_value = "postgres")]
     pub backend: String,
     /// PostgreSQL server to create the bench database on [env: LONGHAUL_BENCH_DATABASE_URL]
@@ -154,4 +154,10 @@ pub struct BenchArgs {
     /// Repeat the whole measurement this many times, each on a fresh database
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// With `--backend sqs`: receive loops per lane (each long-polls for up to 10 messages)
+    #[arg(long, default_value_t = 4)]
+    pub sqs_receivers: usize,
+    /// With `--backend sqs`: most jobs waiting at once while the bench feeds them in
+    #[arg(long, default_value_t = 500)]
+    pub sqs_backlog: usize,
 }

@@ -1,7 +1,12 @@
 //! Queue figures and operations for admins.
 
 use axum::http::StatusCode;
-use longhaul_jobs::Scope;
+use std::time::Duration;
+
+use longhaul_jobs::{
+    store::{AttemptRef, Completion, Outcome},
+    Lane, Scope, Status,
+};
 use serde_json::json;
 
 use crate::helpers::{year_report, TestApp};
@@ -64,5 +69,34 @@ backend_tests! {
         let cancelled = app.get("/v1/admin/jobs?status=cancelled", &app.admin("t1")).await.json();
         assert_eq!(cancelled["items"].as_array().expect("items").len(), 1);
         assert_eq!(cancelled["items"][0]["id"], job["id"]);
+    }
+
+    async fn a_redrive_requeues_only_the_tenants_dead_lane_jobs(backend) {
+        let app = TestApp::new(backend).await;
+        let mut ids = Vec::new();
+        for tenant in ["t1", "t2"] {
+            let job = app.submit(&app.user(tenant, "u1"), &year_report()).await;
+            ids.push(job["id"].as_str().expect("id").parse::<uuid::Uuid>().expect("uuid"));
+        }
+        let claimed = app.store.claim(Lane::Reports, 10, Duration::from_secs(30), "w").await.expect("claim");
+        let completions: Vec<Completion> = claimed
+            .iter()
+            .map(|job| Completion {
+                attempt: AttemptRef { id: job.id, attempt: job.attempts },
+                outcome: Outcome::Dead { error: "boom".into() },
+            })
+            .collect();
+        assert_eq!(app.store.complete(&completions).await.expect("complete").len(), 2);
+
+        app.post("/v1/admin/lanes/reports/redrive", &app.user("t1", "u1"), &json!({})).await.problem(StatusCode::FORBIDDEN);
+        app.post("/v1/admin/lanes/bitcoin/redrive", &app.admin("t1"), &json!({})).await.problem(StatusCode::NOT_FOUND);
+        let report = app.post("/v1/admin/lanes/reports/redrive", &app.admin("t1"), &json!({})).await;
+        assert_eq!(report.status, StatusCode::OK, "{}", report.text());
+        assert_eq!(report.json(), json!({"requeued": 1, "dropped": 0}));
+        let filter = longhaul_jobs::store::JobFilter { limit: 10, ..Default::default() };
+        let jobs = app.store.list_jobs(&Scope::Platform, &filter).await.expect("list");
+        let status = |id: uuid::Uuid| jobs.iter().find(|job| job.id == id).map(|job| job.status);
+        assert_eq!(status(ids[0]), Some(Status::Queued));
+        assert_eq!(status(ids[1]), Some(Status::Dead), "another tenant's dead job stays dead");
     }
 }

@@ -19,9 +19,11 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "aws")]
+pub use aws_config::SdkConfig;
 pub use embedded::EmbeddedQueue;
 #[cfg(feature = "aws")]
-pub use sqs::{client as sqs_client, create_lane_queues, Dispatcher, SqsConfig, SqsLane, SqsQueue};
+pub use sqs::{client as sqs_client, create_lane_queues, load_sdk_config, Dispatcher, SqsConfig, SqsLane, SqsQueue};
 
 use crate::{
     model::{Job, Lane, Scope},

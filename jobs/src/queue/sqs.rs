@@ -105,6 +105,12 @@ fn backend_error(op: &str, err: impl std::error::Error + Send + Sync + 'static) 
     QueueError::Backend(format!("SQS {op} failed: {}", DisplayErrorContext(err)))
 }
 
+/// The standard AWS configuration (`AWS_REGION`, the default credential
+/// chain, `AWS_ENDPOINT_URL`).
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
 /// An SQS client for `sdk_config`, with bounded retries and timeouts that
 /// fit a 20 s long poll.
 pub fn client(sdk_config: &aws_config::SdkConfig) -> Client {
@@ -227,8 +233,7 @@ impl SqsQueue {
     /// With the standard AWS configuration (`AWS_REGION`, the default
     /// credential chain, `AWS_ENDPOINT_URL`).
     pub async fn from_env(store: DynStore, config: SqsConfig) -> Result<SqsQueue> {
-        let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        SqsQueue::new(store, client(&sdk_config), config)
+        SqsQueue::new(store, client(&load_sdk_config().await), config)
     }
 
     pub fn client(&self) -> &Client {

@@ -82,7 +82,9 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     let slots = Arc::new(Semaphore::new(concurrency));
     let in_flight: InFlight = Arc::default();
     let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();
-    let committer = tokio::spawn(commit_loop(queue.clone(), in_flight.clone(), finished_rx));
+    let (acknowledge_tx, acknowledge_rx) = mpsc::unbounded_channel::<Vec<Ticket>>();
+    let acknowledger = tokio::spawn(acknowledge_loop(queue.clone(), acknowledge_rx));
+    let committer = tokio::spawn(commit_loop(queue.clone(), in_flight.clone(), finished_rx, acknowledge_tx));
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(
         queue.clone(),
@@ -136,6 +138,8 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     // Every job task has ended: commit what finished, then release the rest.
     drop(finished_tx);
     let _ = committer.await;
+    // The committer dropped its sender: this ends once the last batch is acknowledged.
+    let _ = acknowledger.await;
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
     let leftovers: Vec<Ticket> = lock(&in_flight).values().map(|(_, ticket)| ticket.clone()).collect();
@@ -336,10 +340,15 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Commits finished attempts in batches: whatever has arrived by the time the
-/// previous commit returns goes in the next statement. Then acknowledges
-/// them to the queue: never before the commit, so a crash in between means
-/// a redelivery, which the fence turns away.
-async fn commit_loop(queue: DynQueue, in_flight: InFlight, mut finished: mpsc::UnboundedReceiver<Finished>) {
+/// previous commit returns goes in the next statement. Then hands them to the
+/// acknowledger: never before the commit, so a crash in between means a
+/// redelivery, which the fence turns away.
+async fn commit_loop(
+    queue: DynQueue,
+    in_flight: InFlight,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+    acknowledged: mpsc::UnboundedSender<Vec<Ticket>>,
+) {
     let mut batch = Vec::with_capacity(COMMIT_BATCH);
     while finished.recv_many(&mut batch, COMMIT_BATCH).await > 0 {
         let completions: Vec<Completion> = batch.iter().filter_map(|f| f.completion.clone()).collect();
@@ -356,20 +365,15 @@ async fn commit_loop(queue: DynQueue, in_flight: InFlight, mut finished: mpsc::U
                         "some outcomes were fenced off: their lease had expired or another attempt owns the job"
                     );
                 }
+                // Acknowledged only once committed, or fenced off: then the
+                // job is another attempt's, and this message is stale.
+                let _ = acknowledged.send(batch.iter().map(|f| f.ticket.clone()).collect());
             }
             Err(err) => tracing::error!(
                 error = %err,
                 jobs = completions.len(),
                 "could not commit outcomes; their leases will expire and the jobs will run again"
             ),
-        }
-        let tickets: Vec<Ticket> = batch.iter().map(|f| f.ticket.clone()).collect();
-        let acknowledge = || async { queue.acknowledge(&tickets).await };
-        if let Err(err) = acknowledge
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_times(3))
-            .await
-        {
-            tracing::warn!(error = %err, jobs = tickets.len(), "could not acknowledge finished jobs; their messages will be redelivered and dropped as stale");
         }
         let mut running = lock(&in_flight);
         for done in &batch {
@@ -378,6 +382,23 @@ async fn commit_loop(queue: DynQueue, in_flight: InFlight, mut finished: mpsc::U
         drop(running);
         // Dropping the batch frees the slots.
         batch.clear();
+    }
+}
+
+/// Acknowledges committed attempts to the queue (SQS: DeleteMessageBatch),
+/// beside the committer rather than in its way: a slot frees at its commit,
+/// and queue round trips overlap the next commits.
+async fn acknowledge_loop(queue: DynQueue, mut committed: mpsc::UnboundedReceiver<Vec<Ticket>>) {
+    let mut batches = Vec::new();
+    while committed.recv_many(&mut batches, 100).await > 0 {
+        let tickets: Vec<Ticket> = batches.drain(..).flatten().collect();
+        let acknowledge = || async { queue.acknowledge(&tickets).await };
+        if let Err(err) = acknowledge
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_times(3))
+            .await
+        {
+            tracing::warn!(error = %err, jobs = tickets.len(), "could not acknowledge finished jobs; their messages will come back and be dropped as stale");
+        }
     }
 }
 
