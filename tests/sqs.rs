@@ -55,6 +55,11 @@ struct Deployment {
 
 /// `longhaul api` and `longhaul worker` (lanes default and reports) with `env`.
 async fn deploy(store: &TestStore, env: &[(&'static str, String)]) -> Deployment {
+    deploy_with(store, env, &[]).await
+}
+
+/// As [`deploy`], with extra variables for the worker only.
+async fn deploy_with(store: &TestStore, env: &[(&'static str, String)], worker_env: &[(&str, &str)]) -> Deployment {
     let mut launcher = Launcher::new(&store.url);
     let data_dir = launcher.data_dir();
     let data_dir = data_dir.to_str().expect("a UTF-8 path").to_owned();
@@ -74,6 +79,7 @@ async fn deploy(store: &TestStore, env: &[(&'static str, String)]) -> Deployment
     env.push(("LONGHAUL_LEASE_SECS", "5"));
     env.push(("LONGHAUL_RETRY_BASE_MS", "100"));
     let mut api = launcher.spawn(&["api", "--listen", &listen], &env);
+    env.extend_from_slice(worker_env);
     let worker = launcher.spawn(&["worker", "--lanes", "default,reports", "--concurrency", "8"], &env);
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -314,4 +320,30 @@ async fn jobs_submitted_while_sqs_is_away_wait_in_the_outbox_and_all_run_when_it
     }
     assert_eq!(store.dispatch_backlog().await.expect("the outbox"), 0);
     drop(deployment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_releases_running_jobs_to_the_next_worker_without_spending_an_attempt() {
+    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
+    let sqs = sqs_client(&aws_sdk_config().await);
+    let (prefix, _) = lane_queues(&sqs).await;
+    let mut env = aws_env(&aws_endpoint_url());
+    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    let mut deployment = deploy_with(&store, &env, &[("LONGHAUL_SHUTDOWN_GRACE_SECS", "1")]).await;
+
+    let id = deployment.submit(json!({ "sleep_ms": 4000 })).await;
+    deployment.wait_for_status(&id, "running").await;
+    deployment.worker.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = deployment.worker.wait_for_exit(Duration::from_secs(20)).await.expect("the worker stops");
+    assert!(status.success(), "the worker exits 0 on SIGTERM:\n{}", deployment.worker.log_tail(20));
+    let released = deployment.job(&id).await;
+    assert_eq!(released["status"], "queued", "{released}");
+    assert_eq!(released["attempts"], 0, "a release gives the attempt back: {released}");
+
+    // The next worker (the deploy's new pod) takes it over and finishes it.
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _next = deployment.launcher.spawn(&["worker", "--lanes", "default"], &env);
+    let done = deployment.wait_for_status(&id, "succeeded").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert!(done["error"].is_null(), "nothing failed: {done}");
 }

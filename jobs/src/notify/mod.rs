@@ -22,6 +22,18 @@ pub use sns::SnsNotifier;
 
 use crate::store::DynStore;
 
+/// The `event_type`s longhaul publishes, each with `event_type` and
+/// `tenant_id` message attributes on SNS.
+pub mod event_types {
+    pub const JOB_SUCCEEDED: &str = "job.succeeded";
+    /// An attempt failed and the job will be retried.
+    pub const JOB_FAILED: &str = "job.failed";
+    pub const JOB_DEAD: &str = "job.dead";
+    /// A refresh found a reservation changed at its agency. Written by
+    /// `reservation_refresh` through the same outbox.
+    pub const RESERVATION_CHANGED: &str = "reservation.changed";
+}
+
 /// Events go out in batches of this many: SNS's PublishBatch limit.
 pub const BATCH: usize = 10;
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     model::{Job, JobKind, Lane, NewJob, Scope, Status},
-    notify::OutboxEvent,
+    notify::{event_types, OutboxEvent},
 };
 
 pub use postgres::PgStore;
@@ -354,10 +354,10 @@ fn not_dispatching(backend: &str) -> StoreError {
 /// The event type that announces an outcome, if any.
 fn event_type(status: Status) -> Option<&'static str> {
     match status {
-        Status::Succeeded => Some("job.succeeded"),
+        Status::Succeeded => Some(event_types::JOB_SUCCEEDED),
         // A failed attempt that will be retried.
-        Status::Queued => Some("job.failed"),
-        Status::Dead => Some("job.dead"),
+        Status::Queued => Some(event_types::JOB_FAILED),
+        Status::Dead => Some(event_types::JOB_DEAD),
         _ => None,
     }
 }

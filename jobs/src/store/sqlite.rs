@@ -59,6 +59,20 @@ fn opt_time(value: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     value.map(time).transpose()
 }
 
+/// `UPDATE jobs SET …` to a fresh start: queued, due now, no attempt spent,
+/// no result. The caller adds which jobs (admin retry, redrive).
+fn start_over() -> QueryBuilder<'static, Sqlite> {
+    let now = now_ms();
+    let mut query = QueryBuilder::new("UPDATE jobs SET status = 'queued', attempts = 0, run_at = ");
+    query.push_bind(now);
+    query.push(
+        ", result = NULL, progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, \
+         locked_by = NULL, updated_at = ",
+    );
+    query.push_bind(now);
+    query
+}
+
 fn json(text: &str, column: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("{column} is not JSON: {err}")))
 }
@@ -344,14 +358,7 @@ impl Store for SqliteStore {
     }
 
     async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
-        let now = now_ms();
-        let mut query = QueryBuilder::new("UPDATE jobs SET status = 'queued', attempts = 0, run_at = ");
-        query.push_bind(now);
-        query.push(
-            ", result = NULL, progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, \
-             locked_by = NULL, updated_at = ",
-        );
-        query.push_bind(now);
+        let mut query = start_over();
         query.push(" WHERE status IN ('dead', 'failed', 'cancelled') AND id = ");
         query.push_bind(id.to_string());
         push_scope(&mut query, scope);
@@ -736,14 +743,7 @@ impl Store for SqliteStore {
     }
 
     async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>> {
-        let now = now_ms();
-        let mut query = QueryBuilder::new("UPDATE jobs SET status = 'queued', attempts = 0, run_at = ");
-        query.push_bind(now);
-        query.push(
-            ", result = NULL, progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, \
-             locked_by = NULL, updated_at = ",
-        );
-        query.push_bind(now);
+        let mut query = start_over();
         query.push(" WHERE status = 'dead' AND lane = ");
         query.push_bind(lane.as_str());
         if let Some(ids) = only {
