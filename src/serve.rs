@@ -65,8 +65,14 @@ impl ReadinessCheck for QueueReady {
     }
 }
 
-/// The store, opened for the queue the settings name.
-async fn open_store(url: &str, migrate: bool, queue: &config::QueueSettings) -> anyhow::Result<DynStore> {
+/// The store, opened for the queue the settings name. Its queue mode is
+/// checked against the database's (`record_mode`: set it, for `migrate`).
+async fn open_store(
+    url: &str,
+    migrate: bool,
+    record_mode: bool,
+    queue: &config::QueueSettings,
+) -> anyhow::Result<DynStore> {
     let mode = match queue {
         config::QueueSettings::Embedded => QueueMode::Embedded,
         config::QueueSettings::Sqs(_) => QueueMode::Dispatch,
@@ -77,6 +83,7 @@ async fn open_store(url: &str, migrate: bool, queue: &config::QueueSettings) -> 
     if migrate {
         store.migrate().await.context("applying migrations")?;
     }
+    store.check_queue_mode(mode, record_mode).await?;
     Ok(store)
 }
 
@@ -164,7 +171,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         config::env("LONGHAUL_DEV_SIGNING_KEY_FILE").map(Into::into).unwrap_or_else(|| dev_key_path(&data_dir));
     let dev_key = auth::load_or_create_dev_key(&key_path)?;
     let url = config::database_url(&data_dir);
-    let store = open_store(&url, true, &queue_settings).await?;
+    let store = open_store(&url, true, false, &queue_settings).await?;
     let objects = open_objects(&data_dir).await?;
     let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
     readiness.push(Arc::new(ObjectStoreReady(objects.clone())));
@@ -207,7 +214,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let queue_settings = config::queue()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
-    let store = open_store(&config::database_url(&data_dir), false, &queue_settings).await?;
+    let store = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
     let objects = open_objects(&data_dir).await?;
     let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
     readiness.push(Arc::new(ObjectStoreReady(objects)));
@@ -234,7 +241,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let queue_settings = config::queue()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
     let worker_config: WorkerConfig = config::worker(&args.lanes, args.concurrency)?;
-    let store = open_store(&config::database_url(&data_dir), false, &queue_settings).await?;
+    let store = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
     let (queue, _) = open_queue(&store, &queue_settings).await?;
     let objects = open_objects(&data_dir).await?;
     tracing::info!(
@@ -260,7 +267,8 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     }
-    open_store(&url, true, &config::QueueSettings::Embedded).await?;
+    // The deliberate place to set how this database's jobs are queued.
+    open_store(&url, true, true, &config::queue()?).await?;
     eprintln!("migrations applied to {}", redact_url(&url));
     Ok(ExitCode::SUCCESS)
 }

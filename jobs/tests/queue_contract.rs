@@ -13,6 +13,7 @@ use longhaul_jobs::{
     Job, JobKind, Lane, NewJob, Scope, Status,
 };
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 longhaul_jobs::on_every_queue!(
     a_queued_job_is_delivered_once_and_acknowledged,
@@ -52,7 +53,11 @@ async fn receive(queue: &TestQueue, max: usize, want: usize) -> Vec<Delivery> {
     let mut got = Vec::new();
     let mut empty = 0;
     while got.len() < want && empty < 3 {
-        let batch = queue.queue.receive(LANE, max.min(want - got.len()), LEASE, "test-worker").await.expect("receive");
+        let batch = queue
+            .queue
+            .receive(LANE, max.min(want - got.len()), LEASE, "test-worker", &CancellationToken::new())
+            .await
+            .expect("receive");
         if batch.is_empty() {
             empty += 1;
         }
@@ -62,7 +67,7 @@ async fn receive(queue: &TestQueue, max: usize, want: usize) -> Vec<Delivery> {
 }
 
 async fn nothing_more(queue: &TestQueue) {
-    let extra = queue.queue.receive(LANE, 10, LEASE, "test-worker").await.expect("receive");
+    let extra = queue.queue.receive(LANE, 10, LEASE, "test-worker", &CancellationToken::new()).await.expect("receive");
     assert!(
         extra.is_empty(),
         "nothing else should be delivered, got {:?}",
@@ -101,9 +106,9 @@ async fn a_receive_takes_no_more_than_asked(backend: QueueBackend) {
         queue.store.insert_job(noop("t1")).await.expect("insert");
     }
     queue.flush().await.expect("dispatch");
-    let first = queue.queue.receive(LANE, 3, LEASE, "w").await.expect("receive");
+    let first = queue.queue.receive(LANE, 3, LEASE, "w", &CancellationToken::new()).await.expect("receive");
     assert!(!first.is_empty() && first.len() <= 3, "asked for 3, got {}", first.len());
-    let many = queue.queue.receive(LANE, 100, LEASE, "w").await.expect("receive");
+    let many = queue.queue.receive(LANE, 100, LEASE, "w", &CancellationToken::new()).await.expect("receive");
     assert!(many.len() <= queue.queue.max_receive(), "a receive returned {} jobs", many.len());
     let rest = receive(&queue, 100, 25 - first.len() - many.len()).await;
     let mut ids: Vec<_> = first.iter().chain(&many).chain(&rest).map(|d| d.job.id).collect();
@@ -117,6 +122,7 @@ async fn a_released_job_comes_back_at_once_without_spending_an_attempt(backend: 
     let job = submit(&queue, noop("t1")).await;
     let got = receive(&queue, 10, 1).await;
     assert_eq!(queue.queue.release(&[got[0].ticket.clone()]).await.expect("release"), 1);
+    queue.flush().await.expect("dispatch");
     let again = receive(&queue, 10, 1).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].job.id, job.id);
@@ -223,7 +229,11 @@ async fn heartbeats_extend_the_lease_and_report_cancels(backend: QueueBackend) {
 async fn a_lost_lease_fences_the_outcome_and_the_job_runs_again(backend: QueueBackend) {
     let queue = queue(backend).await;
     let job = submit(&queue, noop("t1")).await;
-    let got = queue.queue.receive(LANE, 10, Duration::from_secs(1), "crashed-worker").await.expect("receive");
+    let got = queue
+        .queue
+        .receive(LANE, 10, Duration::from_secs(1), "crashed-worker", &CancellationToken::new())
+        .await
+        .expect("receive");
     assert_eq!(got.len(), 1);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let reaped = queue.store.reap_expired().await.expect("reap");
@@ -359,5 +369,56 @@ mod sqs {
         assert!(dead.error.as_deref().unwrap_or_default().contains("poison"), "{:?}", dead.error);
         queue.flush().await.expect("dispatch");
         assert_eq!(dead_letters(&queue).await, Some(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redrive_sends_again_a_queued_job_whose_message_landed_in_the_dead_letter_queue() {
+        let queue = sqs_queue().await;
+        let job = submit(&queue, noop("t1")).await;
+        let (client, config) = queue.sqs.as_ref().expect("sqs");
+        // SQS moves the message on its own (its redrive policy, or retention).
+        let out = client
+            .receive_message()
+            .queue_url(lane_url(&queue))
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        let message = &out.messages()[0];
+        let mut send =
+            client.send_message().queue_url(&config.lanes[&LANE].dlq_url).message_body(message.body().unwrap_or("{}"));
+        for (name, value) in message.message_attributes().expect("attributes") {
+            send = send.message_attributes(name, value.clone());
+        }
+        send.send().await.expect("send to the DLQ");
+        client
+            .delete_message()
+            .queue_url(lane_url(&queue))
+            .receipt_handle(message.receipt_handle().expect("receipt"))
+            .send()
+            .await
+            .expect("delete");
+        nothing_more(&queue).await;
+
+        let report = queue.queue.redrive(&Scope::Tenant { tenant_id: "t1".into() }, LANE).await.expect("redrive");
+        assert_eq!((report.requeued, report.recovered), (0, 1), "{report:?}");
+        queue.flush().await.expect("dispatch");
+        let got = receive(&queue, 10, 1).await;
+        assert_eq!(got.len(), 1, "the job is delivered again");
+        assert_eq!(got[0].job.id, job.id);
+        assert_eq!(dead_letters(&queue).await, Some(0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_process_with_another_queue_mode_than_the_database_refuses_to_start() {
+        use longhaul_jobs::store::QueueMode;
+        let queue = sqs_queue().await;
+        queue.store.check_queue_mode(QueueMode::Dispatch, false).await.expect("the first process records sqs");
+        queue.store.check_queue_mode(QueueMode::Dispatch, false).await.expect("the same mode is fine");
+        let err = queue.store.check_queue_mode(QueueMode::Embedded, false).await.expect_err("a mismatch");
+        assert!(err.to_string().contains("LONGHAUL_QUEUE=sqs"), "{err}");
+        queue.store.check_queue_mode(QueueMode::Embedded, true).await.expect("`migrate` switches it");
+        assert!(queue.store.check_queue_mode(QueueMode::Dispatch, false).await.is_err());
     }
 }

@@ -92,7 +92,7 @@ backend_tests! {
         app.post("/v1/admin/lanes/bitcoin/redrive", &app.admin("t1"), &json!({})).await.problem(StatusCode::NOT_FOUND);
         let report = app.post("/v1/admin/lanes/reports/redrive", &app.admin("t1"), &json!({})).await;
         assert_eq!(report.status, StatusCode::OK, "{}", report.text());
-        assert_eq!(report.json(), json!({"requeued": 1, "dropped": 0}));
+        assert_eq!(report.json(), json!({"requeued": 1, "dropped": 0, "recovered": 0}));
         let filter = longhaul_jobs::store::JobFilter { limit: 10, ..Default::default() };
         let jobs = app.store.list_jobs(&Scope::Platform, &filter).await.expect("list");
         let status = |id: uuid::Uuid| jobs.iter().find(|job| job.id == id).map(|job| job.status);

@@ -23,3 +23,13 @@ CREATE TABLE dispatch (
     lease_until timestamptz
 );
 CREATE INDEX dispatch_due ON dispatch (send_at);
+
+-- How this database's jobs are queued: `embedded` or `sqs`. Recorded by the
+-- first process (or set by `longhaul migrate`), and checked by every other,
+-- so that a process started with the wrong LONGHAUL_QUEUE refuses to start
+-- instead of writing jobs that no worker will ever see.
+CREATE TABLE queue_settings (
+    id         boolean     PRIMARY KEY DEFAULT true CHECK (id),
+    queue      text        NOT NULL CHECK (queue IN ('embedded', 'sqs')),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);

@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 pub use aws_config::SdkConfig;
 pub use embedded::EmbeddedQueue;
 #[cfg(feature = "aws")]
-pub use sqs::{client as sqs_client, create_lane_queues, load_sdk_config, Dispatcher, SqsConfig, SqsLane, SqsQueue};
+pub use sqs::{
+    client as sqs_client, create_lane_queues, load_sdk_config, Dispatcher, SqsConfig, SqsLane, SqsQueue,
+    REDRIVE_POLICY_MARGIN,
+};
 
 use crate::{
     model::{Job, Lane, Scope},
@@ -76,6 +79,9 @@ pub struct RedriveReport {
     /// Dead-letter messages dropped because their job was no longer dead
     /// (retried by hand, or pruned).
     pub dropped: u64,
+    /// Queued jobs whose message had ended up in the dead-letter queue
+    /// (moved by SQS itself), sent to their queue again.
+    pub recovered: u64,
 }
 
 #[async_trait]
@@ -89,7 +95,16 @@ pub trait Queue: Send + Sync + 'static {
     /// Receives up to `max` jobs of `lane` and starts them: each comes back
     /// `running`, with `attempts + 1` and a lease of `lease`. May wait for
     /// work first (SQS long-polls); returns empty when there is none.
-    async fn receive(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Delivery>>;
+    /// `stop` may end a wait for work, never a receive that has started
+    /// jobs: those are always returned.
+    async fn receive(
+        &self,
+        lane: Lane,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Delivery>>;
 
     /// Waits, after an empty receive, until work may have arrived: a wake-up,
     /// or `poll` at most. SQS returns at once, because its receive waited.

@@ -56,9 +56,14 @@ const MAX_DELAY: Duration = Duration::from_secs(900);
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
 /// Dispatch rows claimed per round, and how long a dispatcher holds them.
 const DISPATCH_ROUND: usize = 100;
-const DISPATCH_LEASE: Duration = Duration::from_secs(10);
+/// Longer than the SDK's worst case for one send (4 attempts of 30 s), so
+/// that two dispatchers never send the same row; rows that fail are given
+/// back at once.
+const DISPATCH_LEASE: Duration = Duration::from_secs(150);
 /// Batch requests in flight at once, per call.
 const PARALLEL_REQUESTS: usize = 8;
+/// How long an admin redrive drains the dead-letter queue at most.
+const REDRIVE_BUDGET: Duration = Duration::from_secs(20);
 /// How long a lane's pause state is trusted before it is read again.
 const PAUSE_TTL: Duration = Duration::from_secs(1);
 
@@ -88,6 +93,22 @@ impl SqsConfig {
             .map(|lane| (lane, SqsLane { url: format!("{prefix}{lane}"), dlq_url: format!("{prefix}{lane}-dlq") }))
             .collect();
         SqsConfig { lanes, max_receive_count: max_receive_count.max(1), wait: LONG_POLL }
+    }
+}
+
+/// The fair-queueing group of a tenant: its id, when SQS accepts it as a
+/// `MessageGroupId` (1–128 characters of ASCII letters, digits and
+/// punctuation), or else a digest of it, so that no tenant id can make its
+/// messages unsendable.
+fn message_group_id(tenant_id: &str) -> String {
+    let fits = !tenant_id.is_empty()
+        && tenant_id.len() <= 128
+        && tenant_id.bytes().all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+    if fits {
+        tenant_id.to_owned()
+    } else {
+        use sha2::Digest;
+        format!("tenant-{}", hex::encode(&sha2::Sha256::digest(tenant_id.as_bytes())[..16]))
     }
 }
 
@@ -126,9 +147,13 @@ pub fn client(sdk_config: &aws_config::SdkConfig) -> Client {
     Client::from_conf(config)
 }
 
+/// How far above `max_receive_count` the queues' own redrive policy sits.
+pub const REDRIVE_POLICY_MARGIN: u32 = 3;
+
 /// Creates a queue and a dead-letter queue per lane, named
 /// `{name_prefix}{lane}` and `{name_prefix}{lane}-dlq`, with a redrive policy
-/// of `max_receive_count`, and returns their configuration. For local
+/// of `max_receive_count + REDRIVE_POLICY_MARGIN`, and returns their
+/// configuration. For local
 /// endpoints (tests, `longhaul bench`): production queues come from Terraform.
 pub async fn create_lane_queues(client: &Client, name_prefix: &str, max_receive_count: u32) -> Result<SqsConfig> {
     let mut lanes = HashMap::new();
@@ -153,7 +178,13 @@ pub async fn create_lane_queues(client: &Client, name_prefix: &str, max_receive_
             .attributes
             .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
             .ok_or_else(|| QueueError::Backend("SQS returned no ARN for a dead-letter queue".into()))?;
-        let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count });
+        // A backstop above longhaul's own limit: longhaul dead-letters a
+        // message itself at `max_receive_count`, with its job, so that the
+        // job's status and the DLQ agree.
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_receive_count + REDRIVE_POLICY_MARGIN,
+        });
         count("create_queue");
         let url = client
             .create_queue()
@@ -270,6 +301,9 @@ impl SqsQueue {
     /// SQS rejects are logged: their messages come back and are dropped as
     /// stale then.
     async fn delete(&self, url: &str, receipts: &[Arc<str>]) -> Result<()> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
         let requests = receipts.chunks(BATCH).map(|chunk| Box::pin(self.delete_batch(url, chunk)) as BoxFuture<'_, _>);
         in_parallel(requests.collect()).await.into_iter().collect::<Result<Vec<()>>>().map(drop)
     }
@@ -303,6 +337,9 @@ impl SqsQueue {
 
     /// Sets the visibility of messages, ten per request.
     async fn change_visibility(&self, url: &str, receipts: &[(Arc<str>, Duration)]) -> Result<()> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
         let requests =
             receipts.chunks(BATCH).map(|chunk| Box::pin(self.change_visibility_batch(url, chunk)) as BoxFuture<'_, _>);
         in_parallel(requests.collect()).await.into_iter().collect::<Result<Vec<()>>>().map(drop)
@@ -373,70 +410,105 @@ impl Queue for SqsQueue {
         BATCH
     }
 
-    async fn receive(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Delivery>> {
+    async fn receive(
+        &self,
+        lane: Lane,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Delivery>> {
         let url = self.lane(lane)?.url.clone();
         if self.lane_paused(lane).await? {
             // A paused lane leaves its messages alone: receiving them would
             // only count deliveries towards the dead-letter queue.
-            tokio::time::sleep(self.config.wait.min(Duration::from_secs(2))).await;
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(self.config.wait.min(Duration::from_secs(2))) => {}
+            }
             return Ok(Vec::new());
         }
-        let messages = self.receive_batch(&url, max, self.config.wait, lease).await?;
+        // Only the long poll gives way to a stop. Once messages are here,
+        // the jobs they start must reach the caller, or they would sit
+        // `running` under a lease nobody renews.
+        let messages = tokio::select! {
+            _ = stop.cancelled() => return Ok(Vec::new()),
+            messages = self.receive_batch(&url, max, self.config.wait, lease) => messages?,
+        };
         if messages.is_empty() {
             return Ok(Vec::new());
         }
         let mut to_delete: Vec<Arc<str>> = Vec::new();
+        let mut postpone: Vec<(Arc<str>, Duration)> = Vec::new();
+        // Every receipt per job: SQS may deliver two copies in one batch.
+        let mut receipts: HashMap<Uuid, Vec<Arc<str>>> = HashMap::new();
         let mut fresh = Vec::new();
         let mut poison = Vec::new();
         for message in &messages {
             match read_message(message) {
-                Ok(received) if received.receives >= self.config.max_receive_count => poison.push(received),
-                Ok(received) => fresh.push(received),
+                Ok(received) => {
+                    let first = !receipts.contains_key(&received.delivered.id);
+                    receipts.entry(received.delivered.id).or_default().push(received.receipt.clone());
+                    if !first {
+                        continue;
+                    }
+                    if received.receives >= self.config.max_receive_count {
+                        poison.push(received.delivered);
+                    } else {
+                        fresh.push(received.delivered);
+                    }
+                }
                 Err(receipt) => {
                     tracing::error!(%lane, message_id = message.message_id(), "dropping an SQS message that names no job");
                     to_delete.extend(receipt.map(Into::into));
                 }
             }
         }
+        let mut others = Vec::new();
         if !poison.is_empty() {
-            let delivered: Vec<Delivered> = poison.iter().map(|m| m.delivered).collect();
-            let killed = self.store.dead_letter_delivered(&delivered, self.config.max_receive_count).await?;
-            for job_id in &killed {
+            let dead = self.store.dead_letter_delivered(&poison, self.config.max_receive_count).await?;
+            for job_id in &dead.killed {
                 tracing::error!(%lane, %job_id, receives = self.config.max_receive_count, "poison message: the job is dead and goes to the dead-letter queue");
+                to_delete.extend(receipts.get(job_id).into_iter().flatten().cloned());
             }
-            // Whatever was not killed was not startable either: stale.
-            to_delete.extend(poison.iter().map(|m| m.receipt.clone()));
+            others.extend(dead.others);
         }
-        let delivered: Vec<Delivered> = fresh.iter().map(|m| m.delivered).collect();
-        let started = self.store.start_delivered(lane, &delivered, lease, worker_id).await?;
-        let receipts: HashMap<Uuid, Arc<str>> = fresh.iter().map(|m| (m.delivered.id, m.receipt.clone())).collect();
-        let mut postpone = Vec::new();
-        for other in started.others {
+        let started = self.store.start_delivered(lane, &fresh, lease, worker_id).await?;
+        others.extend(started.others);
+        for other in others {
             match other {
                 Undelivered::Drop { id, why } => {
                     tracing::debug!(%lane, job_id = %id, why, "dropping a stale message");
-                    to_delete.extend(receipts.get(&id).cloned());
+                    to_delete.extend(receipts.get(&id).into_iter().flatten().cloned());
                 }
                 Undelivered::Postpone { id, after } => {
-                    postpone.extend(receipts.get(&id).map(|receipt| (receipt.clone(), after)));
+                    let mut copies = receipts.get(&id).into_iter().flatten().cloned();
+                    postpone.extend(copies.next().map(|receipt| (receipt, after)));
+                    to_delete.extend(copies);
                 }
             }
         }
-        if !to_delete.is_empty() {
-            self.delete(&url, &to_delete).await?;
-        }
-        if !postpone.is_empty() {
-            self.change_visibility(&url, &postpone).await?;
-        }
-        Ok(started
+        let deliveries: Vec<Delivery> = started
             .jobs
             .into_iter()
             .map(|job| {
-                let receipt = receipts.get(&job.id).cloned();
+                let mut copies = receipts.get(&job.id).into_iter().flatten().cloned();
+                let receipt = copies.next();
+                to_delete.extend(copies);
                 let ticket = Ticket { attempt: AttemptRef { id: job.id, attempt: job.attempts }, lane, receipt };
                 Delivery { job, ticket }
             })
-            .collect())
+            .collect();
+        // The jobs are started: whatever happens to the housekeeping below,
+        // they go to the caller. A message left undeleted comes back and is
+        // dropped then.
+        if let Err(err) = self.delete(&url, &to_delete).await {
+            tracing::warn!(%lane, error = %err, "could not delete stale messages; they will be dropped when they come back");
+        }
+        if let Err(err) = self.change_visibility(&url, &postpone).await {
+            tracing::warn!(%lane, error = %err, "could not postpone early messages; they will be postponed when they come back");
+        }
+        Ok(deliveries)
     }
 
     async fn idle(&self, _lane: Lane, _poll: Duration) {}
@@ -472,17 +544,16 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
+    /// Released jobs are due now, with a fresh message each from the
+    /// dispatch outbox; the messages they were received with are deleted.
     async fn release(&self, tickets: &[Ticket]) -> Result<u64> {
         let attempts: Vec<AttemptRef> = tickets.iter().map(|ticket| ticket.attempt).collect();
         let released = self.store.release(&attempts).await?;
-        let receipts = tickets
-            .iter()
-            .filter_map(|ticket| ticket.receipt.clone().map(|receipt| (ticket.lane, (receipt, Duration::ZERO))));
-        for (lane, receipts) in self.by_lane(receipts) {
-            // If this fails, the messages come back when their visibility
-            // runs out: later, but not lost.
-            self.change_visibility(&self.lane(lane)?.url, &receipts).await?;
-        }
+        // The store wrote each released job a fresh dispatch row, sent at
+        // once: the old messages go. (Made visible again instead, they would
+        // count a deploy towards the poison limit.) One left behind is
+        // dropped as a duplicate when it comes back.
+        self.acknowledge(tickets).await?;
         Ok(released)
     }
 
@@ -497,42 +568,54 @@ impl Queue for SqsQueue {
             Scope::Platform => None,
             Scope::Tenant { tenant_id } | Scope::User { tenant_id, .. } => Some(tenant_id.as_str()),
         };
-        let mut dropped = 0u64;
+        let mut report = RedriveReport { requeued: requeued.len() as u64, ..RedriveReport::default() };
         let mut kept: Vec<(Arc<str>, Duration)> = Vec::new();
-        let mut seen = HashSet::new();
-        // Kept messages stay hidden until the drain ends, so it ends.
-        for _ in 0..10_000 {
-            let messages =
-                self.receive_batch(&dlq_url, BATCH, Duration::from_secs(1), Duration::from_secs(120)).await?;
+        // Kept messages stay hidden while the drain lasts, so it ends; the
+        // budget bounds it anyway (one HTTP request runs it).
+        let deadline = Instant::now() + REDRIVE_BUDGET;
+        while Instant::now() < deadline {
+            let messages = self.receive_batch(&dlq_url, BATCH, Duration::from_secs(1), REDRIVE_BUDGET * 2).await?;
             if messages.is_empty() {
                 break;
             }
             let mut drop = Vec::new();
+            let mut lost = Vec::new();
             for message in &messages {
                 let Ok(received) = read_message(message) else {
                     kept.extend(message.receipt_handle().map(|r| (Arc::<str>::from(r), Duration::ZERO)));
                     continue;
                 };
+                let id = received.delivered.id;
                 let in_scope = tenant.is_none() || received.tenant_id.as_deref() == tenant;
-                let stale = in_scope
-                    && (requeued.contains(&received.delivered.id)
-                        || !matches!(
-                            self.store.get_job(scope, received.delivered.id).await?,
-                            Some(job) if job.status == Status::Dead
-                        ));
-                if stale {
+                if !in_scope {
+                    kept.push((received.receipt, Duration::ZERO));
+                } else if requeued.contains(&id) {
                     drop.push(received.receipt);
                 } else {
-                    seen.insert(received.delivered.id);
-                    kept.push((received.receipt, Duration::ZERO));
+                    match self.store.get_job(scope, id).await?.map(|job| job.status) {
+                        // It died again meanwhile: its message belongs here.
+                        Some(Status::Dead) => kept.push((received.receipt, Duration::ZERO)),
+                        // Waiting, but its message is here: SQS moved it
+                        // (its own redrive policy, or retention). Send it again.
+                        Some(Status::Queued) => {
+                            lost.push(id);
+                            drop.push(received.receipt);
+                        }
+                        _ => {
+                            report.dropped += 1;
+                            drop.push(received.receipt);
+                        }
+                    }
                 }
             }
-            dropped += drop.len() as u64;
+            if !lost.is_empty() {
+                report.recovered += self.store.redispatch(&lost).await?.len() as u64;
+            }
             self.delete(&dlq_url, &drop).await?;
         }
         self.change_visibility(&dlq_url, &kept).await?;
-        tracing::info!(%lane, requeued = requeued.len(), dropped, kept = seen.len(), "dead-letter queue redriven");
-        Ok(RedriveReport { requeued: requeued.len() as u64, dropped })
+        tracing::info!(%lane, requeued = report.requeued, recovered = report.recovered, dropped = report.dropped, kept = kept.len(), "dead-letter queue redriven");
+        Ok(report)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -635,9 +718,12 @@ impl Dispatcher {
             }
         }
         self.store.delete_dispatch(&sent).await?;
+        let sent: HashSet<i64> = sent.into_iter().collect();
+        let unsent: Vec<i64> = rows.iter().map(|row| row.id).filter(|id| !sent.contains(id)).collect();
+        self.store.release_dispatch(&unsent).await?;
         match first_error {
             Some(err) => Err(err),
-            None => Ok(sent.len()),
+            None => Ok(rows.len() - unsent.len()),
         }
     }
 
@@ -654,7 +740,7 @@ impl Dispatcher {
                 .delay_seconds(if row.dead_letter { 0 } else { secs_i32(delay) })
                 // Fair queues: a tenant with a flood of jobs does not hold
                 // up the others.
-                .message_group_id(&row.tenant_id)
+                .message_group_id(message_group_id(&row.tenant_id))
                 .message_attributes("job_id", attribute("String", row.job_id.to_string())?)
                 .message_attributes("attempt", attribute("Number", row.generation.to_string())?)
                 .message_attributes("tenant_id", attribute("String", row.tenant_id.clone())?);

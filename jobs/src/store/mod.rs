@@ -192,6 +192,14 @@ pub struct Started {
     pub others: Vec<Undelivered>,
 }
 
+/// What [`Store::dead_letter_delivered`] did with a batch of messages.
+#[derive(Debug, Default)]
+pub struct DeadLettered {
+    /// Now `dead`, with a dispatch row for the dead-letter queue.
+    pub killed: Vec<Uuid>,
+    pub others: Vec<Undelivered>,
+}
+
 /// A job's message waiting in the dispatch outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatch {
@@ -320,8 +328,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves queued jobs whose messages were delivered `receives` times
     /// without finishing to `dead`, and dispatches them to the dead-letter
-    /// queue. Returns the ids that went dead. [`QueueMode::Dispatch`] only.
-    async fn dead_letter_delivered(&self, messages: &[Delivered], receives: u32) -> Result<Vec<Uuid>> {
+    /// queue; says what to do with the messages of the others.
+    /// [`QueueMode::Dispatch`] only.
+    async fn dead_letter_delivered(&self, messages: &[Delivered], receives: u32) -> Result<DeadLettered> {
         let _ = (messages, receives);
         Err(not_dispatching(self.backend()))
     }
@@ -331,6 +340,34 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_dispatch(&self, max: usize, horizon: Duration, lease: Duration) -> Result<Vec<Dispatch>> {
         let _ = (max, horizon, lease);
         Err(not_dispatching(self.backend()))
+    }
+
+    /// Writes a fresh dispatch row for each of these jobs that is `queued`
+    /// (its message was lost, say to a dead-letter queue). Returns their ids.
+    /// [`QueueMode::Dispatch`] only.
+    async fn redispatch(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        let _ = ids;
+        Err(not_dispatching(self.backend()))
+    }
+
+    /// Gives up the lease of dispatch rows that could not be sent, so that
+    /// the next round tries them at once.
+    async fn release_dispatch(&self, ids: &[i64]) -> Result<u64> {
+        let _ = ids;
+        Err(not_dispatching(self.backend()))
+    }
+
+    /// Checks that this process queues jobs the way the database's other
+    /// processes do: one started without `LONGHAUL_QUEUE=sqs` against an SQS
+    /// deployment would write jobs that never reach a worker. The first
+    /// process records the mode; with `record` (`longhaul migrate`), this
+    /// process's mode replaces the recorded one.
+    async fn check_queue_mode(&self, mode: QueueMode, record: bool) -> Result<()> {
+        let _ = record;
+        match mode {
+            QueueMode::Embedded => Ok(()),
+            QueueMode::Dispatch => Err(not_dispatching(self.backend())),
+        }
     }
 
     /// Removes dispatch rows whose messages were sent.

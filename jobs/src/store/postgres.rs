@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    emitting_kinds, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, Delivered, Dispatch, InsertOutcome,
-    JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, Started, Store, StoreError,
-    Undelivered, Wakeups,
+    emitting_kinds, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, DeadLettered, Delivered, Dispatch,
+    InsertOutcome, JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, Started,
+    Store, StoreError, Undelivered, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -88,6 +88,59 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// What to do with delivered messages that did not start (or kill)
+    /// their job: looked up without locking.
+    async fn undelivered(
+        &self,
+        messages: &[Delivered],
+        handled: &std::collections::HashSet<Uuid>,
+    ) -> Result<Vec<Undelivered>> {
+        let rest: Vec<Uuid> = messages.iter().map(|m| m.id).filter(|id| !handled.contains(id)).collect();
+        if rest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT j.id, j.status, j.attempts, extract(epoch FROM j.run_at - now())::float8 AS wait, \
+               coalesce((SELECT paused FROM lanes WHERE lanes.lane = j.lane), false) AS paused \
+             FROM jobs j WHERE j.id = ANY($1)",
+        )
+        .bind(&rest)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.try_get("id")?;
+            let status: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
+            let attempts: i32 = row.try_get("attempts")?;
+            found.insert(id, (status, attempts, row.try_get::<f64, _>("wait")?, row.try_get::<bool, _>("paused")?));
+        }
+        Ok(messages
+            .iter()
+            .filter(|m| !handled.contains(&m.id))
+            .map(|m| match found.get(&m.id) {
+                None => Undelivered::Drop { id: m.id, why: "the job no longer exists" },
+                Some((Status::Queued, attempts, wait, paused)) if *attempts == m.generation => {
+                    let after = if *paused {
+                        // Paused lanes do not receive; this one slipped
+                        // through as the pause landed.
+                        Duration::from_secs(30)
+                    } else {
+                        // Early, or locked by a cancel or another delivery.
+                        Duration::from_secs_f64(wait.max(1.0).ceil())
+                    };
+                    Undelivered::Postpone { id: m.id, after }
+                }
+                Some((Status::Queued, _, _, _)) => {
+                    Undelivered::Drop { id: m.id, why: "the job was dispatched again since" }
+                }
+                Some((Status::Running, _, _, _)) => {
+                    Undelivered::Drop { id: m.id, why: "the job is running under another message" }
+                }
+                Some(_) => Undelivered::Drop { id: m.id, why: "the job has finished" },
+            })
+            .collect())
     }
 
     async fn notify_lanes(&self, lanes: impl IntoIterator<Item = Lane>) -> Result<()> {
@@ -620,19 +673,24 @@ impl Store for PgStore {
             return Ok(0);
         }
         let (ids, numbers) = attempt_arrays(attempts);
-        let rows = sqlx::query(
+        // On SQS a released job gets a fresh message, rather than its old one
+        // back: a deploy must not count towards the poison limit, and the old
+        // message may already be gone (dropped as a duplicate while it ran).
+        let rows = sqlx::query(&format!(
             "WITH released AS ( \
                UPDATE jobs j SET status = 'queued', attempts = j.attempts - 1, run_at = now(), \
                  lease_until = NULL, locked_by = NULL, updated_at = now() \
                FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
                WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' \
-               RETURNING j.id, j.lane, j.run_at), \
+               RETURNING j.id, j.lane, j.tenant_id, j.attempts, j.status, j.run_at, j.traceparent), \
              queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = released.run_at \
-               FROM released WHERE q.id = released.id) \
-             SELECT lane FROM released",
-        )
+               FROM released WHERE q.id = released.id), \
+             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM released WHERE $3) \
+             SELECT lane FROM released"
+        ))
         .bind(&ids)
         .bind(&numbers)
+        .bind(self.dispatch)
         .fetch_all(&self.pool)
         .await?;
         let lanes = rows
@@ -929,65 +987,17 @@ impl Store for PgStore {
         if jobs.len() == messages.len() {
             return Ok(Started { jobs, others: Vec::new() });
         }
-        // The rest: look without locking, and decide each message's fate.
         let started: std::collections::HashSet<Uuid> = jobs.iter().map(|job| job.id).collect();
-        let rest: Vec<Uuid> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
-        let rows = sqlx::query(
-            "SELECT j.id, j.status, j.attempts, extract(epoch FROM j.run_at - now())::float8 AS wait, \
-               coalesce((SELECT paused FROM lanes WHERE lanes.lane = j.lane), false) AS paused \
-             FROM jobs j WHERE j.id = ANY($1)",
-        )
-        .bind(&rest)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut found = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let id: Uuid = row.try_get("id")?;
-            let status: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
-            found.insert(
-                id,
-                (
-                    status,
-                    row.try_get::<i32, _>("attempts")?,
-                    row.try_get::<f64, _>("wait")?,
-                    row.try_get::<bool, _>("paused")?,
-                ),
-            );
-        }
-        let others = messages
-            .iter()
-            .filter(|m| !started.contains(&m.id))
-            .map(|m| match found.get(&m.id) {
-                None => Undelivered::Drop { id: m.id, why: "the job no longer exists" },
-                Some((Status::Queued, attempts, wait, paused)) if *attempts == m.generation => {
-                    let after = if *paused {
-                        // Paused lanes do not receive; this one slipped
-                        // through as the pause landed.
-                        Duration::from_secs(30)
-                    } else {
-                        // Early, or locked by a cancel or another delivery.
-                        Duration::from_secs_f64(wait.max(1.0).ceil())
-                    };
-                    Undelivered::Postpone { id: m.id, after }
-                }
-                Some((Status::Queued, _, _, _)) => {
-                    Undelivered::Drop { id: m.id, why: "the job was dispatched again since" }
-                }
-                Some((Status::Running, _, _, _)) => {
-                    Undelivered::Drop { id: m.id, why: "the job is running under another message" }
-                }
-                Some(_) => Undelivered::Drop { id: m.id, why: "the job has finished" },
-            })
-            .collect();
+        let others = self.undelivered(messages, &started).await?;
         Ok(Started { jobs, others })
     }
 
-    async fn dead_letter_delivered(&self, messages: &[Delivered], receives: u32) -> Result<Vec<Uuid>> {
+    async fn dead_letter_delivered(&self, messages: &[Delivered], receives: u32) -> Result<DeadLettered> {
         if !self.dispatch {
             return Err(super::not_dispatching("postgres"));
         }
         if messages.is_empty() {
-            return Ok(Vec::new());
+            return Ok(DeadLettered::default());
         }
         let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
         let generations: Vec<i32> = messages.iter().map(|m| m.generation).collect();
@@ -1020,7 +1030,71 @@ impl Store for PgStore {
         if !rows.is_empty() {
             self.wakeups.notify_outbox();
         }
-        rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+        let killed = rows.iter().map(|row| Ok(row.try_get("id")?)).collect::<Result<Vec<Uuid>>>()?;
+        let others = self.undelivered(messages, &killed.iter().copied().collect()).await?;
+        Ok(DeadLettered { killed, others })
+    }
+
+    async fn redispatch(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        if !self.dispatch {
+            return Err(super::not_dispatching("postgres"));
+        }
+        let rows = sqlx::query(&format!(
+            "INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM jobs \
+             WHERE id = ANY($1) AND status = 'queued' RETURNING job_id"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get("job_id")?)).collect()
+    }
+
+    async fn release_dispatch(&self, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query("UPDATE dispatch SET lease_until = NULL WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn check_queue_mode(&self, mode: QueueMode, record: bool) -> Result<()> {
+        let name = match mode {
+            QueueMode::Embedded => "embedded",
+            QueueMode::Dispatch => "sqs",
+        };
+        let row = if record {
+            sqlx::query(
+                "INSERT INTO queue_settings (id, queue) VALUES (true, $1) \
+                 ON CONFLICT (id) DO UPDATE SET queue = EXCLUDED.queue, updated_at = now() RETURNING queue",
+            )
+        } else {
+            sqlx::query(
+                "WITH ins AS (INSERT INTO queue_settings (id, queue) VALUES (true, $1) ON CONFLICT (id) DO NOTHING \
+                   RETURNING queue) \
+                 SELECT queue FROM ins UNION ALL SELECT queue FROM queue_settings",
+            )
+        }
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = match row {
+            Some(row) => row,
+            // Another process recorded it while this statement ran: its
+            // snapshot predates that row, a new statement sees it.
+            None => sqlx::query("SELECT queue FROM queue_settings").fetch_one(&self.pool).await?,
+        };
+        let recorded: String = row.try_get("queue")?;
+        if recorded != name {
+            return Err(StoreError::Config(format!(
+                "this database's jobs are queued on `{recorded}`, but this process was started with \
+                 LONGHAUL_QUEUE={name}: its jobs would never reach a worker. Set LONGHAUL_QUEUE={recorded}, or \
+                 switch the database (once its queue is drained) with `LONGHAUL_QUEUE={name} longhaul migrate`"
+            )));
+        }
+        Ok(())
     }
 
     async fn claim_dispatch(&self, max: usize, horizon: Duration, lease: Duration) -> Result<Vec<Dispatch>> {

@@ -206,11 +206,9 @@ async fn claim_loop(
                 }
             }
         }
-        let received = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            received = queue.receive(lane, permits.len(), config.lease, &config.worker_id) => received,
-        };
+        // Not raced against `stop`: a receive that started jobs must hand
+        // them over. The queue ends its own wait for work on `stop`.
+        let received = queue.receive(lane, permits.len(), config.lease, &config.worker_id, &stop).await;
         let claimed = match received {
             Ok(claimed) => claimed,
             Err(err) => {
