@@ -61,20 +61,28 @@ pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 /// at `${LONGHAUL_SQS_QUEUE_PREFIX}L` (DLQ `…L-dlq`), unless
 /// `LONGHAUL_SQS_QUEUE_URL_<LANE>` / `LONGHAUL_SQS_DLQ_URL_<LANE>` name them.
 pub fn queue() -> anyhow::Result<QueueSettings> {
-    match env("LONGHAUL_QUEUE").as_deref() {
+    queue_from(env)
+}
+
+/// [`queue`], reading variables through `var` (tests pass a map).
+fn queue_from(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<QueueSettings> {
+    match var("LONGHAUL_QUEUE").as_deref().map(str::trim) {
         None | Some("embedded") => Ok(QueueSettings::Embedded),
         Some("sqs") => {
-            let max_receive_count =
-                env_parse::<u32>("LONGHAUL_SQS_MAX_RECEIVE_COUNT")?.unwrap_or(DEFAULT_MAX_RECEIVE_COUNT);
-            if max_receive_count == 0 {
-                bail!("LONGHAUL_SQS_MAX_RECEIVE_COUNT must be at least 1");
-            }
-            let prefix = env("LONGHAUL_SQS_QUEUE_PREFIX");
+            let max_receive_count = match var("LONGHAUL_SQS_MAX_RECEIVE_COUNT") {
+                None => DEFAULT_MAX_RECEIVE_COUNT,
+                Some(value) => value.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "LONGHAUL_SQS_MAX_RECEIVE_COUNT=`{value}` is invalid: expected a whole number above 0"
+                    )
+                })?,
+            };
+            let prefix = var("LONGHAUL_SQS_QUEUE_PREFIX");
             let mut config = SqsConfig::from_prefix(prefix.as_deref().unwrap_or_default(), max_receive_count);
             for lane in Lane::ALL {
                 let upper = lane.as_str().to_uppercase();
-                let url = env(&format!("LONGHAUL_SQS_QUEUE_URL_{upper}"));
-                let dlq_url = env(&format!("LONGHAUL_SQS_DLQ_URL_{upper}"));
+                let url = var(&format!("LONGHAUL_SQS_QUEUE_URL_{upper}"));
+                let dlq_url = var(&format!("LONGHAUL_SQS_DLQ_URL_{upper}"));
                 if prefix.is_none() && (url.is_none() || dlq_url.is_none()) {
                     bail!(
                         "LONGHAUL_QUEUE=sqs needs LONGHAUL_SQS_QUEUE_PREFIX (a queue URL prefix such as \
@@ -150,4 +158,54 @@ pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow:
         timeouts: HashMap::new(),
         ..defaults
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<QueueSettings> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        queue_from(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_queue_is_embedded_unless_told_otherwise() {
+        assert!(matches!(settings(&[]), Ok(QueueSettings::Embedded)));
+        assert!(matches!(settings(&[("LONGHAUL_QUEUE", "embedded")]), Ok(QueueSettings::Embedded)));
+        let err = settings(&[("LONGHAUL_QUEUE", "kafka")]).expect_err("unknown");
+        assert!(err.to_string().contains("`kafka` is unknown"), "{err}");
+    }
+
+    #[test]
+    fn sqs_lanes_come_from_the_prefix_or_their_own_urls() {
+        let prefix = "https://sqs.eu-west-1.amazonaws.com/123456789012/longhaul-";
+        let Ok(QueueSettings::Sqs(config)) = settings(&[
+            ("LONGHAUL_QUEUE", "sqs"),
+            ("LONGHAUL_SQS_QUEUE_PREFIX", prefix),
+            ("LONGHAUL_SQS_QUEUE_URL_VIDEO", "https://sqs.example/video-fast"),
+        ]) else {
+            panic!("expected SQS settings");
+        };
+        assert_eq!(config.lanes[&Lane::Reports].url, format!("{prefix}reports"));
+        assert_eq!(config.lanes[&Lane::Reports].dlq_url, format!("{prefix}reports-dlq"));
+        assert_eq!(config.lanes[&Lane::Video].url, "https://sqs.example/video-fast");
+        assert_eq!(config.lanes[&Lane::Video].dlq_url, format!("{prefix}video-dlq"));
+        assert_eq!(config.max_receive_count, DEFAULT_MAX_RECEIVE_COUNT);
+    }
+
+    #[test]
+    fn sqs_without_queues_or_with_a_bad_receive_count_is_a_clear_error() {
+        let err = settings(&[("LONGHAUL_QUEUE", "sqs")]).expect_err("no queues");
+        assert!(err.to_string().contains("LONGHAUL_SQS_QUEUE_PREFIX"), "{err}");
+        let err = settings(&[
+            ("LONGHAUL_QUEUE", "sqs"),
+            ("LONGHAUL_SQS_QUEUE_PREFIX", "https://q/"),
+            ("LONGHAUL_SQS_MAX_RECEIVE_COUNT", "0"),
+        ])
+        .expect_err("zero");
+        assert!(err.to_string().contains("LONGHAUL_SQS_MAX_RECEIVE_COUNT"), "{err}");
+    }
 }

@@ -769,3 +769,25 @@ impl Dispatcher {
         Ok(out.successful().iter().filter_map(|ok| ok.id().parse().ok()).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::message_group_id;
+
+    #[test]
+    fn a_tenant_id_that_sqs_accepts_is_its_own_message_group() {
+        assert_eq!(message_group_id("acme-corp_42"), "acme-corp_42");
+        assert_eq!(message_group_id("a.b/c:d"), "a.b/c:d");
+    }
+
+    #[test]
+    fn any_other_tenant_id_becomes_a_stable_digest_sqs_accepts() {
+        for tenant in ["", "with space", "café", &"x".repeat(129)] {
+            let group = message_group_id(tenant);
+            assert!(group.starts_with("tenant-") && group.len() <= 128, "{group}");
+            assert!(group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{group}");
+            assert_eq!(group, message_group_id(tenant), "the same tenant, the same group");
+        }
+        assert_ne!(message_group_id("with space"), message_group_id("café"));
+    }
+}

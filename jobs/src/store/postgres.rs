@@ -124,8 +124,10 @@ impl PgStore {
                 Some((Status::Queued, attempts, wait, paused)) if *attempts == m.generation => {
                     let after = if *paused {
                         // Paused lanes do not receive; this one slipped
-                        // through as the pause landed.
-                        Duration::from_secs(30)
+                        // through as the pause landed (in a long poll that
+                        // began before it). Soon back, in case the pause is
+                        // short: while it lasts, nobody receives it again.
+                        Duration::from_secs(5)
                     } else {
                         // Early, or locked by a cancel or another delivery.
                         Duration::from_secs_f64(wait.max(1.0).ceil())
