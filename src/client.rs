@@ -186,8 +186,37 @@ fn demo_jobs() -> Vec<(&'static str, Value)> {
     vec![("noop", json!({"sleep_ms": 1500}))]
 }
 
+/// A year of one traveller's reservations (`assets/sample`), built into the
+/// binary so that `demo` works from any directory.
+const SAMPLE_RESERVATIONS: &str = include_str!("../assets/sample/reservations-2026.json");
+
+/// Loads the sample year into the caller's account, unless it already has
+/// reservations (a second demo adds nothing). Returns how many were added.
+async fn load_sample_reservations(client: &Client) -> anyhow::Result<usize> {
+    let existing = client.send(reqwest::Method::GET, "/v1/reservations?limit=1", None, None).await?;
+    if existing["items"].as_array().is_some_and(|items| !items.is_empty()) {
+        return Ok(0);
+    }
+    let sample: Vec<Value> =
+        serde_json::from_str(SAMPLE_RESERVATIONS).context("the built-in sample reservations are not valid JSON")?;
+    for reservation in &sample {
+        client.send(reqwest::Method::POST, "/v1/reservations", Some(reservation), None).await?;
+    }
+    Ok(sample.len())
+}
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.client)?;
+    let loaded = load_sample_reservations(&client).await.context("loading the sample reservations")?;
+    if !args.json {
+        if loaded > 0 {
+            let trips = client.send(reqwest::Method::GET, "/v1/trips", None, None).await?;
+            let trips = trips["items"].as_array().map_or(0, Vec::len);
+            println!("loaded {loaded} sample reservations ({trips} trips): {}/v1/reservations", client.base);
+        } else {
+            println!("sample reservations already loaded: {}/v1/reservations", client.base);
+        }
+    }
     let mut submitted = Vec::new();
     for (kind, payload) in demo_jobs() {
         let job = client.submit(kind, &payload).await.with_context(|| format!("submitting {kind}"))?;

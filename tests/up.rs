@@ -72,6 +72,15 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     assert!(status.success());
     let token = token.lines().last().expect("a token").trim().to_owned();
     let client = reqwest::Client::new();
+
+    // The demo loaded its sample year: an admin of the tenant sees it, as
+    // reservations and as trips.
+    let page = |path: &str| {
+        let request = client.get(format!("{url}{path}")).bearer_auth(&token).send();
+        async move { request.await.expect("a list").json::<Value>().await.expect("JSON") }
+    };
+    assert_eq!(page("/v1/reservations?limit=200").await["items"].as_array().map(Vec::len), Some(33));
+    assert_eq!(page("/v1/trips").await["items"].as_array().map(Vec::len), Some(6));
     let job = submit(&client, &url, &token, json!({"kind": "noop", "payload": {"sleep_ms": 120_000}})).await;
     let id = job["id"].as_str().expect("an id");
     let mut events = client.get(format!("{url}/v1/jobs/{id}/events")).bearer_auth(&token).send().await.expect("events");

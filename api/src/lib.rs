@@ -139,6 +139,14 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/v1/jobs/{id}", get(routes::jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(routes::jobs::cancel_job))
         .route("/v1/jobs/{id}/events", get(sse::job_events))
+        .route("/v1/reservations", post(routes::travel::create_reservation).get(routes::travel::list_reservations))
+        .route(
+            "/v1/reservations/{id}",
+            get(routes::travel::get_reservation)
+                .patch(routes::travel::update_reservation)
+                .delete(routes::travel::delete_reservation),
+        )
+        .route("/v1/trips", get(routes::travel::list_trips))
         .route("/v1/admin/queues", get(routes::admin::queues))
         .route("/v1/admin/jobs", get(routes::admin::list_jobs))
         .route("/v1/admin/jobs/{id}/retry", post(routes::admin::retry_job))

@@ -21,6 +21,12 @@ use crate::{problem::ProblemDocument, routes, sse, views};
         routes::jobs::get_job,
         routes::jobs::cancel_job,
         sse::job_events,
+        routes::travel::create_reservation,
+        routes::travel::list_reservations,
+        routes::travel::get_reservation,
+        routes::travel::update_reservation,
+        routes::travel::delete_reservation,
+        routes::travel::list_trips,
         routes::admin::queues,
         routes::admin::list_jobs,
         routes::admin::pause_lane,
@@ -36,6 +42,7 @@ use crate::{problem::ProblemDocument, routes, sse, views};
     modifiers(&BearerAuth),
     tags(
         (name = "jobs", description = "Jobs of the caller (or, for admins, of the tenant)"),
+        (name = "travel", description = "Reservations and trips of the caller (or, for admins, of the tenant)"),
         (name = "admin", description = "Queues and operations; admin or platform role"),
         (name = "health", description = "Probes and this document; no token needed"),
     )

@@ -8,6 +8,7 @@ pub mod queue;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod travel;
 
 pub use model::{Job, JobKind, Lane, NewJob, Scope, Status};
 pub use store::{connect, DynStore, Store, StoreError};

@@ -72,6 +72,15 @@ impl TestApp {
         self.send(builder.body(Body::from(body.to_string())).expect("a request")).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> TestResponse {
+        let builder = request(Method::PATCH, path, Some(token)).header(header::CONTENT_TYPE, "application/json");
+        self.send(builder.body(Body::from(body.to_string())).expect("a request")).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
+        self.send(request(Method::DELETE, path, Some(token)).body(Body::empty()).expect("a request")).await
+    }
+
     /// Submits a job that must be created, and returns it.
     pub async fn submit(&self, token: &str, body: &Value) -> Value {
         let response = self.post("/v1/jobs", token, body).await;

@@ -41,3 +41,4 @@ mod health;
 mod idempotency;
 mod jobs;
 mod jwks;
+mod travel;

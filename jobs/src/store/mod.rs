@@ -7,8 +7,8 @@
 //! The embedded queue lives here too: a queued job *is* its message, and a
 //! claim is an `UPDATE … RETURNING` that moves rows to `running` under a lease.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 mod wakeups;
 
 use std::{sync::Arc, time::Duration};
@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::{
     model::{Job, JobKind, Lane, NewJob, Scope, Status},
     notify::{event_types, OutboxEvent},
+    travel::TravelStore,
 };
 
 pub use postgres::PgStore;
@@ -226,9 +227,10 @@ pub enum QueueMode {
     Dispatch,
 }
 
-/// The one API over both databases.
+/// The one API over both databases. Reservations and trips, the domain the
+/// jobs work on, are its [`TravelStore`] part.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TravelStore + Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
 
@@ -467,7 +469,7 @@ fn error_entry(attempt: i32, at: DateTime<Utc>, error: &str) -> Value {
     serde_json::json!({ "attempt": attempt, "at": at, "error": error })
 }
 
-fn parse_enum<T: std::str::FromStr>(value: &str, what: &str) -> Result<T> {
+pub(crate) fn parse_enum<T: std::str::FromStr>(value: &str, what: &str) -> Result<T> {
     value.parse().map_err(|_| StoreError::Corrupt(format!("unknown {what} `{value}` in the jobs table")))
 }
 

@@ -237,7 +237,7 @@ fn jobs_from_rows(rows: &[PgRow]) -> Result<Vec<Job>> {
 }
 
 /// Appends the tenant/user condition of `scope` to a query.
-fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
+pub(crate) fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
     match scope {
         Scope::Platform => {}
         Scope::Tenant { tenant_id } => {

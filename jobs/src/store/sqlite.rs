@@ -37,11 +37,11 @@ pub struct SqliteStore {
     wakeups: Arc<Wakeups>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn ms(time: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
@@ -49,13 +49,13 @@ fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn time(value: i64) -> Result<DateTime<Utc>> {
+pub(crate) fn time(value: i64) -> Result<DateTime<Utc>> {
     Utc.timestamp_millis_opt(value)
         .single()
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {value} is out of range")))
 }
 
-fn opt_time(value: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn opt_time(value: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     value.map(time).transpose()
 }
 
@@ -73,7 +73,7 @@ fn start_over() -> QueryBuilder<'static, Sqlite> {
     query
 }
 
-fn json(text: &str, column: &str) -> Result<serde_json::Value> {
+pub(crate) fn json(text: &str, column: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("{column} is not JSON: {err}")))
 }
 
@@ -137,7 +137,7 @@ fn jobs_from_rows(rows: &[SqliteRow]) -> Result<Vec<Job>> {
     rows.iter().map(job_from_row).collect()
 }
 
-fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
+pub(crate) fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
     match scope {
         Scope::Platform => {}
         Scope::Tenant { tenant_id } => {

@@ -1,0 +1,357 @@
+//! `/v1/reservations` and `/v1/trips`: what the jobs find, refresh and report
+//! on, and what users add or correct by hand.
+//!
+//! Reads follow the caller's scope: a user sees their own, an admin their
+//! tenant's. A reservation someone else owns is a 404, never a 403.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use longhaul_jobs::travel::{
+    Reservation, ReservationFields, ReservationFilter, ReservationPatch, ReservationSource, ReservationStatus,
+    ReservationType, Trip,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    extract::JsonBody,
+    problem::{Problem, ProblemDocument},
+    AppState,
+};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+/// The body of `POST /v1/reservations`: a reservation added by hand.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReservation {
+    #[serde(rename = "type")]
+    pub kind: ReservationType,
+    pub reservation_number: String,
+    /// The airline, hotel, rental company, venue…
+    pub provider: String,
+    /// `confirmed` when absent.
+    pub status: Option<ReservationStatus>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// schema.org data; `{}` when absent.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+    pub city: Option<String>,
+    /// ISO 3166-1 alpha-2, such as `PT`.
+    pub country: Option<String>,
+    /// IATA airport codes, for flights.
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+}
+
+/// The body of `PATCH /v1/reservations/{id}`: the fields to change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationChanges {
+    #[serde(rename = "type")]
+    pub kind: Option<ReservationType>,
+    pub reservation_number: Option<String>,
+    pub provider: Option<String>,
+    pub status: Option<ReservationStatus>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+}
+
+/// One page of reservations, latest start first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationList {
+    pub items: Vec<Reservation>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of trips, latest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TripList {
+    pub items: Vec<Trip>,
+    pub next_cursor: Option<String>,
+}
+
+/// The query of reservation lists. Parsed by hand, so that a bad value is a
+/// 422 naming its parameter; empty values count as absent.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReservationQuery {
+    /// Only reservations of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type", value_type = Option<ReservationType>)]
+    pub kind: Option<String>,
+    #[param(value_type = Option<ReservationStatus>)]
+    pub status: Option<String>,
+    /// Only the reservations of this trip.
+    #[param(value_type = Option<Uuid>)]
+    pub trip_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page: 1 to 200, default 50.
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+}
+
+/// The query of trip lists.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(field: &str, value: &Option<String>) -> Result<Option<T>, Problem> {
+    non_empty(value).map(|raw| raw.parse::<T>().map_err(|err| Problem::invalid_field(field, err))).transpose()
+}
+
+fn page_limit(value: &Option<String>) -> Result<u32, Problem> {
+    match non_empty(value) {
+        None => Ok(DEFAULT_PAGE),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(limit) if limit >= 1 => Ok(limit.min(MAX_PAGE)),
+            _ => Err(Problem::invalid_field("limit", format!("must be a number from 1 to {MAX_PAGE}"))),
+        },
+    }
+}
+
+/// Cursors are opaque: the base64url of the last item's start (microseconds)
+/// and id, the key lists are ordered by.
+fn encode_cursor(starts_at: DateTime<Utc>, id: Uuid) -> String {
+    let mut bytes = starts_at.timestamp_micros().to_be_bytes().to_vec();
+    bytes.extend_from_slice(id.as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_cursor(value: &Option<String>) -> Result<Option<(DateTime<Utc>, Uuid)>, Problem> {
+    let Some(raw) = non_empty(value) else { return Ok(None) };
+    let bad = || Problem::invalid_field("cursor", "not a cursor from this API");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    if bytes.len() != 24 {
+        return Err(bad());
+    }
+    let (micros, id) = bytes.split_at(8);
+    let micros = i64::from_be_bytes(micros.try_into().map_err(|_| bad())?);
+    let starts_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok(Some((starts_at, Uuid::from_slice(id).map_err(|_| bad())?)))
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| Problem::not_found(format!("no reservation `{raw}`")))
+}
+
+fn invalid(err: longhaul_jobs::travel::InvalidField) -> Problem {
+    Problem::invalid_field(err.field, err.message)
+}
+
+/// Add a reservation by hand (`source: manual`). It joins a trip at once.
+#[utoipa::path(
+    post, path = "/v1/reservations", tag = "travel",
+    request_body = NewReservation,
+    responses(
+        (status = 201, description = "Created", body = Reservation),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_reservation(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(body): JsonBody<NewReservation>,
+) -> Result<Response, Problem> {
+    let fields = ReservationFields {
+        kind: body.kind,
+        reservation_number: body.reservation_number,
+        provider: body.provider,
+        status: body.status.unwrap_or(ReservationStatus::Confirmed),
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        details: body.details.unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+        city: body.city,
+        country: body.country,
+        origin: body.origin,
+        destination: body.destination,
+    }
+    .validate()
+    .map_err(invalid)?;
+    let created = state
+        .store
+        .insert_reservation(&principal.tenant_id, &principal.user_id, ReservationSource::Manual, fields)
+        .await?;
+    let location = HeaderValue::from_str(&format!("/v1/reservations/{}", created.id)).ok();
+    let mut response = (StatusCode::CREATED, Json(created)).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Reservations, latest start first: a user's own, an admin's tenant's.
+#[utoipa::path(
+    get, path = "/v1/reservations", tag = "travel",
+    params(ReservationQuery),
+    responses(
+        (status = 200, body = ReservationList),
+        (status = 422, description = "A filter is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_reservations(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ReservationQuery>,
+) -> Result<Json<ReservationList>, Problem> {
+    let limit = page_limit(&query.limit)?;
+    let trip_id = non_empty(&query.trip_id)
+        .map(|raw| Uuid::parse_str(raw).map_err(|_| Problem::invalid_field("trip_id", "must be a trip id")))
+        .transpose()?;
+    let filter = ReservationFilter {
+        kind: parse("type", &query.kind)?,
+        status: parse("status", &query.status)?,
+        trip_id,
+        after: decode_cursor(&query.cursor)?,
+        // One more than asked, to know whether another page exists.
+        limit: limit + 1,
+    };
+    let mut items = state.store.list_reservations(&principal.scope(), &filter).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| encode_cursor(last.starts_at, last.id))
+    } else {
+        None
+    };
+    Ok(Json(ReservationList { items, next_cursor }))
+}
+
+/// One reservation.
+#[utoipa::path(
+    get, path = "/v1/reservations/{id}", tag = "travel",
+    params(("id" = Uuid, Path, description = "The reservation id")),
+    responses(
+        (status = 200, body = Reservation),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_reservation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Reservation>, Problem> {
+    let id = parse_id(&id)?;
+    let found = state.store.get_reservation(&principal.scope(), id).await?;
+    found.map(Json).ok_or_else(|| Problem::not_found(format!("no reservation `{id}`")))
+}
+
+/// Change some fields of a reservation; the rest stay. Its trip follows.
+#[utoipa::path(
+    patch, path = "/v1/reservations/{id}", tag = "travel",
+    params(("id" = Uuid, Path, description = "The reservation id")),
+    request_body = ReservationChanges,
+    responses(
+        (status = 200, body = Reservation),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_reservation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReservationChanges>,
+) -> Result<Json<Reservation>, Problem> {
+    let id = parse_id(&id)?;
+    let scope = principal.scope();
+    let not_found = || Problem::not_found(format!("no reservation `{id}`"));
+    let current = state.store.get_reservation(&scope, id).await?.ok_or_else(not_found)?;
+    let patch = ReservationPatch {
+        kind: body.kind,
+        reservation_number: body.reservation_number,
+        provider: body.provider,
+        status: body.status,
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        details: body.details,
+        city: body.city,
+        country: body.country,
+        origin: body.origin,
+        destination: body.destination,
+    };
+    let fields = patch.apply(&current).map_err(invalid)?;
+    let updated = state.store.update_reservation(&scope, id, fields).await?;
+    updated.map(Json).ok_or_else(not_found)
+}
+
+/// Delete a reservation. Its trip shrinks, or goes if it was the last one.
+#[utoipa::path(
+    delete, path = "/v1/reservations/{id}", tag = "travel",
+    params(("id" = Uuid, Path, description = "The reservation id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_reservation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id = parse_id(&id)?;
+    if state.store.delete_reservation(&principal.scope(), id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found(format!("no reservation `{id}`")))
+    }
+}
+
+/// Trips: confirmed reservations grouped by time, latest first.
+#[utoipa::path(
+    get, path = "/v1/trips", tag = "travel",
+    params(PageQuery),
+    responses(
+        (status = 200, body = TripList),
+        (status = 422, description = "A parameter is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_trips(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<TripList>, Problem> {
+    let limit = page_limit(&query.limit)?;
+    let after = decode_cursor(&query.cursor)?;
+    let mut items = state.store.list_trips(&principal.scope(), after, limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| encode_cursor(last.starts_at, last.id))
+    } else {
+        None
+    };
+    Ok(Json(TripList { items, next_cursor }))
+}

@@ -1,0 +1,282 @@
+//! The domain the jobs work on: a user's reservations, grouped into trips.
+//!
+//! Reservations come from email (`email_poll`), from agencies
+//! (`reservation_refresh`) or by hand (the API). Trips are derived: every
+//! write regroups the user's confirmed reservations (see [`group_into_trips`]),
+//! in the same transaction, so a reservation's `trip_id` is never stale.
+
+mod postgres;
+mod sqlite;
+mod trips;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub use trips::{group_into_trips, TripPlan, TRIP_GAP};
+
+use crate::{model::Scope, store::Result};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(text: &str) -> std::result::Result<Self, String> {
+                match text {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(format!(
+                        "unknown value `{other}`; expected one of {}",
+                        [$($text),*].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What was booked.
+    ReservationType {
+        Flight = "flight",
+        Lodging = "lodging",
+        RentalCar = "rental_car",
+        Train = "train",
+        Bus = "bus",
+        Event = "event",
+        Food = "food",
+    }
+);
+
+string_enum!(
+    ReservationStatus {
+        Confirmed = "confirmed",
+        Cancelled = "cancelled",
+    }
+);
+
+string_enum!(
+    /// Where a reservation came from.
+    ReservationSource {
+        Email = "email",
+        Manual = "manual",
+        Agency = "agency",
+    }
+);
+
+/// A booking: a flight leg, a stay, a rental, an event…
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Reservation {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: String,
+    #[serde(skip)]
+    pub user_id: String,
+    #[serde(rename = "type")]
+    pub kind: ReservationType,
+    pub reservation_number: String,
+    /// Who provides it: the airline, hotel, rental company, venue…
+    pub provider: String,
+    pub status: ReservationStatus,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The trip it belongs to; none while cancelled.
+    pub trip_id: Option<Uuid>,
+    pub source: ReservationSource,
+    /// The schema.org data, as JSON.
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// Where it takes place (for a flight, train or bus: where it arrives).
+    pub city: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+    /// For a flight: the IATA airport codes it leaves from and arrives at.
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields of a reservation that its owner writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReservationFields {
+    pub kind: ReservationType,
+    pub reservation_number: String,
+    pub provider: String,
+    pub status: ReservationStatus,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub details: Value,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+}
+
+/// A field that does not fit, named for the API's 422.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> InvalidField {
+    InvalidField { field, message: message.into() }
+}
+
+impl ReservationFields {
+    /// Checks what a client could get wrong. Codes are normalised to upper case.
+    pub fn validate(mut self) -> std::result::Result<ReservationFields, InvalidField> {
+        let text = |field: &'static str, value: &str, max: usize| {
+            let trimmed = value.trim();
+            if trimmed.is_empty() {
+                Err(invalid(field, "must not be empty"))
+            } else if trimmed.chars().count() > max {
+                Err(invalid(field, format!("must be at most {max} characters")))
+            } else {
+                Ok(trimmed.to_owned())
+            }
+        };
+        self.reservation_number = text("reservation_number", &self.reservation_number, 128)?;
+        self.provider = text("provider", &self.provider, 200)?;
+        if let Some(city) = &self.city {
+            self.city = Some(text("city", city, 200)?);
+        }
+        let code = |field: &'static str, value: &Option<String>, len: usize, what: &str| match value {
+            None => Ok(None),
+            Some(code) => {
+                let code = code.trim().to_ascii_uppercase();
+                if code.len() == len && code.bytes().all(|b| b.is_ascii_uppercase()) {
+                    Ok(Some(code))
+                } else {
+                    Err(invalid(field, format!("must be {what}")))
+                }
+            }
+        };
+        self.country = code("country", &self.country, 2, "an ISO 3166-1 alpha-2 country code, such as `PT`")?;
+        self.origin = code("origin", &self.origin, 3, "an IATA airport code, such as `LIS`")?;
+        self.destination = code("destination", &self.destination, 3, "an IATA airport code, such as `GRU`")?;
+        if let Some(ends_at) = self.ends_at {
+            if ends_at < self.starts_at {
+                return Err(invalid("ends_at", "must not be before starts_at"));
+            }
+        }
+        if !self.details.is_object() {
+            return Err(invalid("details", "must be a JSON object"));
+        }
+        Ok(self)
+    }
+}
+
+/// A change to a reservation; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReservationPatch {
+    pub kind: Option<ReservationType>,
+    pub reservation_number: Option<String>,
+    pub provider: Option<String>,
+    pub status: Option<ReservationStatus>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub details: Option<Value>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+}
+
+impl ReservationPatch {
+    /// The reservation's fields with the patch applied, validated.
+    pub fn apply(self, to: &Reservation) -> std::result::Result<ReservationFields, InvalidField> {
+        ReservationFields {
+            kind: self.kind.unwrap_or(to.kind),
+            reservation_number: self.reservation_number.unwrap_or_else(|| to.reservation_number.clone()),
+            provider: self.provider.unwrap_or_else(|| to.provider.clone()),
+            status: self.status.unwrap_or(to.status),
+            starts_at: self.starts_at.unwrap_or(to.starts_at),
+            ends_at: self.ends_at.or(to.ends_at),
+            details: self.details.unwrap_or_else(|| to.details.clone()),
+            city: self.city.or_else(|| to.city.clone()),
+            country: self.country.or_else(|| to.country.clone()),
+            origin: self.origin.or_else(|| to.origin.clone()),
+            destination: self.destination.or_else(|| to.destination.clone()),
+        }
+        .validate()
+    }
+}
+
+/// Reservations of a user close together in time: one journey.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Trip {
+    pub id: Uuid,
+    /// "Lisbon, May 2026": where most of it happens, and when it starts.
+    pub name: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reservation_count: i64,
+}
+
+/// Filters and page of a reservation list, latest `starts_at` first.
+#[derive(Debug, Clone, Default)]
+pub struct ReservationFilter {
+    pub kind: Option<ReservationType>,
+    pub status: Option<ReservationStatus>,
+    pub trip_id: Option<Uuid>,
+    /// The last item of the previous page: `(starts_at, id)`.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u32,
+}
+
+/// Reservations and trips, on both databases.
+#[async_trait]
+pub trait TravelStore: Send + Sync {
+    /// Adds a reservation for `user_id` and regroups the user's trips.
+    async fn insert_reservation(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        source: ReservationSource,
+        fields: ReservationFields,
+    ) -> Result<Reservation>;
+
+    async fn get_reservation(&self, scope: &Scope, id: Uuid) -> Result<Option<Reservation>>;
+
+    async fn list_reservations(&self, scope: &Scope, filter: &ReservationFilter) -> Result<Vec<Reservation>>;
+
+    /// Replaces a reservation's fields and regroups its user's trips. None
+    /// when `scope` does not see it.
+    async fn update_reservation(
+        &self,
+        scope: &Scope,
+        id: Uuid,
+        fields: ReservationFields,
+    ) -> Result<Option<Reservation>>;
+
+    /// Deletes a reservation and regroups its user's trips. False when
+    /// `scope` does not see it.
+    async fn delete_reservation(&self, scope: &Scope, id: Uuid) -> Result<bool>;
+
+    /// Trips, latest first; `after` is the last trip of the previous page.
+    async fn list_trips(&self, scope: &Scope, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<Trip>>;
+}

@@ -1,0 +1,267 @@
+//! Reservations and trips on PostgreSQL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{postgres::PgRow, PgConnection, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{
+    group_into_trips, trips::Member, Reservation, ReservationFields, ReservationFilter, ReservationSource, TravelStore,
+    Trip,
+};
+use crate::{
+    model::Scope,
+    store::{parse_enum, postgres::push_scope, PgStore, Result},
+};
+
+const RESERVATION_COLUMNS: &str = "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
+     ends_at, trip_id, source, details, city, country, origin, destination, created_at, updated_at";
+
+fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
+    Ok(Reservation {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        kind: parse_enum(row.try_get::<&str, _>("type")?, "reservation type")?,
+        reservation_number: row.try_get("reservation_number")?,
+        provider: row.try_get("provider")?,
+        status: parse_enum(row.try_get::<&str, _>("status")?, "reservation status")?,
+        starts_at: row.try_get("starts_at")?,
+        ends_at: row.try_get("ends_at")?,
+        trip_id: row.try_get("trip_id")?,
+        source: parse_enum(row.try_get::<&str, _>("source")?, "reservation source")?,
+        details: row.try_get("details")?,
+        city: row.try_get("city")?,
+        country: row.try_get("country")?,
+        origin: row.try_get("origin")?,
+        destination: row.try_get("destination")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Regroups one user's trips, inside the caller's transaction. The user's
+/// trips are locked first, so two writes for one user regroup one at a time.
+async fn regroup(conn: &mut PgConnection, tenant_id: &str, user_id: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT id, starts_at, ends_at, city, trip_id FROM reservations \
+         WHERE tenant_id = $1 AND user_id = $2 AND status = 'confirmed'",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let members = rows
+        .iter()
+        .map(|row| {
+            Ok(Member {
+                id: row.try_get("id")?,
+                starts_at: row.try_get("starts_at")?,
+                ends_at: row.try_get("ends_at")?,
+                city: row.try_get("city")?,
+                trip_id: row.try_get("trip_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let plans = group_into_trips(members);
+    let trip_ids: Vec<Uuid> = plans.iter().map(|plan| plan.id).collect();
+    let names: Vec<&str> = plans.iter().map(|plan| plan.name.as_str()).collect();
+    let starts: Vec<DateTime<Utc>> = plans.iter().map(|plan| plan.starts_at).collect();
+    let ends: Vec<DateTime<Utc>> = plans.iter().map(|plan| plan.ends_at).collect();
+    sqlx::query(
+        "INSERT INTO trips (id, tenant_id, user_id, name, starts_at, ends_at) \
+         SELECT id, $5, $6, name, starts_at, ends_at \
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS t(id, name, starts_at, ends_at) \
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, starts_at = EXCLUDED.starts_at, \
+           ends_at = EXCLUDED.ends_at, updated_at = now() \
+         WHERE (trips.name, trips.starts_at, trips.ends_at) \
+           IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.starts_at, EXCLUDED.ends_at)",
+    )
+    .bind(&trip_ids)
+    .bind(&names)
+    .bind(&starts)
+    .bind(&ends)
+    .bind(tenant_id)
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    let (members, member_trips): (Vec<Uuid>, Vec<Uuid>) =
+        plans.iter().flat_map(|plan| plan.members.iter().map(move |id| (*id, plan.id))).unzip();
+    sqlx::query(
+        "UPDATE reservations r SET trip_id = m.trip_id \
+         FROM unnest($1::uuid[], $2::uuid[]) AS m(id, trip_id) \
+         WHERE r.id = m.id AND r.trip_id IS DISTINCT FROM m.trip_id",
+    )
+    .bind(&members)
+    .bind(&member_trips)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE reservations SET trip_id = NULL \
+         WHERE tenant_id = $1 AND user_id = $2 AND status = 'cancelled' AND trip_id IS NOT NULL",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM trips WHERE tenant_id = $1 AND user_id = $2 AND NOT (id = ANY($3))")
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(&trip_ids)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn reservation(conn: &mut PgConnection, id: Uuid) -> Result<Option<Reservation>> {
+    let row = sqlx::query(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(reservation_from_row).transpose()
+}
+
+#[async_trait]
+impl TravelStore for PgStore {
+    async fn insert_reservation(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        source: ReservationSource,
+        fields: ReservationFields,
+    ) -> Result<Reservation> {
+        let id = Uuid::now_v7();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO reservations (id, tenant_id, user_id, type, reservation_number, provider, status, \
+             starts_at, ends_at, source, details, city, country, origin, destination) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(fields.kind.as_str())
+        .bind(&fields.reservation_number)
+        .bind(&fields.provider)
+        .bind(fields.status.as_str())
+        .bind(fields.starts_at)
+        .bind(fields.ends_at)
+        .bind(source.as_str())
+        .bind(&fields.details)
+        .bind(&fields.city)
+        .bind(&fields.country)
+        .bind(&fields.origin)
+        .bind(&fields.destination)
+        .execute(&mut *tx)
+        .await?;
+        regroup(&mut tx, tenant_id, user_id).await?;
+        let created = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        created.ok_or_else(|| crate::store::StoreError::Corrupt(format!("reservation {id} vanished while created")))
+    }
+
+    async fn get_reservation(&self, scope: &Scope, id: Uuid) -> Result<Option<Reservation>> {
+        let mut query = QueryBuilder::new(format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = "));
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        let row = query.build().fetch_optional(self.pool()).await?;
+        row.as_ref().map(reservation_from_row).transpose()
+    }
+
+    async fn list_reservations(&self, scope: &Scope, filter: &ReservationFilter) -> Result<Vec<Reservation>> {
+        let mut query = QueryBuilder::new(format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE true"));
+        push_scope(&mut query, scope);
+        if let Some(kind) = filter.kind {
+            query.push(" AND type = ").push_bind(kind.as_str());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(trip_id) = filter.trip_id {
+            query.push(" AND trip_id = ").push_bind(trip_id);
+        }
+        if let Some((starts_at, id)) = filter.after {
+            query.push(" AND (starts_at, id) < (").push_bind(starts_at).push(", ").push_bind(id).push(")");
+        }
+        query.push(" ORDER BY starts_at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter().map(reservation_from_row).collect()
+    }
+
+    async fn update_reservation(
+        &self,
+        scope: &Scope,
+        id: Uuid,
+        fields: ReservationFields,
+    ) -> Result<Option<Reservation>> {
+        let mut tx = self.pool().begin().await?;
+        let mut query = QueryBuilder::new("UPDATE reservations SET type = ");
+        query.push_bind(fields.kind.as_str());
+        query.push(", reservation_number = ").push_bind(fields.reservation_number.clone());
+        query.push(", provider = ").push_bind(fields.provider.clone());
+        query.push(", status = ").push_bind(fields.status.as_str());
+        query.push(", starts_at = ").push_bind(fields.starts_at);
+        query.push(", ends_at = ").push_bind(fields.ends_at);
+        query.push(", details = ").push_bind(fields.details.clone());
+        query.push(", city = ").push_bind(fields.city.clone());
+        query.push(", country = ").push_bind(fields.country.clone());
+        query.push(", origin = ").push_bind(fields.origin.clone());
+        query.push(", destination = ").push_bind(fields.destination.clone());
+        query.push(", updated_at = now() WHERE id = ").push_bind(id);
+        push_scope(&mut query, scope);
+        query.push(" RETURNING tenant_id, user_id");
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let (tenant_id, user_id): (String, String) = (row.try_get("tenant_id")?, row.try_get("user_id")?);
+        regroup(&mut tx, &tenant_id, &user_id).await?;
+        let updated = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn delete_reservation(&self, scope: &Scope, id: Uuid) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let mut query = QueryBuilder::new("DELETE FROM reservations WHERE id = ");
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        query.push(" RETURNING tenant_id, user_id");
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            return Ok(false);
+        };
+        let (tenant_id, user_id): (String, String) = (row.try_get("tenant_id")?, row.try_get("user_id")?);
+        regroup(&mut tx, &tenant_id, &user_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_trips(&self, scope: &Scope, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<Trip>> {
+        let mut query = QueryBuilder::new(
+            "SELECT t.id, t.name, t.starts_at, t.ends_at, \
+               (SELECT count(*) FROM reservations r WHERE r.trip_id = t.id) AS reservation_count \
+             FROM trips t WHERE true",
+        );
+        push_scope(&mut query, scope);
+        if let Some((starts_at, id)) = after {
+            query.push(" AND (t.starts_at, t.id) < (").push_bind(starts_at).push(", ").push_bind(id).push(")");
+        }
+        query.push(" ORDER BY t.starts_at DESC, t.id DESC LIMIT ").push_bind(i64::from(limit.max(1)));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Trip {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    starts_at: row.try_get("starts_at")?,
+                    ends_at: row.try_get("ends_at")?,
+                    reservation_count: row.try_get("reservation_count")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,284 @@
+//! Reservations and trips on SQLite (times in milliseconds, as in the jobs
+//! table).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, SqliteConnection};
+use uuid::Uuid;
+
+use super::{
+    group_into_trips, trips::Member, Reservation, ReservationFields, ReservationFilter, ReservationSource, TravelStore,
+    Trip,
+};
+use crate::{
+    model::Scope,
+    store::{
+        parse_enum,
+        sqlite::{json, ms, now_ms, opt_time, push_scope, time},
+        Result, SqliteStore, StoreError,
+    },
+};
+
+const RESERVATION_COLUMNS: &str = "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
+     ends_at, trip_id, source, details, city, country, origin, destination, created_at, updated_at";
+
+fn uuid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("id `{text}`: {err}")))
+}
+
+fn reservation_from_row(row: &SqliteRow) -> Result<Reservation> {
+    Ok(Reservation {
+        id: uuid(row.try_get("id")?)?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        kind: parse_enum(row.try_get::<&str, _>("type")?, "reservation type")?,
+        reservation_number: row.try_get("reservation_number")?,
+        provider: row.try_get("provider")?,
+        status: parse_enum(row.try_get::<&str, _>("status")?, "reservation status")?,
+        starts_at: time(row.try_get("starts_at")?)?,
+        ends_at: opt_time(row.try_get("ends_at")?)?,
+        trip_id: row.try_get::<Option<&str>, _>("trip_id")?.map(uuid).transpose()?,
+        source: parse_enum(row.try_get::<&str, _>("source")?, "reservation source")?,
+        details: json(row.try_get("details")?, "details")?,
+        city: row.try_get("city")?,
+        country: row.try_get("country")?,
+        origin: row.try_get("origin")?,
+        destination: row.try_get("destination")?,
+        created_at: time(row.try_get("created_at")?)?,
+        updated_at: time(row.try_get("updated_at")?)?,
+    })
+}
+
+/// Regroups one user's trips, inside the caller's write transaction (SQLite
+/// has one writer, so nobody regroups beside it).
+async fn regroup(conn: &mut SqliteConnection, tenant_id: &str, user_id: &str) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT id, starts_at, ends_at, city, trip_id FROM reservations \
+         WHERE tenant_id = ?1 AND user_id = ?2 AND status = 'confirmed'",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let members = rows
+        .iter()
+        .map(|row| {
+            Ok(Member {
+                id: uuid(row.try_get("id")?)?,
+                starts_at: time(row.try_get("starts_at")?)?,
+                ends_at: opt_time(row.try_get("ends_at")?)?,
+                city: row.try_get("city")?,
+                trip_id: row.try_get::<Option<&str>, _>("trip_id")?.map(uuid).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let plans = group_into_trips(members);
+    let now = now_ms();
+    for plan in &plans {
+        sqlx::query(
+            "INSERT INTO trips (id, tenant_id, user_id, name, starts_at, ends_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, starts_at = excluded.starts_at, \
+               ends_at = excluded.ends_at, updated_at = excluded.updated_at \
+             WHERE trips.name IS NOT excluded.name OR trips.starts_at IS NOT excluded.starts_at \
+               OR trips.ends_at IS NOT excluded.ends_at",
+        )
+        .bind(plan.id.to_string())
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(&plan.name)
+        .bind(ms(plan.starts_at))
+        .bind(ms(plan.ends_at))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        for member in &plan.members {
+            sqlx::query("UPDATE reservations SET trip_id = ?1 WHERE id = ?2 AND trip_id IS NOT ?1")
+                .bind(plan.id.to_string())
+                .bind(member.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    sqlx::query(
+        "UPDATE reservations SET trip_id = NULL \
+         WHERE tenant_id = ?1 AND user_id = ?2 AND status = 'cancelled' AND trip_id IS NOT NULL",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    let mut delete = QueryBuilder::new("DELETE FROM trips WHERE tenant_id = ");
+    delete.push_bind(tenant_id.to_owned()).push(" AND user_id = ").push_bind(user_id.to_owned());
+    if !plans.is_empty() {
+        delete.push(" AND id NOT IN (");
+        let mut ids = delete.separated(", ");
+        for plan in &plans {
+            ids.push_bind(plan.id.to_string());
+        }
+        delete.push(")");
+    }
+    delete.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn reservation(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Reservation>> {
+    let row = sqlx::query(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?1"))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(reservation_from_row).transpose()
+}
+
+#[async_trait]
+impl TravelStore for SqliteStore {
+    async fn insert_reservation(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        source: ReservationSource,
+        fields: ReservationFields,
+    ) -> Result<Reservation> {
+        let id = Uuid::now_v7();
+        let now = now_ms();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO reservations (id, tenant_id, user_id, type, reservation_number, provider, status, \
+             starts_at, ends_at, source, details, city, country, origin, destination, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+        )
+        .bind(id.to_string())
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(fields.kind.as_str())
+        .bind(&fields.reservation_number)
+        .bind(&fields.provider)
+        .bind(fields.status.as_str())
+        .bind(ms(fields.starts_at))
+        .bind(fields.ends_at.map(ms))
+        .bind(source.as_str())
+        .bind(fields.details.to_string())
+        .bind(&fields.city)
+        .bind(&fields.country)
+        .bind(&fields.origin)
+        .bind(&fields.destination)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        regroup(&mut tx, tenant_id, user_id).await?;
+        let created = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        created.ok_or_else(|| StoreError::Corrupt(format!("reservation {id} vanished while created")))
+    }
+
+    async fn get_reservation(&self, scope: &Scope, id: Uuid) -> Result<Option<Reservation>> {
+        let mut query = QueryBuilder::new(format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = "));
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        let row = query.build().fetch_optional(self.pool()).await?;
+        row.as_ref().map(reservation_from_row).transpose()
+    }
+
+    async fn list_reservations(&self, scope: &Scope, filter: &ReservationFilter) -> Result<Vec<Reservation>> {
+        let mut query = QueryBuilder::new(format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE 1"));
+        push_scope(&mut query, scope);
+        if let Some(kind) = filter.kind {
+            query.push(" AND type = ").push_bind(kind.as_str());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(trip_id) = filter.trip_id {
+            query.push(" AND trip_id = ").push_bind(trip_id.to_string());
+        }
+        if let Some((starts_at, id)) = filter.after {
+            query
+                .push(" AND (starts_at, id) < (")
+                .push_bind(ms(starts_at))
+                .push(", ")
+                .push_bind(id.to_string())
+                .push(")");
+        }
+        query.push(" ORDER BY starts_at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter().map(reservation_from_row).collect()
+    }
+
+    async fn update_reservation(
+        &self,
+        scope: &Scope,
+        id: Uuid,
+        fields: ReservationFields,
+    ) -> Result<Option<Reservation>> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut query = QueryBuilder::new("UPDATE reservations SET type = ");
+        query.push_bind(fields.kind.as_str());
+        query.push(", reservation_number = ").push_bind(fields.reservation_number.clone());
+        query.push(", provider = ").push_bind(fields.provider.clone());
+        query.push(", status = ").push_bind(fields.status.as_str());
+        query.push(", starts_at = ").push_bind(ms(fields.starts_at));
+        query.push(", ends_at = ").push_bind(fields.ends_at.map(ms));
+        query.push(", details = ").push_bind(fields.details.to_string());
+        query.push(", city = ").push_bind(fields.city.clone());
+        query.push(", country = ").push_bind(fields.country.clone());
+        query.push(", origin = ").push_bind(fields.origin.clone());
+        query.push(", destination = ").push_bind(fields.destination.clone());
+        query.push(", updated_at = ").push_bind(now_ms());
+        query.push(" WHERE id = ").push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        query.push(" RETURNING tenant_id, user_id");
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let (tenant_id, user_id): (String, String) = (row.try_get("tenant_id")?, row.try_get("user_id")?);
+        regroup(&mut tx, &tenant_id, &user_id).await?;
+        let updated = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn delete_reservation(&self, scope: &Scope, id: Uuid) -> Result<bool> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut query = QueryBuilder::new("DELETE FROM reservations WHERE id = ");
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        query.push(" RETURNING tenant_id, user_id");
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            return Ok(false);
+        };
+        let (tenant_id, user_id): (String, String) = (row.try_get("tenant_id")?, row.try_get("user_id")?);
+        regroup(&mut tx, &tenant_id, &user_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_trips(&self, scope: &Scope, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<Trip>> {
+        let mut query = QueryBuilder::new(
+            "SELECT t.id, t.name, t.starts_at, t.ends_at, \
+               (SELECT count(*) FROM reservations r WHERE r.trip_id = t.id) AS reservation_count \
+             FROM trips t WHERE 1",
+        );
+        push_scope(&mut query, scope);
+        if let Some((starts_at, id)) = after {
+            query
+                .push(" AND (t.starts_at, t.id) < (")
+                .push_bind(ms(starts_at))
+                .push(", ")
+                .push_bind(id.to_string())
+                .push(")");
+        }
+        query.push(" ORDER BY t.starts_at DESC, t.id DESC LIMIT ").push_bind(i64::from(limit.max(1)));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Trip {
+                    id: uuid(row.try_get("id")?)?,
+                    name: row.try_get("name")?,
+                    starts_at: time(row.try_get("starts_at")?)?,
+                    ends_at: time(row.try_get("ends_at")?)?,
+                    reservation_count: row.try_get("reservation_count")?,
+                })
+            })
+            .collect()
+    }
+}
