@@ -5,6 +5,7 @@
 //! write regroups the user's confirmed reservations (see [`group_into_trips`]),
 //! in the same transaction, so a reservation's `trip_id` is never stale.
 
+pub mod airports;
 mod postgres;
 mod sqlite;
 mod trips;
