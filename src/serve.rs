@@ -180,6 +180,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         body_limit: config::body_limit()?,
         readiness,
         queue: Some(queue.clone()),
+        objects: Some(objects.clone()),
         metrics: crate::telemetry::metrics(),
         auth: auth::AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()
@@ -217,7 +218,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
     let objects = open_objects(&data_dir).await?;
     let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
-    readiness.push(Arc::new(ObjectStoreReady(objects)));
+    readiness.push(Arc::new(ObjectStoreReady(objects.clone())));
     // Dev tokens only when the key file is named: production names none.
     let dev_key = match config::env("LONGHAUL_DEV_SIGNING_KEY_FILE") {
         Some(path) => Some(auth::load_dev_key(Path::new(&path))?),
@@ -227,6 +228,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
         body_limit: config::body_limit()?,
         readiness,
         queue: Some(queue),
+        objects: Some(objects),
         metrics: crate::telemetry::metrics(),
         auth: auth::AuthConfig { dev_key, jwks_url: config::env("LONGHAUL_JWKS_URL") },
         ..ApiConfig::default()

@@ -182,6 +182,22 @@ async fn api_and_worker_run_jobs_through_sqs_s3_and_sns() {
     assert_eq!(object.server_side_encryption().map(|e| e.as_str()), Some("AES256"));
     let body = object.body.collect().await.expect("the artifact's bytes").into_bytes();
     assert_eq!(&body[..], b"hello from a worker");
+    // Listed on the job, and downloadable through a presigned URL.
+    let artifact = &job["artifacts"][0];
+    assert_eq!(artifact["name"], "noop.txt", "{job}");
+    let no_redirects =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
+    let redirect = no_redirects
+        .get(format!("{}{}", deployment.url, artifact["url"].as_str().expect("a URL")))
+        .bearer_auth(&deployment.token)
+        .send()
+        .await
+        .expect("the artifact route");
+    assert_eq!(redirect.status(), reqwest::StatusCode::FOUND);
+    let location = redirect.headers()["location"].to_str().expect("a URL").to_owned();
+    assert!(location.contains("X-Amz-Signature"), "{location}");
+    let presigned = reqwest::get(&location).await.expect("the presigned URL").text().await.expect("the file");
+    assert_eq!(presigned, "hello from a worker");
 
     // Outcomes are announced through SNS (noop, a diagnostic, is not): a
     // report's final status arrives through the SNS → SQS subscription.

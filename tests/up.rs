@@ -81,6 +81,30 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     };
     assert_eq!(page("/v1/reservations?limit=200").await["items"].as_array().map(Vec::len), Some(33));
     assert_eq!(page("/v1/trips").await["items"].as_array().map(Vec::len), Some(6));
+
+    // A job's artifact: listed on the job once it succeeded, and served from
+    // the local object directory.
+    let job = submit(&client, &url, &token, json!({"kind": "noop", "payload": {"artifact": "hello from up"}})).await;
+    let path = format!("/v1/jobs/{}", job["id"].as_str().expect("an id"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let job = page(&path).await;
+        if job["status"] == "succeeded" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the artifact job never succeeded: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let artifact = &done["artifacts"][0];
+    assert_eq!(artifact["name"], "noop.txt", "{done}");
+    let download = client
+        .get(format!("{url}{}", artifact["url"].as_str().expect("a URL")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("a download");
+    assert_eq!(download.status(), reqwest::StatusCode::OK);
+    assert_eq!(download.text().await.expect("the file"), "hello from up");
     let job = submit(&client, &url, &token, json!({"kind": "noop", "payload": {"sleep_ms": 120_000}})).await;
     let id = job["id"].as_str().expect("an id");
     let mut events = client.get(format!("{url}/v1/jobs/{id}/events")).bearer_auth(&token).send().await.expect("events");

@@ -36,6 +36,7 @@ use axum::{
     Router,
 };
 use longhaul_jobs::{
+    objects::DynObjectStore,
     queue::{DynQueue, EmbeddedQueue},
     DynStore,
 };
@@ -69,6 +70,9 @@ pub struct ApiConfig {
     pub shutdown: CancellationToken,
     /// The job queue, for redrives. `None`: the embedded queue of the store.
     pub queue: Option<DynQueue>,
+    /// Where artifacts are, for `/v1/artifacts/{id}`. `None`: downloads
+    /// answer 503.
+    pub objects: Option<DynObjectStore>,
     /// Renders the process's metrics for `/metrics` (Prometheus text).
     /// `None`: `/metrics` answers 404.
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
@@ -83,6 +87,7 @@ impl Default for ApiConfig {
             sse_poll_interval: Duration::from_millis(300),
             shutdown: CancellationToken::new(),
             queue: None,
+            objects: None,
             metrics: None,
         }
     }
@@ -109,6 +114,7 @@ pub struct AppState {
     pub(crate) sse_poll_interval: Duration,
     pub(crate) shutdown: CancellationToken,
     pub(crate) queue: DynQueue,
+    pub(crate) objects: Option<DynObjectStore>,
     pub(crate) metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -125,6 +131,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
     let queue = config.queue.unwrap_or_else(|| Arc::new(EmbeddedQueue::new(store.clone())));
     let state = AppState {
         queue,
+        objects: config.objects,
         metrics: config.metrics,
         store,
         auth,
@@ -139,6 +146,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/v1/jobs/{id}", get(routes::jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(routes::jobs::cancel_job))
         .route("/v1/jobs/{id}/events", get(sse::job_events))
+        .route("/v1/artifacts/{id}", get(routes::artifacts::download_artifact))
         .route("/v1/reservations", post(routes::travel::create_reservation).get(routes::travel::list_reservations))
         .route(
             "/v1/reservations/{id}",

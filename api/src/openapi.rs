@@ -21,6 +21,7 @@ use crate::{problem::ProblemDocument, routes, sse, views};
         routes::jobs::get_job,
         routes::jobs::cancel_job,
         sse::job_events,
+        routes::artifacts::download_artifact,
         routes::travel::create_reservation,
         routes::travel::list_reservations,
         routes::travel::get_reservation,

@@ -102,7 +102,15 @@ impl Watch {
             };
             self.last = Some(now);
             self.done = job.status.is_final();
-            return Some(to_event(name, job));
+            // The last event of a job that succeeded lists its artifacts.
+            let view = match JobView::of(&self.state.store, job.clone()).await {
+                Ok(view) => view,
+                Err(err) => {
+                    tracing::warn!(job_id = %self.id, error = %err, "cannot read the job's artifacts for its event");
+                    JobView::from(job)
+                }
+            };
+            return Some(to_event(name, view));
         }
     }
 
@@ -127,9 +135,9 @@ impl Watch {
     }
 }
 
-fn to_event(name: &str, job: Job) -> Event {
+fn to_event(name: &str, job: JobView) -> Event {
     let event = Event::default().event(name);
-    match event.json_data(JobView::from(job)) {
+    match event.json_data(job) {
         Ok(event) => event,
         // A JobView always serializes; keep the stream valid regardless.
         Err(_) => Event::default().event(name).data("{}"),

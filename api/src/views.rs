@@ -6,7 +6,9 @@
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
-use longhaul_jobs::{Job, JobKind, Lane, Status};
+use std::collections::HashMap;
+
+use longhaul_jobs::{DynStore, Job, JobKind, Lane, Status, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -67,9 +69,47 @@ impl From<Job> for JobView {
             cancel_requested_at: job.cancel_requested_at,
             error: job.error,
             result: job.result,
-            // No kind produces artifacts yet; the field is part of the contract.
+            // Filled by `JobView::with_artifacts`, which reads them.
             artifacts: Vec::new(),
             idempotency_key: job.idempotency_key,
+        }
+    }
+}
+
+impl JobView {
+    /// The views of `jobs`, each with its artifacts (one query for all; only
+    /// succeeded jobs have any).
+    pub async fn with_artifacts(store: &DynStore, jobs: Vec<Job>) -> Result<Vec<JobView>, StoreError> {
+        let succeeded: Vec<Uuid> =
+            jobs.iter().filter(|job| job.status == Status::Succeeded).map(|job| job.id).collect();
+        let mut by_job: HashMap<Uuid, Vec<Artifact>> = HashMap::new();
+        for artifact in store.job_artifacts(&succeeded).await? {
+            by_job.entry(artifact.job_id).or_default().push(Artifact::from(artifact));
+        }
+        Ok(jobs
+            .into_iter()
+            .map(|job| {
+                let artifacts = by_job.remove(&job.id).unwrap_or_default();
+                JobView { artifacts, ..JobView::from(job) }
+            })
+            .collect())
+    }
+
+    /// One job's view, with its artifacts.
+    pub async fn of(store: &DynStore, job: Job) -> Result<JobView, StoreError> {
+        let mut views = JobView::with_artifacts(store, vec![job.clone()]).await?;
+        Ok(views.pop().unwrap_or_else(|| JobView::from(job)))
+    }
+}
+
+impl From<longhaul_jobs::store::Artifact> for Artifact {
+    fn from(artifact: longhaul_jobs::store::Artifact) -> Artifact {
+        Artifact {
+            id: artifact.id,
+            url: format!("/v1/artifacts/{}", artifact.id),
+            name: artifact.name,
+            content_type: artifact.content_type,
+            size_bytes: artifact.size_bytes,
         }
     }
 }
@@ -80,6 +120,7 @@ pub struct Artifact {
     pub id: Uuid,
     pub name: String,
     pub content_type: String,
+    pub size_bytes: i64,
     /// `/v1/artifacts/{id}`: a redirect to the object store, or the file.
     pub url: String,
 }

@@ -95,7 +95,7 @@ async fn a_queued_job_is_delivered_once_and_acknowledged(backend: QueueBackend) 
     assert_eq!(got[0].job.id, job.id);
     assert_eq!(got[0].job.status, Status::Running);
     assert_eq!(got[0].job.attempts, 1);
-    assert!(finish(&queue, &got[0], Outcome::Succeeded { result: None }).await);
+    assert!(finish(&queue, &got[0], Outcome::Succeeded { result: None, artifacts: Vec::new() }).await);
     nothing_more(&queue).await;
     assert_eq!(status(&queue, &job).await.status, Status::Succeeded);
 }
@@ -239,7 +239,7 @@ async fn a_lost_lease_fences_the_outcome_and_the_job_runs_again(backend: QueueBa
     let reaped = queue.store.reap_expired().await.expect("reap");
     assert_eq!(reaped.requeued, 1);
     assert!(
-        !finish(&queue, &got[0], Outcome::Succeeded { result: None }).await,
+        !finish(&queue, &got[0], Outcome::Succeeded { result: None, artifacts: Vec::new() }).await,
         "an outcome after the lease expired is fenced off"
     );
     let again = receive(&queue, 10, 1).await;
@@ -342,7 +342,7 @@ mod sqs {
             .expect("send a duplicate");
         let got = receive(&queue, 10, 2).await;
         assert_eq!(got.len(), 1, "two messages, one run");
-        assert!(finish(&queue, &got[0], Outcome::Succeeded { result: None }).await);
+        assert!(finish(&queue, &got[0], Outcome::Succeeded { result: None, artifacts: Vec::new() }).await);
         nothing_more(&queue).await;
     }
 

@@ -32,6 +32,7 @@ longhaul_jobs::on_every_backend!(
     outcomes_write_their_events_with_the_status,
     reaped_jobs_announce_failure_or_death,
     outbox_events_are_leased_and_come_back_if_unpublished,
+    artifacts_are_recorded_only_with_a_committed_success,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -138,11 +139,15 @@ async fn fencing_rejects_a_stale_attempt(backend: Backend) {
     assert_eq!(store.reap_expired().await.expect("reap").requeued, 1);
     let second = store.claim(Lane::Default, 1, LEASE, "b").await.expect("claim").remove(0);
     assert_eq!(second.attempts, 2);
-    let stale =
-        Completion { attempt: attempt(&first), outcome: Outcome::Succeeded { result: Some(json!({"by": "a"})) } };
+    let stale = Completion {
+        attempt: attempt(&first),
+        outcome: Outcome::Succeeded { result: Some(json!({"by": "a"})), artifacts: Vec::new() },
+    };
     assert!(store.complete(&[stale]).await.expect("complete").is_empty(), "the stale attempt must not commit");
-    let fresh =
-        Completion { attempt: attempt(&second), outcome: Outcome::Succeeded { result: Some(json!({"by": "b"})) } };
+    let fresh = Completion {
+        attempt: attempt(&second),
+        outcome: Outcome::Succeeded { result: Some(json!({"by": "b"})), artifacts: Vec::new() },
+    };
     assert_eq!(store.complete(&[fresh]).await.expect("complete").len(), 1);
     let job = store.get_job(&Scope::Platform, first.id).await.expect("get").expect("exists");
     assert_eq!(job.status, Status::Succeeded);
@@ -155,7 +160,8 @@ async fn fencing_rejects_an_expired_lease(backend: Backend) {
     let job = store.claim(Lane::Default, 1, Duration::from_millis(200), "a").await.expect("claim").remove(0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Nobody reaped it yet, but the lease is gone: no commit, no heartbeat.
-    let done = Completion { attempt: attempt(&job), outcome: Outcome::Succeeded { result: None } };
+    let done =
+        Completion { attempt: attempt(&job), outcome: Outcome::Succeeded { result: None, artifacts: Vec::new() } };
     assert!(store.complete(&[done]).await.expect("complete").is_empty());
     let beat = store.heartbeat(&[attempt(&job)], LEASE).await.expect("heartbeat");
     assert!(!beat[0].held);
@@ -312,7 +318,10 @@ async fn lane_stats_count_depth_delay_flight_dead_and_throughput(backend: Backen
     insert(&store, later).await;
     let claimed = store.claim(Lane::Default, 3, LEASE, "w").await.expect("claim");
     let completions = vec![
-        Completion { attempt: attempt(&claimed[0]), outcome: Outcome::Succeeded { result: None } },
+        Completion {
+            attempt: attempt(&claimed[0]),
+            outcome: Outcome::Succeeded { result: None, artifacts: Vec::new() },
+        },
         Completion { attempt: attempt(&claimed[1]), outcome: Outcome::Dead { error: "boom".into() } },
     ];
     assert_eq!(store.complete(&completions).await.expect("complete").len(), 2);
@@ -330,7 +339,8 @@ async fn pruning_keeps_recent_and_unfinished_jobs(backend: Backend) {
     insert(&store, noop("t", "u")).await;
     insert(&store, noop("t", "u")).await;
     let job = store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim").remove(0);
-    let done = Completion { attempt: attempt(&job), outcome: Outcome::Succeeded { result: None } };
+    let done =
+        Completion { attempt: attempt(&job), outcome: Outcome::Succeeded { result: None, artifacts: Vec::new() } };
     store.complete(&[done]).await.expect("complete");
     assert_eq!(store.prune_finished(Duration::from_secs(3600)).await.expect("prune"), 0, "too recent");
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -357,7 +367,8 @@ async fn outcomes_write_their_events_with_the_status(backend: Backend) {
     };
     store.complete(&[retry]).await.expect("complete");
     let again = store.claim(Lane::Reports, 1, LEASE, "w").await.expect("claim");
-    let success = Completion { attempt: attempt(&again[0]), outcome: Outcome::Succeeded { result: None } };
+    let success =
+        Completion { attempt: attempt(&again[0]), outcome: Outcome::Succeeded { result: None, artifacts: Vec::new() } };
     // A noop job's outcome is not announced.
     let noop = store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim");
     let noop_dead = Completion { attempt: attempt(&noop[0]), outcome: Outcome::Dead { error: "x".into() } };
@@ -407,7 +418,10 @@ async fn outbox_events_are_leased_and_come_back_if_unpublished(backend: Backend)
     let claimed = store.claim(Lane::Reports, 3, LEASE, "w").await.expect("claim");
     let done: Vec<_> = claimed
         .iter()
-        .map(|job| Completion { attempt: attempt(job), outcome: Outcome::Succeeded { result: None } })
+        .map(|job| Completion {
+            attempt: attempt(job),
+            outcome: Outcome::Succeeded { result: None, artifacts: Vec::new() },
+        })
         .collect();
     store.complete(&done).await.expect("complete");
     let short = Duration::from_millis(200);
@@ -421,4 +435,54 @@ async fn outbox_events_are_leased_and_come_back_if_unpublished(backend: Backend)
     tokio::time::sleep(Duration::from_millis(300)).await;
     let again = store.claim_outbox(10, short).await.expect("events");
     assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), vec![first[1].id], "an unpublished event comes back");
+}
+
+fn artifact(name: &str) -> longhaul_jobs::store::NewArtifact {
+    longhaul_jobs::store::NewArtifact {
+        id: uuid::Uuid::now_v7(),
+        name: name.into(),
+        content_type: "text/plain".into(),
+        object_key: format!("tenants/acme/jobs/x/1/{name}"),
+        size_bytes: 5,
+    }
+}
+
+async fn artifacts_are_recorded_only_with_a_committed_success(backend: Backend) {
+    let store = store(backend).await;
+    let job = insert(&store, noop("acme", "u1")).await;
+    let other = insert(&store, noop("acme", "u1")).await;
+    let claimed = store.claim(Lane::Default, 2, LEASE, "w").await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let first = claimed.iter().find(|c| c.id == job.id).expect("the first job");
+    let second = claimed.iter().find(|c| c.id == other.id).expect("the second job");
+    let stale = AttemptRef { id: second.id, attempt: second.attempts + 1 };
+    let done = store
+        .complete(&[
+            Completion {
+                attempt: attempt(first),
+                outcome: Outcome::Succeeded { result: None, artifacts: vec![artifact("a.txt"), artifact("b.csv")] },
+            },
+            // Fenced off: its artifact must not appear.
+            Completion {
+                attempt: stale,
+                outcome: Outcome::Succeeded { result: None, artifacts: vec![artifact("c.txt")] },
+            },
+        ])
+        .await
+        .expect("complete");
+    assert_eq!(done, vec![attempt(first)]);
+    let listed = store.job_artifacts(&[job.id, other.id]).await.expect("artifacts");
+    let names: Vec<_> = listed.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["a.txt", "b.csv"]);
+    assert!(listed
+        .iter()
+        .all(|a| a.job_id == job.id && a.tenant_id == "acme" && a.user_id == "u1" && a.size_bytes == 5));
+    let id = listed[0].id;
+    let mine = Scope::User { tenant_id: "acme".into(), user_id: "u1".into() };
+    assert!(store.get_artifact(&mine, id).await.expect("get").is_some());
+    for stranger in
+        [Scope::User { tenant_id: "acme".into(), user_id: "u2".into() }, Scope::Tenant { tenant_id: "other".into() }]
+    {
+        assert!(store.get_artifact(&stranger, id).await.expect("get").is_none(), "{stranger:?}");
+    }
 }

@@ -160,7 +160,8 @@ pub async fn get_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, Problem> {
-    Ok(Json(visible_job(&state, &principal, &id).await?.into()))
+    let job = visible_job(&state, &principal, &id).await?;
+    Ok(Json(JobView::of(&state.store, job).await?))
 }
 
 /// The query of job lists. Values are parsed by hand, so that a bad one is a
@@ -226,7 +227,7 @@ pub(crate) async fn list_page(state: &AppState, principal: &Principal, query: &L
     } else {
         None
     };
-    Ok(JobList { items: jobs.into_iter().map(JobView::from).collect(), next_cursor })
+    Ok(JobList { items: JobView::with_artifacts(&state.store, jobs).await?, next_cursor })
 }
 
 /// List jobs: a user's own, an admin's tenant's, or every tenant's for the

@@ -1,6 +1,7 @@
 //! The HTTP handlers, one module per area of the API.
 
 pub mod admin;
+pub mod artifacts;
 pub mod health;
 pub mod jobs;
 pub mod travel;

@@ -12,13 +12,15 @@ use longhaul_api::{
     auth::{mint_dev_token, AuthConfig, Role},
     router, ApiConfig,
 };
-use longhaul_jobs::testing::{Backend, TestStore};
+use longhaul_jobs::testing::{Backend, ObjectBackend, TestObjectStore, TestStore};
 use serde_json::Value;
 use tower::ServiceExt;
 
 pub struct TestApp {
     pub router: Router,
     pub store: TestStore,
+    /// Where artifacts are (a temporary directory).
+    pub objects: TestObjectStore,
     pub dev_key: Vec<u8>,
 }
 
@@ -26,14 +28,16 @@ impl TestApp {
     /// The API on a fresh store, accepting dev tokens signed with a random key.
     pub async fn new(backend: Backend) -> TestApp {
         let store = TestStore::new(backend).await.expect("a fresh test store");
+        let objects = TestObjectStore::new(ObjectBackend::File).await.expect("a fresh object store");
         let dev_key = rand::random::<[u8; 32]>().to_vec();
         let config = ApiConfig {
             auth: AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: None },
             sse_poll_interval: Duration::from_millis(50),
+            objects: Some(objects.store.clone()),
             ..ApiConfig::default()
         };
         let router = router(store.store.clone(), config).expect("the router builds");
-        TestApp { router, store, dev_key }
+        TestApp { router, store, objects, dev_key }
     }
 
     pub fn token(&self, tenant: &str, user: &str, role: Role) -> String {

@@ -50,13 +50,19 @@ fn exp() -> u64 {
     (SystemTime::now() + Duration::from_secs(600)).duration_since(UNIX_EPOCH).expect("a sane clock").as_secs()
 }
 
+async fn file_objects() -> longhaul_jobs::testing::TestObjectStore {
+    longhaul_jobs::testing::TestObjectStore::new(longhaul_jobs::testing::ObjectBackend::File)
+        .await
+        .expect("an object store")
+}
+
 /// An app that accepts only JWKS-verified tokens, like production.
 async fn production_app(backend: longhaul_jobs::testing::Backend) -> (TestApp, Arc<AtomicUsize>) {
     let (jwks_url, fetches) = serve_jwks().await;
     let store = TestStore::new(backend).await.expect("a fresh test store");
     let config = ApiConfig { auth: AuthConfig { dev_key: None, jwks_url: Some(jwks_url) }, ..ApiConfig::default() };
     let router = router(store.store.clone(), config).expect("the router builds");
-    (TestApp { router, store, dev_key: vec![0; 32] }, fetches)
+    (TestApp { router, store, objects: file_objects().await, dev_key: vec![0; 32] }, fetches)
 }
 
 backend_tests! {
@@ -101,7 +107,8 @@ backend_tests! {
         let store = TestStore::new(backend).await.expect("a fresh test store");
         let jwks_url = format!("http://{address}/jwks.json");
         let config = ApiConfig { auth: AuthConfig { dev_key: None, jwks_url: Some(jwks_url) }, ..ApiConfig::default() };
-        let app = TestApp { router: router(store.store.clone(), config).expect("the router builds"), store, dev_key: vec![0; 32] };
+        let router = router(store.store.clone(), config).expect("the router builds");
+        let app = TestApp { router, store, objects: file_objects().await, dev_key: vec![0; 32] };
         let token = cognito_token("test-key-1", json!({"sub": "u", "custom:tenant_id": "t", "exp": exp()}));
         app.get("/v1/jobs", &token).await.problem(StatusCode::SERVICE_UNAVAILABLE);
         // Within the refetch interval, the answer stays "unavailable", not "unknown key".

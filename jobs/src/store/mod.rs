@@ -104,6 +104,8 @@ pub struct Completion {
 pub enum Outcome {
     Succeeded {
         result: Option<Value>,
+        /// Files the job uploaded; they become visible with the success.
+        artifacts: Vec<NewArtifact>,
     },
     /// Back to `queued`, to run again at `run_at`.
     Retry {
@@ -128,6 +130,32 @@ impl Outcome {
             Outcome::Cancelled { .. } => Status::Cancelled,
         }
     }
+}
+
+/// A file a job uploaded to the object store, to be recorded with its success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewArtifact {
+    pub id: Uuid,
+    /// The file name users see, such as `year-2026.pdf`.
+    pub name: String,
+    pub content_type: String,
+    /// Where it is, as `ObjectKey::as_str` gives it (under `tenants/<tenant>/`).
+    pub object_key: String,
+    pub size_bytes: i64,
+}
+
+/// A recorded artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub content_type: String,
+    pub object_key: String,
+    pub size_bytes: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 /// What a cancel request did.
@@ -309,6 +337,13 @@ pub trait Store: TravelStore + Send + Sync + 'static {
 
     /// Removes published events.
     async fn delete_outbox(&self, ids: &[i64]) -> Result<u64>;
+
+    /// The artifacts of these jobs, oldest first. The caller has already
+    /// checked that it may see the jobs.
+    async fn job_artifacts(&self, job_ids: &[Uuid]) -> Result<Vec<Artifact>>;
+
+    /// One artifact, if `scope` may see it.
+    async fn get_artifact(&self, scope: &Scope, id: Uuid) -> Result<Option<Artifact>>;
 
     /// Puts the dead jobs of `lane` that `scope` sees back in the queue with
     /// fresh attempts; with `only`, just those of them. Returns the ids requeued.

@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    emitting_kinds, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, DeadLettered, Delivered, Dispatch,
-    InsertOutcome, JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, Started,
-    Store, StoreError, Undelivered, Wakeups,
+    emitting_kinds, parse_enum, Artifact, AttemptRef, CancelOutcome, Claimed, Completion, DeadLettered, Delivered,
+    Dispatch, InsertOutcome, JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result,
+    Started, Store, StoreError, Undelivered, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -229,6 +229,22 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
         updated_at: row.try_get("updated_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+    })
+}
+
+const ARTIFACT_COLUMNS: &str = "id, job_id, tenant_id, user_id, name, content_type, object_key, size_bytes, created_at";
+
+fn artifact_from_row(row: &PgRow) -> Result<Artifact> {
+    Ok(Artifact {
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        content_type: row.try_get("content_type")?,
+        object_key: row.try_get("object_key")?,
+        size_bytes: row.try_get("size_bytes")?,
+        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -601,12 +617,22 @@ impl Store for PgStore {
         let mut results: Vec<Option<String>> = Vec::with_capacity(completions.len());
         let mut errors: Vec<Option<&str>> = Vec::with_capacity(completions.len());
         let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(completions.len());
+        let (mut art_ids, mut art_jobs, mut art_names) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut art_types, mut art_keys, mut art_sizes) = (Vec::new(), Vec::new(), Vec::new());
         for completion in completions {
             ids.push(completion.attempt.id);
             attempts.push(completion.attempt.attempt);
             statuses.push(completion.outcome.status().as_str());
             match &completion.outcome {
-                Outcome::Succeeded { result } => {
+                Outcome::Succeeded { result, artifacts } => {
+                    for artifact in artifacts {
+                        art_ids.push(artifact.id);
+                        art_jobs.push(completion.attempt.id);
+                        art_names.push(artifact.name.as_str());
+                        art_types.push(artifact.content_type.as_str());
+                        art_keys.push(artifact.object_key.as_str());
+                        art_sizes.push(artifact.size_bytes);
+                    }
                     results.push(result.as_ref().map(|value| value.to_string()));
                     errors.push(None);
                     run_ats.push(None);
@@ -651,7 +677,13 @@ impl Store for PgStore {
                SELECT {JOB_EVENT_VALUES} FROM done WHERE status IN ('succeeded', 'queued', 'dead') AND kind = ANY($7) \
                RETURNING 1), \
              dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM done \
-               WHERE $8 AND status IN ('queued', 'dead')) \
+               WHERE $8 AND status IN ('queued', 'dead')), \
+             artifacts AS (INSERT INTO artifacts (id, job_id, tenant_id, user_id, name, content_type, object_key, \
+                 size_bytes) \
+               SELECT a.id, a.job_id, done.tenant_id, done.user_id, a.name, a.content_type, a.object_key, a.size_bytes \
+               FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::int8[]) \
+                 AS a(id, job_id, name, content_type, object_key, size_bytes) \
+               JOIN done ON done.id = a.job_id AND done.status = 'succeeded') \
              SELECT id, attempts, (SELECT count(*) FROM events) AS events FROM done"
         ))
         .bind(&ids)
@@ -662,6 +694,12 @@ impl Store for PgStore {
         .bind(&run_ats)
         .bind(emitting_kinds())
         .bind(self.dispatch)
+        .bind(&art_ids)
+        .bind(&art_jobs)
+        .bind(&art_names)
+        .bind(&art_types)
+        .bind(&art_keys)
+        .bind(&art_sizes)
         .fetch_all(&self.pool)
         .await?;
         if rows.iter().any(|row| row.try_get::<i64, _>("events").unwrap_or(0) > 0) {
@@ -901,6 +939,25 @@ impl Store for PgStore {
         }
         let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+
+    async fn job_artifacts(&self, job_ids: &[Uuid]) -> Result<Vec<Artifact>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE job_id = ANY($1) ORDER BY id"))
+            .bind(job_ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn get_artifact(&self, scope: &Scope, id: Uuid) -> Result<Option<Artifact>> {
+        let mut query = QueryBuilder::new(format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE id = "));
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        let row = query.build().fetch_optional(&self.pool).await?;
+        row.as_ref().map(artifact_from_row).transpose()
     }
 
     async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>> {

@@ -18,8 +18,9 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    error_entry, event_payload, event_type, parse_enum, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome,
-    JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, ReapReport, Result, Store, StoreError, Wakeups,
+    error_entry, event_payload, event_type, parse_enum, Artifact, AttemptRef, CancelOutcome, Claimed, Completion,
+    InsertOutcome, JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, ReapReport, Result, Store, StoreError,
+    Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -71,6 +72,26 @@ fn start_over() -> QueryBuilder<'static, Sqlite> {
     );
     query.push_bind(now);
     query
+}
+
+const ARTIFACT_COLUMNS: &str = "id, job_id, tenant_id, user_id, name, content_type, object_key, size_bytes, created_at";
+
+fn artifact_from_row(row: &SqliteRow) -> Result<Artifact> {
+    let uuid = |column: &str| -> Result<Uuid> {
+        let text: &str = row.try_get(column)?;
+        Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("{column} `{text}`: {err}")))
+    };
+    Ok(Artifact {
+        id: uuid("id")?,
+        job_id: uuid("job_id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        content_type: row.try_get("content_type")?,
+        object_key: row.try_get("object_key")?,
+        size_bytes: row.try_get("size_bytes")?,
+        created_at: time(row.try_get("created_at")?)?,
+    })
 }
 
 pub(crate) fn json(text: &str, column: &str) -> Result<serde_json::Value> {
@@ -443,7 +464,7 @@ impl Store for SqliteStore {
         for completion in completions {
             let AttemptRef { id, attempt } = completion.attempt;
             let done = match &completion.outcome {
-                Outcome::Succeeded { result } => {
+                Outcome::Succeeded { result, .. } => {
                     sqlx::query(&format!(
                         "UPDATE jobs SET status = 'succeeded', result = ?4, error = NULL, progress = 100, \
                          lease_until = NULL, locked_by = NULL, updated_at = ?3, finished_at = ?3 {fence}"
@@ -504,6 +525,25 @@ impl Store for SqliteStore {
             if let Some(row) = done {
                 committed.push(completion.attempt);
                 events += insert_job_event(&mut tx, &row, now).await?;
+                if let Outcome::Succeeded { artifacts, .. } = &completion.outcome {
+                    for artifact in artifacts {
+                        sqlx::query(
+                            "INSERT INTO artifacts (id, job_id, tenant_id, user_id, name, content_type, object_key, \
+                             size_bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        )
+                        .bind(artifact.id.to_string())
+                        .bind(id.to_string())
+                        .bind(row.try_get::<&str, _>("tenant_id")?)
+                        .bind(row.try_get::<&str, _>("user_id")?)
+                        .bind(&artifact.name)
+                        .bind(&artifact.content_type)
+                        .bind(&artifact.object_key)
+                        .bind(artifact.size_bytes)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
             }
         }
         tx.commit().await?;
@@ -740,6 +780,28 @@ impl Store for SqliteStore {
         }
         query.push(")");
         Ok(query.build().execute(&self.pool).await?.rows_affected())
+    }
+
+    async fn job_artifacts(&self, job_ids: &[Uuid]) -> Result<Vec<Artifact>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::new(format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE job_id IN ("));
+        let mut ids = query.separated(", ");
+        for id in job_ids {
+            ids.push_bind(id.to_string());
+        }
+        query.push(") ORDER BY id");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn get_artifact(&self, scope: &Scope, id: Uuid) -> Result<Option<Artifact>> {
+        let mut query = QueryBuilder::new(format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE id = "));
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        let row = query.build().fetch_optional(&self.pool).await?;
+        row.as_ref().map(artifact_from_row).transpose()
     }
 
     async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>> {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use longhaul_jobs::{model::NoopPayload, objects::ObjectKey, JobKind};
+use longhaul_jobs::{model::NoopPayload, JobKind};
 
 use super::{Handler, JobError, JobResult};
 use crate::runtime::JobContext;
@@ -44,14 +44,8 @@ impl Handler for Noop {
             }
         }
         if let Some(text) = payload.artifact {
-            let objects = ctx.objects()?;
-            let key = ObjectKey::new(&ctx.job.tenant_id, &format!("jobs/{}/noop.txt", ctx.job.id))
-                .map_err(|err| JobError::permanent(format!("cannot name the artifact: {err}")))?;
             let bytes = text.len();
-            objects
-                .put_bytes(&key, text.into_bytes().into(), "text/plain; charset=utf-8")
-                .await
-                .map_err(|err| JobError::retryable(format!("cannot store the artifact: {err}")))?;
+            let key = ctx.put_artifact_bytes("noop.txt", "text/plain; charset=utf-8", text.into_bytes().into()).await?;
             return Ok(Some(serde_json::json!({ "artifact": { "key": key.as_str(), "bytes": bytes } })));
         }
         Ok(None)

@@ -2,7 +2,14 @@
 
 use std::sync::{Arc, OnceLock};
 
-use longhaul_jobs::{objects::DynObjectStore, store::AttemptRef, DynStore, Job};
+use std::{path::Path, sync::Mutex};
+
+use bytes::Bytes;
+use longhaul_jobs::{
+    objects::{DynObjectStore, ObjectKey},
+    store::{AttemptRef, NewArtifact},
+    DynStore, Job,
+};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +61,8 @@ pub struct JobContext {
     /// Where artifacts go. `None` in runtimes started without one (tests of
     /// kinds that write nothing); a kind that needs it fails permanently.
     pub objects: Option<DynObjectStore>,
+    /// Artifacts uploaded by this attempt, recorded with its success.
+    pub(crate) artifacts: Mutex<Vec<NewArtifact>>,
 }
 
 impl JobContext {
@@ -71,6 +80,61 @@ impl JobContext {
     /// The object store, or the permanent error of a worker that has none.
     pub fn objects(&self) -> Result<&DynObjectStore, JobError> {
         self.objects.as_ref().ok_or_else(|| JobError::permanent("this worker was started without an object store"))
+    }
+
+    /// Where this attempt's artifact `name` goes. Each attempt has its own
+    /// keys, so an attempt that lost its lease never overwrites the file of
+    /// the one that committed.
+    fn artifact_key(&self, name: &str) -> Result<ObjectKey, JobError> {
+        ObjectKey::new(&self.job.tenant_id, &format!("jobs/{}/{}/{name}", self.job.id, self.job.attempts))
+            .map_err(|err| JobError::permanent(format!("cannot name the artifact `{name}`: {err}")))
+    }
+
+    fn record_artifact(&self, name: &str, content_type: &str, key: &ObjectKey, size: u64) {
+        let artifact = NewArtifact {
+            id: uuid::Uuid::now_v7(),
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            object_key: key.as_str().to_owned(),
+            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        };
+        self.artifacts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(artifact);
+    }
+
+    /// Uploads `bytes` as the artifact `name`. It is listed on the job, and
+    /// downloadable, once the job succeeds; not before.
+    pub async fn put_artifact_bytes(
+        &self,
+        name: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<ObjectKey, JobError> {
+        let key = self.artifact_key(name)?;
+        let size = bytes.len() as u64;
+        self.objects()?
+            .put_bytes(&key, bytes, content_type)
+            .await
+            .map_err(|err| JobError::retryable(format!("cannot store the artifact `{name}`: {err}")))?;
+        self.record_artifact(name, content_type, &key, size);
+        Ok(key)
+    }
+
+    /// Uploads the file at `path` as the artifact `name`, streaming it
+    /// (multipart on S3).
+    pub async fn put_artifact_file(&self, name: &str, content_type: &str, path: &Path) -> Result<ObjectKey, JobError> {
+        let key = self.artifact_key(name)?;
+        let size = self
+            .objects()?
+            .put_file(&key, path, content_type)
+            .await
+            .map_err(|err| JobError::retryable(format!("cannot store the artifact `{name}`: {err}")))?;
+        self.record_artifact(name, content_type, &key, size);
+        Ok(key)
+    }
+
+    /// The artifacts this attempt uploaded, for its completion.
+    pub(crate) fn take_artifacts(&self) -> Vec<NewArtifact> {
+        std::mem::take(&mut *self.artifacts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Reports progress (0–100). Failures are logged, not fatal: progress is

@@ -267,6 +267,7 @@ async fn run_attempt(
         let timeout = lanes.config.timeout_for(kind);
         let (max_attempts, attempts) = (job.max_attempts, job.attempts);
         let started = Instant::now();
+        let mut artifacts = Vec::new();
         let result = match lanes.registry.get(kind) {
             None => Err(JobError::permanent(format!("this worker has no handler for `{kind}`"))),
             Some(handler) => {
@@ -275,9 +276,10 @@ async fn run_attempt(
                     cancel: cancel.token().clone(),
                     store: lanes.store.clone(),
                     objects: lanes.objects.clone(),
+                    artifacts: Default::default(),
                 };
                 let run = AssertUnwindSafe(handler.run(&ctx)).catch_unwind();
-                tokio::select! {
+                let result = tokio::select! {
                     outcome = run => outcome.unwrap_or_else(|panic| Err(JobError::retryable(format!(
                         "the handler panicked: {}", panic_message(&panic)
                     )))),
@@ -289,7 +291,9 @@ async fn run_attempt(
                     _ = async { cancel.token().cancelled().await; tokio::time::sleep(lanes.config.cancel_grace).await } => {
                         Err(JobError::Cancelled)
                     }
-                }
+                };
+                artifacts = ctx.take_artifacts();
+                result
             }
         };
         let outcome = match (cancel.reason(), result) {
@@ -302,7 +306,7 @@ async fn run_attempt(
             // Released by the lane after the grace period.
             (Some(CancelReason::Shutdown), _) => return,
             (Some(CancelReason::Requested), Err(_)) => Outcome::Cancelled { reason: "cancelled by request".into() },
-            (_, Ok(result)) => Outcome::Succeeded { result },
+            (_, Ok(result)) => Outcome::Succeeded { result, artifacts },
             (_, Err(JobError::Cancelled)) => Outcome::Cancelled { reason: "cancelled by request".into() },
             (_, Err(JobError::Permanent(error))) => Outcome::Dead { error },
             (_, Err(JobError::Retryable(error))) if attempts >= max_attempts => Outcome::Dead {
