@@ -8,6 +8,7 @@
 pub mod airports;
 mod postgres;
 mod sqlite;
+mod summary;
 mod trips;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use summary::{Ranked, TripSpan, YearFigures, YearSummary, TOP};
 pub use trips::{group_into_trips, TripPlan, TRIP_GAP};
 
 use crate::{model::Scope, store::Result};
@@ -280,4 +282,23 @@ pub trait TravelStore: Send + Sync {
 
     /// Trips, latest first; `after` is the last trip of the previous page.
     async fn list_trips(&self, scope: &Scope, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<Trip>>;
+
+    /// One user's year (by `starts_at`, in UTC), counted by the database.
+    async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearFigures>;
+
+    /// One user's year in figures.
+    async fn year_summary(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearSummary> {
+        Ok(YearSummary::assemble(year, self.year_figures(tenant_id, user_id, year).await?))
+    }
+}
+
+/// The first instant of `year` and of the next, in UTC.
+pub(crate) fn year_bounds(year: i32) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    use chrono::TimeZone;
+    let start = |y: i32| {
+        Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0)
+            .single()
+            .ok_or_else(|| crate::store::StoreError::Config(format!("the year {y} is out of range")))
+    };
+    Ok((start(year)?, start(year.saturating_add(1))?))
 }

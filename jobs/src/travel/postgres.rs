@@ -6,8 +6,8 @@ use sqlx::{postgres::PgRow, PgConnection, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    group_into_trips, trips::Member, Reservation, ReservationFields, ReservationFilter, ReservationSource, TravelStore,
-    Trip,
+    group_into_trips, trips::Member, year_bounds, Reservation, ReservationFields, ReservationFilter, ReservationSource,
+    ReservationType, TravelStore, Trip, TripSpan, YearFigures,
 };
 use crate::{
     model::Scope,
@@ -263,5 +263,108 @@ impl TravelStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearFigures> {
+        let (from, to) = year_bounds(year)?;
+        let pool = self.pool();
+        // Every query reads one user's year through `reservations_user`.
+        let scoped = "FROM reservations WHERE tenant_id = $1 AND user_id = $2 AND starts_at >= $3 AND starts_at < $4";
+        let mut figures = YearFigures::default();
+        let rows = sqlx::query(&format!("SELECT type, status, count(*) AS n {scoped} GROUP BY type, status"))
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+        for row in &rows {
+            let kind: ReservationType = parse_enum(row.try_get::<&str, _>("type")?, "reservation type")?;
+            let n: i64 = row.try_get("n")?;
+            if row.try_get::<&str, _>("status")? == "cancelled" {
+                figures.cancelled += n;
+            } else {
+                figures.by_type.push((kind, n));
+            }
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT extract(month FROM starts_at AT TIME ZONE 'UTC')::int4 AS month, count(*) AS n {scoped} \
+             AND status = 'confirmed' GROUP BY 1"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for row in &rows {
+            figures.by_month.push((u32::try_from(row.try_get::<i32, _>("month")?).unwrap_or(0), row.try_get("n")?));
+        }
+        figures.hotel_nights = sqlx::query(&format!(
+            "SELECT coalesce(sum((ends_at AT TIME ZONE 'UTC')::date - (starts_at AT TIME ZONE 'UTC')::date), 0)::int8 \
+               AS nights {scoped} AND status = 'confirmed' AND type = 'lodging' AND ends_at IS NOT NULL"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await?
+        .try_get("nights")?;
+        let rows = sqlx::query(&format!(
+            "SELECT origin, destination, count(*) AS n {scoped} AND status = 'confirmed' AND type = 'flight' \
+             GROUP BY origin, destination"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for row in &rows {
+            figures.routes.push((row.try_get("origin")?, row.try_get("destination")?, row.try_get("n")?));
+        }
+        let rows = sqlx::query(&format!("SELECT DISTINCT city, country {scoped} AND status = 'confirmed'"))
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+        for row in &rows {
+            figures.places.push((row.try_get("city")?, row.try_get("country")?));
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT type, provider, count(*) AS n {scoped} AND status = 'confirmed' \
+             AND type IN ('flight', 'lodging', 'rental_car') GROUP BY type, provider"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for row in &rows {
+            let kind: ReservationType = parse_enum(row.try_get::<&str, _>("type")?, "reservation type")?;
+            figures.providers.push((kind, row.try_get("provider")?, row.try_get("n")?));
+        }
+        let rows = sqlx::query(
+            "SELECT name, starts_at, ends_at FROM trips WHERE tenant_id = $1 AND user_id = $2 \
+             AND starts_at >= $3 AND starts_at < $4 ORDER BY starts_at, id",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for row in &rows {
+            figures.trips.push(TripSpan {
+                name: row.try_get("name")?,
+                starts_at: row.try_get("starts_at")?,
+                ends_at: row.try_get("ends_at")?,
+            });
+        }
+        Ok(figures)
     }
 }
