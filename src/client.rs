@@ -182,8 +182,13 @@ struct DemoResult {
 
 /// What the demo submits: every kind whose handler has landed. The other
 /// kinds join as their issues land, with their sample data from `assets/`.
+/// One job of every kind that this version runs, on the sample year.
+/// (`email_poll` and `video_compile` join when their handlers land.)
 fn demo_jobs() -> Vec<(&'static str, Value)> {
-    vec![("noop", json!({"sleep_ms": 1500}))]
+    vec![
+        ("noop", json!({"sleep_ms": 1500})),
+        ("report_build", json!({"report": "year_summary", "year": 2026, "formats": ["csv", "json"]})),
+    ]
 }
 
 /// A year of one traveller's reservations (`assets/sample`), built into the
@@ -230,7 +235,20 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let job = client.wait(&id, &bar).await?;
         let status = job["status"].as_str().unwrap_or("unknown").to_owned();
         all_ok &= status == "succeeded";
-        let artifacts = job["artifacts"].as_array().cloned().unwrap_or_default();
+        // Absolute URLs, so that they can be opened as printed.
+        let artifacts: Vec<Value> = job["artifacts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|artifact| {
+                json!({
+                    "id": artifact["id"],
+                    "name": artifact["name"],
+                    "content_type": artifact["content_type"],
+                    "url": format!("{}{}", client.base, artifact["url"].as_str().unwrap_or_default()),
+                })
+            })
+            .collect();
         if !args.json {
             println!("{kind}: {status} — job {}/v1/jobs/{id}", client.base);
             if let Some(error) = job["error"].as_str() {

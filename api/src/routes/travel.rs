@@ -235,6 +235,7 @@ pub async fn list_reservations(
         after: decode_cursor(&query.cursor)?,
         // One more than asked, to know whether another page exists.
         limit: limit + 1,
+        ..ReservationFilter::default()
     };
     let mut items = state.store.list_reservations(&principal.scope(), &filter).await?;
     let next_cursor = if items.len() > limit as usize {

@@ -240,12 +240,19 @@ pub struct Trip {
     pub reservation_count: i64,
 }
 
-/// Filters and page of a reservation list, latest `starts_at` first.
+/// Filters and page of a reservation list, latest `starts_at` first unless
+/// `oldest_first`.
 #[derive(Debug, Clone, Default)]
 pub struct ReservationFilter {
     pub kind: Option<ReservationType>,
     pub status: Option<ReservationStatus>,
     pub trip_id: Option<Uuid>,
+    /// Only reservations starting at or after this.
+    pub starts_from: Option<DateTime<Utc>>,
+    /// Only reservations starting before this.
+    pub starts_before: Option<DateTime<Utc>>,
+    /// Earliest `starts_at` first (exports), instead of latest first.
+    pub oldest_first: bool,
     /// The last item of the previous page: `(starts_at, id)`.
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: u32,

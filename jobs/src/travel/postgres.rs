@@ -185,10 +185,22 @@ impl TravelStore for PgStore {
         if let Some(trip_id) = filter.trip_id {
             query.push(" AND trip_id = ").push_bind(trip_id);
         }
-        if let Some((starts_at, id)) = filter.after {
-            query.push(" AND (starts_at, id) < (").push_bind(starts_at).push(", ").push_bind(id).push(")");
+        if let Some(from) = filter.starts_from {
+            query.push(" AND starts_at >= ").push_bind(from);
         }
-        query.push(" ORDER BY starts_at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+        if let Some(before) = filter.starts_before {
+            query.push(" AND starts_at < ").push_bind(before);
+        }
+        let (after, order) = if filter.oldest_first { (">", "ASC") } else { ("<", "DESC") };
+        if let Some((starts_at, id)) = filter.after {
+            query
+                .push(format!(" AND (starts_at, id) {after} ("))
+                .push_bind(starts_at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        query.push(format!(" ORDER BY starts_at {order}, id {order} LIMIT ")).push_bind(i64::from(filter.limit.max(1)));
         let rows = query.build().fetch_all(self.pool()).await?;
         rows.iter().map(reservation_from_row).collect()
     }

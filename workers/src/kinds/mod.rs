@@ -3,6 +3,7 @@
 
 mod noop;
 mod not_implemented;
+mod report_build;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -14,6 +15,7 @@ use crate::runtime::JobContext;
 
 pub use noop::Noop;
 pub use not_implemented::NotImplemented;
+pub use report_build::ReportBuild;
 
 /// Why an attempt failed, which decides what happens next.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,11 +63,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Every kind this version of longhaul ships: `noop`, and the kinds whose
-    /// handlers have not landed yet, which fail permanently and say so.
+    /// Every kind this version of longhaul ships: `noop`, `report_build`, and
+    /// the kinds whose handlers have not landed yet, which fail permanently
+    /// and say so.
     pub fn with_defaults() -> Self {
         let mut registry = Registry::default();
         registry.register(Noop);
+        registry.register(ReportBuild);
         for kind in JobKind::ALL {
             if registry.get(kind).is_none() {
                 registry.register(NotImplemented(kind));

@@ -1,0 +1,87 @@
+//! The CSV of a year: one row per reservation, oldest first, written page by
+//! page to a temporary file so that memory does not grow with the year.
+
+use longhaul_jobs::{model::Scope, travel::ReservationFilter};
+use tempfile::NamedTempFile;
+
+use crate::{kinds::JobError, runtime::JobContext};
+
+/// Reservations read per query.
+const PAGE: u32 = 1_000;
+
+const HEADER: [&str; 13] = [
+    "id",
+    "type",
+    "status",
+    "reservation_number",
+    "provider",
+    "starts_at",
+    "ends_at",
+    "city",
+    "country",
+    "origin",
+    "destination",
+    "trip_id",
+    "source",
+];
+
+fn io_error(err: impl std::fmt::Display) -> JobError {
+    JobError::retryable(format!("cannot write the CSV report: {err}"))
+}
+
+/// Writes the year's reservations of the job's user; returns the file.
+pub(super) async fn year_reservations(ctx: &JobContext, year: i32) -> Result<NamedTempFile, JobError> {
+    let from = chrono::NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
+    let before =
+        chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
+    let (Some(from), Some(before)) = (from, before) else {
+        return Err(JobError::permanent(format!("the year {year} is out of range")));
+    };
+    let scope = Scope::User { tenant_id: ctx.job.tenant_id.clone(), user_id: ctx.job.user_id.clone() };
+    let file = NamedTempFile::new().map_err(io_error)?;
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file.reopen().map_err(io_error)?));
+    writer.write_record(HEADER).map_err(io_error)?;
+    let mut filter = ReservationFilter {
+        starts_from: Some(from),
+        starts_before: Some(before),
+        oldest_first: true,
+        limit: PAGE,
+        ..ReservationFilter::default()
+    };
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        let page = ctx
+            .store
+            .list_reservations(&scope, &filter)
+            .await
+            .map_err(|err| JobError::retryable(format!("cannot read the reservations: {err}")))?;
+        for r in &page {
+            let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            writer
+                .write_record([
+                    r.id.to_string(),
+                    r.kind.to_string(),
+                    r.status.to_string(),
+                    r.reservation_number.clone(),
+                    r.provider.clone(),
+                    time(r.starts_at),
+                    r.ends_at.map(time).unwrap_or_default(),
+                    r.city.clone().unwrap_or_default(),
+                    r.country.clone().unwrap_or_default(),
+                    r.origin.clone().unwrap_or_default(),
+                    r.destination.clone().unwrap_or_default(),
+                    r.trip_id.map(|id| id.to_string()).unwrap_or_default(),
+                    r.source.to_string(),
+                ])
+                .map_err(io_error)?;
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => filter.after = Some((last.starts_at, last.id)),
+            _ => break,
+        }
+    }
+    writer.flush().map_err(io_error)?;
+    Ok(file)
+}
