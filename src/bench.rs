@@ -372,7 +372,118 @@ async fn aws_config_from_env() -> longhaul_jobs::queue::SdkConfig {
     longhaul_jobs::queue::load_sdk_config().await
 }
 
+/// The year report of one user with `--reservations` reservations (the
+/// sample year, repeated two hours later each time), built `--runs` times by
+/// the real runtime into a local object directory. Reports the time from
+/// submit to success, and the handler's own time.
+async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+    use longhaul_jobs::travel::{ReservationFields, ReservationSource, ReservationStatus};
+    let db = BenchDb::create(args).await?;
+    let store = longhaul_jobs::connect(db.url()).await?;
+    store.migrate().await?;
+    let sample: Vec<serde_json::Value> = serde_json::from_str(include_str!("../assets/sample/reservations-2026.json"))?;
+    let text = |r: &serde_json::Value, f: &str| r.get(f).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let time = |r: &serde_json::Value, f: &str| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(text(r, f).map(|t| t.parse()).transpose()?)
+    };
+    let mut reservations = Vec::with_capacity(args.reservations);
+    for i in 0..args.reservations {
+        let r = &sample[i % sample.len()];
+        let shift = chrono::Duration::hours(2 * (i / sample.len()) as i64);
+        let fields = ReservationFields {
+            kind: text(r, "type").context("a type")?.parse().map_err(anyhow::Error::msg)?,
+            reservation_number: format!("{}-{i}", text(r, "reservation_number").context("a number")?),
+            provider: text(r, "provider").context("a provider")?,
+            status: match text(r, "status") {
+                Some(status) => status.parse().map_err(anyhow::Error::msg)?,
+                None => ReservationStatus::Confirmed,
+            },
+            starts_at: time(r, "starts_at")?.context("a start")? + shift,
+            ends_at: time(r, "ends_at")?.map(|t| t + shift),
+            details: r.get("details").cloned().unwrap_or_default(),
+            city: text(r, "city"),
+            country: text(r, "country"),
+            origin: text(r, "origin"),
+            destination: text(r, "destination"),
+        }
+        .validate()?;
+        reservations.push(fields);
+    }
+    store.insert_reservations("bench", "traveller", ReservationSource::Manual, &reservations).await?;
+    let objects_dir = tempfile::tempdir()?;
+    let objects = longhaul_jobs::objects::connect(&format!("file://{}", objects_dir.path().display())).await?;
+    let services = longhaul_workers::runtime::Services {
+        store: store.clone(),
+        queue: Arc::new(longhaul_jobs::queue::EmbeddedQueue::new(store.clone())),
+        notifier: Arc::new(longhaul_jobs::notify::LogNotifier),
+        objects: Some(objects),
+    };
+    let config = WorkerConfig {
+        lanes: vec![(Lane::Reports, 1)],
+        scheduler: false,
+        publisher: false,
+        poll_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    let runtime = Runtime::start_with(services, Registry::with_defaults(), config);
+    let payload = json!({"report": "year_summary", "year": 2026, "formats": ["json", "csv"]});
+    let (mut total_ms, mut handler_ms) = (Vec::new(), Vec::new());
+    for _ in 0..args.runs.max(1) {
+        let started = Instant::now();
+        let job =
+            match store.insert_job(NewJob::new("bench", "traveller", JobKind::ReportBuild, payload.clone())).await? {
+                longhaul_jobs::store::InsertOutcome::Created(job) => job,
+                other => bail!("the report job was not created: {other:?}"),
+            };
+        let done = loop {
+            let now = store.get_job(&Scope::Platform, job.id).await?.context("the report job vanished")?;
+            if now.status.is_final() {
+                break now;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        total_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        if done.status != Status::Succeeded {
+            bail!("the report failed: {}", done.error.unwrap_or_default());
+        }
+        if let (Some(from), Some(to)) = (done.started_at, done.finished_at) {
+            handler_ms.push((to - from).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+    }
+    runtime.shutdown().await;
+    drop(store);
+    db.drop_db().await?;
+    total_ms.sort_by(f64::total_cmp);
+    handler_ms.sort_by(f64::total_cmp);
+    Ok(json!({
+        "peer": "longhaul",
+        "workload": "year_summary",
+        "backend": args.backend,
+        "reservations": args.reservations,
+        "formats": ["json", "csv"],
+        "runs": args.runs.max(1),
+        "submit_to_success_p50_ms": round3(percentile(&total_ms, 50.0)),
+        "submit_to_success_p95_ms": round3(percentile(&total_ms, 95.0)),
+        "handler_p50_ms": round3(percentile(&handler_ms, 50.0)),
+        "handler_p95_ms": round3(percentile(&handler_ms, 95.0)),
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.workload.as_str() {
+        "queue" => {}
+        "year-summary" => {
+            let result = year_summary_bench(&args).await?;
+            eprintln!(
+                "longhaul year_summary ({} reservations, {}, json+csv): submit to success p50 {} ms, p95 {} ms; handler p50 {} ms",
+                args.reservations, args.backend, result["submit_to_success_p50_ms"], result["submit_to_success_p95_ms"], result["handler_p50_ms"],
+            );
+            println!("{result}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => bail!("unknown workload `{other}`; expected queue or year-summary"),
+    }
     if args.backend == "sqs" {
         for run in 1..=args.runs.max(1) {
             let result = one_sqs_run(&args, run).await?;

@@ -129,9 +129,16 @@ pub struct DemoArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// What to measure: `queue` (no-op jobs through the queue) or `year-summary`
+    /// (the year report of one user with `--reservations` reservations)
+    #[arg(long, default_value = "queue")]
+    pub workload: String,
     /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
     #[arg(long, default_value = "postgres")]
     pub backend: String,
+    /// With `--workload year-summary`: the user's reservations in the year
+    #[arg(long, default_value_t = 5_000)]
+    pub reservations: usize,
     /// PostgreSQL server to create the bench database on [env: LONGHAUL_BENCH_DATABASE_URL]
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub database_url: String,

@@ -261,14 +261,34 @@ pub struct ReservationFilter {
 /// Reservations and trips, on both databases.
 #[async_trait]
 pub trait TravelStore: Send + Sync {
-    /// Adds a reservation for `user_id` and regroups the user's trips.
+    /// Adds reservations for `user_id` and regroups the user's trips once,
+    /// all in one transaction. Returns their ids, in order.
+    async fn insert_reservations(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        source: ReservationSource,
+        reservations: &[ReservationFields],
+    ) -> Result<Vec<Uuid>>;
+
+    /// Adds one reservation for `user_id` and regroups the user's trips.
     async fn insert_reservation(
         &self,
         tenant_id: &str,
         user_id: &str,
         source: ReservationSource,
         fields: ReservationFields,
-    ) -> Result<Reservation>;
+    ) -> Result<Reservation> {
+        let ids = self.insert_reservations(tenant_id, user_id, source, std::slice::from_ref(&fields)).await?;
+        let id = ids
+            .first()
+            .copied()
+            .ok_or_else(|| crate::store::StoreError::Corrupt("no reservation was inserted".into()))?;
+        let scope = Scope::User { tenant_id: tenant_id.to_owned(), user_id: user_id.to_owned() };
+        self.get_reservation(&scope, id)
+            .await?
+            .ok_or_else(|| crate::store::StoreError::Corrupt(format!("reservation {id} vanished while created")))
+    }
 
     async fn get_reservation(&self, scope: &Scope, id: Uuid) -> Result<Option<Reservation>>;
 

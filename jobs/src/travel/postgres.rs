@@ -128,41 +128,44 @@ async fn reservation(conn: &mut PgConnection, id: Uuid) -> Result<Option<Reserva
 
 #[async_trait]
 impl TravelStore for PgStore {
-    async fn insert_reservation(
+    async fn insert_reservations(
         &self,
         tenant_id: &str,
         user_id: &str,
         source: ReservationSource,
-        fields: ReservationFields,
-    ) -> Result<Reservation> {
-        let id = Uuid::now_v7();
+        reservations: &[ReservationFields],
+    ) -> Result<Vec<Uuid>> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO reservations (id, tenant_id, user_id, type, reservation_number, provider, status, \
-             starts_at, ends_at, source, details, city, country, origin, destination) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(id)
-        .bind(tenant_id)
-        .bind(user_id)
-        .bind(fields.kind.as_str())
-        .bind(&fields.reservation_number)
-        .bind(&fields.provider)
-        .bind(fields.status.as_str())
-        .bind(fields.starts_at)
-        .bind(fields.ends_at)
-        .bind(source.as_str())
-        .bind(&fields.details)
-        .bind(&fields.city)
-        .bind(&fields.country)
-        .bind(&fields.origin)
-        .bind(&fields.destination)
-        .execute(&mut *tx)
-        .await?;
+        let mut ids = Vec::with_capacity(reservations.len());
+        for fields in reservations {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO reservations (id, tenant_id, user_id, type, reservation_number, provider, status, \
+                 starts_at, ends_at, source, details, city, country, origin, destination) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(id)
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(fields.kind.as_str())
+            .bind(&fields.reservation_number)
+            .bind(&fields.provider)
+            .bind(fields.status.as_str())
+            .bind(fields.starts_at)
+            .bind(fields.ends_at)
+            .bind(source.as_str())
+            .bind(&fields.details)
+            .bind(&fields.city)
+            .bind(&fields.country)
+            .bind(&fields.origin)
+            .bind(&fields.destination)
+            .execute(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
         regroup(&mut tx, tenant_id, user_id).await?;
-        let created = reservation(&mut tx, id).await?;
         tx.commit().await?;
-        created.ok_or_else(|| crate::store::StoreError::Corrupt(format!("reservation {id} vanished while created")))
+        Ok(ids)
     }
 
     async fn get_reservation(&self, scope: &Scope, id: Uuid) -> Result<Option<Reservation>> {

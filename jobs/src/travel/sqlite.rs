@@ -132,43 +132,46 @@ async fn reservation(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Res
 
 #[async_trait]
 impl TravelStore for SqliteStore {
-    async fn insert_reservation(
+    async fn insert_reservations(
         &self,
         tenant_id: &str,
         user_id: &str,
         source: ReservationSource,
-        fields: ReservationFields,
-    ) -> Result<Reservation> {
-        let id = Uuid::now_v7();
+        reservations: &[ReservationFields],
+    ) -> Result<Vec<Uuid>> {
         let now = now_ms();
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO reservations (id, tenant_id, user_id, type, reservation_number, provider, status, \
-             starts_at, ends_at, source, details, city, country, origin, destination, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
-        )
-        .bind(id.to_string())
-        .bind(tenant_id)
-        .bind(user_id)
-        .bind(fields.kind.as_str())
-        .bind(&fields.reservation_number)
-        .bind(&fields.provider)
-        .bind(fields.status.as_str())
-        .bind(ms(fields.starts_at))
-        .bind(fields.ends_at.map(ms))
-        .bind(source.as_str())
-        .bind(fields.details.to_string())
-        .bind(&fields.city)
-        .bind(&fields.country)
-        .bind(&fields.origin)
-        .bind(&fields.destination)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let mut ids = Vec::with_capacity(reservations.len());
+        for fields in reservations {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO reservations (id, tenant_id, user_id, type, reservation_number, provider, status, \
+                 starts_at, ends_at, source, details, city, country, origin, destination, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+            )
+            .bind(id.to_string())
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(fields.kind.as_str())
+            .bind(&fields.reservation_number)
+            .bind(&fields.provider)
+            .bind(fields.status.as_str())
+            .bind(ms(fields.starts_at))
+            .bind(fields.ends_at.map(ms))
+            .bind(source.as_str())
+            .bind(fields.details.to_string())
+            .bind(&fields.city)
+            .bind(&fields.country)
+            .bind(&fields.origin)
+            .bind(&fields.destination)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
         regroup(&mut tx, tenant_id, user_id).await?;
-        let created = reservation(&mut tx, id).await?;
         tx.commit().await?;
-        created.ok_or_else(|| StoreError::Corrupt(format!("reservation {id} vanished while created")))
+        Ok(ids)
     }
 
     async fn get_reservation(&self, scope: &Scope, id: Uuid) -> Result<Option<Reservation>> {
