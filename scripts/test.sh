@@ -124,7 +124,8 @@ service_moto() {
 
 main() {
     heading "Installing what is missing"
-    ensure_packages "${BUILD_PACKAGES[@]}" postgresql-client
+    # poppler-utils: the report tests read PDFs back with `pdftotext`.
+    ensure_packages "${BUILD_PACKAGES[@]}" postgresql-client poppler-utils
     ensure_rust
 
     for service in "${SERVICES[@]}"; do

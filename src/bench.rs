@@ -426,7 +426,7 @@ async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Valu
         ..WorkerConfig::default()
     };
     let runtime = Runtime::start_with(services, Registry::with_defaults(), config);
-    let payload = json!({"report": "year_summary", "year": 2026, "formats": ["json", "csv"]});
+    let payload = json!({"report": "year_summary", "year": 2026, "formats": ["pdf", "json", "csv"]});
     let (mut total_ms, mut handler_ms) = (Vec::new(), Vec::new());
     for _ in 0..args.runs.max(1) {
         let started = Instant::now();
@@ -460,7 +460,7 @@ async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Valu
         "workload": "year_summary",
         "backend": args.backend,
         "reservations": args.reservations,
-        "formats": ["json", "csv"],
+        "formats": ["pdf", "json", "csv"],
         "runs": args.runs.max(1),
         "submit_to_success_p50_ms": round3(percentile(&total_ms, 50.0)),
         "submit_to_success_p95_ms": round3(percentile(&total_ms, 95.0)),
@@ -476,7 +476,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "year-summary" => {
             let result = year_summary_bench(&args).await?;
             eprintln!(
-                "longhaul year_summary ({} reservations, {}, json+csv): submit to success p50 {} ms, p95 {} ms; handler p50 {} ms",
+                "longhaul year_summary ({} reservations, {}, pdf+json+csv): submit to success p50 {} ms, p95 {} ms; handler p50 {} ms",
                 args.reservations, args.backend, result["submit_to_success_p50_ms"], result["submit_to_success_p95_ms"], result["handler_p50_ms"],
             );
             println!("{result}");

@@ -185,10 +185,7 @@ struct DemoResult {
 /// One job of every kind that this version runs, on the sample year.
 /// (`email_poll` and `video_compile` join when their handlers land.)
 fn demo_jobs() -> Vec<(&'static str, Value)> {
-    vec![
-        ("noop", json!({"sleep_ms": 1500})),
-        ("report_build", json!({"report": "year_summary", "year": 2026, "formats": ["csv", "json"]})),
-    ]
+    vec![("noop", json!({"sleep_ms": 1500})), ("report_build", json!({"report": "year_summary", "year": 2026}))]
 }
 
 /// A year of one traveller's reservations (`assets/sample`), built into the

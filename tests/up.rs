@@ -65,7 +65,7 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     assert_eq!(report["status"], "succeeded", "{demo}");
     let names: Vec<&str> =
         report["artifacts"].as_array().expect("artifacts").iter().filter_map(|a| a["name"].as_str()).collect();
-    assert_eq!(names, ["year-summary-2026.json", "year-summary-2026.csv"], "{demo}");
+    assert_eq!(names, ["year-summary-2026.pdf", "year-summary-2026.json", "year-summary-2026.csv"], "{demo}");
     assert!(report["artifacts"][0]["url"].as_str().is_some_and(|u| u.starts_with(&format!("{url}/v1/artifacts/"))));
 
     // A long job, and a client following it.

@@ -415,6 +415,14 @@ impl ReportBuildPayload {
                 ))
             }
         }
+        if let Some(locale) = self.locale.as_deref() {
+            if !matches!(locale, "en" | "en-US" | "en-GB" | "pt" | "pt-BR") {
+                return Err(PayloadError::new(
+                    "payload.locale",
+                    format!("unknown locale `{locale}`; expected en or pt-BR"),
+                ));
+            }
+        }
         for format in self.formats.iter().flatten() {
             if !matches!(format.as_str(), "pdf" | "csv" | "json") {
                 return Err(PayloadError::new(

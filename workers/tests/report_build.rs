@@ -21,7 +21,8 @@ use tokio::io::AsyncReadExt;
 longhaul_jobs::on_every_backend!(
     a_year_summary_writes_its_json_and_csv_as_artifacts,
     an_empty_year_is_a_valid_report_that_says_so,
-    a_pdf_report_fails_with_a_clear_reason,
+    the_pdf_reads_back_with_its_key_figures_in_english_and_portuguese,
+    an_unknown_report_fails_with_a_clear_reason,
 );
 
 const SAMPLE: &str = include_str!("../../assets/sample/reservations-2026.json");
@@ -152,11 +153,99 @@ async fn an_empty_year_is_a_valid_report_that_says_so(backend: Backend) {
     setup.runtime.shutdown().await;
 }
 
-async fn a_pdf_report_fails_with_a_clear_reason(backend: Backend) {
+async fn artifact_bytes(setup: &Setup, job: &Job, name: &str) -> Vec<u8> {
+    let artifacts = setup.store.job_artifacts(&[job.id]).await.expect("artifacts");
+    let artifact = artifacts.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("no {name} in {artifacts:?}"));
+    let key = ObjectKey::new("acme", artifact.object_key.strip_prefix("tenants/acme/").expect("under the tenant"))
+        .expect("a key");
+    let mut reader = setup.objects.get(&key).await.expect("get").expect("the object exists");
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).await.expect("bytes");
+    bytes
+}
+
+/// The PDF's text, as poppler's `pdftotext` reads it (`scripts/test.sh`
+/// installs poppler-utils).
+fn pdf_text(pdf: &[u8]) -> String {
+    let file = tempfile::NamedTempFile::new().expect("a temp file");
+    std::fs::write(file.path(), pdf).expect("write the PDF");
+    let output = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(file.path())
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (install poppler-utils)");
+    assert!(output.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("UTF-8 text")
+}
+
+async fn the_pdf_reads_back_with_its_key_figures_in_english_and_portuguese(backend: Backend) {
     let setup = setup(backend).await;
-    let job = run_report(&setup, "ana", json!({"report": "year_summary", "year": 2026})).await;
+    load_sample(&setup.store, "acme", "ana").await;
+    // The default formats: pdf, csv and json.
+    let english = run_report(&setup, "ana", json!({"report": "year_summary", "year": 2026})).await;
+    assert_eq!(english.status, Status::Succeeded, "{:?}", english.error);
+    let names: Vec<String> =
+        setup.store.job_artifacts(&[english.id]).await.expect("artifacts").into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["year-summary-2026.pdf", "year-summary-2026.json", "year-summary-2026.csv"]);
+    let pdf = artifact_bytes(&setup, &english, "year-summary-2026.pdf").await;
+    assert!(pdf.starts_with(b"%PDF-"));
+    // To look at it: LONGHAUL_KEEP_REPORT_PDF=/tmp/report.pdf cargo nextest run …
+    if let Ok(path) = std::env::var("LONGHAUL_KEEP_REPORT_PDF") {
+        let _ = std::fs::write(path, &pdf);
+    }
+    let text = pdf_text(&pdf);
+    for expected in [
+        "2026",
+        "in travel",
+        "Trips",
+        "Hotel nights",
+        "89,694 km",
+        "New York, February 2026",
+        "February 12, 2026",
+        "Busiest month",
+        "May",
+        "Reservations by month",
+        "Top airlines",
+        "LATAM Airlines",
+        "Aerolíneas Argentinas",
+        "Hôtel Le Marais",
+        "São Paulo",
+        "Restaurants",
+    ] {
+        assert!(text.contains(expected), "`{expected}` missing from the PDF text:\n{text}");
+    }
+
+    let portuguese = run_report(
+        &setup,
+        "ana",
+        json!({"report": "year_summary", "year": 2026, "locale": "pt-BR", "formats": ["pdf"]}),
+    )
+    .await;
+    assert_eq!(portuguese.status, Status::Succeeded, "{:?}", portuguese.error);
+    let text = pdf_text(&artifact_bytes(&setup, &portuguese, "year-summary-2026.pdf").await);
+    for expected in
+        ["em viagens", "Viagens", "Noites de hotel", "89.694 km", "12 de fevereiro de 2026", "maio", "Restaurantes"]
+    {
+        assert!(text.contains(expected), "`{expected}` missing from the Portuguese PDF:\n{text}");
+    }
+
+    // The same year gives the same bytes.
+    let again = run_report(&setup, "ana", json!({"report": "year_summary", "year": 2026, "formats": ["pdf"]})).await;
+    assert_eq!(artifact_bytes(&setup, &again, "year-summary-2026.pdf").await, pdf, "a reproducible PDF");
+
+    // An empty year is a valid PDF that says so.
+    let empty = run_report(&setup, "ana", json!({"report": "year_summary", "year": 2019, "formats": ["pdf"]})).await;
+    let text = pdf_text(&artifact_bytes(&setup, &empty, "year-summary-2019.pdf").await);
+    assert!(text.contains("No reservations this year."), "{text}");
+    setup.runtime.shutdown().await;
+}
+
+async fn an_unknown_report_fails_with_a_clear_reason(backend: Backend) {
+    let setup = setup(backend).await;
+    let job = run_report(&setup, "ana", json!({"report": "vendor_analytics", "month": "2026-10"})).await;
     assert_eq!((job.status, job.attempts), (Status::Dead, 1));
-    assert!(job.error.as_deref().unwrap_or_default().contains("PDF format"), "{:?}", job.error);
+    assert!(job.error.as_deref().unwrap_or_default().contains("not available"), "{:?}", job.error);
     assert!(setup.store.job_artifacts(&[job.id]).await.expect("artifacts").is_empty());
     setup.runtime.shutdown().await;
 }

@@ -1,0 +1,209 @@
+//! Dates, numbers and words of a report, in `en` or `pt-BR`.
+
+use chrono::{DateTime, Datelike, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    En,
+    PtBr,
+}
+
+impl Locale {
+    /// The payload's locale; English when absent.
+    pub fn parse(tag: Option<&str>) -> Result<Locale, String> {
+        match tag.map(str::trim) {
+            None | Some("") | Some("en") | Some("en-US") | Some("en-GB") => Ok(Locale::En),
+            Some("pt-BR") | Some("pt") => Ok(Locale::PtBr),
+            Some(other) => Err(format!("unknown locale `{other}`; expected en or pt-BR")),
+        }
+    }
+
+    /// 89694 → "89,694" (en) or "89.694" (pt-BR).
+    pub fn number(self, value: i64) -> String {
+        let digits = value.unsigned_abs().to_string();
+        let separator = match self {
+            Locale::En => ',',
+            Locale::PtBr => '.',
+        };
+        let mut grouped = String::new();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                grouped.push(separator);
+            }
+            grouped.push(digit);
+        }
+        if value < 0 {
+            format!("-{grouped}")
+        } else {
+            grouped
+        }
+    }
+
+    pub fn month(self, month: u32) -> &'static str {
+        const EN: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        const PT: [&str; 12] = [
+            "janeiro",
+            "fevereiro",
+            "março",
+            "abril",
+            "maio",
+            "junho",
+            "julho",
+            "agosto",
+            "setembro",
+            "outubro",
+            "novembro",
+            "dezembro",
+        ];
+        let i = (month.clamp(1, 12) - 1) as usize;
+        match self {
+            Locale::En => EN[i],
+            Locale::PtBr => PT[i],
+        }
+    }
+
+    /// The month's first three letters, for the chart.
+    pub fn month_short(self, month: u32) -> String {
+        self.month(month).chars().take(3).collect()
+    }
+
+    /// "February 12, 2026" or "12 de fevereiro de 2026".
+    pub fn date(self, at: DateTime<Utc>) -> String {
+        match self {
+            Locale::En => format!("{} {}, {}", self.month(at.month()), at.day(), at.year()),
+            Locale::PtBr => format!("{} de {} de {}", at.day(), self.month(at.month()), at.year()),
+        }
+    }
+
+    /// The report's words.
+    pub fn text(self, key: Text) -> &'static str {
+        use Text::*;
+        match (self, key) {
+            (Locale::En, Title) => "in travel",
+            (Locale::PtBr, Title) => "em viagens",
+            (Locale::En, Trips) => "Trips",
+            (Locale::PtBr, Trips) => "Viagens",
+            (Locale::En, Reservations) => "Reservations",
+            (Locale::PtBr, Reservations) => "Reservas",
+            (Locale::En, HotelNights) => "Hotel nights",
+            (Locale::PtBr, HotelNights) => "Noites de hotel",
+            (Locale::En, Flights) => "Flights",
+            (Locale::PtBr, Flights) => "Voos",
+            (Locale::En, Distance) => "Distance flown",
+            (Locale::PtBr, Distance) => "Distância voada",
+            (Locale::En, Countries) => "Countries",
+            (Locale::PtBr, Countries) => "Países",
+            (Locale::En, Cities) => "Cities",
+            (Locale::PtBr, Cities) => "Cidades",
+            (Locale::En, FirstTrip) => "First trip",
+            (Locale::PtBr, FirstTrip) => "Primeira viagem",
+            (Locale::En, LastTrip) => "Last trip",
+            (Locale::PtBr, LastTrip) => "Última viagem",
+            (Locale::En, BusiestMonth) => "Busiest month",
+            (Locale::PtBr, BusiestMonth) => "Mês mais movimentado",
+            (Locale::En, ByType) => "Reservations by type",
+            (Locale::PtBr, ByType) => "Reservas por tipo",
+            (Locale::En, ByMonth) => "Reservations by month",
+            (Locale::PtBr, ByMonth) => "Reservas por mês",
+            (Locale::En, TopAirlines) => "Top airlines",
+            (Locale::PtBr, TopAirlines) => "Companhias aéreas",
+            (Locale::En, TopHotels) => "Top hotels",
+            (Locale::PtBr, TopHotels) => "Hotéis",
+            (Locale::En, TopRentals) => "Top car rentals",
+            (Locale::PtBr, TopRentals) => "Locadoras de carros",
+            (Locale::En, Places) => "Where you went",
+            (Locale::PtBr, Places) => "Por onde você passou",
+            (Locale::En, Cancelled) => "Cancelled",
+            (Locale::PtBr, Cancelled) => "Canceladas",
+            (Locale::En, Empty) => "No reservations this year.",
+            (Locale::PtBr, Empty) => "Nenhuma reserva neste ano.",
+            (Locale::En, None_) => "none",
+            (Locale::PtBr, None_) => "nenhum",
+        }
+    }
+
+    /// A reservation type's name.
+    pub fn kind(self, kind: &str) -> &str {
+        match (self, kind) {
+            (Locale::En, "flight") => "Flights",
+            (Locale::En, "lodging") => "Stays",
+            (Locale::En, "rental_car") => "Car rentals",
+            (Locale::En, "train") => "Trains",
+            (Locale::En, "bus") => "Buses",
+            (Locale::En, "event") => "Events",
+            (Locale::En, "food") => "Restaurants",
+            (Locale::PtBr, "flight") => "Voos",
+            (Locale::PtBr, "lodging") => "Hospedagens",
+            (Locale::PtBr, "rental_car") => "Aluguéis de carro",
+            (Locale::PtBr, "train") => "Trens",
+            (Locale::PtBr, "bus") => "Ônibus",
+            (Locale::PtBr, "event") => "Eventos",
+            (Locale::PtBr, "food") => "Restaurantes",
+            (_, other) => other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Text {
+    Title,
+    Trips,
+    Reservations,
+    HotelNights,
+    Flights,
+    Distance,
+    Countries,
+    Cities,
+    FirstTrip,
+    LastTrip,
+    BusiestMonth,
+    ByType,
+    ByMonth,
+    TopAirlines,
+    TopHotels,
+    TopRentals,
+    Places,
+    Cancelled,
+    Empty,
+    None_,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn numbers_and_dates_follow_the_locale() {
+        assert_eq!(Locale::En.number(89_694), "89,694");
+        assert_eq!(Locale::PtBr.number(89_694), "89.694");
+        assert_eq!(Locale::En.number(1_234_567), "1,234,567");
+        assert_eq!(Locale::En.number(999), "999");
+        assert_eq!(Locale::PtBr.number(-1000), "-1.000");
+        let at = Utc.with_ymd_and_hms(2026, 2, 12, 22, 30, 0).single().expect("a date");
+        assert_eq!(Locale::En.date(at), "February 12, 2026");
+        assert_eq!(Locale::PtBr.date(at), "12 de fevereiro de 2026");
+        assert_eq!(Locale::PtBr.month_short(3), "mar");
+    }
+
+    #[test]
+    fn unknown_locales_are_refused() {
+        assert_eq!(Locale::parse(None), Ok(Locale::En));
+        assert_eq!(Locale::parse(Some("pt-BR")), Ok(Locale::PtBr));
+        assert!(Locale::parse(Some("klingon")).is_err());
+    }
+}
