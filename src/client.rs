@@ -252,7 +252,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 println!("  error: {error}");
             }
             for artifact in &artifacts {
-                println!("  artifact {}: {}", artifact["name"], artifact["url"]);
+                println!(
+                    "  {}: {}",
+                    artifact["name"].as_str().unwrap_or("artifact"),
+                    artifact["url"].as_str().unwrap_or_default()
+                );
             }
         }
         results.insert(kind.to_owned(), DemoResult { job_id: id, status, artifacts });
