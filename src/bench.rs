@@ -377,38 +377,21 @@ async fn aws_config_from_env() -> longhaul_jobs::queue::SdkConfig {
 /// the real runtime into a local object directory. Reports the time from
 /// submit to success, and the handler's own time.
 async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
-    use longhaul_jobs::travel::{ReservationFields, ReservationSource, ReservationStatus};
+    use longhaul_jobs::travel::ReservationSource;
     let db = BenchDb::create(args).await?;
     let store = longhaul_jobs::connect(db.url()).await?;
     store.migrate().await?;
-    let sample: Vec<serde_json::Value> = serde_json::from_str(include_str!("../assets/sample/reservations-2026.json"))?;
-    let text = |r: &serde_json::Value, f: &str| r.get(f).and_then(serde_json::Value::as_str).map(str::to_owned);
-    let time = |r: &serde_json::Value, f: &str| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-        Ok(text(r, f).map(|t| t.parse()).transpose()?)
-    };
-    let mut reservations = Vec::with_capacity(args.reservations);
-    for i in 0..args.reservations {
-        let r = &sample[i % sample.len()];
-        let shift = chrono::Duration::hours(2 * (i / sample.len()) as i64);
-        let fields = ReservationFields {
-            kind: text(r, "type").context("a type")?.parse().map_err(anyhow::Error::msg)?,
-            reservation_number: format!("{}-{i}", text(r, "reservation_number").context("a number")?),
-            provider: text(r, "provider").context("a provider")?,
-            status: match text(r, "status") {
-                Some(status) => status.parse().map_err(anyhow::Error::msg)?,
-                None => ReservationStatus::Confirmed,
-            },
-            starts_at: time(r, "starts_at")?.context("a start")? + shift,
-            ends_at: time(r, "ends_at")?.map(|t| t + shift),
-            details: r.get("details").cloned().unwrap_or_default(),
-            city: text(r, "city"),
-            country: text(r, "country"),
-            origin: text(r, "origin"),
-            destination: text(r, "destination"),
-        }
-        .validate()?;
-        reservations.push(fields);
-    }
+    let sample = longhaul_jobs::travel::sample_year()?;
+    let reservations: Vec<_> = (0..args.reservations)
+        .map(|i| {
+            let mut fields = sample[i % sample.len()].clone();
+            let shift = chrono::Duration::hours(2 * (i / sample.len()) as i64);
+            fields.reservation_number = format!("{}-{i}", fields.reservation_number);
+            fields.starts_at += shift;
+            fields.ends_at = fields.ends_at.map(|t| t + shift);
+            fields
+        })
+        .collect();
     store.insert_reservations("bench", "traveller", ReservationSource::Manual, &reservations).await?;
     let objects_dir = tempfile::tempdir()?;
     let objects = longhaul_jobs::objects::connect(&format!("file://{}", objects_dir.path().display())).await?;

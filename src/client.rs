@@ -188,10 +188,6 @@ fn demo_jobs() -> Vec<(&'static str, Value)> {
     vec![("noop", json!({"sleep_ms": 1500})), ("report_build", json!({"report": "year_summary", "year": 2026}))]
 }
 
-/// A year of one traveller's reservations (`assets/sample`), built into the
-/// binary so that `demo` works from any directory.
-const SAMPLE_RESERVATIONS: &str = include_str!("../assets/sample/reservations-2026.json");
-
 /// Loads the sample year into the caller's account, unless it already has
 /// reservations (a second demo adds nothing). Returns how many were added.
 async fn load_sample_reservations(client: &Client) -> anyhow::Result<usize> {
@@ -199,8 +195,8 @@ async fn load_sample_reservations(client: &Client) -> anyhow::Result<usize> {
     if existing["items"].as_array().is_some_and(|items| !items.is_empty()) {
         return Ok(0);
     }
-    let sample: Vec<Value> =
-        serde_json::from_str(SAMPLE_RESERVATIONS).context("the built-in sample reservations are not valid JSON")?;
+    let sample: Vec<Value> = serde_json::from_str(longhaul_jobs::travel::SAMPLE_YEAR_JSON)
+        .context("the built-in sample reservations are not valid JSON")?;
     for reservation in &sample {
         client.send(reqwest::Method::POST, "/v1/reservations", Some(reservation), None).await?;
     }

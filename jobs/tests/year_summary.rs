@@ -1,12 +1,10 @@
 //! A user's year in figures, on both databases, against the sample year
 //! (`assets/sample/reservations-2026.json`) counted by hand.
 
-use chrono::{DateTime, Utc};
 use longhaul_jobs::{
     testing::{Backend, TestStore},
-    travel::{ReservationFields, ReservationSource, ReservationStatus, YearSummary},
+    travel::{sample_year, ReservationSource, YearSummary},
 };
-use serde_json::Value;
 
 longhaul_jobs::on_every_backend!(
     the_sample_year_adds_up_to_the_figures_counted_by_hand,
@@ -14,36 +12,9 @@ longhaul_jobs::on_every_backend!(
     another_users_reservations_never_count,
 );
 
-const SAMPLE: &str = include_str!("../../assets/sample/reservations-2026.json");
-
-fn text(value: &Value, field: &str) -> Option<String> {
-    value.get(field).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn time(value: &Value, field: &str) -> Option<DateTime<Utc>> {
-    text(value, field).map(|t| t.parse().expect("an RFC 3339 time"))
-}
-
 async fn load_sample(store: &TestStore, tenant: &str, user: &str) {
-    let sample: Vec<Value> = serde_json::from_str(SAMPLE).expect("the sample is JSON");
-    for r in &sample {
-        let fields = ReservationFields {
-            kind: text(r, "type").expect("a type").parse().expect("a known type"),
-            reservation_number: text(r, "reservation_number").expect("a number"),
-            provider: text(r, "provider").expect("a provider"),
-            status: text(r, "status").map_or(ReservationStatus::Confirmed, |s| s.parse().expect("a status")),
-            starts_at: time(r, "starts_at").expect("a start"),
-            ends_at: time(r, "ends_at"),
-            details: r.get("details").cloned().unwrap_or_default(),
-            city: text(r, "city"),
-            country: text(r, "country"),
-            origin: text(r, "origin"),
-            destination: text(r, "destination"),
-        }
-        .validate()
-        .expect("valid sample data");
-        store.insert_reservation(tenant, user, ReservationSource::Manual, fields).await.expect("insert");
-    }
+    let year = sample_year().expect("valid sample data");
+    store.insert_reservations(tenant, user, ReservationSource::Manual, &year).await.expect("insert");
 }
 
 async fn summary(store: &TestStore, tenant: &str, user: &str, year: i32) -> YearSummary {

@@ -3,7 +3,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
 use longhaul_jobs::{
     model::{JobKind, NewJob, Scope, Status},
     notify::LogNotifier,
@@ -11,7 +10,7 @@ use longhaul_jobs::{
     queue::EmbeddedQueue,
     store::InsertOutcome,
     testing::{Backend, ObjectBackend, TestObjectStore, TestStore},
-    travel::{ReservationFields, ReservationSource, ReservationStatus},
+    travel::{sample_year, ReservationSource},
     Job, Lane,
 };
 use longhaul_workers::{runtime::Services, Registry, Runtime, WorkerConfig};
@@ -24,8 +23,6 @@ longhaul_jobs::on_every_backend!(
     the_pdf_reads_back_with_its_key_figures_in_english_and_portuguese,
     an_unknown_report_fails_with_a_clear_reason,
 );
-
-const SAMPLE: &str = include_str!("../../assets/sample/reservations-2026.json");
 
 struct Setup {
     store: TestStore,
@@ -52,27 +49,8 @@ async fn setup(backend: Backend) -> Setup {
 }
 
 async fn load_sample(store: &TestStore, tenant: &str, user: &str) {
-    let sample: Vec<Value> = serde_json::from_str(SAMPLE).expect("JSON");
-    let text = |r: &Value, f: &str| r.get(f).and_then(Value::as_str).map(str::to_owned);
-    let time = |r: &Value, f: &str| text(r, f).map(|t| t.parse::<DateTime<Utc>>().expect("a time"));
-    for r in &sample {
-        let fields = ReservationFields {
-            kind: text(r, "type").expect("type").parse().expect("a type"),
-            reservation_number: text(r, "reservation_number").expect("number"),
-            provider: text(r, "provider").expect("provider"),
-            status: text(r, "status").map_or(ReservationStatus::Confirmed, |s| s.parse().expect("status")),
-            starts_at: time(r, "starts_at").expect("start"),
-            ends_at: time(r, "ends_at"),
-            details: r.get("details").cloned().unwrap_or_default(),
-            city: text(r, "city"),
-            country: text(r, "country"),
-            origin: text(r, "origin"),
-            destination: text(r, "destination"),
-        }
-        .validate()
-        .expect("valid");
-        store.insert_reservation(tenant, user, ReservationSource::Manual, fields).await.expect("insert");
-    }
+    let year = sample_year().expect("valid sample data");
+    store.insert_reservations(tenant, user, ReservationSource::Manual, &year).await.expect("insert");
 }
 
 async fn run_report(setup: &Setup, user: &str, payload: Value) -> Job {

@@ -158,6 +158,19 @@ fn decode_cursor(value: &Option<String>) -> Result<Option<(DateTime<Utc>, Uuid)>
     Ok(Some((starts_at, Uuid::from_slice(id).map_err(|_| bad())?)))
 }
 
+/// Cuts a page fetched with one extra item back to `limit`, and returns the
+/// cursor of the next page if that extra item was there.
+fn trim_page<T>(items: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> (DateTime<Utc>, Uuid)) -> Option<String> {
+    if items.len() <= limit as usize {
+        return None;
+    }
+    items.truncate(limit as usize);
+    items.last().map(|last| {
+        let (starts_at, id) = key(last);
+        encode_cursor(starts_at, id)
+    })
+}
+
 fn parse_id(raw: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(raw).map_err(|_| Problem::not_found(format!("no reservation `{raw}`")))
 }
@@ -238,12 +251,7 @@ pub async fn list_reservations(
         ..ReservationFilter::default()
     };
     let mut items = state.store.list_reservations(&principal.scope(), &filter).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|last| encode_cursor(last.starts_at, last.id))
-    } else {
-        None
-    };
+    let next_cursor = trim_page(&mut items, limit, |r| (r.starts_at, r.id));
     Ok(Json(ReservationList { items, next_cursor }))
 }
 
@@ -348,11 +356,6 @@ pub async fn list_trips(
     let limit = page_limit(&query.limit)?;
     let after = decode_cursor(&query.cursor)?;
     let mut items = state.store.list_trips(&principal.scope(), after, limit + 1).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|last| encode_cursor(last.starts_at, last.id))
-    } else {
-        None
-    };
+    let next_cursor = trim_page(&mut items, limit, |t| (t.starts_at, t.id));
     Ok(Json(TripList { items, next_cursor }))
 }

@@ -7,6 +7,7 @@
 
 pub mod airports;
 mod postgres;
+mod sample;
 mod sqlite;
 mod summary;
 mod trips;
@@ -18,6 +19,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use sample::{sample_year, SAMPLE_YEAR_JSON};
 pub use summary::{Ranked, TripSpan, YearFigures, YearSummary, TOP};
 pub use trips::{group_into_trips, TripPlan, TRIP_GAP};
 
