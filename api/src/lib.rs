@@ -154,6 +154,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
                 .patch(routes::travel::update_reservation)
                 .delete(routes::travel::delete_reservation),
         )
+        .route("/v1/reservations/{id}/changes", get(routes::travel::reservation_changes))
         .route("/v1/trips", get(routes::travel::list_trips))
         .route("/v1/admin/queues", get(routes::admin::queues))
         .route("/v1/admin/jobs", get(routes::admin::list_jobs))

@@ -27,6 +27,7 @@ use crate::{problem::ProblemDocument, routes, sse, views};
         routes::travel::get_reservation,
         routes::travel::update_reservation,
         routes::travel::delete_reservation,
+        routes::travel::reservation_changes,
         routes::travel::list_trips,
         routes::admin::queues,
         routes::admin::list_jobs,

@@ -13,8 +13,8 @@ use axum::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use longhaul_jobs::travel::{
-    Reservation, ReservationFields, ReservationFilter, ReservationPatch, ReservationSource, ReservationStatus,
-    ReservationType, Trip,
+    ChangeOrigin, Reservation, ReservationChange, ReservationFields, ReservationFilter, ReservationPatch,
+    ReservationSource, ReservationStatus, ReservationType, Trip,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -79,6 +79,14 @@ pub struct ReservationChanges {
 pub struct ReservationList {
     pub items: Vec<Reservation>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A reservation's history, oldest first: every change, whoever made it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationChangeList {
+    pub items: Vec<ReservationChange>,
+    /// Always null: the whole history is one page.
     pub next_cursor: Option<String>,
 }
 
@@ -311,8 +319,30 @@ pub async fn update_reservation(
         destination: body.destination,
     };
     let fields = patch.apply(&current).map_err(invalid)?;
-    let updated = state.store.update_reservation(&scope, id, fields).await?;
+    let updated = state.store.update_reservation(&scope, id, fields, ChangeOrigin::MANUAL).await?;
     updated.map(Json).ok_or_else(not_found)
+}
+
+/// A reservation's history: what changed, who changed it (`agency`,
+/// `email` or `manual`) and when.
+#[utoipa::path(
+    get, path = "/v1/reservations/{id}/changes", tag = "travel",
+    params(("id" = Uuid, Path, description = "The reservation id")),
+    responses(
+        (status = 200, body = ReservationChangeList),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn reservation_changes(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ReservationChangeList>, Problem> {
+    let id = parse_id(&id)?;
+    let items = state.store.reservation_changes(&principal.scope(), id).await?;
+    let items = items.ok_or_else(|| Problem::not_found(format!("no reservation `{id}`")))?;
+    Ok(Json(ReservationChangeList { items, next_cursor: None }))
 }
 
 /// Delete a reservation. Its trip shrinks, or goes if it was the last one.

@@ -56,6 +56,17 @@ backend_tests! {
         assert!(cancelled["trip_id"].is_null(), "a cancelled reservation is in no trip");
         assert_eq!(app.get("/v1/trips", &user).await.json()["items"], json!([]));
 
+        // The history has the change, once, as the user's own.
+        let again = app.patch(&format!("/v1/reservations/{id}"), &user, &json!({"status": "cancelled"})).await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+        let history = app.get(&format!("/v1/reservations/{id}/changes"), &user).await;
+        assert_eq!(history.status, StatusCode::OK, "{}", history.text());
+        let history = history.json();
+        assert_eq!(history["items"].as_array().map(Vec::len), Some(1), "{history}");
+        assert_eq!(history["items"][0]["source"], "manual");
+        assert_eq!(history["items"][0]["changes"], json!({"status": {"from": "confirmed", "to": "cancelled"}}));
+        assert!(history["next_cursor"].is_null());
+
         assert_eq!(app.delete(&format!("/v1/reservations/{id}"), &user).await.status, StatusCode::NO_CONTENT);
         app.get(&format!("/v1/reservations/{id}"), &user).await.problem(StatusCode::NOT_FOUND);
         app.delete(&format!("/v1/reservations/{id}"), &user).await.problem(StatusCode::NOT_FOUND);
@@ -103,6 +114,7 @@ backend_tests! {
         for stranger in [app.user("t1", "u2"), app.admin("t2"), app.user("t2", "u1")] {
             app.get(&path, &stranger).await.problem(StatusCode::NOT_FOUND);
             app.patch(&path, &stranger, &json!({"provider": "x"})).await.problem(StatusCode::NOT_FOUND);
+            app.get(&format!("{path}/changes"), &stranger).await.problem(StatusCode::NOT_FOUND);
             app.delete(&path, &stranger).await.problem(StatusCode::NOT_FOUND);
             assert_eq!(app.get("/v1/reservations", &stranger).await.json()["items"], json!([]));
             assert_eq!(app.get("/v1/trips", &stranger).await.json()["items"], json!([]));

@@ -11,6 +11,7 @@ mod sample;
 mod sqlite;
 mod summary;
 mod trips;
+mod vendors;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,13 +23,14 @@ use uuid::Uuid;
 pub use sample::{sample_year, SAMPLE_YEAR_JSON};
 pub use summary::{Ranked, TripSpan, YearFigures, YearSummary, TOP};
 pub use trips::{group_into_trips, TripPlan, TRIP_GAP};
+pub use vendors::{month_bounds, VendorAnalytics, VendorFigures};
 
 use crate::{model::Scope, store::Result};
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),* }
 
@@ -195,6 +197,87 @@ impl ReservationFields {
     }
 }
 
+impl Reservation {
+    /// The fields its owner writes, as they are now.
+    pub fn fields(&self) -> ReservationFields {
+        ReservationFields {
+            kind: self.kind,
+            reservation_number: self.reservation_number.clone(),
+            provider: self.provider.clone(),
+            status: self.status,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            details: self.details.clone(),
+            city: self.city.clone(),
+            country: self.country.clone(),
+            origin: self.origin.clone(),
+            destination: self.destination.clone(),
+        }
+    }
+}
+
+impl ReservationFields {
+    /// The fields by name, as they appear in the API.
+    fn named(&self) -> [(&'static str, Value); 11] {
+        let time = |t: DateTime<Utc>| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::String);
+        [
+            ("type", self.kind.as_str().into()),
+            ("reservation_number", self.reservation_number.clone().into()),
+            ("provider", self.provider.clone().into()),
+            ("status", self.status.as_str().into()),
+            ("starts_at", time(self.starts_at)),
+            ("ends_at", self.ends_at.map_or(Value::Null, time)),
+            ("details", self.details.clone()),
+            ("city", text(&self.city)),
+            ("country", text(&self.country)),
+            ("origin", text(&self.origin)),
+            ("destination", text(&self.destination)),
+        ]
+    }
+
+    /// What differs from `before`, as `{"field": {"from": …, "to": …}}`;
+    /// empty when nothing does.
+    pub fn changes_from(&self, before: &ReservationFields) -> serde_json::Map<String, Value> {
+        before
+            .named()
+            .into_iter()
+            .zip(self.named())
+            .filter(|((_, from), (_, to))| from != to)
+            .map(|((field, from), (_, to))| (field.to_owned(), serde_json::json!({"from": from, "to": to})))
+            .collect()
+    }
+}
+
+/// Who changed a reservation, and when they say it happened: the history
+/// records both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeOrigin {
+    pub source: ReservationSource,
+    /// When the change happened at its source, if the source says.
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+impl ChangeOrigin {
+    /// An edit by the reservation's owner, through the API.
+    pub const MANUAL: ChangeOrigin = ChangeOrigin { source: ReservationSource::Manual, changed_at: None };
+}
+
+/// One entry of a reservation's history.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ReservationChange {
+    pub id: i64,
+    /// Who changed it: `agency` (the refresh sweep), `email` or `manual`.
+    pub source: ReservationSource,
+    /// Each changed field: `{"field": {"from": …, "to": …}}`.
+    #[schema(value_type = Object)]
+    pub changes: Value,
+    /// When the change happened at its source, if the source says.
+    pub changed_at: Option<DateTime<Utc>>,
+    /// When longhaul recorded it.
+    pub detected_at: DateTime<Utc>,
+}
+
 /// A change to a reservation; absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReservationPatch {
@@ -296,14 +379,20 @@ pub trait TravelStore: Send + Sync {
 
     async fn list_reservations(&self, scope: &Scope, filter: &ReservationFilter) -> Result<Vec<Reservation>>;
 
-    /// Replaces a reservation's fields and regroups its user's trips. None
-    /// when `scope` does not see it.
+    /// Replaces a reservation's fields, records what changed in its
+    /// history (nothing, and no write, when nothing did) and regroups its
+    /// user's trips, in one transaction. None when `scope` does not see it.
     async fn update_reservation(
         &self,
         scope: &Scope,
         id: Uuid,
         fields: ReservationFields,
+        origin: ChangeOrigin,
     ) -> Result<Option<Reservation>>;
+
+    /// A reservation's history, oldest first. None when `scope` does not
+    /// see the reservation.
+    async fn reservation_changes(&self, scope: &Scope, id: Uuid) -> Result<Option<Vec<ReservationChange>>>;
 
     /// Deletes a reservation and regroups its user's trips. False when
     /// `scope` does not see it.
@@ -318,6 +407,21 @@ pub trait TravelStore: Send + Sync {
     /// One user's year in figures.
     async fn year_summary(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearSummary> {
         Ok(YearSummary::assemble(year, self.year_figures(tenant_id, user_id, year).await?))
+    }
+
+    /// A tenant's reservations starting in `[from, to)`, per vendor and
+    /// type, counted by the database (see [`VendorFigures`]).
+    async fn vendor_figures(
+        &self,
+        tenant_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<VendorFigures>>;
+
+    /// One month (`2026-10`, in UTC) of a tenant's vendors.
+    async fn vendor_analytics(&self, tenant_id: &str, month: &str) -> Result<VendorAnalytics> {
+        let (from, to) = month_bounds(month)?;
+        Ok(VendorAnalytics::assemble(month, self.vendor_figures(tenant_id, from, to).await?))
     }
 }
 

@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{postgres::PgRow, PgConnection, QueryBuilder, Row};
 use uuid::Uuid;
 
+use serde_json::Value;
+
 use super::{
-    group_into_trips, trips::Member, year_bounds, Reservation, ReservationFields, ReservationFilter, ReservationSource,
-    ReservationType, TravelStore, Trip, TripSpan, YearFigures,
+    group_into_trips, trips::Member, year_bounds, ChangeOrigin, Reservation, ReservationChange, ReservationFields,
+    ReservationFilter, ReservationSource, ReservationType, TravelStore, Trip, TripSpan, VendorFigures, YearFigures,
 };
 use crate::{
     model::Scope,
@@ -213,31 +215,84 @@ impl TravelStore for PgStore {
         scope: &Scope,
         id: Uuid,
         fields: ReservationFields,
+        origin: ChangeOrigin,
     ) -> Result<Option<Reservation>> {
         let mut tx = self.pool().begin().await?;
-        let mut query = QueryBuilder::new("UPDATE reservations SET type = ");
-        query.push_bind(fields.kind.as_str());
-        query.push(", reservation_number = ").push_bind(fields.reservation_number.clone());
-        query.push(", provider = ").push_bind(fields.provider.clone());
-        query.push(", status = ").push_bind(fields.status.as_str());
-        query.push(", starts_at = ").push_bind(fields.starts_at);
-        query.push(", ends_at = ").push_bind(fields.ends_at);
-        query.push(", details = ").push_bind(fields.details.clone());
-        query.push(", city = ").push_bind(fields.city.clone());
-        query.push(", country = ").push_bind(fields.country.clone());
-        query.push(", origin = ").push_bind(fields.origin.clone());
-        query.push(", destination = ").push_bind(fields.destination.clone());
-        query.push(", updated_at = now() WHERE id = ").push_bind(id);
+        let mut query = QueryBuilder::new(format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = "));
+        query.push_bind(id);
         push_scope(&mut query, scope);
-        query.push(" RETURNING tenant_id, user_id");
+        query.push(" FOR UPDATE");
         let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
-        let (tenant_id, user_id): (String, String) = (row.try_get("tenant_id")?, row.try_get("user_id")?);
-        regroup(&mut tx, &tenant_id, &user_id).await?;
+        let before = reservation_from_row(&row)?;
+        let changes = fields.changes_from(&before.fields());
+        if changes.is_empty() {
+            return Ok(Some(before));
+        }
+        sqlx::query(
+            "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
+             starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
+             destination = $12, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(fields.kind.as_str())
+        .bind(&fields.reservation_number)
+        .bind(&fields.provider)
+        .bind(fields.status.as_str())
+        .bind(fields.starts_at)
+        .bind(fields.ends_at)
+        .bind(&fields.details)
+        .bind(&fields.city)
+        .bind(&fields.country)
+        .bind(&fields.origin)
+        .bind(&fields.destination)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&before.tenant_id)
+        .bind(id)
+        .bind(origin.source.as_str())
+        .bind(Value::Object(changes))
+        .bind(origin.changed_at)
+        .execute(&mut *tx)
+        .await?;
+        regroup(&mut tx, &before.tenant_id, &before.user_id).await?;
         let updated = reservation(&mut tx, id).await?;
         tx.commit().await?;
         Ok(updated)
+    }
+
+    async fn reservation_changes(&self, scope: &Scope, id: Uuid) -> Result<Option<Vec<ReservationChange>>> {
+        let mut query = QueryBuilder::new("SELECT id FROM reservations WHERE id = ");
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        if query.build().fetch_optional(self.pool()).await?.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, source, changes, changed_at, detected_at FROM reservation_changes \
+             WHERE reservation_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let changes = rows
+            .iter()
+            .map(|row| {
+                Ok(ReservationChange {
+                    id: row.try_get("id")?,
+                    source: parse_enum(row.try_get::<&str, _>("source")?, "change source")?,
+                    changes: row.try_get("changes")?,
+                    changed_at: row.try_get("changed_at")?,
+                    detected_at: row.try_get("detected_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(changes))
     }
 
     async fn delete_reservation(&self, scope: &Scope, id: Uuid) -> Result<bool> {
@@ -381,5 +436,48 @@ impl TravelStore for PgStore {
             });
         }
         Ok(figures)
+    }
+
+    async fn vendor_figures(
+        &self,
+        tenant_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<VendorFigures>> {
+        // One pass over the month (through `reservations_tenant_starts`),
+        // hash-joined to its reservations' vendor changes.
+        let rows = sqlx::query(
+            "WITH month AS ( \
+               SELECT id, provider, type, status FROM reservations \
+               WHERE tenant_id = $1 AND starts_at >= $2 AND starts_at < $3 \
+             ), changes AS ( \
+               SELECT c.reservation_id, count(*) AS n FROM reservation_changes c \
+               WHERE c.tenant_id = $1 AND c.source IN ('agency', 'email') \
+                 AND c.reservation_id IN (SELECT id FROM month) \
+               GROUP BY c.reservation_id \
+             ) \
+             SELECT m.provider, m.type, count(*) AS reservations, \
+               count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled, \
+               count(c.n) AS changed, coalesce(sum(c.n), 0)::int8 AS changes \
+             FROM month m LEFT JOIN changes c ON c.reservation_id = m.id \
+             GROUP BY m.provider, m.type",
+        )
+        .bind(tenant_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(VendorFigures {
+                    vendor: row.try_get("provider")?,
+                    kind: parse_enum(row.try_get::<&str, _>("type")?, "reservation type")?,
+                    reservations: row.try_get("reservations")?,
+                    cancelled: row.try_get("cancelled")?,
+                    changed: row.try_get("changed")?,
+                    changes: row.try_get("changes")?,
+                })
+            })
+            .collect()
     }
 }
