@@ -123,6 +123,14 @@ impl JobKind {
         matches!(self, JobKind::Noop | JobKind::ReservationRefresh)
     }
 
+    /// Whether a plain user may not submit this job: an admin-only kind, or
+    /// a report of a whole tenant (`vendor_analytics`).
+    pub fn admin_only_with(self, payload: &Value) -> bool {
+        self.admin_only()
+            || (self == JobKind::ReportBuild
+                && payload.get("report").and_then(Value::as_str) == Some("vendor_analytics"))
+    }
+
     pub fn default_max_attempts(self) -> i32 {
         match self {
             JobKind::VideoCompile => 3,

@@ -90,8 +90,12 @@ pub async fn submit_job(
         let known: Vec<&str> = JobKind::ALL.iter().map(|kind| kind.as_str()).collect();
         Problem::invalid_field("kind", format!("unknown kind `{}`; expected one of {}", body.kind, known.join(", ")))
     })?;
-    if kind.admin_only() && principal.role < Role::Admin {
-        return Err(Problem::forbidden(format!("only admins may submit `{kind}` jobs")));
+    if kind.admin_only_with(&body.payload) && principal.role < Role::Admin {
+        return Err(Problem::forbidden(if kind.admin_only() {
+            format!("only admins may submit `{kind}` jobs")
+        } else {
+            format!("only admins may submit this `{kind}` job: its report covers the whole tenant")
+        }));
     }
     kind.validate_payload(&body.payload).map_err(|err| Problem::invalid_field(err.field, err.message))?;
     let priority = body.priority.unwrap_or(0);

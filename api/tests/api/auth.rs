@@ -99,6 +99,16 @@ backend_tests! {
         app.post("/v1/jobs", &app.user("t1", "u1"), &noop()).await.problem(StatusCode::FORBIDDEN);
     }
 
+    async fn vendor_analytics_is_for_admins_and_the_year_summary_for_everyone(backend) {
+        let app = TestApp::new(backend).await;
+        let vendors = json!({"kind": "report_build", "payload": {"report": "vendor_analytics", "month": "2026-10"}});
+        let problem = app.post("/v1/jobs", &app.user("t1", "u1"), &vendors).await.problem(StatusCode::FORBIDDEN);
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("whole tenant"), "{problem}");
+        assert_eq!(app.submit(&app.admin("t1"), &vendors).await["kind"], "report_build");
+        let year = json!({"kind": "report_build", "payload": {"report": "year_summary", "year": 2026}});
+        assert_eq!(app.submit(&app.user("t1", "u1"), &year).await["status"], "queued");
+    }
+
     async fn an_admin_can_submit_noop(backend) {
         let app = TestApp::new(backend).await;
         let job = app.submit(&app.admin("t1"), &noop()).await;

@@ -1,7 +1,13 @@
-//! The CSV of a year: one row per reservation, oldest first, written page by
-//! page to a temporary file so that memory does not grow with the year.
+//! The reports' CSV files.
+//!
+//! - A year: one row per reservation, oldest first, written page by page to
+//!   a temporary file so that memory does not grow with the year.
+//! - A month of vendors: one row per vendor and type, as counted.
 
-use longhaul_jobs::{model::Scope, travel::ReservationFilter};
+use longhaul_jobs::{
+    model::Scope,
+    travel::{ReservationFilter, VendorFigures},
+};
 use tempfile::NamedTempFile;
 
 use crate::{kinds::JobError, runtime::JobContext};
@@ -84,4 +90,23 @@ pub(super) async fn year_reservations(ctx: &JobContext, year: i32) -> Result<Nam
     }
     writer.flush().map_err(io_error)?;
     Ok(file)
+}
+
+/// The vendor rows, in their order, with a header.
+pub(super) fn vendor_rows(rows: &[VendorFigures]) -> Result<Vec<u8>, JobError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["vendor", "type", "reservations", "cancelled", "changed", "changes"]).map_err(io_error)?;
+    for row in rows {
+        writer
+            .write_record([
+                row.vendor.clone(),
+                row.kind.to_string(),
+                row.reservations.to_string(),
+                row.cancelled.to_string(),
+                row.changed.to_string(),
+                row.changes.to_string(),
+            ])
+            .map_err(io_error)?;
+    }
+    writer.into_inner().map_err(io_error)
 }

@@ -88,6 +88,37 @@ impl Locale {
         }
     }
 
+    /// "October 2026" or "outubro de 2026".
+    pub fn month_of_year(self, year: i32, month: u32) -> String {
+        match self {
+            Locale::En => format!("{} {year}", self.month(month)),
+            Locale::PtBr => format!("{} de {year}", self.month(month)),
+        }
+    }
+
+    /// `part` of `whole` as a percentage with one decimal: "12.5%" (en) or
+    /// "12,5%" (pt-BR); "–" of nothing.
+    pub fn percent(self, part: i64, whole: i64) -> String {
+        if whole <= 0 {
+            return "–".to_owned();
+        }
+        // Rounded half up, in tenths of a percent, in integers: the same
+        // digits on every machine.
+        let tenths = (i128::from(part) * 1000 * 2 + i128::from(whole)) / (i128::from(whole) * 2);
+        let (units, tenth) = (tenths / 10, tenths % 10);
+        let point = if self == Locale::En { '.' } else { ',' };
+        format!("{}{point}{tenth}%", self.number(i64::try_from(units).unwrap_or(i64::MAX)))
+    }
+
+    /// The line that says a table goes on in the CSV and JSON.
+    pub fn more_rows(self, rows: usize) -> String {
+        let n = self.number(rows as i64);
+        match self {
+            Locale::En => format!("… and {n} more rows, in the CSV and JSON files."),
+            Locale::PtBr => format!("… e mais {n} linhas, nos arquivos CSV e JSON."),
+        }
+    }
+
     /// The report's words.
     pub fn text(self, key: Text) -> &'static str {
         use Text::*;
@@ -132,6 +163,30 @@ impl Locale {
             (Locale::PtBr, Empty) => "Nenhuma reserva neste ano.",
             (Locale::En, None_) => "none",
             (Locale::PtBr, None_) => "nenhum",
+            (Locale::En, VendorTitle) => "Vendor analytics",
+            (Locale::PtBr, VendorTitle) => "Análise de fornecedores",
+            (Locale::En, Vendor) => "Vendor",
+            (Locale::PtBr, Vendor) => "Fornecedor",
+            (Locale::En, Vendors) => "Vendors",
+            (Locale::PtBr, Vendors) => "Fornecedores",
+            (Locale::En, Type) => "Type",
+            (Locale::PtBr, Type) => "Tipo",
+            (Locale::En, Changed) => "Changed",
+            (Locale::PtBr, Changed) => "Alteradas",
+            (Locale::En, Changes) => "Changes",
+            (Locale::PtBr, Changes) => "Alterações",
+            (Locale::En, ChangedReservations) => "Changed by the vendor",
+            (Locale::PtBr, ChangedReservations) => "Alteradas pelo fornecedor",
+            (Locale::En, VendorChanges) => "Vendor changes",
+            (Locale::PtBr, VendorChanges) => "Alterações do fornecedor",
+            (Locale::En, TopVendors) => "Top vendors by reservations (cancelled in red)",
+            (Locale::PtBr, TopVendors) => "Principais fornecedores por reservas (canceladas em vermelho)",
+            (Locale::En, AllVendors) => "All vendors",
+            (Locale::PtBr, AllVendors) => "Todos os fornecedores",
+            (Locale::En, Page) => "page",
+            (Locale::PtBr, Page) => "página",
+            (Locale::En, EmptyMonth) => "No reservations this month.",
+            (Locale::PtBr, EmptyMonth) => "Nenhuma reserva neste mês.",
         }
     }
 
@@ -179,6 +234,18 @@ pub enum Text {
     Cancelled,
     Empty,
     None_,
+    VendorTitle,
+    Vendor,
+    Vendors,
+    Type,
+    Changed,
+    Changes,
+    ChangedReservations,
+    VendorChanges,
+    TopVendors,
+    AllVendors,
+    Page,
+    EmptyMonth,
 }
 
 #[cfg(test)]
@@ -198,6 +265,21 @@ mod tests {
         assert_eq!(Locale::En.date(at), "February 12, 2026");
         assert_eq!(Locale::PtBr.date(at), "12 de fevereiro de 2026");
         assert_eq!(Locale::PtBr.month_short(3), "mar");
+        assert_eq!(Locale::En.month_of_year(2026, 10), "October 2026");
+        assert_eq!(Locale::PtBr.month_of_year(2026, 10), "outubro de 2026");
+    }
+
+    #[test]
+    fn percentages_round_half_up_to_a_tenth() {
+        assert_eq!(Locale::En.percent(1, 8), "12.5%");
+        assert_eq!(Locale::PtBr.percent(1, 8), "12,5%");
+        assert_eq!(Locale::En.percent(2, 3), "66.7%");
+        assert_eq!(Locale::En.percent(1, 3), "33.3%");
+        assert_eq!(Locale::En.percent(1, 2000), "0.1%", "0.05% rounds up");
+        assert_eq!(Locale::En.percent(0, 5), "0.0%");
+        assert_eq!(Locale::En.percent(5, 5), "100.0%");
+        assert_eq!(Locale::PtBr.percent(123_456, 10_000), "1.234,6%");
+        assert_eq!(Locale::En.percent(3, 0), "–");
     }
 
     #[test]
