@@ -372,27 +372,23 @@ async fn aws_config_from_env() -> longhaul_jobs::queue::SdkConfig {
     longhaul_jobs::queue::load_sdk_config().await
 }
 
-/// The year report of one user with `--reservations` reservations (the
-/// sample year, repeated two hours later each time), built `--runs` times by
-/// the real runtime into a local object directory. Reports the time from
-/// submit to success, and the handler's own time.
-async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
-    use longhaul_jobs::travel::ReservationSource;
-    let db = BenchDb::create(args).await?;
-    let store = longhaul_jobs::connect(db.url()).await?;
-    store.migrate().await?;
-    let sample = longhaul_jobs::travel::sample_year()?;
-    let reservations: Vec<_> = (0..args.reservations)
-        .map(|i| {
-            let mut fields = sample[i % sample.len()].clone();
-            let shift = chrono::Duration::hours(2 * (i / sample.len()) as i64);
-            fields.reservation_number = format!("{}-{i}", fields.reservation_number);
-            fields.starts_at += shift;
-            fields.ends_at = fields.ends_at.map(|t| t + shift);
-            fields
-        })
-        .collect();
-    store.insert_reservations("bench", "traveller", ReservationSource::Manual, &reservations).await?;
+/// Timings of one report job, built `runs` times by the real runtime (one
+/// `reports` slot) into a local object directory.
+struct ReportTimings {
+    /// Submit to success, sorted.
+    total_ms: Vec<f64>,
+    /// The handler's own time (started to finished), sorted.
+    handler_ms: Vec<f64>,
+    /// The last run's result.
+    result: serde_json::Value,
+}
+
+async fn time_reports(
+    store: &DynStore,
+    (tenant, user): (&str, &str),
+    payload: &serde_json::Value,
+    runs: usize,
+) -> anyhow::Result<ReportTimings> {
     let objects_dir = tempfile::tempdir()?;
     let objects = longhaul_jobs::objects::connect(&format!("file://{}", objects_dir.path().display())).await?;
     let services = longhaul_workers::runtime::Services {
@@ -409,15 +405,13 @@ async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Valu
         ..WorkerConfig::default()
     };
     let runtime = Runtime::start_with(services, Registry::with_defaults(), config);
-    let payload = json!({"report": "year_summary", "year": 2026, "formats": ["pdf", "json", "csv"]});
-    let (mut total_ms, mut handler_ms) = (Vec::new(), Vec::new());
-    for _ in 0..args.runs.max(1) {
+    let mut timings = ReportTimings { total_ms: Vec::new(), handler_ms: Vec::new(), result: json!(null) };
+    for _ in 0..runs.max(1) {
         let started = Instant::now();
-        let job =
-            match store.insert_job(NewJob::new("bench", "traveller", JobKind::ReportBuild, payload.clone())).await? {
-                longhaul_jobs::store::InsertOutcome::Created(job) => job,
-                other => bail!("the report job was not created: {other:?}"),
-            };
+        let job = match store.insert_job(NewJob::new(tenant, user, JobKind::ReportBuild, payload.clone())).await? {
+            longhaul_jobs::store::InsertOutcome::Created(job) => job,
+            other => bail!("the report job was not created: {other:?}"),
+        };
         let done = loop {
             let now = store.get_job(&Scope::Platform, job.id).await?.context("the report job vanished")?;
             if now.status.is_final() {
@@ -425,30 +419,155 @@ async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Valu
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
-        total_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        timings.total_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         if done.status != Status::Succeeded {
             bail!("the report failed: {}", done.error.unwrap_or_default());
         }
         if let (Some(from), Some(to)) = (done.started_at, done.finished_at) {
-            handler_ms.push((to - from).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            timings.handler_ms.push((to - from).num_microseconds().unwrap_or(0) as f64 / 1000.0);
         }
+        timings.result = done.result.unwrap_or_default();
     }
     runtime.shutdown().await;
+    timings.total_ms.sort_by(f64::total_cmp);
+    timings.handler_ms.sort_by(f64::total_cmp);
+    Ok(timings)
+}
+
+/// The year report of one user with `--reservations` reservations (the
+/// sample year, repeated two hours later each time), built `--runs` times,
+/// in all three formats. Reports the time from submit to success, and the
+/// handler's own time.
+async fn year_summary_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+    use longhaul_jobs::travel::ReservationSource;
+    let count = args.reservations.unwrap_or(5_000);
+    let db = BenchDb::create(args).await?;
+    let store = longhaul_jobs::connect(db.url()).await?;
+    store.migrate().await?;
+    let sample = longhaul_jobs::travel::sample_year()?;
+    let reservations: Vec<_> = (0..count)
+        .map(|i| {
+            let mut fields = sample[i % sample.len()].clone();
+            let shift = chrono::Duration::hours(2 * (i / sample.len()) as i64);
+            fields.reservation_number = format!("{}-{i}", fields.reservation_number);
+            fields.starts_at += shift;
+            fields.ends_at = fields.ends_at.map(|t| t + shift);
+            fields
+        })
+        .collect();
+    store.insert_reservations("bench", "traveller", ReservationSource::Manual, &reservations).await?;
+    let payload = json!({"report": "year_summary", "year": 2026, "formats": ["pdf", "json", "csv"]});
+    let timings = time_reports(&store, ("bench", "traveller"), &payload, args.runs).await?;
     drop(store);
     db.drop_db().await?;
-    total_ms.sort_by(f64::total_cmp);
-    handler_ms.sort_by(f64::total_cmp);
     Ok(json!({
         "peer": "longhaul",
         "workload": "year_summary",
         "backend": args.backend,
-        "reservations": args.reservations,
+        "reservations": count,
         "formats": ["pdf", "json", "csv"],
         "runs": args.runs.max(1),
-        "submit_to_success_p50_ms": round3(percentile(&total_ms, 50.0)),
-        "submit_to_success_p95_ms": round3(percentile(&total_ms, 95.0)),
-        "handler_p50_ms": round3(percentile(&handler_ms, 50.0)),
-        "handler_p95_ms": round3(percentile(&handler_ms, 95.0)),
+        "submit_to_success_p50_ms": round3(percentile(&timings.total_ms, 50.0)),
+        "submit_to_success_p95_ms": round3(percentile(&timings.total_ms, 95.0)),
+        "handler_p50_ms": round3(percentile(&timings.handler_ms, 50.0)),
+        "handler_p95_ms": round3(percentile(&timings.handler_ms, 95.0)),
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
+/// One tenant's October 2026 with `--reservations` reservations (default
+/// 1,000,000) across `--vendors` vendors, written straight into PostgreSQL
+/// with `generate_series`: 2% cancelled; a tenth changed once by their
+/// agency, a hundredth twice, and a hundredth edited by their users (which
+/// do not count), with each reservation's count of vendor changes set from
+/// that history. Beside them, noise the report must skip: another tenant's
+/// October and the tenant's September, a tenth of the month each. Then the
+/// admin's `vendor_analytics` report is built `--runs` times in all three
+/// formats; the figures are checked against the seed.
+async fn vendor_analytics_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+    if args.backend != "postgres" {
+        bail!("the vendor-analytics bench runs on PostgreSQL (--backend postgres)");
+    }
+    let count = args.reservations.unwrap_or(1_000_000);
+    let vendors = args.vendors.max(1);
+    let db = BenchDb::create(args).await?;
+    let store = longhaul_jobs::connect(db.url()).await?;
+    store.migrate().await?;
+    let seeding = Instant::now();
+    let mut conn = PgConnection::connect(db.url()).await?;
+    let seed = |tenant: &'static str, month: &'static str, rows: usize| {
+        format!(
+            "INSERT INTO reservations (id, tenant_id, user_id, type, reservation_number, provider, status, \
+               starts_at, source, city, country) \
+             SELECT gen_random_uuid(), '{tenant}', 'user-' || (g % 20000), \
+               (ARRAY['flight', 'lodging', 'rental_car', 'train', 'bus', 'event', 'food'])[1 + (g % {vendors}) % 7], \
+               'R' || g, 'Vendor ' || lpad((g % {vendors})::text, 5, '0'), \
+               CASE WHEN g % 50 = 0 THEN 'cancelled' ELSE 'confirmed' END, \
+               timestamptz '{month}-01 00:00:00+00' + (g % 2592000) * interval '1 second', 'agency', 'Lisbon', 'PT' \
+             FROM generate_series(0, {rows} - 1) AS g"
+        )
+    };
+    conn.execute(seed("bench", "2026-10", count).as_str()).await?;
+    conn.execute(seed("bench", "2026-09", count / 10).as_str()).await?;
+    conn.execute(seed("other", "2026-10", count / 10).as_str()).await?;
+    conn.execute(
+        "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at, detected_at) \
+         SELECT r.tenant_id, r.id, c.source, '{\"starts_at\": {}}', r.starts_at - interval '1 day', \
+           r.starts_at - interval '23 hours' \
+         FROM reservations r \
+         CROSS JOIN LATERAL (VALUES \
+           ('agency', substr(r.reservation_number, 2)::int8 % 10 = 0), \
+           ('agency', substr(r.reservation_number, 2)::int8 % 100 = 0), \
+           ('manual', substr(r.reservation_number, 2)::int8 % 100 = 5)) AS c(source, applies) \
+         WHERE c.applies",
+    )
+    .await?;
+    // What `update_reservation` keeps beside the history, in one statement here.
+    conn.execute(
+        "UPDATE reservations r SET vendor_changes = c.n \
+         FROM (SELECT reservation_id, count(*) AS n FROM reservation_changes \
+               WHERE source IN ('agency', 'email') GROUP BY reservation_id) AS c \
+         WHERE r.id = c.reservation_id",
+    )
+    .await?;
+    conn.execute("VACUUM ANALYZE reservations").await?;
+    conn.execute("VACUUM ANALYZE reservation_changes").await?;
+    let seed_s = seeding.elapsed().as_secs_f64();
+    let expected = |every: usize| count.div_ceil(every) as i64;
+
+    // The query alone, then the whole job.
+    let mut query_ms = Vec::new();
+    let mut figures = None;
+    for _ in 0..args.runs.max(1) {
+        let started = Instant::now();
+        figures = Some(store.vendor_analytics("bench", "2026-10").await?);
+        query_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    query_ms.sort_by(f64::total_cmp);
+    let figures = figures.context("no run")?;
+    let want = (count as i64, expected(50), expected(10), expected(10) + expected(100));
+    let got = (figures.reservations, figures.cancelled, figures.changed, figures.changes);
+    if got != want {
+        bail!("the report counted (reservations, cancelled, changed, changes) = {got:?}, but the seed has {want:?}");
+    }
+    let payload = json!({"report": "vendor_analytics", "month": "2026-10", "formats": ["pdf", "json", "csv"]});
+    let timings = time_reports(&store, ("bench", "admin"), &payload, args.runs).await?;
+    drop(store);
+    db.drop_db().await?;
+    Ok(json!({
+        "peer": "longhaul",
+        "workload": "vendor_analytics",
+        "backend": args.backend,
+        "reservations": count,
+        "vendor_rows": figures.rows.len(),
+        "changes": figures.changes,
+        "formats": ["pdf", "json", "csv"],
+        "runs": args.runs.max(1),
+        "seed_s": round3(seed_s),
+        "query_p50_ms": round3(percentile(&query_ms, 50.0)),
+        "submit_to_success_p50_ms": round3(percentile(&timings.total_ms, 50.0)),
+        "submit_to_success_max_ms": round3(timings.total_ms.last().copied().unwrap_or(0.0)),
+        "handler_p50_ms": round3(percentile(&timings.handler_ms, 50.0)),
         "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
 }
@@ -460,12 +579,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let result = year_summary_bench(&args).await?;
             eprintln!(
                 "longhaul year_summary ({} reservations, {}, pdf+json+csv): submit to success p50 {} ms, p95 {} ms; handler p50 {} ms",
-                args.reservations, args.backend, result["submit_to_success_p50_ms"], result["submit_to_success_p95_ms"], result["handler_p50_ms"],
+                result["reservations"], args.backend, result["submit_to_success_p50_ms"], result["submit_to_success_p95_ms"], result["handler_p50_ms"],
             );
             println!("{result}");
             return Ok(ExitCode::SUCCESS);
         }
-        other => bail!("unknown workload `{other}`; expected queue or year-summary"),
+        "vendor-analytics" => {
+            let result = vendor_analytics_bench(&args).await?;
+            eprintln!(
+                "longhaul vendor_analytics ({} reservations in the month, {} vendor rows, {}, pdf+json+csv): \
+                 query p50 {} ms; submit to success p50 {} ms, max {} ms (seeded in {} s)",
+                result["reservations"],
+                result["vendor_rows"],
+                args.backend,
+                result["query_p50_ms"],
+                result["submit_to_success_p50_ms"],
+                result["submit_to_success_max_ms"],
+                result["seed_s"],
+            );
+            println!("{result}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => bail!("unknown workload `{other}`; expected queue, year-summary or vendor-analytics"),
     }
     if args.backend == "sqs" {
         for run in 1..=args.runs.max(1) {

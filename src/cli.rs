@@ -129,16 +129,23 @@ pub struct DemoArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// What to measure: `queue` (no-op jobs through the queue) or `year-summary`
-    /// (the year report of one user with `--reservations` reservations)
+    /// What to measure: `queue` (no-op jobs through the queue), `year-summary`
+    /// (the year report of one user with `--reservations` reservations) or
+    /// `vendor-analytics` (a tenant's month of `--reservations` reservations,
+    /// PostgreSQL only)
     #[arg(long, default_value = "queue")]
     pub workload: String,
     /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
     #[arg(long, default_value = "postgres")]
     pub backend: String,
-    /// With `--workload year-summary`: the user's reservations in the year
-    #[arg(long, default_value_t = 5_000)]
-    pub reservations: usize,
+    /// Reservations in the report: the user's year for `year-summary`
+    /// (default 5,000), the tenant's month for `vendor-analytics` (default
+    /// 1,000,000)
+    #[arg(long)]
+    pub reservations: Option<usize>,
+    /// With `--workload vendor-analytics`: distinct vendors in the month
+    #[arg(long, default_value_t = 2_000)]
+    pub vendors: usize,
     /// PostgreSQL server to create the bench database on [env: LONGHAUL_BENCH_DATABASE_URL]
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub database_url: String,

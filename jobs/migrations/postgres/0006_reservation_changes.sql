@@ -15,6 +15,11 @@ CREATE TABLE reservation_changes (
 );
 CREATE INDEX reservation_changes_reservation ON reservation_changes (reservation_id, id);
 
+-- How many of a reservation's changes were the vendor's (`agency` or
+-- `email`), kept beside its history in the same transaction, so that the
+-- monthly vendor analytics read one month of reservations and no history.
+ALTER TABLE reservations ADD COLUMN vendor_changes integer NOT NULL DEFAULT 0;
+
 -- A tenant's reservations by when they start, across users: the monthly
 -- vendor analytics read one month of a tenant through it.
 CREATE INDEX reservations_tenant_starts ON reservations (tenant_id, starts_at);

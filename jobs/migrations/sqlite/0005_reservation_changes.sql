@@ -11,4 +11,6 @@ CREATE TABLE reservation_changes (
 );
 CREATE INDEX reservation_changes_reservation ON reservation_changes (reservation_id, id);
 
+ALTER TABLE reservations ADD COLUMN vendor_changes INTEGER NOT NULL DEFAULT 0;
+
 CREATE INDEX reservations_tenant_starts ON reservations (tenant_id, starts_at);

@@ -261,6 +261,12 @@ pub struct ChangeOrigin {
 impl ChangeOrigin {
     /// An edit by the reservation's owner, through the API.
     pub const MANUAL: ChangeOrigin = ChangeOrigin { source: ReservationSource::Manual, changed_at: None };
+
+    /// Whether the vendor made the change (seen by the agency sweep, or in a
+    /// newer confirmation email), as the vendor analytics count it.
+    pub fn is_vendor(self) -> bool {
+        matches!(self.source, ReservationSource::Agency | ReservationSource::Email)
+    }
 }
 
 /// One entry of a reservation's history.

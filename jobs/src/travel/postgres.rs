@@ -233,7 +233,7 @@ impl TravelStore for PgStore {
         sqlx::query(
             "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
              starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
-             destination = $12, updated_at = now() WHERE id = $1",
+             destination = $12, vendor_changes = vendor_changes + $13, updated_at = now() WHERE id = $1",
         )
         .bind(id)
         .bind(fields.kind.as_str())
@@ -247,6 +247,7 @@ impl TravelStore for PgStore {
         .bind(&fields.country)
         .bind(&fields.origin)
         .bind(&fields.destination)
+        .bind(i32::from(origin.is_vendor()))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -444,23 +445,16 @@ impl TravelStore for PgStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<VendorFigures>> {
-        // One pass over the month (through `reservations_tenant_starts`),
-        // hash-joined to its reservations' vendor changes.
+        // One pass over the month (through `reservations_tenant_starts`, or
+        // a parallel scan when the month is most of the table); the history
+        // is not read: `vendor_changes` keeps its count.
         let rows = sqlx::query(
-            "WITH month AS ( \
-               SELECT id, provider, type, status FROM reservations \
-               WHERE tenant_id = $1 AND starts_at >= $2 AND starts_at < $3 \
-             ), changes AS ( \
-               SELECT c.reservation_id, count(*) AS n FROM reservation_changes c \
-               WHERE c.tenant_id = $1 AND c.source IN ('agency', 'email') \
-                 AND c.reservation_id IN (SELECT id FROM month) \
-               GROUP BY c.reservation_id \
-             ) \
-             SELECT m.provider, m.type, count(*) AS reservations, \
-               count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled, \
-               count(c.n) AS changed, coalesce(sum(c.n), 0)::int8 AS changes \
-             FROM month m LEFT JOIN changes c ON c.reservation_id = m.id \
-             GROUP BY m.provider, m.type",
+            "SELECT provider, type, count(*) AS reservations, \
+               count(*) FILTER (WHERE status = 'cancelled') AS cancelled, \
+               count(*) FILTER (WHERE vendor_changes > 0) AS changed, \
+               coalesce(sum(vendor_changes), 0)::int8 AS changes \
+             FROM reservations WHERE tenant_id = $1 AND starts_at >= $2 AND starts_at < $3 \
+             GROUP BY provider, type",
         )
         .bind(tenant_id)
         .bind(from)

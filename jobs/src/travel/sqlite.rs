@@ -237,7 +237,7 @@ impl TravelStore for SqliteStore {
         sqlx::query(
             "UPDATE reservations SET type = ?2, reservation_number = ?3, provider = ?4, status = ?5, \
              starts_at = ?6, ends_at = ?7, details = ?8, city = ?9, country = ?10, origin = ?11, \
-             destination = ?12, updated_at = ?13 WHERE id = ?1",
+             destination = ?12, vendor_changes = vendor_changes + ?14, updated_at = ?13 WHERE id = ?1",
         )
         .bind(id.to_string())
         .bind(fields.kind.as_str())
@@ -252,6 +252,7 @@ impl TravelStore for SqliteStore {
         .bind(&fields.origin)
         .bind(&fields.destination)
         .bind(now)
+        .bind(i32::from(origin.is_vendor()))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -457,20 +458,11 @@ impl TravelStore for SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<VendorFigures>> {
         let rows = sqlx::query(
-            "WITH month AS ( \
-               SELECT id, provider, type, status FROM reservations \
-               WHERE tenant_id = ?1 AND starts_at >= ?2 AND starts_at < ?3 \
-             ), changes AS ( \
-               SELECT c.reservation_id, count(*) AS n FROM reservation_changes c \
-               WHERE c.tenant_id = ?1 AND c.source IN ('agency', 'email') \
-                 AND c.reservation_id IN (SELECT id FROM month) \
-               GROUP BY c.reservation_id \
-             ) \
-             SELECT m.provider, m.type, count(*) AS reservations, \
-               sum(m.status = 'cancelled') AS cancelled, \
-               count(c.n) AS changed, coalesce(sum(c.n), 0) AS changes \
-             FROM month m LEFT JOIN changes c ON c.reservation_id = m.id \
-             GROUP BY m.provider, m.type",
+            "SELECT provider, type, count(*) AS reservations, \
+               sum(status = 'cancelled') AS cancelled, sum(vendor_changes > 0) AS changed, \
+               coalesce(sum(vendor_changes), 0) AS changes \
+             FROM reservations WHERE tenant_id = ?1 AND starts_at >= ?2 AND starts_at < ?3 \
+             GROUP BY provider, type",
         )
         .bind(tenant_id)
         .bind(ms(from))

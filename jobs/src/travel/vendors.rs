@@ -6,8 +6,12 @@
 //! cancelled ones, and the vendor's changes from the reservations' history.
 //! A vendor's changes are those seen by the agency sweep or in a newer
 //! confirmation email; a user's own edits are not the vendor's doing and are
-//! left out. The database returns one row per vendor and type, so a month
-//! of a million reservations costs the memory of its vendor list.
+//! left out. Each reservation keeps the count of its vendor changes
+//! (`vendor_changes`), written with its history in one transaction, so the
+//! month is one `GROUP BY` over the month's reservations: the history, which
+//! only grows, is never scanned. The database returns one row per vendor and
+//! type, so a month of a million reservations costs the memory of its
+//! vendor list.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
