@@ -398,6 +398,17 @@ pub struct ReportBuildPayload {
     pub locale: Option<String>,
 }
 
+/// The report language a BCP 47 tag asks for, when longhaul has it: `en`
+/// or `pt-BR` (`pt`, `pt-PT`, `en-GB`, `pt_BR`… map to them).
+pub fn report_locale(tag: &str) -> Option<&'static str> {
+    let tag = tag.trim().replace('_', "-").to_ascii_lowercase();
+    match tag.split('-').next() {
+        Some("en") => Some("en"),
+        Some("pt") => Some("pt-BR"),
+        _ => None,
+    }
+}
+
 impl ReportBuildPayload {
     fn validate(&self) -> Result<(), PayloadError> {
         match self.report.as_str() {

@@ -95,6 +95,9 @@ pub struct Principal {
     pub tenant_id: String,
     pub user_id: String,
     pub role: Role,
+    /// The user's language, from the OpenID `locale` claim (a Cognito
+    /// standard attribute), such as `pt-BR`; reports default to it.
+    pub locale: Option<String>,
 }
 
 impl Principal {
@@ -146,6 +149,8 @@ struct Claims {
     role: Option<String>,
     #[serde(rename = "cognito:groups", default)]
     cognito_groups: Vec<String>,
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 /// Verifies tokens with the configured keys.
@@ -225,7 +230,8 @@ fn principal_of(claims: Claims) -> Result<Principal, String> {
         Some(role) => role.parse().map_err(|err: anyhow::Error| err.to_string())?,
         None => claims.cognito_groups.iter().filter_map(|group| group.parse().ok()).max().unwrap_or(Role::User),
     };
-    Ok(Principal { tenant_id, user_id, role })
+    let locale = claims.locale.filter(|locale| !locale.trim().is_empty());
+    Ok(Principal { tenant_id, user_id, role, locale })
 }
 
 #[cfg(test)]
@@ -242,7 +248,10 @@ mod tests {
             "sub": "u1", "custom:tenant_id": "t1", "cognito:groups": ["users", "admin"]
         })))
         .expect("valid claims");
-        assert_eq!(principal, Principal { tenant_id: "t1".into(), user_id: "u1".into(), role: Role::Admin });
+        assert_eq!(
+            principal,
+            Principal { tenant_id: "t1".into(), user_id: "u1".into(), role: Role::Admin, locale: None }
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use longhaul_jobs::{
-    model::{PRIORITY_MAX, PRIORITY_MIN},
+    model::{report_locale, PRIORITY_MAX, PRIORITY_MIN},
     store::{CancelOutcome, InsertOutcome, JobFilter},
     Job, JobKind, NewJob, Status,
 };
@@ -104,8 +104,15 @@ pub async fn submit_job(
     }
     let idempotency_key = idempotency::key_of(&headers)?;
 
-    let mut job = NewJob::new(principal.tenant_id.clone(), principal.user_id.clone(), kind, body.payload);
-    job.request_hash = Some(idempotency::request_hash(kind, &job.payload, body.run_at, priority));
+    // The hash is of the request as sent: a retry from a phone whose
+    // language changed meanwhile is still the same request.
+    let request_hash = idempotency::request_hash(kind, &body.payload, body.run_at, priority);
+    let mut payload = body.payload;
+    if kind == JobKind::ReportBuild {
+        default_report_locale(&mut payload, &principal, &headers);
+    }
+    let mut job = NewJob::new(principal.tenant_id.clone(), principal.user_id.clone(), kind, payload);
+    job.request_hash = Some(request_hash);
     job.priority = priority;
     if let Some(run_at) = body.run_at {
         job.run_at = run_at;
@@ -290,5 +297,37 @@ pub async fn cancel_job(
             "Job already finished",
             format!("the job is {}; only queued or running jobs can be cancelled", job.status),
         )),
+    }
+}
+
+/// A report without a `locale` is written in the user's: the token's
+/// `locale` claim, else the best language of `Accept-Language` that longhaul
+/// has (`en` or `pt-BR`), else English (the worker's default).
+fn default_report_locale(payload: &mut Value, principal: &Principal, headers: &HeaderMap) {
+    let Some(fields) = payload.as_object_mut() else { return };
+    if fields.get("locale").is_some_and(|locale| !locale.is_null()) {
+        return;
+    }
+    let from_header = || {
+        let header = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+        let mut ranges: Vec<(&str, f32)> = header
+            .split(',')
+            .filter_map(|range| {
+                let mut parts = range.split(';');
+                let tag = parts.next()?.trim();
+                let quality = parts
+                    .find_map(|param| param.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                Some((tag, quality))
+            })
+            .filter(|(_, quality)| *quality > 0.0)
+            .collect();
+        // Stable: equal qualities keep the client's order.
+        ranges.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranges.into_iter().find_map(|(tag, _)| report_locale(tag))
+    };
+    let locale = principal.locale.as_deref().and_then(report_locale).or_else(from_header);
+    if let Some(locale) = locale {
+        fields.insert("locale".to_owned(), Value::String(locale.to_owned()));
     }
 }

@@ -99,6 +99,37 @@ backend_tests! {
         app.post("/v1/jobs", &app.user("t1", "u1"), &noop()).await.problem(StatusCode::FORBIDDEN);
     }
 
+    async fn a_report_without_a_locale_is_written_in_the_users(backend) {
+        let app = TestApp::new(backend).await;
+        let year = json!({"kind": "report_build", "payload": {"report": "year_summary", "year": 2026}});
+        let locale_of = |job: &serde_json::Value| job["payload"]["locale"].clone();
+        // The token's `locale` claim first.
+        let brazilian = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1", "locale": "pt_BR", "exp": now() + 600}));
+        let job = app.post_with("/v1/jobs", &brazilian, &year, &[("Accept-Language", "en")]).await;
+        assert_eq!(locale_of(&job.json()), "pt-BR");
+        // Else the best language of Accept-Language that longhaul has.
+        let user = app.user("t1", "u2");
+        for (header, want) in [
+            ("fr-CA, fr;q=0.9, pt;q=0.8, en;q=0.7", json!("pt-BR")),
+            ("de, en-GB;q=0.5, pt-BR;q=0.4", json!("en")),
+            ("en;q=0, pt-PT", json!("pt-BR")),
+            ("fr, de;q=0.5", json!(null)),
+            (";;;q=x, ,", json!(null)),
+        ] {
+            let job = app.post_with("/v1/jobs", &user, &year, &[("Accept-Language", header)]).await;
+            assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text());
+            assert_eq!(locale_of(&job.json()), want, "Accept-Language: {header}");
+        }
+        // The payload's own locale always wins.
+        let english = json!({"kind": "report_build", "payload": {"report": "year_summary", "year": 2026, "locale": "en"}});
+        assert_eq!(locale_of(&app.submit(&brazilian, &english).await), "en");
+        // A retry is the same request, whatever language the phone has now.
+        let first = app.post_with("/v1/jobs", &user, &year, &[("Idempotency-Key", "k"), ("Accept-Language", "pt-BR")]).await;
+        let again = app.post_with("/v1/jobs", &user, &year, &[("Idempotency-Key", "k"), ("Accept-Language", "en")]).await;
+        assert_eq!((first.status, again.status), (StatusCode::ACCEPTED, StatusCode::OK), "{}", again.text());
+        assert_eq!(first.json()["id"], again.json()["id"]);
+    }
+
     async fn vendor_analytics_is_for_admins_and_the_year_summary_for_everyone(backend) {
         let app = TestApp::new(backend).await;
         let vendors = json!({"kind": "report_build", "payload": {"report": "vendor_analytics", "month": "2026-10"}});
