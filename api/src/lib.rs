@@ -32,7 +32,7 @@ use axum::{
     extract::Request,
     http::HeaderName,
     middleware,
-    routing::{get, post},
+    routing::{get, post, put},
     Router,
 };
 use longhaul_jobs::{
@@ -156,6 +156,9 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         )
         .route("/v1/reservations/{id}/changes", get(routes::travel::reservation_changes))
         .route("/v1/trips", get(routes::travel::list_trips))
+        .route("/v1/media", post(routes::media::create_media).get(routes::media::list_media))
+        .route("/v1/media/{id}", get(routes::media::get_media).delete(routes::media::delete_media))
+        .route("/v1/media/{id}/upload", put(routes::media::upload_media))
         .route("/v1/admin/queues", get(routes::admin::queues))
         .route("/v1/admin/jobs", get(routes::admin::list_jobs))
         .route("/v1/admin/jobs/{id}/retry", post(routes::admin::retry_job))

@@ -29,6 +29,11 @@ use crate::{problem::ProblemDocument, routes, sse, views};
         routes::travel::delete_reservation,
         routes::travel::reservation_changes,
         routes::travel::list_trips,
+        routes::media::create_media,
+        routes::media::list_media,
+        routes::media::get_media,
+        routes::media::delete_media,
+        routes::media::upload_media,
         routes::admin::queues,
         routes::admin::list_jobs,
         routes::admin::pause_lane,
@@ -45,6 +50,7 @@ use crate::{problem::ProblemDocument, routes, sse, views};
     tags(
         (name = "jobs", description = "Jobs of the caller (or, for admins, of the tenant)"),
         (name = "travel", description = "Reservations and trips of the caller (or, for admins, of the tenant)"),
+        (name = "media", description = "Photos for the yearly video: register, upload, list, delete"),
         (name = "admin", description = "Queues and operations; admin or platform role"),
         (name = "health", description = "Probes and this document; no token needed"),
     )

@@ -4,4 +4,5 @@ pub mod admin;
 pub mod artifacts;
 pub mod health;
 pub mod jobs;
+pub mod media;
 pub mod travel;

@@ -135,7 +135,7 @@ fn parse<T: std::str::FromStr<Err = String>>(field: &str, value: &Option<String>
     non_empty(value).map(|raw| raw.parse::<T>().map_err(|err| Problem::invalid_field(field, err))).transpose()
 }
 
-fn page_limit(value: &Option<String>) -> Result<u32, Problem> {
+pub(crate) fn page_limit(value: &Option<String>) -> Result<u32, Problem> {
     match non_empty(value) {
         None => Ok(DEFAULT_PAGE),
         Some(raw) => match raw.parse::<u32>() {
@@ -153,7 +153,7 @@ fn encode_cursor(starts_at: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn decode_cursor(value: &Option<String>) -> Result<Option<(DateTime<Utc>, Uuid)>, Problem> {
+pub(crate) fn decode_cursor(value: &Option<String>) -> Result<Option<(DateTime<Utc>, Uuid)>, Problem> {
     let Some(raw) = non_empty(value) else { return Ok(None) };
     let bad = || Problem::invalid_field("cursor", "not a cursor from this API");
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
@@ -168,7 +168,11 @@ fn decode_cursor(value: &Option<String>) -> Result<Option<(DateTime<Utc>, Uuid)>
 
 /// Cuts a page fetched with one extra item back to `limit`, and returns the
 /// cursor of the next page if that extra item was there.
-fn trim_page<T>(items: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> (DateTime<Utc>, Uuid)) -> Option<String> {
+pub(crate) fn trim_page<T>(
+    items: &mut Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> Option<String> {
     if items.len() <= limit as usize {
         return None;
     }

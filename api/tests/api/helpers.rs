@@ -27,8 +27,14 @@ pub struct TestApp {
 impl TestApp {
     /// The API on a fresh store, accepting dev tokens signed with a random key.
     pub async fn new(backend: Backend) -> TestApp {
+        TestApp::with_objects(backend, ObjectBackend::File).await
+    }
+
+    /// The API with objects in a directory, or in a bucket of its own on
+    /// the local S3.
+    pub async fn with_objects(backend: Backend, objects: ObjectBackend) -> TestApp {
         let store = TestStore::new(backend).await.expect("a fresh test store");
-        let objects = TestObjectStore::new(ObjectBackend::File).await.expect("a fresh object store");
+        let objects = TestObjectStore::new(objects).await.expect("a fresh object store");
         let dev_key = rand::random::<[u8; 32]>().to_vec();
         let config = ApiConfig {
             auth: AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: None },
@@ -74,6 +80,12 @@ impl TestApp {
             builder = builder.header(*name, *value);
         }
         self.send(builder.body(Body::from(body.to_string())).expect("a request")).await
+    }
+
+    /// PUTs raw bytes, as a phone uploads a photo.
+    pub async fn put_bytes(&self, path: &str, token: &str, bytes: Vec<u8>) -> TestResponse {
+        let builder = request(Method::PUT, path, Some(token)).header(header::CONTENT_TYPE, "application/octet-stream");
+        self.send(builder.body(Body::from(bytes)).expect("a request")).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> TestResponse {

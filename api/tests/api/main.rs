@@ -42,4 +42,5 @@ mod health;
 mod idempotency;
 mod jobs;
 mod jwks;
+mod media;
 mod travel;

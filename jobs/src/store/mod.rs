@@ -20,6 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
+    media::MediaStore,
     model::{Job, JobKind, Lane, NewJob, Scope, Status},
     notify::{event_types, OutboxEvent},
     travel::TravelStore,
@@ -256,9 +257,10 @@ pub enum QueueMode {
 }
 
 /// The one API over both databases. Reservations and trips, the domain the
-/// jobs work on, are its [`TravelStore`] part.
+/// jobs work on, are its [`TravelStore`] part; users' photos its
+/// [`MediaStore`] part.
 #[async_trait]
-pub trait Store: TravelStore + Send + Sync + 'static {
+pub trait Store: TravelStore + MediaStore + Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
 

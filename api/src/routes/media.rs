@@ -1,0 +1,334 @@
+//! `/v1/media`: photos users register for their yearly video.
+//!
+//! `POST` registers a photo and answers with where to upload it: a
+//! presigned S3 PUT, or this API's own `PUT /v1/media/{id}/upload` on a
+//! local object directory (send the same bearer token). Uploaded bytes are
+//! checked before anything uses them: the type is sniffed from the content,
+//! the size is capped ([`MAX_MEDIA_BYTES`]). A photo uploaded to S3 is
+//! checked the first time it is read back (`GET`). Photos live under the
+//! tenant's prefix; someone else's is a 404.
+
+use std::time::Duration;
+
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use longhaul_jobs::{
+    media::{check, Media, MediaCheck, MediaStatus, NewMedia, MAX_MEDIA_BYTES, MEDIA_TYPES},
+    objects::DynObjectStore,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    extract::JsonBody,
+    problem::{Problem, ProblemDocument},
+    routes::travel::{decode_cursor, page_limit, trim_page},
+    AppState,
+};
+
+/// How long an upload URL works.
+const UPLOAD_FOR: Duration = Duration::from_secs(15 * 60);
+/// Bytes the type is sniffed from.
+const HEAD: usize = 16;
+
+/// The body of `POST /v1/media`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMediaBody {
+    /// `image/jpeg`, `image/png` or `image/webp`. The bytes decide in the end.
+    pub content_type: String,
+    /// When the photo was taken; its caption's date in the video.
+    pub taken_at: Option<DateTime<Utc>>,
+    /// At most 200 characters.
+    pub caption: Option<String>,
+}
+
+/// A registered photo and where to upload it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaCreated {
+    #[serde(flatten)]
+    pub media: Media,
+    /// PUT the bytes here: a presigned S3 URL (send `Content-Type` as
+    /// declared), or this API's upload path (send the bearer token too).
+    pub upload_url: String,
+    /// When `upload_url` stops working.
+    pub upload_expires_at: DateTime<Utc>,
+}
+
+/// One page of photos, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaList {
+    pub items: Vec<Media>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MediaQuery {
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1–200; 50 by default.
+    pub limit: Option<String>,
+}
+
+fn objects(state: &AppState) -> Result<&DynObjectStore, Problem> {
+    state.objects.as_ref().ok_or_else(|| Problem::unavailable("this API was started without an object store"))
+}
+
+fn object_error(err: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %err, "the object store failed");
+    Problem::unavailable("the file store did not answer; try again shortly")
+}
+
+fn not_found(raw: &str) -> Problem {
+    Problem::not_found(format!("no photo `{raw}`"))
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| not_found(raw))
+}
+
+/// Checks a pending photo whose bytes may have reached the object store
+/// directly (a presigned S3 PUT). Returns it as it is now.
+async fn settle(state: &AppState, media: Media) -> Result<Media, Problem> {
+    if media.status != MediaStatus::Pending {
+        return Ok(media);
+    }
+    let objects = objects(state)?;
+    let key = media.key()?;
+    let Some(mut reader) = objects.get(&key).await.map_err(object_error)? else {
+        return Ok(media);
+    };
+    // Read the head, then count the rest without keeping it, stopping past
+    // the cap.
+    let mut head = Vec::with_capacity(HEAD);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut size: u64 = 0;
+    loop {
+        let read = reader.read(&mut buffer).await.map_err(object_error)?;
+        if read == 0 {
+            break;
+        }
+        let wanted = HEAD.saturating_sub(head.len()).min(read);
+        head.extend_from_slice(&buffer[..wanted]);
+        size += read as u64;
+        if size > MAX_MEDIA_BYTES {
+            break;
+        }
+    }
+    let outcome = check(&head, size);
+    record(state, &media, &outcome).await?;
+    let scope = longhaul_jobs::model::Scope::Tenant { tenant_id: media.tenant_id.clone() };
+    let id = media.id;
+    state.store.get_media(&scope, id).await?.ok_or_else(|| not_found(&id.to_string()))
+}
+
+/// Records a check; a rejected photo's bytes are deleted at once.
+async fn record(state: &AppState, media: &Media, outcome: &MediaCheck) -> Result<(), Problem> {
+    state.store.settle_media(media.id, outcome).await?;
+    if let MediaCheck::Rejected { reason } = outcome {
+        tracing::info!(media_id = %media.id, tenant_id = %media.tenant_id, reason, "a photo was rejected");
+        if let Err(err) = objects(state)?.delete(&media.key()?).await {
+            tracing::warn!(media_id = %media.id, error = %err, "a rejected photo's bytes could not be deleted");
+        }
+    }
+    Ok(())
+}
+
+/// Register a photo for videos; answers with where to upload it.
+#[utoipa::path(
+    post, path = "/v1/media", tag = "media",
+    request_body = NewMediaBody,
+    responses(
+        (status = 201, description = "Registered; PUT the bytes to `upload_url`", body = MediaCreated),
+        (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The object store did not answer", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_media(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(body): JsonBody<NewMediaBody>,
+) -> Result<Response, Problem> {
+    let declared = body.content_type.trim().to_ascii_lowercase();
+    if !MEDIA_TYPES.contains(&declared.as_str()) {
+        return Err(Problem::invalid_field(
+            "content_type",
+            format!("`{}` is not a photo type; expected one of {}", body.content_type, MEDIA_TYPES.join(", ")),
+        ));
+    }
+    let caption = body.caption.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    if caption.as_ref().is_some_and(|c| c.chars().count() > 200) {
+        return Err(Problem::invalid_field("caption", "must be at most 200 characters"));
+    }
+    let objects = objects(&state)?;
+    let media = state
+        .store
+        .insert_media(NewMedia {
+            tenant_id: principal.tenant_id.clone(),
+            user_id: principal.user_id.clone(),
+            declared_type: declared.clone(),
+            taken_at: body.taken_at,
+            caption,
+        })
+        .await?;
+    let upload_url = match objects.presign_put(&media.key()?, &declared, UPLOAD_FOR).await.map_err(object_error)? {
+        Some(url) => url,
+        None => format!("/v1/media/{}/upload", media.id),
+    };
+    let expires = Utc::now() + chrono::Duration::from_std(UPLOAD_FOR).unwrap_or_default();
+    let location = format!("/v1/media/{}", media.id);
+    let created = MediaCreated { media, upload_url, upload_expires_at: expires };
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
+}
+
+/// The caller's photos (an admin's: the tenant's), newest first.
+#[utoipa::path(
+    get, path = "/v1/media", tag = "media",
+    params(MediaQuery),
+    responses(
+        (status = 200, body = MediaList),
+        (status = 422, description = "A bad cursor or limit", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_media(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<MediaQuery>,
+) -> Result<Json<MediaList>, Problem> {
+    let limit = page_limit(&query.limit)?;
+    let after = decode_cursor(&query.cursor)?;
+    let mut items = state.store.list_media(&principal.scope(), after, limit + 1).await?;
+    let next_cursor = trim_page(&mut items, limit, |m| (m.created_at, m.id));
+    let mut settled = Vec::with_capacity(items.len());
+    for media in items {
+        settled.push(settle(&state, media).await?);
+    }
+    Ok(Json(MediaList { items: settled, next_cursor }))
+}
+
+/// One photo.
+#[utoipa::path(
+    get, path = "/v1/media/{id}", tag = "media",
+    params(("id" = Uuid, Path, description = "The photo id")),
+    responses(
+        (status = 200, body = Media),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_media(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(raw): Path<String>,
+) -> Result<Json<Media>, Problem> {
+    let id = parse_id(&raw)?;
+    let media = state.store.get_media(&principal.scope(), id).await?.ok_or_else(|| not_found(&raw))?;
+    Ok(Json(settle(&state, media).await?))
+}
+
+/// Forget a photo, and delete its bytes.
+#[utoipa::path(
+    delete, path = "/v1/media/{id}", tag = "media",
+    params(("id" = Uuid, Path, description = "The photo id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_media(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id = parse_id(&raw)?;
+    let media = state.store.delete_media(&principal.scope(), id).await?.ok_or_else(|| not_found(&raw))?;
+    // The row goes first: a photo whose bytes outlive it is garbage, never
+    // a photo without bytes.
+    objects(&state)?.delete(&media.key()?).await.map_err(object_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Upload a photo's bytes (on a local object directory; on S3 the upload
+/// goes to the presigned URL instead).
+#[utoipa::path(
+    put, path = "/v1/media/{id}/upload", tag = "media",
+    params(("id" = Uuid, Path, description = "The photo id")),
+    request_body(content = Vec<u8>, description = "The image", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Stored and checked", body = Media),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Already uploaded", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Over the size limit", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Not a JPEG, PNG or WebP image; the photo is rejected", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn upload_media(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Media>, Problem> {
+    let id = parse_id(&raw)?;
+    let media = state.store.get_media(&principal.scope(), id).await?.ok_or_else(|| not_found(&raw))?;
+    if media.status != MediaStatus::Pending {
+        return Err(Problem::conflict("Already uploaded", format!("photo `{id}` is {} already", media.status)));
+    }
+    let limit = usize::try_from(MAX_MEDIA_BYTES).unwrap_or(usize::MAX);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_MEDIA_BYTES) {
+        return Err(Problem::payload_too_large(limit));
+    }
+    // Spooled to a temporary file, counted as it comes.
+    let io = |err: std::io::Error| {
+        tracing::error!(error = %err, "cannot spool an upload");
+        Problem::unavailable("cannot take the upload now; try again shortly")
+    };
+    let spool = tempfile::NamedTempFile::new().map_err(io)?;
+    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(io)?);
+    let mut head = Vec::with_capacity(HEAD);
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| Problem::bad_request(format!("the upload broke off: {err}")))?;
+        size += chunk.len() as u64;
+        if size > MAX_MEDIA_BYTES {
+            return Err(Problem::payload_too_large(limit));
+        }
+        let wanted = HEAD.saturating_sub(head.len()).min(chunk.len());
+        head.extend_from_slice(&chunk[..wanted]);
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    drop(file);
+    match check(&head, size) {
+        MediaCheck::Rejected { reason } => {
+            state.store.settle_media(media.id, &MediaCheck::Rejected { reason: reason.clone() }).await?;
+            Err(Problem::unsupported_media_type(reason))
+        }
+        ready @ MediaCheck::Ready { content_type, .. } => {
+            objects(&state)?.put_file(&media.key()?, spool.path(), content_type).await.map_err(object_error)?;
+            state.store.settle_media(media.id, &ready).await?;
+            let now = state.store.get_media(&principal.scope(), id).await?.ok_or_else(|| not_found(&raw))?;
+            Ok(Json(now))
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Photos on SQLite (times in milliseconds, as in the jobs table).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{sqlite::SqliteRow, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{media_key, Media, MediaCheck, MediaStore, NewMedia};
+use crate::{
+    model::Scope,
+    store::{
+        parse_enum,
+        sqlite::{ms, now_ms, opt_time, push_scope, time},
+        Result, SqliteStore, StoreError,
+    },
+};
+
+const MEDIA_COLUMNS: &str = "id, tenant_id, user_id, status, declared_type, content_type, size_bytes, taken_at, \
+     caption, error, object_key, created_at";
+
+fn media_from_row(row: &SqliteRow) -> Result<Media> {
+    let id: &str = row.try_get("id")?;
+    Ok(Media {
+        id: Uuid::parse_str(id).map_err(|err| StoreError::Corrupt(format!("media id `{id}`: {err}")))?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        status: parse_enum(row.try_get::<&str, _>("status")?, "media status")?,
+        declared_type: row.try_get("declared_type")?,
+        content_type: row.try_get("content_type")?,
+        size_bytes: row.try_get("size_bytes")?,
+        taken_at: opt_time(row.try_get("taken_at")?)?,
+        caption: row.try_get("caption")?,
+        error: row.try_get("error")?,
+        object_key: row.try_get("object_key")?,
+        created_at: time(row.try_get("created_at")?)?,
+    })
+}
+
+#[async_trait]
+impl MediaStore for SqliteStore {
+    async fn insert_media(&self, media: NewMedia) -> Result<Media> {
+        let id = Uuid::now_v7();
+        let key = media_key(&media.tenant_id, id)?;
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "INSERT INTO media (id, tenant_id, user_id, status, declared_type, taken_at, caption, object_key, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?8) RETURNING {MEDIA_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(&media.tenant_id)
+        .bind(&media.user_id)
+        .bind(&media.declared_type)
+        .bind(media.taken_at.map(ms))
+        .bind(&media.caption)
+        .bind(key.as_str())
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        media_from_row(&row)
+    }
+
+    async fn get_media(&self, scope: &Scope, id: Uuid) -> Result<Option<Media>> {
+        let mut query = QueryBuilder::new(format!("SELECT {MEDIA_COLUMNS} FROM media WHERE id = "));
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        let row = query.build().fetch_optional(self.pool()).await?;
+        row.as_ref().map(media_from_row).transpose()
+    }
+
+    async fn list_media(&self, scope: &Scope, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<Media>> {
+        let mut query = QueryBuilder::new(format!("SELECT {MEDIA_COLUMNS} FROM media WHERE true"));
+        push_scope(&mut query, scope);
+        if let Some((created_at, id)) = after {
+            query
+                .push(" AND (created_at, id) < (")
+                .push_bind(ms(created_at))
+                .push(", ")
+                .push_bind(id.to_string())
+                .push(")");
+        }
+        query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(limit.max(1)));
+        let rows = query.build().fetch_all(self.pool()).await?;
+        rows.iter().map(media_from_row).collect()
+    }
+
+    async fn settle_media(&self, id: Uuid, check: &MediaCheck) -> Result<bool> {
+        let (status, content_type, size, error) = match check {
+            MediaCheck::Ready { content_type, size_bytes } => {
+                ("ready", Some(*content_type), Some(i64::try_from(*size_bytes).unwrap_or(i64::MAX)), None)
+            }
+            MediaCheck::Rejected { reason } => ("rejected", None, None, Some(reason.as_str())),
+        };
+        let done = sqlx::query(
+            "UPDATE media SET status = ?2, content_type = ?3, size_bytes = ?4, error = ?5, updated_at = ?6 \
+             WHERE id = ?1 AND status = 'pending'",
+        )
+        .bind(id.to_string())
+        .bind(status)
+        .bind(content_type)
+        .bind(size)
+        .bind(error)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_media(&self, scope: &Scope, id: Uuid) -> Result<Option<Media>> {
+        let mut query = QueryBuilder::new("DELETE FROM media WHERE id = ");
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        query.push(format!(" RETURNING {MEDIA_COLUMNS}"));
+        let row = query.build().fetch_optional(self.pool()).await?;
+        row.as_ref().map(media_from_row).transpose()
+    }
+}
