@@ -4,7 +4,8 @@
 //! presigned S3 PUT, or this API's own `PUT /v1/media/{id}/upload` on a
 //! local object directory (send the same bearer token). Uploaded bytes are
 //! checked before anything uses them: the type is sniffed from the content,
-//! the size is capped ([`MAX_MEDIA_BYTES`]). A photo uploaded to S3 is
+//! the image's header must parse, and the size and pixel count are capped
+//! ([`MAX_MEDIA_BYTES`], 100 megapixels). A photo uploaded to S3 is
 //! checked the first time it is read back (`GET`). Photos live under the
 //! tenant's prefix; someone else's is a 404.
 
@@ -20,7 +21,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use longhaul_jobs::{
-    media::{check, Media, MediaCheck, MediaStatus, NewMedia, MAX_MEDIA_BYTES, MEDIA_TYPES},
+    media::{check, Media, MediaCheck, MediaStatus, NewMedia, CHECK_BYTES, MAX_MEDIA_BYTES, MEDIA_TYPES},
     objects::DynObjectStore,
 };
 use serde::{Deserialize, Serialize};
@@ -38,8 +39,8 @@ use crate::{
 
 /// How long an upload URL works.
 const UPLOAD_FOR: Duration = Duration::from_secs(15 * 60);
-/// Bytes the type is sniffed from.
-const HEAD: usize = 16;
+/// The start of an upload that is checked (its type and header).
+const HEAD: usize = CHECK_BYTES;
 
 /// The body of `POST /v1/media`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,11 +7,13 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
-/// A PNG's signature and a header chunk: what the sniffer reads.
+/// A real 40×30 PNG.
 fn png() -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
-    bytes.resize(2_000, 0);
-    bytes
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 90]))
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("encodes");
+    bytes.into_inner()
 }
 
 async fn register(app: &TestApp, token: &str, body: Value) -> Value {
@@ -34,7 +36,8 @@ backend_tests! {
         assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.text());
         let uploaded = uploaded.json();
         assert_eq!((uploaded["status"].clone(), uploaded["content_type"].clone()), (json!("ready"), json!("image/png")));
-        assert_eq!((uploaded["declared_type"].clone(), uploaded["size_bytes"].clone()), (json!("image/jpeg"), json!(2_000)));
+        assert_eq!((uploaded["declared_type"].clone(), uploaded["size_bytes"].clone()), (json!("image/jpeg"), json!(png().len())));
+        assert_eq!((uploaded["width"].clone(), uploaded["height"].clone()), (json!(40), json!(30)));
         assert_eq!(uploaded["caption"], "Belém");
         // Once is enough.
         app.put_bytes(&format!("/v1/media/{id}/upload"), &user, png()).await.problem(StatusCode::CONFLICT);
@@ -76,6 +79,10 @@ backend_tests! {
         huge.resize(usize::try_from(MAX_MEDIA_BYTES).expect("fits") + 1, 0);
         app.put_bytes(&format!("/v1/media/{id}/upload"), &user, huge).await.problem(StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(app.get(&format!("/v1/media/{id}"), &user).await.json()["status"], "pending");
+        // A truncated PNG: the signature is right, the header is not all there.
+        let truncated = app.put_bytes(&format!("/v1/media/{id}/upload"), &user, png()[..20].to_vec()).await.problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(truncated["detail"].as_str().unwrap_or_default().contains("header cannot be read"), "{truncated}");
+        let id = register(&app, &user, json!({"content_type": "image/png"})).await["id"].as_str().expect("id").to_owned();
         let empty = app.put_bytes(&format!("/v1/media/{id}/upload"), &user, Vec::new()).await.problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert!(empty["detail"].as_str().unwrap_or_default().contains("empty"), "{empty}");
     }
@@ -128,7 +135,8 @@ backend_tests! {
             uploaded.push(created["id"].as_str().expect("id").to_owned());
         }
         let good = app.get(&format!("/v1/media/{}", uploaded[0]), &user).await.json();
-        assert_eq!((good["status"].clone(), good["content_type"].clone(), good["size_bytes"].clone()), (json!("ready"), json!("image/png"), json!(2_000)));
+        assert_eq!((good["status"].clone(), good["content_type"].clone(), good["size_bytes"].clone()), (json!("ready"), json!("image/png"), json!(png().len())));
+        assert_eq!(good["width"], 40);
         let list = app.get("/v1/media", &user).await.json();
         let bad = list["items"].as_array().expect("items").iter().find(|m| m["id"] == uploaded[1].as_str()).expect("listed").clone();
         assert_eq!(bad["status"], "rejected", "{bad}");

@@ -11,6 +11,8 @@ CREATE TABLE media (
     declared_type text        NOT NULL,
     content_type  text,
     size_bytes    bigint,
+    width         integer,
+    height        integer,
     taken_at      timestamptz,
     caption       text,
     error         text,

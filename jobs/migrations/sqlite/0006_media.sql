@@ -8,6 +8,8 @@ CREATE TABLE media (
     declared_type TEXT    NOT NULL,
     content_type  TEXT,
     size_bytes    INTEGER,
+    width         INTEGER,
+    height        INTEGER,
     taken_at      INTEGER,
     caption       TEXT,
     error         TEXT,

@@ -33,6 +33,14 @@ pub const MEDIA_TYPES: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
 /// The largest photo accepted: 25 MiB.
 pub const MAX_MEDIA_BYTES: u64 = 25 * 1024 * 1024;
 
+/// The most pixels a photo may have: 100 megapixels (decoding one takes
+/// 400 MB of RGBA).
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// The start of a file that is read to check it: enough for a JPEG's
+/// frame header after large EXIF and colour-profile segments.
+pub const CHECK_BYTES: usize = 256 * 1024;
+
 /// A registered photo.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Media {
@@ -49,6 +57,10 @@ pub struct Media {
     /// What the bytes are, sniffed from them; set once checked.
     pub content_type: Option<String>,
     pub size_bytes: Option<i64>,
+    /// Its size in pixels, as stored (before any EXIF rotation); set once
+    /// checked.
+    pub width: Option<i32>,
+    pub height: Option<i32>,
     pub taken_at: Option<DateTime<Utc>>,
     pub caption: Option<String>,
     /// Why it was rejected.
@@ -84,7 +96,7 @@ pub struct NewMedia {
 /// What checking the uploaded bytes found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaCheck {
-    Ready { content_type: &'static str, size_bytes: u64 },
+    Ready { content_type: &'static str, size_bytes: u64, width: u32, height: u32 },
     Rejected { reason: String },
 }
 
@@ -102,18 +114,43 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Checks an upload by its first bytes and its size.
+/// Checks an upload by its first [`CHECK_BYTES`] bytes (or all of it, if
+/// shorter) and its size: the type from the signature, then the dimensions
+/// from the image's own header, which must parse.
 pub fn check(head: &[u8], size_bytes: u64) -> MediaCheck {
+    let rejected = |reason: String| MediaCheck::Rejected { reason };
+    if size_bytes == 0 {
+        return rejected("the file is empty".into());
+    }
     if size_bytes > MAX_MEDIA_BYTES {
-        return MediaCheck::Rejected {
-            reason: format!("the file has {size_bytes} bytes; a photo may have at most {MAX_MEDIA_BYTES}"),
-        };
+        return rejected(format!("the file has {size_bytes} bytes; a photo may have at most {MAX_MEDIA_BYTES}"));
     }
-    match sniff(head) {
-        Some(content_type) => MediaCheck::Ready { content_type, size_bytes },
-        None if size_bytes == 0 => MediaCheck::Rejected { reason: "the file is empty".into() },
-        None => MediaCheck::Rejected { reason: "the file is not a JPEG, PNG or WebP image".into() },
+    let Some(content_type) = sniff(head) else {
+        return rejected("the file is not a JPEG, PNG or WebP image".into());
+    };
+    let format = match content_type {
+        "image/jpeg" => image::ImageFormat::Jpeg,
+        "image/png" => image::ImageFormat::Png,
+        _ => image::ImageFormat::WebP,
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(head));
+    reader.set_format(format);
+    let (width, height) = match reader.into_dimensions() {
+        Ok(dimensions) => dimensions,
+        Err(err) => return rejected(format!("the {content_type} header cannot be read: {err}")),
+    };
+    let pixels = u64::from(width) * u64::from(height);
+    if width == 0 || height == 0 {
+        return rejected(format!("the image is {width}×{height} pixels"));
     }
+    if pixels > MAX_PIXELS {
+        return rejected(format!(
+            "the image is {width}×{height} pixels ({:.1} megapixels); at most {} are accepted",
+            pixels as f64 / 1e6,
+            MAX_PIXELS / 1_000_000
+        ));
+    }
+    MediaCheck::Ready { content_type, size_bytes, width, height }
 }
 
 /// Photos, on both databases.
@@ -150,16 +187,45 @@ mod tests {
         assert_eq!(sniff(b""), None);
     }
 
+    /// A real image of `width`×`height`, encoded in `format`.
+    fn encoded(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(width, height, image::Rgb([200, 120, 40]))
+            .write_to(&mut bytes, format)
+            .expect("encodes");
+        bytes.into_inner()
+    }
+
     #[test]
-    fn checks_name_the_problem() {
-        assert_eq!(
-            check(&[0xFF, 0xD8, 0xFF], 1_000),
-            MediaCheck::Ready { content_type: "image/jpeg", size_bytes: 1_000 }
-        );
-        assert!(matches!(check(b"%PDF-1.7", 10), MediaCheck::Rejected { reason } if reason.contains("not a JPEG")));
-        assert!(matches!(check(b"", 0), MediaCheck::Rejected { reason } if reason.contains("empty")));
-        assert!(
-            matches!(check(&[0xFF, 0xD8, 0xFF], MAX_MEDIA_BYTES + 1), MediaCheck::Rejected { reason } if reason.contains("at most"))
-        );
+    fn checks_read_the_header_and_name_the_problem() {
+        for (format, content_type) in [
+            (image::ImageFormat::Jpeg, "image/jpeg"),
+            (image::ImageFormat::Png, "image/png"),
+            (image::ImageFormat::WebP, "image/webp"),
+        ] {
+            let bytes = encoded(64, 48, format);
+            assert_eq!(
+                check(&bytes, bytes.len() as u64),
+                MediaCheck::Ready { content_type, size_bytes: bytes.len() as u64, width: 64, height: 48 }
+            );
+        }
+        let rejected = |bytes: &[u8], size: u64| match check(bytes, size) {
+            MediaCheck::Rejected { reason } => reason,
+            ready => panic!("accepted: {ready:?}"),
+        };
+        assert!(rejected(b"%PDF-1.7", 10).contains("not a JPEG"));
+        assert!(rejected(b"", 0).contains("empty"));
+        let png = encoded(8, 8, image::ImageFormat::Png);
+        assert!(rejected(&png, MAX_MEDIA_BYTES + 1).contains("at most"));
+        // A PNG signature with a broken header.
+        assert!(rejected(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDX", 16).contains("header cannot be read"));
+        // A JPEG whose frame header says 20,000 × 10,000: 200 megapixels,
+        // refused without decoding.
+        let mut huge = encoded(8, 8, image::ImageFormat::Jpeg);
+        let sof = huge.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline frame header");
+        huge[sof + 5..sof + 7].copy_from_slice(&10_000u16.to_be_bytes());
+        huge[sof + 7..sof + 9].copy_from_slice(&20_000u16.to_be_bytes());
+        let reason = rejected(&huge, huge.len() as u64);
+        assert!(reason.contains("20000×10000") && reason.contains("at most 100"), "{reason}");
     }
 }

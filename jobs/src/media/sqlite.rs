@@ -15,8 +15,8 @@ use crate::{
     },
 };
 
-const MEDIA_COLUMNS: &str = "id, tenant_id, user_id, status, declared_type, content_type, size_bytes, taken_at, \
-     caption, error, object_key, created_at";
+const MEDIA_COLUMNS: &str = "id, tenant_id, user_id, status, declared_type, content_type, size_bytes, width, height, \
+     taken_at, caption, error, object_key, created_at";
 
 fn media_from_row(row: &SqliteRow) -> Result<Media> {
     let id: &str = row.try_get("id")?;
@@ -28,6 +28,8 @@ fn media_from_row(row: &SqliteRow) -> Result<Media> {
         declared_type: row.try_get("declared_type")?,
         content_type: row.try_get("content_type")?,
         size_bytes: row.try_get("size_bytes")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
         taken_at: opt_time(row.try_get("taken_at")?)?,
         caption: row.try_get("caption")?,
         error: row.try_get("error")?,
@@ -84,15 +86,19 @@ impl MediaStore for SqliteStore {
     }
 
     async fn settle_media(&self, id: Uuid, check: &MediaCheck) -> Result<bool> {
-        let (status, content_type, size, error) = match check {
-            MediaCheck::Ready { content_type, size_bytes } => {
-                ("ready", Some(*content_type), Some(i64::try_from(*size_bytes).unwrap_or(i64::MAX)), None)
-            }
-            MediaCheck::Rejected { reason } => ("rejected", None, None, Some(reason.as_str())),
+        let (status, content_type, size, dimensions, error) = match check {
+            MediaCheck::Ready { content_type, size_bytes, width, height } => (
+                "ready",
+                Some(*content_type),
+                Some(i64::try_from(*size_bytes).unwrap_or(i64::MAX)),
+                Some((i32::try_from(*width).unwrap_or(i32::MAX), i32::try_from(*height).unwrap_or(i32::MAX))),
+                None,
+            ),
+            MediaCheck::Rejected { reason } => ("rejected", None, None, None, Some(reason.as_str())),
         };
         let done = sqlx::query(
-            "UPDATE media SET status = ?2, content_type = ?3, size_bytes = ?4, error = ?5, updated_at = ?6 \
-             WHERE id = ?1 AND status = 'pending'",
+            "UPDATE media SET status = ?2, content_type = ?3, size_bytes = ?4, width = ?7, height = ?8, \
+             error = ?5, updated_at = ?6 WHERE id = ?1 AND status = 'pending'",
         )
         .bind(id.to_string())
         .bind(status)
@@ -100,6 +106,8 @@ impl MediaStore for SqliteStore {
         .bind(size)
         .bind(error)
         .bind(now_ms())
+        .bind(dimensions.map(|d| d.0))
+        .bind(dimensions.map(|d| d.1))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
