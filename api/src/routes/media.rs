@@ -21,7 +21,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use longhaul_jobs::{
-    media::{check, Media, MediaCheck, MediaStatus, NewMedia, CHECK_BYTES, MAX_MEDIA_BYTES, MEDIA_TYPES},
+    media::{Media, MediaCheck, MediaStatus, NewMedia, Probe, MAX_MEDIA_BYTES, MEDIA_TYPES},
     objects::DynObjectStore,
 };
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,6 @@ use crate::{
 
 /// How long an upload URL works.
 const UPLOAD_FOR: Duration = Duration::from_secs(15 * 60);
-/// The start of an upload that is checked (its type and header).
-const HEAD: usize = CHECK_BYTES;
 
 /// The body of `POST /v1/media`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,24 +108,16 @@ async fn settle(state: &AppState, media: Media) -> Result<Media, Problem> {
     let Some(mut reader) = objects.get(&key).await.map_err(object_error)? else {
         return Ok(media);
     };
-    // Read the head, then count the rest without keeping it, stopping past
-    // the cap.
-    let mut head = Vec::with_capacity(HEAD);
+    // Keep the head, count the rest, stop past the cap.
+    let mut probe = Probe::default();
     let mut buffer = vec![0u8; 64 * 1024];
-    let mut size: u64 = 0;
     loop {
         let read = reader.read(&mut buffer).await.map_err(object_error)?;
-        if read == 0 {
-            break;
-        }
-        let wanted = HEAD.saturating_sub(head.len()).min(read);
-        head.extend_from_slice(&buffer[..wanted]);
-        size += read as u64;
-        if size > MAX_MEDIA_BYTES {
+        if read == 0 || !probe.feed(&buffer[..read]) {
             break;
         }
     }
-    let outcome = check(&head, size);
+    let outcome = probe.check();
     record(state, &media, &outcome).await?;
     let scope = longhaul_jobs::model::Scope::Tenant { tenant_id: media.tenant_id.clone() };
     let id = media.id;
@@ -305,22 +295,18 @@ pub async fn upload_media(
     };
     let spool = tempfile::NamedTempFile::new().map_err(io)?;
     let mut file = tokio::fs::File::from_std(spool.reopen().map_err(io)?);
-    let mut head = Vec::with_capacity(HEAD);
-    let mut size: u64 = 0;
+    let mut probe = Probe::default();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|err| Problem::bad_request(format!("the upload broke off: {err}")))?;
-        size += chunk.len() as u64;
-        if size > MAX_MEDIA_BYTES {
+        if !probe.feed(&chunk) {
             return Err(Problem::payload_too_large(limit));
         }
-        let wanted = HEAD.saturating_sub(head.len()).min(chunk.len());
-        head.extend_from_slice(&chunk[..wanted]);
         file.write_all(&chunk).await.map_err(io)?;
     }
     file.flush().await.map_err(io)?;
     drop(file);
-    match check(&head, size) {
+    match probe.check() {
         MediaCheck::Rejected { reason } => {
             state.store.settle_media(media.id, &MediaCheck::Rejected { reason: reason.clone() }).await?;
             Err(Problem::unsupported_media_type(reason))

@@ -100,6 +100,62 @@ pub enum MediaCheck {
     Rejected { reason: String },
 }
 
+/// A check as the `media` row's columns.
+pub(crate) struct CheckColumns<'a> {
+    pub status: &'static str,
+    pub content_type: Option<&'static str>,
+    pub size_bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub error: Option<&'a str>,
+}
+
+impl MediaCheck {
+    pub(crate) fn columns(&self) -> CheckColumns<'_> {
+        match self {
+            MediaCheck::Ready { content_type, size_bytes, width, height } => CheckColumns {
+                status: "ready",
+                content_type: Some(content_type),
+                size_bytes: Some(i64::try_from(*size_bytes).unwrap_or(i64::MAX)),
+                width: Some(i32::try_from(*width).unwrap_or(i32::MAX)),
+                height: Some(i32::try_from(*height).unwrap_or(i32::MAX)),
+                error: None,
+            },
+            MediaCheck::Rejected { reason } => CheckColumns {
+                status: "rejected",
+                content_type: None,
+                size_bytes: None,
+                width: None,
+                height: None,
+                error: Some(reason),
+            },
+        }
+    }
+}
+
+/// The start of a file and its size, taken as its bytes stream past.
+#[derive(Debug, Default)]
+pub struct Probe {
+    head: Vec<u8>,
+    size: u64,
+}
+
+impl Probe {
+    /// Takes the next chunk. False once the file is over [`MAX_MEDIA_BYTES`]:
+    /// there is no need to read on.
+    pub fn feed(&mut self, chunk: &[u8]) -> bool {
+        let wanted = CHECK_BYTES.saturating_sub(self.head.len()).min(chunk.len());
+        self.head.extend_from_slice(&chunk[..wanted]);
+        self.size += chunk.len() as u64;
+        self.size <= MAX_MEDIA_BYTES
+    }
+
+    /// The verdict on what was fed.
+    pub fn check(&self) -> MediaCheck {
+        check(&self.head, self.size)
+    }
+}
+
 /// The image type of a file, from its first bytes; None when it is none of
 /// [`MEDIA_TYPES`].
 pub fn sniff(head: &[u8]) -> Option<&'static str> {

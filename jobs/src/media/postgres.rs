@@ -74,27 +74,18 @@ impl MediaStore for PgStore {
     }
 
     async fn settle_media(&self, id: Uuid, check: &MediaCheck) -> Result<bool> {
-        let (status, content_type, size, dimensions, error) = match check {
-            MediaCheck::Ready { content_type, size_bytes, width, height } => (
-                "ready",
-                Some(*content_type),
-                Some(i64::try_from(*size_bytes).unwrap_or(i64::MAX)),
-                Some((i32::try_from(*width).unwrap_or(i32::MAX), i32::try_from(*height).unwrap_or(i32::MAX))),
-                None,
-            ),
-            MediaCheck::Rejected { reason } => ("rejected", None, None, None, Some(reason.as_str())),
-        };
+        let columns = check.columns();
         let done = sqlx::query(
             "UPDATE media SET status = $2, content_type = $3, size_bytes = $4, width = $5, height = $6, \
              error = $7, updated_at = now() WHERE id = $1 AND status = 'pending'",
         )
         .bind(id)
-        .bind(status)
-        .bind(content_type)
-        .bind(size)
-        .bind(dimensions.map(|d| d.0))
-        .bind(dimensions.map(|d| d.1))
-        .bind(error)
+        .bind(columns.status)
+        .bind(columns.content_type)
+        .bind(columns.size_bytes)
+        .bind(columns.width)
+        .bind(columns.height)
+        .bind(columns.error)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
