@@ -7,7 +7,12 @@
 # The packages every build needs. Scripts may append to this list before calling
 # `ensure_packages`.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-BUILD_PACKAGES=(build-essential pkg-config libssl-dev curl ca-certificates)
+# The libav* dev packages (Debian's FFmpeg 5.1) and clang (for bindgen) build
+# the `video` feature; the ffmpeg package brings the libx264 encoder's runtime
+# and, for the tests, ffprobe.
+BUILD_PACKAGES=(build-essential pkg-config libssl-dev curl ca-certificates
+    clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+    libswresample-dev libavfilter-dev ffmpeg)
 
 # Bold headings when a person is watching, plain text in CI logs.
 if [[ -t 1 ]]; then

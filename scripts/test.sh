@@ -124,7 +124,8 @@ service_moto() {
 
 main() {
     heading "Installing what is missing"
-    # poppler-utils: the report tests read PDFs back with `pdftotext`.
+    # poppler-utils: the report tests read PDFs back with `pdftotext`. The
+    # video tests check films with ffprobe (from ffmpeg, in BUILD_PACKAGES).
     ensure_packages "${BUILD_PACKAGES[@]}" postgresql-client poppler-utils
     ensure_rust
 

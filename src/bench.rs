@@ -600,7 +600,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("{result}");
             return Ok(ExitCode::SUCCESS);
         }
-        other => bail!("unknown workload `{other}`; expected queue, year-summary or vendor-analytics"),
+        #[cfg(not(feature = "video"))]
+        "video" => bail!("this longhaul was built without the `video` feature"),
+        #[cfg(feature = "video")]
+        "video" => {
+            let result = crate::bench_video::run(&args).await?;
+            eprintln!(
+                "longhaul video ({} photos, {}, {} fps, {} frames): longhaul {} s, ffmpeg CLI {} s, ratio {}; peak RSS longhaul {} MiB, ffmpeg CLI {} MiB",
+                result["photos"],
+                result["aspect"],
+                result["fps"],
+                result["frames"],
+                result["longhaul_s"],
+                result["ffmpeg_cli_s"],
+                result["ratio"],
+                result["longhaul_peak_rss_mib"],
+                result["ffmpeg_cli_peak_rss_mib"],
+            );
+            println!("{result}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => bail!("unknown workload `{other}`; expected queue, year-summary, vendor-analytics or video"),
     }
     if args.backend == "sqs" {
         for run in 1..=args.runs.max(1) {

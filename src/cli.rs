@@ -132,7 +132,8 @@ pub struct BenchArgs {
     /// What to measure: `queue` (no-op jobs through the queue), `year-summary`
     /// (the year report of one user with `--reservations` reservations) or
     /// `vendor-analytics` (a tenant's month of `--reservations` reservations,
-    /// PostgreSQL only)
+    /// PostgreSQL only) or `video` (a film of `--photos` photos against the
+    /// same film made by the ffmpeg CLI)
     #[arg(long, default_value = "queue")]
     pub workload: String,
     /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
@@ -174,4 +175,19 @@ pub struct BenchArgs {
     /// With `--backend sqs`: most jobs waiting at once while the bench feeds them in
     #[arg(long, default_value_t = 500)]
     pub sqs_backlog: usize,
+    /// With `--workload video`: photos in the film (the directory's photos, cycled)
+    #[arg(long, default_value_t = 30)]
+    pub photos: usize,
+    /// With `--workload video`: where the photos are [default: assets/photos]
+    #[arg(long)]
+    pub photos_dir: Option<PathBuf>,
+    /// With `--workload video`: 9:16 or 16:9
+    #[arg(long, default_value = "9:16")]
+    pub aspect: String,
+    /// With `--workload video`: time only longhaul, not the ffmpeg CLI
+    #[arg(long)]
+    pub skip_cli: bool,
+    /// With `--workload video`: keep the films in this directory
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
 }

@@ -180,12 +180,73 @@ struct DemoResult {
     artifacts: Vec<Value>,
 }
 
-/// What the demo submits: every kind whose handler has landed. The other
-/// kinds join as their issues land, with their sample data from `assets/`.
-/// One job of every kind that this version runs, on the sample year.
-/// (`email_poll` and `video_compile` join when their handlers land.)
+/// One job of every kind that this version runs, on the sample year and the
+/// sample photos. (`email_poll` joins when its handler lands.)
 fn demo_jobs() -> Vec<(&'static str, Value)> {
-    vec![("noop", json!({"sleep_ms": 1500})), ("report_build", json!({"report": "year_summary", "year": 2026}))]
+    let mut jobs =
+        vec![("noop", json!({"sleep_ms": 1500})), ("report_build", json!({"report": "year_summary", "year": 2026}))];
+    if cfg!(feature = "video") {
+        jobs.push(("video_compile", json!({"year": 2026, "aspect": "9:16", "name": "Demo traveller"})));
+    }
+    jobs
+}
+
+/// The sample photos of `assets/photos`, built in: name, bytes.
+const SAMPLE_PHOTOS: &[(&str, &[u8])] = &[
+    ("01-new-york.jpg", include_bytes!("../assets/photos/01-new-york.jpg")),
+    ("02-central-park.jpg", include_bytes!("../assets/photos/02-central-park.jpg")),
+    ("03-lisbon.jpg", include_bytes!("../assets/photos/03-lisbon.jpg")),
+    ("04-porto.jpg", include_bytes!("../assets/photos/04-porto.jpg")),
+    ("05-rio-de-janeiro.jpg", include_bytes!("../assets/photos/05-rio-de-janeiro.jpg")),
+    ("06-copacabana.png", include_bytes!("../assets/photos/06-copacabana.png")),
+    ("07-buenos-aires.jpg", include_bytes!("../assets/photos/07-buenos-aires.jpg")),
+    ("08-pampas.webp", include_bytes!("../assets/photos/08-pampas.webp")),
+    ("09-madrid.jpg", include_bytes!("../assets/photos/09-madrid.jpg")),
+    ("10-paris.jpg", include_bytes!("../assets/photos/10-paris.jpg")),
+    ("11-tokyo.jpg", include_bytes!("../assets/photos/11-tokyo.jpg")),
+    ("12-mount-fuji.jpg", include_bytes!("../assets/photos/12-mount-fuji.jpg")),
+];
+const SAMPLE_PHOTOS_JSON: &str = include_str!("../assets/photos/photos.json");
+
+/// Uploads the sample photos through the media API, unless the caller has
+/// photos already. Returns how many were added.
+async fn load_sample_photos(client: &Client) -> anyhow::Result<usize> {
+    let existing = client.send(reqwest::Method::GET, "/v1/media?limit=1", None, None).await?;
+    if existing["items"].as_array().is_some_and(|items| !items.is_empty()) {
+        return Ok(0);
+    }
+    let manifest: Vec<Value> =
+        serde_json::from_str(SAMPLE_PHOTOS_JSON).context("assets/photos/photos.json is not valid JSON")?;
+    for entry in &manifest {
+        let file = entry["file"].as_str().context("a photo without a file name in photos.json")?;
+        let bytes = SAMPLE_PHOTOS
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map(|(_, bytes)| *bytes)
+            .with_context(|| format!("photos.json names {file}, which is not built in"))?;
+        let body =
+            json!({"content_type": entry["content_type"], "taken_at": entry["taken_at"], "caption": entry["caption"]});
+        let media = client.send(reqwest::Method::POST, "/v1/media", Some(&body), None).await?;
+        let upload = media["upload_url"].as_str().context("the API answered without an upload_url")?;
+        // A path is this API's own upload endpoint (send the token); a full
+        // URL is presigned and must go without it.
+        let request = if upload.starts_with('/') {
+            client.http.put(format!("{}{upload}", client.base)).bearer_auth(&client.token)
+        } else {
+            client.http.put(upload)
+        };
+        let content_type = entry["content_type"].as_str().unwrap_or("application/octet-stream");
+        let response = request
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("uploading {file}"))?;
+        if !response.status().is_success() {
+            bail!("uploading {file}: {}: {}", response.status(), response.text().await.unwrap_or_default());
+        }
+    }
+    Ok(manifest.len())
 }
 
 /// Loads the sample year into the caller's account, unless it already has
@@ -206,6 +267,11 @@ async fn load_sample_reservations(client: &Client) -> anyhow::Result<usize> {
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.client)?;
     let loaded = load_sample_reservations(&client).await.context("loading the sample reservations")?;
+    let photos = if cfg!(feature = "video") {
+        load_sample_photos(&client).await.context("uploading the sample photos")?
+    } else {
+        0
+    };
     if !args.json {
         if loaded > 0 {
             let trips = client.send(reqwest::Method::GET, "/v1/trips", None, None).await?;
@@ -213,6 +279,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             println!("loaded {loaded} sample reservations ({trips} trips): {}/v1/reservations", client.base);
         } else {
             println!("sample reservations already loaded: {}/v1/reservations", client.base);
+        }
+        if photos > 0 {
+            println!("uploaded {photos} sample photos: {}/v1/media", client.base);
         }
     }
     let mut submitted = Vec::new();

@@ -2,6 +2,8 @@
 //! tools. This file only wires the CLI; each command lives in its module.
 
 mod bench;
+#[cfg(feature = "video")]
+mod bench_video;
 mod cli;
 mod client;
 mod config;

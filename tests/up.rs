@@ -54,7 +54,7 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     let data_dir = launcher.data_dir();
     let data_dir = data_dir.to_str().expect("a UTF-8 path");
     let (status, output) =
-        launcher.run(&["demo", "--url", &url, "--data-dir", data_dir, "--json"], Duration::from_secs(60)).await;
+        launcher.run(&["demo", "--url", &url, "--data-dir", data_dir, "--json"], Duration::from_secs(300)).await;
     assert!(status.success(), "demo failed:\n{output}");
     let json_line = output.lines().find(|line| line.starts_with('{')).expect("demo printed JSON");
     let demo: Value = serde_json::from_str(json_line).expect("valid JSON");
@@ -67,6 +67,12 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
         report["artifacts"].as_array().expect("artifacts").iter().filter_map(|a| a["name"].as_str()).collect();
     assert_eq!(names, ["year-summary-2026.pdf", "year-summary-2026.json", "year-summary-2026.csv"], "{demo}");
     assert!(report["artifacts"][0]["url"].as_str().is_some_and(|u| u.starts_with(&format!("{url}/v1/artifacts/"))));
+    // The year video of the sample photos, which the demo uploaded.
+    let video = &demo["video_compile"];
+    assert_eq!(video["status"], "succeeded", "{demo}");
+    let names: Vec<&str> =
+        video["artifacts"].as_array().expect("artifacts").iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, ["video-2026-9x16.mp4", "video-2026-9x16.jpg"], "{demo}");
 
     // A long job, and a client following it.
     let (status, token) = launcher
@@ -87,6 +93,27 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     };
     assert_eq!(page("/v1/reservations?limit=200").await["items"].as_array().map(Vec::len), Some(33));
     assert_eq!(page("/v1/trips").await["items"].as_array().map(Vec::len), Some(6));
+
+    // The film plays: ffprobe reads H.264 and AAC at 1080×1920 from the file
+    // the artifact URL serves.
+    let film = client
+        .get(video["artifacts"][0]["url"].as_str().expect("a URL"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the film")
+        .bytes()
+        .await
+        .expect("its bytes");
+    let film_path = dir.path().join("demo.mp4");
+    std::fs::write(&film_path, &film).expect("write the film");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .arg(&film_path)
+        .output()
+        .expect("ffprobe");
+    let streams = String::from_utf8_lossy(&probe.stdout);
+    assert!(streams.contains("h264,1080,1920") && streams.contains("aac"), "{streams}");
 
     // A job's artifact: listed on the job once it succeeded, and served from
     // the local object directory.

@@ -462,12 +462,43 @@ pub struct VideoCompilePayload {
     pub aspect: String,
     #[serde(default)]
     pub media: Option<Vec<String>>,
+    /// A soundtrack from `assets/music/` by name (see [`VIDEO_MUSIC`]), or
+    /// `"none"`; `daybreak` when left out.
     #[serde(default)]
     pub music: Option<String>,
+    /// The name on the title card. The API fills it from the token's OpenID
+    /// `name` claim when the request leaves it out.
+    #[serde(default)]
+    pub name: Option<String>,
 }
+
+/// The soundtracks a video may ask for, besides `"none"`.
+pub const VIDEO_MUSIC: &[&str] = &["daybreak"];
+
+/// The longest name a title card shows, in characters.
+pub const VIDEO_NAME_MAX: usize = 80;
 
 impl VideoCompilePayload {
     fn validate(&self) -> Result<(), PayloadError> {
+        if let Some(music) = &self.music {
+            if music != "none" && !VIDEO_MUSIC.contains(&music.as_str()) {
+                return Err(PayloadError::new(
+                    "payload.music",
+                    format!(
+                        "must be one of {} or \"none\"",
+                        VIDEO_MUSIC.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.name.as_ref().is_some_and(|name| name.chars().count() > VIDEO_NAME_MAX) {
+            return Err(PayloadError::new("payload.name", format!("must be at most {VIDEO_NAME_MAX} characters")));
+        }
+        if let Some(media) = &self.media {
+            if media.len() > 300 {
+                return Err(PayloadError::new("payload.media", "must list at most 300 photos"));
+            }
+        }
         if !(1970..=2100).contains(&self.year) {
             return Err(PayloadError::new("payload.year", "must be between 1970 and 2100"));
         }

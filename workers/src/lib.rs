@@ -10,3 +10,7 @@ pub mod runtime;
 
 pub use kinds::{Handler, JobError, Registry};
 pub use runtime::{JobContext, Runtime, WorkerConfig};
+
+pub mod fonts;
+#[cfg(feature = "video")]
+pub mod video;

@@ -98,6 +98,9 @@ pub struct Principal {
     /// The user's language, from the OpenID `locale` claim (a Cognito
     /// standard attribute), such as `pt-BR`; reports default to it.
     pub locale: Option<String>,
+    /// The user's name, from the OpenID `name` claim; the yearly video's
+    /// title card shows it.
+    pub name: Option<String>,
 }
 
 impl Principal {
@@ -151,6 +154,8 @@ struct Claims {
     cognito_groups: Vec<String>,
     #[serde(default)]
     locale: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// Verifies tokens with the configured keys.
@@ -231,7 +236,8 @@ fn principal_of(claims: Claims) -> Result<Principal, String> {
         None => claims.cognito_groups.iter().filter_map(|group| group.parse().ok()).max().unwrap_or(Role::User),
     };
     let locale = claims.locale.filter(|locale| !locale.trim().is_empty());
-    Ok(Principal { tenant_id, user_id, role, locale })
+    let name = claims.name.map(|name| name.trim().to_owned()).filter(|name| !name.is_empty());
+    Ok(Principal { tenant_id, user_id, role, locale, name })
 }
 
 #[cfg(test)]
@@ -250,7 +256,7 @@ mod tests {
         .expect("valid claims");
         assert_eq!(
             principal,
-            Principal { tenant_id: "t1".into(), user_id: "u1".into(), role: Role::Admin, locale: None }
+            Principal { tenant_id: "t1".into(), user_id: "u1".into(), role: Role::Admin, locale: None, name: None }
         );
     }
 

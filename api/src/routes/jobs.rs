@@ -8,7 +8,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use longhaul_jobs::{
-    model::{report_locale, PRIORITY_MAX, PRIORITY_MIN},
+    model::{report_locale, PRIORITY_MAX, PRIORITY_MIN, VIDEO_NAME_MAX},
     store::{CancelOutcome, InsertOutcome, JobFilter},
     Job, JobKind, NewJob, Status,
 };
@@ -110,6 +110,9 @@ pub async fn submit_job(
     let mut payload = body.payload;
     if kind == JobKind::ReportBuild {
         default_report_locale(&mut payload, &principal, &headers);
+    }
+    if kind == JobKind::VideoCompile {
+        default_video_name(&mut payload, &principal);
     }
     let mut job = NewJob::new(principal.tenant_id.clone(), principal.user_id.clone(), kind, payload);
     job.request_hash = Some(request_hash);
@@ -297,6 +300,19 @@ pub async fn cancel_job(
             "Job already finished",
             format!("the job is {}; only queued or running jobs can be cancelled", job.status),
         )),
+    }
+}
+
+/// A video without a `name` shows the token's OpenID `name` claim, cut to
+/// the longest a title card shows.
+fn default_video_name(payload: &mut Value, principal: &Principal) {
+    let Some(fields) = payload.as_object_mut() else { return };
+    if fields.get("name").is_some_and(|name| !name.is_null()) {
+        return;
+    }
+    if let Some(name) = &principal.name {
+        let name: String = name.chars().take(VIDEO_NAME_MAX).collect();
+        fields.insert("name".to_owned(), Value::String(name));
     }
 }
 

@@ -130,6 +130,19 @@ backend_tests! {
         assert_eq!(first.json()["id"], again.json()["id"]);
     }
 
+    async fn a_video_without_a_name_shows_the_tokens_and_bad_music_is_refused(backend) {
+        let app = TestApp::new(backend).await;
+        let video = json!({"kind": "video_compile", "payload": {"year": 2026, "aspect": "9:16"}});
+        let named = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1", "name": " Ana Souza ", "exp": now() + 600}));
+        assert_eq!(app.submit(&named, &video).await["payload"]["name"], "Ana Souza");
+        let own = json!({"kind": "video_compile", "payload": {"year": 2026, "aspect": "9:16", "name": "Ana"}});
+        assert_eq!(app.submit(&named, &own).await["payload"]["name"], "Ana");
+        assert_eq!(app.submit(&app.user("t1", "u2"), &video).await["payload"].get("name"), None);
+        let jazz = json!({"kind": "video_compile", "payload": {"year": 2026, "aspect": "9:16", "music": "jazz"}});
+        let problem = app.post("/v1/jobs", &named, &jazz).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(problem.to_string().contains("daybreak"), "{problem}");
+    }
+
     async fn vendor_analytics_is_for_admins_and_the_year_summary_for_everyone(backend) {
         let app = TestApp::new(backend).await;
         let vendors = json!({"kind": "report_build", "payload": {"report": "vendor_analytics", "month": "2026-10"}});

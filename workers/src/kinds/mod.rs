@@ -3,7 +3,9 @@
 
 mod noop;
 mod not_implemented;
-mod report_build;
+pub(crate) mod report_build;
+#[cfg(feature = "video")]
+mod video_compile;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -16,6 +18,8 @@ use crate::runtime::JobContext;
 pub use noop::Noop;
 pub use not_implemented::NotImplemented;
 pub use report_build::ReportBuild;
+#[cfg(feature = "video")]
+pub use video_compile::VideoCompile;
 
 /// Why an attempt failed, which decides what happens next.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,13 +67,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Every kind this version of longhaul ships: `noop`, `report_build`, and
-    /// the kinds whose handlers have not landed yet, which fail permanently
-    /// and say so.
+    /// Every kind this version of longhaul ships: `noop`, `report_build`,
+    /// `video_compile` (with the `video` feature), and the kinds whose
+    /// handlers have not landed yet (or were left out of this build), which
+    /// fail permanently and say so.
     pub fn with_defaults() -> Self {
         let mut registry = Registry::default();
         registry.register(Noop);
         registry.register(ReportBuild);
+        #[cfg(feature = "video")]
+        registry.register(VideoCompile);
         for kind in JobKind::ALL {
             if registry.get(kind).is_none() {
                 registry.register(NotImplemented(kind));

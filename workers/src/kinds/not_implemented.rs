@@ -1,5 +1,6 @@
-//! The kinds whose handlers have not landed yet. A job of such a kind ends
-//! `dead` with a clear reason; it never reports a fake success.
+//! The kinds whose handlers have not landed yet, or were left out of this
+//! build (`video_compile` without the `video` feature). A job of such a kind
+//! ends `dead` with a clear reason; it never reports a fake success.
 
 use async_trait::async_trait;
 use longhaul_jobs::JobKind;
@@ -16,6 +17,11 @@ impl Handler for NotImplemented {
     }
 
     async fn run(&self, _ctx: &JobContext) -> JobResult {
+        if self.0 == JobKind::VideoCompile {
+            return Err(JobError::permanent(
+                "this worker was built without the `video` feature (libav); run video jobs on a worker built with it",
+            ));
+        }
         Err(JobError::permanent(format!(
             "the `{}` job kind is not implemented yet in this version of longhaul",
             self.0

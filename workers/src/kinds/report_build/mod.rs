@@ -14,7 +14,7 @@
 //! written as a PDF, a JSON and a CSV, one row per vendor and type.
 
 mod csv_export;
-mod locale;
+pub(crate) mod locale;
 mod pdf;
 
 use locale::Locale;

@@ -29,8 +29,7 @@ use longhaul_jobs::travel::{Ranked, VendorAnalytics, YearSummary};
 
 use super::locale::{Locale, Text};
 
-const REGULAR: &[u8] = include_bytes!("../../../../assets/fonts/DejaVuSans.ttf");
-const BOLD: &[u8] = include_bytes!("../../../../assets/fonts/DejaVuSans-Bold.ttf");
+use crate::fonts::{BOLD, REGULAR};
 
 /// A4, in points.
 const WIDTH: f32 = 595.0;
