@@ -127,7 +127,12 @@ impl Handler for VideoCompile {
             .map_err(|err| JobError::retryable(format!("cannot make a working directory: {err}")))?;
         let out = dir.path().join("film.mp4");
         let progress = Arc::new(Progress::default());
-        let source = StoreSource { objects, media: media.clone(), runtime: tokio::runtime::Handle::current() };
+        let source = StoreSource {
+            objects,
+            media: media.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            cancel: ctx.cancel.clone(),
+        };
         let watch = JobWatch { progress: progress.clone(), cancel: ctx.cancel.clone() };
         let reporter = tokio::spawn(report_progress(ctx.store.clone(), ctx.attempt(), progress.clone()));
         let compiled = {
@@ -293,6 +298,9 @@ async fn trips_of(ctx: &JobContext, scope: &Scope) -> Result<Vec<Trip>, JobError
 
 /// The caption of a photo: its own caption or the trip it was taken on (the
 /// trip's place: "Lisbon" of "Lisbon, May 2026"), and its date.
+///
+/// Dates are UTC: longhaul has no time zone for a user yet, so a photo taken
+/// late on 31 December west of Greenwich counts in the next year's film.
 fn caption(media: &Media, trips: &[Trip]) -> PhotoSpec {
     let taken = when(media);
     let trip = trips
@@ -309,13 +317,18 @@ struct StoreSource {
     objects: DynObjectStore,
     media: Vec<Media>,
     runtime: tokio::runtime::Handle,
+    /// A read gives up at once on a cancel, and after [`READ_TIMEOUT`].
+    cancel: CancellationToken,
 }
+
+/// The longest one photo's download may take: 25 MiB at a crawl.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl PhotoSource for StoreSource {
     fn read(&self, index: usize) -> Result<Vec<u8>, String> {
         let media = self.media.get(index).ok_or("no such photo")?;
         let key = media.key().map_err(|err| err.to_string())?;
-        self.runtime.block_on(async {
+        let read = async {
             let Some(mut reader) = self.objects.get(&key).await.map_err(|err| format!("cannot read it: {err}"))? else {
                 return Err("it was never uploaded".to_owned());
             };
@@ -326,6 +339,14 @@ impl PhotoSource for StoreSource {
                 return Err(format!("over the {} MiB limit", MAX_MEDIA_BYTES >> 20));
             }
             Ok(bytes)
+        };
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.cancel.cancelled() => Err("the job was cancelled".to_owned()),
+                read = tokio::time::timeout(READ_TIMEOUT, read) => {
+                    read.unwrap_or_else(|_| Err(format!("reading it took over {} s", READ_TIMEOUT.as_secs())))
+                }
+            }
         })
     }
 }

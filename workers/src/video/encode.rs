@@ -163,7 +163,11 @@ impl Mp4Writer {
 
     fn drain_video(&mut self) -> Result<(), Error> {
         let mut packet = Packet::empty();
-        while self.video.receive_packet(&mut packet).is_ok() {
+        while next_packet(self.video.receive_packet(&mut packet), "video")? {
+            // Every frame lasts one frame: the last one too, in the MP4.
+            if packet.duration() == 0 {
+                packet.set_duration(1);
+            }
             packet.set_stream(self.video_stream);
             let stream_tb = self.stream_time_base(self.video_stream)?;
             packet.rescale_ts(self.video_time_base, stream_tb);
@@ -205,6 +209,17 @@ impl Mp4Writer {
             audio.finish(&mut self.output, stream_tb)?;
         }
         self.output.write_trailer().map_err(err("cannot finish the MP4 file"))
+    }
+}
+
+/// Whether `received` holds a packet: the encoder's "not now" (EAGAIN) and
+/// "no more" (EOF) end a drain; any other error is the encoder failing.
+fn next_packet(received: Result<(), ffmpeg::Error>, what: &str) -> Result<bool, Error> {
+    match received {
+        Ok(()) => Ok(true),
+        Err(ffmpeg::Error::Eof) => Ok(false),
+        Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => Ok(false),
+        Err(err) => Err(format!("the {what} encoder failed: {err}")),
     }
 }
 
@@ -280,7 +295,7 @@ impl AudioTrack {
 
     fn drain(&mut self, output: &mut format::context::Output, stream_tb: Rational) -> Result<(), Error> {
         let mut packet = Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
+        while next_packet(self.encoder.receive_packet(&mut packet), "audio")? {
             packet.set_stream(self.stream);
             packet.rescale_ts(Rational::new(1, RATE as i32), stream_tb);
             packet.write_interleaved(output).map_err(err("cannot write audio"))?;
@@ -350,7 +365,12 @@ impl Music {
                 if decoded.channel_layout().is_empty() {
                     decoded.set_channel_layout(ChannelLayout::default(i32::from(decoded.channels())));
                 }
-                let mut resampled = frame::Audio::empty();
+                // Room for every sample the resampler can give back for this
+                // frame, so none pile up inside it when the rates differ.
+                let capacity =
+                    (decoded.samples() as u64 * u64::from(RATE)).div_ceil(u64::from(decoded.rate().max(1))) + 256;
+                let mut resampled =
+                    frame::Audio::new(Sample::F32(SampleType::Packed), capacity as usize, ChannelLayout::STEREO);
                 self.resampler.run(&decoded, &mut resampled).map_err(err("cannot resample the music"))?;
                 let count = resampled.samples() * 2;
                 let bytes = resampled.data(0);

@@ -187,22 +187,20 @@ pub fn compile(spec: &FilmSpec, source: &dyn PhotoSource, watch: &dyn Watch, out
         // The loader: one photo per permit.
         let (permits, permit_rx) = mpsc::channel::<()>();
         let (loaded_tx, loaded) = mpsc::sync_channel::<Loaded>(1);
-        let loader = scope.spawn(|| load_photos(spec, source, permit_rx, loaded_tx, &skipped_count, width, height));
+        let loader =
+            scope.spawn(|| load_photos(spec, source, watch, permit_rx, loaded_tx, &skipped_count, width, height));
 
         // Nothing is encoded until one photo is known to be usable.
         let _ = permits.send(());
-        let first = match loaded.recv() {
-            Ok(Some(first)) => first,
-            _ => {
+        let first = match receive(&loaded, watch)? {
+            Some(first) => first,
+            None => {
                 drop(permits);
                 drop(loaded);
-                let skipped = loader.join().unwrap_or_default();
+                let skipped = loader.join().map_err(|_| FilmError::Failed("the photo loader stopped".to_owned()))?;
                 return Err(FilmError::NoUsablePhotos { skipped });
             }
         };
-        if watch.cancelled() {
-            return Err(FilmError::Cancelled);
-        }
 
         let (to_encoder, encoder_rx) = mpsc::sync_channel::<ToEncoder>(1);
         let (recycle, recycled) = mpsc::channel::<Yuv>();
@@ -234,9 +232,11 @@ pub fn compile(spec: &FilmSpec, source: &dyn PhotoSource, watch: &dyn Watch, out
 /// The loader's loop: on each permit, prepares the next photo that can be
 /// used, and sends it; sends `None` when there are no more. Returns the
 /// photos it skipped.
+#[allow(clippy::too_many_arguments)]
 fn load_photos(
     spec: &FilmSpec,
     source: &dyn PhotoSource,
+    watch: &dyn Watch,
     permits: Receiver<()>,
     loaded: SyncSender<Loaded>,
     skipped_count: &AtomicUsize,
@@ -248,10 +248,12 @@ fn load_photos(
     while permits.recv().is_ok() {
         let mut found = None;
         while next < spec.photos.len() && found.is_none() {
+            if watch.cancelled() {
+                return skipped;
+            }
             let index = next;
             next += 1;
-            let prepared =
-                source.read(index).and_then(|bytes| photo::prepare(&bytes, width, height, ZOOM).map_err(|e| e.0));
+            let prepared = source.read(index).and_then(|bytes| prepare_guarded(&bytes, width, height));
             match prepared {
                 Ok(image) => found = Some((index, image)),
                 Err(reason) => {
@@ -267,6 +269,29 @@ fn load_photos(
         }
     }
     skipped
+}
+
+/// Prepares a photo; a panic in a decoder (a bug in a library, met on a
+/// hostile file) costs that photo, not the film.
+fn prepare_guarded(bytes: &[u8], width: u32, height: u32) -> Result<Yuv, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| photo::prepare(bytes, width, height, ZOOM))) {
+        Ok(prepared) => prepared.map_err(|unusable| unusable.0),
+        Err(_) => Err("the decoder failed on it".to_owned()),
+    }
+}
+
+/// The loader's next photo, waiting for it no longer than a cancel allows.
+fn receive(loaded: &Receiver<Loaded>, watch: &dyn Watch) -> Result<Loaded, FilmError> {
+    loop {
+        match loaded.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(photo) => return Ok(photo),
+            Err(_) if watch.cancelled() => return Err(FilmError::Cancelled),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(FilmError::Failed("the photo loader stopped".to_owned()))
+            }
+        }
+    }
 }
 
 /// Returns the pages that decoding a photo freed to the system. A 12
@@ -328,7 +353,7 @@ fn render(
         // The next clip is due: ask the loader for it, or close with the end
         // card.
         if next.is_none() && !ended && frame + fade >= current.end() {
-            let loaded_photo = if more { loaded.recv().ok().flatten() } else { None };
+            let loaded_photo = if more { receive(loaded, watch)? } else { None };
             let start = current.end() - fade;
             next = Some(match loaded_photo {
                 Some(photo) => photo_clip(photo, start, shown.len() + 1),

@@ -57,7 +57,7 @@ pub fn prepare(bytes: &[u8], width: u32, height: u32, zoom: f64) -> Result<Yuv, 
     // stored.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(|err| Unusable(format!("corrupt image: {err}")))?;
-    let rgb = flatten(image);
+    let rgb = flatten(image)?;
 
     // Scale the photo as stored, then turn the small result upright: the
     // full-size photo is never copied.
@@ -74,37 +74,79 @@ pub fn prepare(bytes: &[u8], width: u32, height: u32, zoom: f64) -> Result<Yuv, 
     Ok(Yuv::from_rgb(&upright.into_rgb8()))
 }
 
-/// Whether a JPEG's last scan is followed by its end-of-image marker. Coded
-/// data never holds `FF D9` (an `FF` in it is stuffed with `00`), so a file
-/// cut short has its last `FF D9` (if any, from an EXIF thumbnail) before its
-/// last start-of-scan `FF DA`.
+/// Whether a JPEG reaches its end-of-image marker: its segments are walked
+/// by their lengths from the start (so an EXIF thumbnail's markers are
+/// stepped over), and each scan's coded data up to the next real marker (an
+/// `FF` in coded data is followed by `00` or a restart marker). Anything
+/// after the end-of-image marker (a motion photo's video, a vendor trailer)
+/// is ignored.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|pair| pair == [0xFF, marker]);
-    match (last(0xDA), last(0xD9)) {
-        (Some(scan), Some(end)) => end > scan,
-        _ => false,
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
     }
+    let n = bytes.len();
+    let mut i = 2;
+    while i + 1 < n {
+        if bytes[i] != 0xFF {
+            // Stray bytes between segments: step over them.
+            i += 1;
+            continue;
+        }
+        match bytes[i + 1] {
+            0xD9 => return true,
+            // Fill bytes, restart markers, and markers without a length.
+            0xFF => i += 1,
+            0x00 | 0x01 | 0xD0..=0xD8 => i += 2,
+            marker => {
+                if i + 3 >= n {
+                    return false;
+                }
+                let length = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+                let end = i + 2 + length;
+                if length < 2 || end > n {
+                    return false;
+                }
+                i = end;
+                if marker == 0xDA {
+                    // The scan's coded data runs to the next real marker.
+                    loop {
+                        if i + 1 >= n {
+                            return false;
+                        }
+                        if bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+                            break;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 /// RGB8 whatever came in: alpha is composited over the background; gray,
 /// 16-bit and float images are converted.
-fn flatten(image: DynamicImage) -> RgbImage {
+fn flatten(image: DynamicImage) -> Result<RgbImage, Unusable> {
     if !image.color().has_alpha() {
-        return match image {
-            DynamicImage::ImageRgb8(rgb) => rgb,
-            other => other.to_rgb8(),
-        };
+        return Ok(image.into_rgb8());
     }
-    let rgba = image.to_rgba8();
+    // Composited in place: each RGBA pixel becomes an RGB one at or before
+    // its own position, so one buffer does.
+    let rgba = image.into_rgba8();
     let (w, h) = rgba.dimensions();
-    let mut out = RgbImage::new(w, h);
-    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
-        let a = u32::from(src.0[3]);
-        for ((out, &value), &background) in dst.0.iter_mut().zip(&src.0[..3]).zip(&BACKGROUND) {
-            *out = ((u32::from(value) * a + u32::from(background) * (255 - a) + 127) / 255) as u8;
+    let mut data = rgba.into_raw();
+    let pixels = data.len() / 4;
+    for i in 0..pixels {
+        let a = u32::from(data[4 * i + 3]);
+        let rgb = [data[4 * i], data[4 * i + 1], data[4 * i + 2]];
+        for ((value, background), c) in rgb.into_iter().zip(BACKGROUND).zip(0..) {
+            data[3 * i + c] = ((u32::from(value) * a + u32::from(background) * (255 - a) + 127) / 255) as u8;
         }
     }
-    out
+    data.truncate(pixels * 3);
+    data.shrink_to_fit();
+    RgbImage::from_raw(w, h, data).ok_or_else(|| Unusable("cannot flatten its transparency".to_owned()))
 }
 
 /// Crops the centre of `rgb` to the aspect of `width`×`height` and scales it
@@ -192,6 +234,11 @@ mod tests {
         assert!(prepare(b"hello, world", 32, 32, 1.0).unwrap_err().0.contains("not an image"));
         let mut jpeg = sample("03-lisbon.jpg");
         assert!(prepare(&jpeg, 32, 32, 1.0).is_ok());
+        // A trailer after the end (a motion photo's video) is not damage,
+        // even when it holds bytes that look like JPEG markers.
+        let mut trailed = jpeg.clone();
+        trailed.extend([0xFF, 0xDA, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 0xFF, 0xD8]);
+        assert!(prepare(&trailed, 32, 32, 1.0).is_ok());
         jpeg.truncate(jpeg.len() * 2 / 3);
         assert!(prepare(&jpeg, 32, 32, 1.0).unwrap_err().0.contains("truncated"));
         let mut truncated = png(DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 300, image::Rgb([1, 2, 3]))));
