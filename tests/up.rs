@@ -145,8 +145,9 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     let first = events.chunk().await.expect("a first event").expect("data");
     assert!(String::from_utf8_lossy(&first).contains("event: status"));
 
-    // A kind that dies (not implemented yet) is announced as job.dead, through
-    // the outbox, to the log notifier of embedded defaults.
+    // A job that dies (a video for a user with no photos fails permanently)
+    // is announced as job.dead, through the outbox, to the log notifier of
+    // embedded defaults.
     let dead =
         submit(&client, &url, &token, json!({"kind": "video_compile", "payload": {"year": 2026, "aspect": "16:9"}}))
             .await;
