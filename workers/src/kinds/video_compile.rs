@@ -137,7 +137,12 @@ impl Handler for VideoCompile {
         let reporter = tokio::spawn(report_progress(ctx.store.clone(), ctx.attempt(), progress.clone()));
         let compiled = {
             let out = out.clone();
-            tokio::task::spawn_blocking(move || video::compile(&spec, &source, &watch, &out)).await
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
+                video::compile(&spec, &source, &watch, &out)
+            })
+            .await
         };
         reporter.abort();
         let film = match compiled {

@@ -182,13 +182,17 @@ pub fn compile(spec: &FilmSpec, source: &dyn PhotoSource, watch: &dyn Watch, out
     let (w, h) = (width as usize, height as usize);
     let timing = spec.timing;
     let skipped_count = AtomicUsize::new(0);
+    let span = tracing::Span::current();
 
     thread::scope(|scope| {
         // The loader: one photo per permit.
         let (permits, permit_rx) = mpsc::channel::<()>();
         let (loaded_tx, loaded) = mpsc::sync_channel::<Loaded>(1);
-        let loader =
-            scope.spawn(|| load_photos(spec, source, watch, permit_rx, loaded_tx, &skipped_count, width, height));
+        let loader = scope.spawn(|| {
+            // The job's span (id, kind, tenant) on this thread's logs too.
+            let _span = span.enter();
+            load_photos(spec, source, watch, permit_rx, loaded_tx, &skipped_count, width, height)
+        });
 
         // Nothing is encoded until one photo is known to be usable.
         let _ = permits.send(());
@@ -204,7 +208,10 @@ pub fn compile(spec: &FilmSpec, source: &dyn PhotoSource, watch: &dyn Watch, out
 
         let (to_encoder, encoder_rx) = mpsc::sync_channel::<ToEncoder>(1);
         let (recycle, recycled) = mpsc::channel::<Yuv>();
-        let encoder = scope.spawn(move || encode_frames(out, spec, encoder_rx, recycle));
+        let encoder = scope.spawn(|| {
+            let _span = span.enter();
+            encode_frames(out, spec, encoder_rx, recycle)
+        });
 
         let rendered =
             render(spec, &faces, first, &permits, &loaded, &to_encoder, &recycled, watch, &skipped_count, w, h);
