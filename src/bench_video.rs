@@ -69,7 +69,10 @@ fn children_peak_rss_mib() -> Option<f64> {
 /// The ffmpeg command line for the same film.
 fn cli_command(files: &[PathBuf], timing: &Timing, x264: &X264, aspect: Aspect, music: &Path, out: &Path) -> Command {
     let (w, h) = aspect.size();
-    let (sw, sh) = ((f64::from(w) * 1.2) as u32 & !1, (f64::from(h) * 1.2) as u32 & !1);
+    // The room the engine's move has: its photos are prepared at `zoom`× the
+    // frame, and zoompan goes up to the same.
+    let zoom = video::film::ZOOM;
+    let (sw, sh) = ((f64::from(w) * zoom) as u32 & !1, (f64::from(h) * zoom) as u32 & !1);
     let fps = timing.fps;
     let seconds = |frames: u32| f64::from(frames) / f64::from(fps);
     let (card, clip, fade) = (seconds(timing.card_frames), seconds(timing.photo_frames), seconds(timing.fade_frames));
@@ -89,7 +92,7 @@ fn cli_command(files: &[PathBuf], timing: &Timing, x264: &X264, aspect: Aspect, 
     for i in 1..=files.len() {
         graph.push(format!(
             "[{i}:v]scale={sw}:{sh}:force_original_aspect_ratio=increase,crop={sw}:{sh},\
-             zoompan=z='min(zoom+0.0015,1.2)':d={}:x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':s={w}x{h}:fps={fps},\
+             zoompan=z='min(zoom+0.0015,{zoom})':d={}:x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':s={w}x{h}:fps={fps},\
              format=yuv420p,setsar=1[v{i}]",
             timing.photo_frames
         ));

@@ -10,9 +10,10 @@ use image::{metadata::Orientation, DynamicImage, ImageDecoder, ImageFormat, Imag
 
 use super::raster::Yuv;
 
-/// Photos over this many pixels are refused before they are decoded: at
-/// 100 megapixels, the RGB image alone would be 300 MB.
-pub const MAX_PIXELS: u64 = 100_000_000;
+/// Photos over the media API's limit are refused before they are decoded
+/// (an upload to S3 may not have been checked yet): at 100 megapixels, the
+/// RGB image alone would be 300 MB.
+use longhaul_jobs::media::MAX_PIXELS;
 
 /// What fully transparent pixels become: the cards' dark blue.
 const BACKGROUND: [u8; 3] = [18, 24, 38];
