@@ -18,7 +18,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$(repo_root)"
 
-SERVICES=(postgres moto)
+SERVICES=(postgres moto dovecot)
 
 # ---------------------------------------------------------------------------
 # Services
@@ -117,6 +117,214 @@ service_moto() {
         ((waited++ < 60)) || die "moto_server did not answer on port $port within 30 s: $(tail -5 "$log")"
         sleep 0.5
     done
+}
+
+# A real IMAP server for the mail tests: Debian's Dovecot, as an instance of
+# our own with its configuration, sockets, state, log and mail all in a run
+# directory made for this run, on a free port of 127.0.0.1, plain IMAP without
+# TLS. A system Dovecot that the package's install script may have started (on
+# port 143) is not ours and is left alone; nothing here uses systemd.
+#
+# Any username logs in with the password in LONGHAUL_TEST_IMAP_PASSWORD, and
+# each username has a mailbox of its own (maildir:<run dir>/mail/<user>),
+# empty at first, so every test logs in as a unique name and runs in parallel
+# with the others. A wrong password fails at once (NO [AUTHENTICATIONFAILED]),
+# without Dovecot's usual 2 s delay and per-IP penalty. APPEND takes messages
+# of any size (no quota, no APPENDLIMIT).
+#
+# Running as root, Dovecot's master and every process it starts run as the
+# unprivileged `dovecot` user (see dovecot_user); otherwise as the invoking
+# user. That is a "rootless" Dovecot: one user for everything, no chroot.
+service_dovecot() {
+    if [[ -n "${LONGHAUL_TEST_IMAP_ADDR:-}" ]]; then
+        note "LONGHAUL_TEST_IMAP_ADDR is set; using that server as it is"
+        export LONGHAUL_TEST_IMAP_PASSWORD="${LONGHAUL_TEST_IMAP_PASSWORD:-longhaul-test}"
+        return
+    fi
+    ensure_packages dovecot-core dovecot-imapd python3
+    local version
+    version=$(dovecot --version) || die "cannot run 'dovecot --version'"
+    version=${version%% *}
+    case "$version" in
+        2.3.*) ;;
+        *) die "Dovecot $version is installed, but this script configures only Dovecot 2.3 (Debian 12's); install that, or set LONGHAUL_TEST_IMAP_ADDR to a server of your own" ;;
+    esac
+
+    local user group uid gid
+    user=$(dovecot_user)
+    group=$(id -gn "$user")
+    uid=$(id -u "$user")
+    gid=$(id -g "$user")
+
+    # Under /tmp rather than $TMPDIR or $XDG_RUNTIME_DIR: when we are root,
+    # the dovecot user must be able to reach it (/run/user/0 is root's
+    # only), and Dovecot's unix sockets need a short path (108 bytes at most).
+    local run
+    run=$(mktemp -d /tmp/longhaul-dovecot.XXXXXX)
+    at_exit "rm -rf '$run' 2>/dev/null || { sleep 1; rm -rf '$run'; }"
+    mkdir -p "$run/base" "$run/state" "$run/mail" "$run/home"
+    [[ $EUID -ne 0 ]] || chown -R "$uid:$gid" "$run"
+
+    # The greeting names the run directory, so that we wait for our own
+    # server and not for another one that took the port first.
+    local password=longhaul-test greeting_tag attempt=1 port pid waited greeting
+    greeting_tag="longhaul $(basename "$run")"
+    while :; do
+        port=$(free_port_from 14300) ||
+            die "no free port for Dovecot on 127.0.0.1 between 14300 and 14399"
+        dovecot_config "$run" "$port" "$password" "$greeting_tag" "$user" "$group" "$uid" "$gid" >"$run/dovecot.conf"
+        note "starting Dovecot $version on 127.0.0.1:$port as $user (run dir: $run; log: $run/dovecot.log; it will be stopped when this script exits)"
+        # -F: in the foreground, so that $! is the master's pid. Its startup
+        # errors go to stderr, before the log file takes over.
+        if [[ $EUID -eq 0 ]]; then
+            setpriv --reuid="$uid" --regid="$gid" --init-groups -- \
+                dovecot -F -c "$run/dovecot.conf" >"$run/master.out" 2>&1 &
+        else
+            dovecot -F -c "$run/dovecot.conf" >"$run/master.out" 2>&1 &
+        fi
+        pid=$!
+        # SIGTERM makes the master stop its processes before it exits itself.
+        at_exit "kill $pid 2>/dev/null && note 'stopping Dovecot'; wait $pid 2>/dev/null"
+        waited=0
+        until greeting=$(imap_greeting 127.0.0.1 "$port") && [[ "$greeting" == "* OK "*"($greeting_tag)"* ]]; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                # Something else (another run of this script?) took the port
+                # between our check and Dovecot's bind: take another.
+                if grep -q 'Address already in use' "$run/master.out" && ((attempt++ < 5)); then
+                    continue 2
+                fi
+                die "Dovecot exited at start: $(tail -n 20 "$run/master.out" "$run/dovecot.log" 2>/dev/null)"
+            fi
+            ((waited++ < 30)) ||
+                die "Dovecot did not greet on 127.0.0.1:$port within 15 s: $(tail -n 20 "$run/master.out" "$run/dovecot.log" 2>/dev/null)"
+            sleep 0.5
+        done
+        break
+    done
+    export LONGHAUL_TEST_IMAP_ADDR="127.0.0.1:$port"
+    export LONGHAUL_TEST_IMAP_PASSWORD="$password"
+}
+
+# The first port from $1 (of the next hundred) that 127.0.0.1 can listen on.
+# Take it from 14300, say: below the kernel's ephemeral range (32768 up), so
+# no outgoing connection can be holding it.
+free_port_from() {
+    python3 - "$1" <<'PY'
+import socket, sys
+first = int(sys.argv[1])
+for port in range(first, first + 100):
+    with socket.socket() as s:
+        # As servers do, so that connections of an earlier run still in
+        # TIME_WAIT do not count; a listening socket still does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(port)
+        break
+else:
+    sys.exit(1)
+PY
+}
+
+# The user that our Dovecot runs as. Not root: Dovecot refuses to run its
+# login processes (imap-login, which faces the network) as root, so a
+# single-user Dovecot needs a user other than root. When we are root we use
+# the `dovecot` system user, which the dovecot-core package creates, and drop
+# to it with setpriv before starting the master. Then the master cannot
+# setuid to anything else, so it runs every process as `dovecot`, which owns
+# the run directory and the mail.
+dovecot_user() {
+    if [[ $EUID -eq 0 ]]; then
+        id -u dovecot >/dev/null 2>&1 ||
+            die "there is no 'dovecot' user (the dovecot-core package makes it) for the test IMAP server to run as"
+        printf 'dovecot\n'
+    else
+        id -un
+    fi
+}
+
+# The first line the IMAP server at $1:$2 sends, or a failure.
+imap_greeting() {
+    (
+        exec 3<>"/dev/tcp/$1/$2" || exit 1
+        IFS= read -r -t 2 line <&3 || exit 1
+        printf '%s\n' "${line%$'\r'}"
+    ) 2>/dev/null
+}
+
+# Dovecot 2.3's configuration for the test IMAP server:
+#   dovecot_config RUN_DIR PORT PASSWORD GREETING_TAG USER GROUP UID GID
+dovecot_config() {
+    local run=$1 port=$2 password=$3 greeting_tag=$4 user=$5 group=$6 uid=$7 gid=$8
+    cat <<EOF
+# Generated by longhaul's scripts/test.sh for one test run; removed at its end.
+protocols = imap
+listen = 127.0.0.1
+base_dir = $run/base
+state_dir = $run/state
+log_path = $run/dovecot.log
+instance_name = longhaul-dovecot-$port
+login_greeting = Dovecot ready ($greeting_tag).
+
+# One user for everything (a "rootless" Dovecot), and no chroot: only root
+# may chroot.
+default_internal_user = $user
+default_internal_group = $group
+default_login_user = $user
+service anvil {
+  chroot =
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+
+# Plain IMAP: no TLS, passwords in the clear over the loopback.
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+
+# Any username, one password. A wrong password would otherwise be answered
+# after auth_failure_delay (2 s), and each failure would make every later
+# login from 127.0.0.1 wait longer first (the per-IP penalty, up to 15 s). The "nodelay" field skips both, but Dovecot drops the fields of a
+# passdb that fails, so a first passdb that checks nothing (noauthenticate)
+# sets it, and the second checks the password.
+auth_failure_delay = 0
+auth_verbose = yes
+passdb {
+  driver = static
+  args = noauthenticate nodelay=yes
+}
+passdb {
+  driver = static
+  args = password=$password
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$run/home/%u
+}
+first_valid_uid = $uid
+last_valid_uid = $uid
+first_valid_gid = $gid
+last_valid_gid = $gid
+mail_location = maildir:$run/mail/%u
+
+# A test may hold several sessions as one user (the default is 10).
+mail_max_userip_connections = 100
+
+# Large messages: APPEND streams a literal into the mail file, so its size is
+# bounded neither by imap_max_line_length (64 KiB, for command lines) nor by
+# the imap process's memory limit; without the quota plugin there is no
+# APPENDLIMIT. Tests append messages of tens of MiB.
+EOF
 }
 
 # ---------------------------------------------------------------------------

@@ -600,6 +600,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("{result}");
             return Ok(ExitCode::SUCCESS);
         }
+        "email" => {
+            let result = crate::bench_email::run(&args).await?;
+            eprintln!(
+                "longhaul email: parse+extract {} messages/s ({} µs/message, {} MiB/s) over {} messages; idle poll: {}",
+                result["parse_extract_messages_per_s"],
+                result["parse_extract_us_per_message"],
+                result["parse_extract_mib_per_s"],
+                result["corpus_messages"],
+                result["imap"]["idle_poll"]["imap_commands"],
+            );
+            println!("{result}");
+            return Ok(ExitCode::SUCCESS);
+        }
         #[cfg(not(feature = "video"))]
         "video" => bail!("this longhaul was built without the `video` feature"),
         #[cfg(feature = "video")]
@@ -620,7 +633,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("{result}");
             return Ok(ExitCode::SUCCESS);
         }
-        other => bail!("unknown workload `{other}`; expected queue, year-summary, vendor-analytics or video"),
+        other => bail!("unknown workload `{other}`; expected queue, year-summary, vendor-analytics, video or email"),
     }
     if args.backend == "sqs" {
         for run in 1..=args.runs.max(1) {

@@ -133,7 +133,8 @@ pub struct BenchArgs {
     /// (the year report of one user with `--reservations` reservations) or
     /// `vendor-analytics` (a tenant's month of `--reservations` reservations,
     /// PostgreSQL only) or `video` (a film of `--photos` photos against the
-    /// same film made by the ffmpeg CLI)
+    /// same film made by the ffmpeg CLI) or `email` (parse-and-extract
+    /// throughput over a corpus; with `--imap`, the commands of an idle poll)
     #[arg(long, default_value = "queue")]
     pub workload: String,
     /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
@@ -190,4 +191,16 @@ pub struct BenchArgs {
     /// With `--workload video`: keep the films in this directory
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    /// With `--workload email`: the .eml corpus [default: tests/fixtures/email]
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// With `--workload email`: passes over the corpus to time
+    #[arg(long, default_value_t = 200)]
+    pub rounds: usize,
+    /// With `--workload email`: an IMAP server (HOST:PORT, plain) taking any
+    /// user with `--imap-password`, to count what an idle poll sends
+    #[arg(long)]
+    pub imap: Option<String>,
+    #[arg(long, default_value = "longhaul-test")]
+    pub imap_password: String,
 }

@@ -156,8 +156,35 @@ pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow:
         retention: env_secs("LONGHAUL_RETENTION_SECS")?.unwrap_or(defaults.retention),
         retry,
         timeouts: HashMap::new(),
+        mail_poll: longhaul_jobs::travel::mail::PollSchedule {
+            every: env_secs("LONGHAUL_MAIL_POLL_SECS")?.unwrap_or(defaults.mail_poll.every).max(Duration::from_secs(1)),
+            ..defaults.mail_poll
+        },
         ..defaults
     })
+}
+
+/// The key-encryption keys that seal mail credentials:
+/// `LONGHAUL_SECRET_KEYS` (`id:base64[,id:base64…]`, the first seals), or
+/// else the data dir's `secret.key`, which `up` creates (mode 0600) when
+/// `create` is set. None when neither is there: connecting an inbox is then
+/// a 503 that says what to set.
+pub fn secrets(
+    data_dir: &std::path::Path,
+    create: bool,
+) -> anyhow::Result<Option<longhaul_jobs::travel::mail::Envelope>> {
+    use longhaul_jobs::travel::mail::{Envelope, LocalKeys, SECRET_KEYS_VAR};
+    let keys = match env(SECRET_KEYS_VAR) {
+        Some(spec) => LocalKeys::parse(&spec)?,
+        None => {
+            let path = data_dir.join("secret.key");
+            if !create && !path.exists() {
+                return Ok(None);
+            }
+            LocalKeys::load_or_create(&path)?
+        }
+    };
+    Ok(Some(Envelope::new(std::sync::Arc::new(keys))))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! tools. This file only wires the CLI; each command lives in its module.
 
 mod bench;
+mod bench_email;
 #[cfg(feature = "video")]
 mod bench_video;
 mod cli;

@@ -10,7 +10,11 @@ use longhaul_jobs::{
     store::{redact_url, QueueMode},
     DynStore,
 };
-use longhaul_workers::{runtime::Services, Registry, Runtime, WorkerConfig};
+use longhaul_workers::{
+    kinds::{EmailPoll, MailSettings},
+    runtime::Services,
+    Registry, Runtime, WorkerConfig,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +26,13 @@ use crate::{
 /// The tenant and user of the dev admin token `up` prints.
 pub const DEV_TENANT: &str = "dev";
 pub const DEV_ADMIN: &str = "admin";
+
+/// Every kind, with `email_poll` able to open mail credentials.
+fn registry(secrets: Option<longhaul_jobs::travel::mail::Envelope>) -> Registry {
+    let mut registry = Registry::with_defaults();
+    registry.register(EmailPoll::new(MailSettings { secrets, ..MailSettings::default() }));
+    registry
+}
 
 pub fn dev_key_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("dev-signing.key")
@@ -176,9 +187,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
     readiness.push(Arc::new(ObjectStoreReady(objects.clone())));
     let worker_config = config::worker(&[], None)?;
+    let secrets = config::secrets(&data_dir, true)?;
     let api_config = ApiConfig {
         body_limit: config::body_limit()?,
         readiness,
+        secrets: secrets.clone(),
         queue: Some(queue.clone()),
         objects: Some(objects.clone()),
         metrics: crate::telemetry::metrics(),
@@ -191,7 +204,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let api_config = ApiConfig { shutdown: stop.clone(), ..api_config };
     let notifier = longhaul_jobs::notify::from_env().await?;
     let services = Services { store: store.clone(), queue, notifier, objects: Some(objects.clone()) };
-    let runtime = Runtime::start_with(services, Registry::with_defaults(), worker_config);
+    let runtime = Runtime::start_with(services, registry(secrets), worker_config);
     // Bind before printing, so the URL printed is one that answers.
     let listener = bind(&listen).await?;
     let address = listener.local_addr()?;
@@ -227,6 +240,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let api_config = ApiConfig {
         body_limit: config::body_limit()?,
         readiness,
+        secrets: config::secrets(&data_dir, false)?,
         queue: Some(queue),
         objects: Some(objects),
         metrics: crate::telemetry::metrics(),
@@ -256,7 +270,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let stop = shutdown_signal();
     let notifier = longhaul_jobs::notify::from_env().await?;
     let services = Services { store, queue, notifier, objects: Some(objects) };
-    let runtime = Runtime::start_with(services, Registry::with_defaults(), worker_config);
+    let runtime = Runtime::start_with(services, registry(config::secrets(&data_dir, false)?), worker_config);
     stop.cancelled().await;
     runtime.shutdown().await;
     tracing::info!("worker stopped");

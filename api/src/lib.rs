@@ -38,6 +38,7 @@ use axum::{
 use longhaul_jobs::{
     objects::DynObjectStore,
     queue::{DynQueue, EmbeddedQueue},
+    travel::mail::Envelope,
     DynStore,
 };
 use tokio_util::sync::CancellationToken;
@@ -76,6 +77,8 @@ pub struct ApiConfig {
     /// Renders the process's metrics for `/metrics` (Prometheus text).
     /// `None`: `/metrics` answers 404.
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// Seals mail credentials; without it, connecting an inbox is a 503.
+    pub secrets: Option<Envelope>,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +92,7 @@ impl Default for ApiConfig {
             queue: None,
             objects: None,
             metrics: None,
+            secrets: None,
         }
     }
 }
@@ -116,6 +120,7 @@ pub struct AppState {
     pub(crate) queue: DynQueue,
     pub(crate) objects: Option<DynObjectStore>,
     pub(crate) metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    pub(crate) secrets: Option<Envelope>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -133,6 +138,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         queue,
         objects: config.objects,
         metrics: config.metrics,
+        secrets: config.secrets,
         store,
         auth,
         readiness: readiness.into(),
@@ -156,6 +162,14 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         )
         .route("/v1/reservations/{id}/changes", get(routes::travel::reservation_changes))
         .route("/v1/trips", get(routes::travel::list_trips))
+        .route("/v1/mail-accounts", post(routes::mail::create_mail_account).get(routes::mail::list_mail_accounts))
+        .route(
+            "/v1/mail-accounts/{id}",
+            get(routes::mail::get_mail_account)
+                .patch(routes::mail::update_mail_account)
+                .delete(routes::mail::delete_mail_account),
+        )
+        .route("/v1/mail-accounts/{id}/poll", post(routes::mail::poll_mail_account))
         .route("/v1/media", post(routes::media::create_media).get(routes::media::list_media))
         .route("/v1/media/{id}", get(routes::media::get_media).delete(routes::media::delete_media))
         .route("/v1/media/{id}/upload", put(routes::media::upload_media))

@@ -262,9 +262,9 @@ async fn a_panicking_handler_fails_only_its_job(backend: Backend) {
 
 async fn unimplemented_kinds_end_dead_with_a_clear_reason(backend: Backend) {
     let store = store(backend).await;
-    let config = WorkerConfig { lanes: vec![(Lane::Email, 1)], ..test_config() };
+    let config = WorkerConfig { lanes: vec![(Lane::Refresh, 1)], ..test_config() };
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), config);
-    let job = submit(&store, JobKind::EmailPoll, json!({"account_id": "a1"}), 3).await;
+    let job = submit(&store, JobKind::ReservationRefresh, json!({}), 3).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts), (Status::Dead, 1));
     assert!(job.error.as_deref().unwrap_or_default().contains("not implemented yet"), "{:?}", job.error);

@@ -114,7 +114,12 @@ pub async fn submit_job(
     if kind == JobKind::VideoCompile {
         default_video_name(&mut payload, &principal);
     }
-    let mut job = NewJob::new(principal.tenant_id.clone(), principal.user_id.clone(), kind, payload);
+    // A poll runs as the inbox's owner: an admin may poll a user's inbox.
+    let owner = match kind {
+        JobKind::EmailPoll => super::mail::poll_owner(&state, &principal, &payload).await?,
+        _ => principal.user_id.clone(),
+    };
+    let mut job = NewJob::new(principal.tenant_id.clone(), owner, kind, payload);
     job.request_hash = Some(request_hash);
     job.priority = priority;
     if let Some(run_at) = body.run_at {

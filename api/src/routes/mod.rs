@@ -4,5 +4,6 @@ pub mod admin;
 pub mod artifacts;
 pub mod health;
 pub mod jobs;
+pub mod mail;
 pub mod media;
 pub mod travel;

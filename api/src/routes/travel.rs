@@ -13,7 +13,7 @@ use axum::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use longhaul_jobs::travel::{
-    ChangeOrigin, Reservation, ReservationChange, ReservationFields, ReservationFilter, ReservationPatch,
+    ChangeOrigin, MoveOutcome, Reservation, ReservationChange, ReservationFields, ReservationFilter, ReservationPatch,
     ReservationSource, ReservationStatus, ReservationType, Trip,
 };
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,16 @@ pub struct ReservationChanges {
     pub country: Option<String>,
     pub origin: Option<String>,
     pub destination: Option<String>,
+    /// Move the reservation to one of your trips, for good: regrouping
+    /// keeps it there. `null` hands it back to automatic grouping.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub trip_id: Option<Option<Uuid>>,
+}
+
+/// Tells a field set to `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Uuid>>, D::Error> {
+    Option::<Uuid>::deserialize(deserializer).map(Some)
 }
 
 /// One page of reservations, latest start first.
@@ -324,7 +334,14 @@ pub async fn update_reservation(
     };
     let fields = patch.apply(&current).map_err(invalid)?;
     let updated = state.store.update_reservation(&scope, id, fields, ChangeOrigin::MANUAL).await?;
-    updated.map(Json).ok_or_else(not_found)
+    let updated = updated.ok_or_else(not_found)?;
+    let Some(trip) = body.trip_id else { return Ok(Json(updated)) };
+    match state.store.move_reservation(&scope, id, trip).await? {
+        MoveOutcome::Moved(moved) => Ok(Json(*moved)),
+        MoveOutcome::NoReservation => Err(not_found()),
+        MoveOutcome::NoTrip => Err(Problem::invalid_field("trip_id", "not one of the reservation owner's trips")),
+        MoveOutcome::Cancelled => Err(Problem::invalid_field("trip_id", "a cancelled reservation belongs to no trip")),
+    }
 }
 
 /// A reservation's history: what changed, who changed it (`agency`,

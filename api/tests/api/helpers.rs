@@ -12,7 +12,10 @@ use longhaul_api::{
     auth::{mint_dev_token, AuthConfig, Role},
     router, ApiConfig,
 };
-use longhaul_jobs::testing::{Backend, ObjectBackend, TestObjectStore, TestStore};
+use longhaul_jobs::{
+    testing::{Backend, ObjectBackend, TestObjectStore, TestStore},
+    travel::mail::{Envelope, LocalKeys},
+};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -40,6 +43,9 @@ impl TestApp {
             auth: AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: None },
             sse_poll_interval: Duration::from_millis(50),
             objects: Some(objects.store.clone()),
+            secrets: Some(Envelope::new(std::sync::Arc::new(
+                LocalKeys::parse(&LocalKeys::generate("test")).expect("test keys"),
+            ))),
             ..ApiConfig::default()
         };
         let router = router(store.store.clone(), config).expect("the router builds");

@@ -42,5 +42,6 @@ mod health;
 mod idempotency;
 mod jobs;
 mod jwks;
+mod mail;
 mod media;
 mod travel;

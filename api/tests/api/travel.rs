@@ -77,7 +77,7 @@ backend_tests! {
         let user = app.user("t1", "u1");
         let outbound = create(&app, &user, &flight(1)).await;
         let hotel = create(&app, &user, &stay(1, 6, "Lisbon")).await;
-        let side_trip = create(&app, &user, &stay(7, 8, "Porto")).await;
+        let side_trip = create(&app, &user, &stay(7, 8, "Lisbon")).await;
         let later = create(&app, &user, &stay(20, 22, "Madrid")).await;
         let trip = outbound["trip_id"].clone();
         let refreshed = |r: &Value| {
@@ -104,6 +104,50 @@ backend_tests! {
         assert_eq!(in_trip["items"].as_array().expect("items").len(), 3);
         let hotels = app.get("/v1/reservations?type=lodging", &user).await.json();
         assert_eq!(hotels["items"].as_array().expect("items").len(), 3);
+
+        // Right after, but somewhere the trip did not go: another trip.
+        let porto = create(&app, &user, &stay(9, 10, "Porto")).await;
+        assert_ne!(porto["trip_id"], trip, "{porto}");
+    }
+
+    async fn a_reservation_moved_to_another_trip_stays_there(backend) {
+        let app = TestApp::new(backend).await;
+        let user = app.user("t1", "u1");
+        let lisbon = create(&app, &user, &stay(1, 4, "Lisbon")).await;
+        let madrid = create(&app, &user, &stay(20, 22, "Madrid")).await;
+        let dinner = create(&app, &user, &stay(2, 3, "Lisbon")).await;
+        assert_eq!(dinner["trip_id"], lisbon["trip_id"]);
+        let path = format!("/v1/reservations/{}", dinner["id"].as_str().expect("id"));
+
+        let moved = app.patch(&path, &user, &json!({"trip_id": madrid["trip_id"]})).await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+        let moved = moved.json();
+        assert_eq!((moved["trip_id"].clone(), moved["trip_pinned"].clone()), (madrid["trip_id"].clone(), json!(true)));
+        // Later writes regroup the user's trips; the choice sticks.
+        create(&app, &user, &stay(3, 5, "Lisbon")).await;
+        let edited = app.patch(&path, &user, &json!({"provider": "Hotel Central"})).await.json();
+        assert_eq!(edited["trip_id"], madrid["trip_id"], "{edited}");
+        let madrid_trip = app.get("/v1/trips", &user).await.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|t| t["id"] == madrid["trip_id"])
+            .cloned()
+            .expect("the Madrid trip");
+        assert_eq!(madrid_trip["reservation_count"], 2);
+        assert_eq!(madrid_trip["starts_at"], "2026-05-02T15:00:00Z", "the trip spans what was moved in");
+
+        // Back to automatic grouping.
+        let back = app.patch(&path, &user, &json!({"trip_id": null})).await.json();
+        assert_eq!((back["trip_id"].clone(), back["trip_pinned"].clone()), (lisbon["trip_id"].clone(), json!(false)));
+
+        // Only the owner's own trips.
+        let stranger = app.user("t1", "u2");
+        let theirs = create(&app, &stranger, &stay(1, 2, "Rome")).await;
+        let problem = app.patch(&path, &user, &json!({"trip_id": theirs["trip_id"]})).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["field"], "trip_id");
+        let problem = app.patch(&path, &user, &json!({"trip_id": "not-a-uuid"})).await;
+        assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", problem.text());
     }
 
     async fn nobody_sees_another_users_reservations(backend) {

@@ -6,9 +6,10 @@
 //! in the same transaction, so a reservation's `trip_id` is never stale.
 
 pub mod airports;
-mod postgres;
+pub mod mail;
+pub(crate) mod postgres;
 mod sample;
-mod sqlite;
+pub(crate) mod sqlite;
 mod summary;
 mod trips;
 mod vendors;
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 pub use sample::{sample_year, SAMPLE_YEAR_JSON};
 pub use summary::{Ranked, TripSpan, YearFigures, YearSummary, TOP};
-pub use trips::{group_into_trips, TripPlan, TRIP_GAP};
+pub use trips::{group_into_trips, places, Member, TripPlan, TRIP_GAP};
 pub use vendors::{month_bounds, VendorAnalytics, VendorFigures};
 
 use crate::{model::Scope, store::Result};
@@ -111,6 +112,9 @@ pub struct Reservation {
     pub ends_at: Option<DateTime<Utc>>,
     /// The trip it belongs to; none while cancelled.
     pub trip_id: Option<Uuid>,
+    /// Its owner chose the trip (`PATCH` with `trip_id`): regrouping keeps
+    /// it there until they set `trip_id` back to null.
+    pub trip_pinned: bool,
     pub source: ReservationSource,
     /// The schema.org data, as JSON.
     #[schema(value_type = Object)]
@@ -321,6 +325,18 @@ impl ReservationPatch {
     }
 }
 
+/// What [`TravelStore::move_reservation`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MoveOutcome {
+    Moved(Box<Reservation>),
+    /// The scope does not see the reservation.
+    NoReservation,
+    /// The trip is not one of the reservation owner's.
+    NoTrip,
+    /// A cancelled reservation belongs to no trip.
+    Cancelled,
+}
+
 /// Reservations of a user close together in time: one journey.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Trip {
@@ -400,6 +416,10 @@ pub trait TravelStore: Send + Sync {
     /// A reservation's history, oldest first. None when `scope` does not
     /// see the reservation.
     async fn reservation_changes(&self, scope: &Scope, id: Uuid) -> Result<Option<Vec<ReservationChange>>>;
+
+    /// Puts a reservation in one of its owner's trips for good (`Some`), or
+    /// back under automatic grouping (`None`), and regroups.
+    async fn move_reservation(&self, scope: &Scope, id: Uuid, trip: Option<Uuid>) -> Result<MoveOutcome>;
 
     /// Deletes a reservation and regroups its user's trips. False when
     /// `scope` does not see it.

@@ -8,18 +8,21 @@ use uuid::Uuid;
 use serde_json::Value;
 
 use super::{
-    group_into_trips, trips::Member, year_bounds, ChangeOrigin, Reservation, ReservationChange, ReservationFields,
-    ReservationFilter, ReservationSource, ReservationType, TravelStore, Trip, TripSpan, VendorFigures, YearFigures,
+    group_into_trips,
+    trips::{places, Member},
+    year_bounds, ChangeOrigin, MoveOutcome, Reservation, ReservationChange, ReservationFields, ReservationFilter,
+    ReservationSource, ReservationStatus, ReservationType, TravelStore, Trip, TripSpan, VendorFigures, YearFigures,
 };
 use crate::{
     model::Scope,
     store::{parse_enum, postgres::push_scope, PgStore, Result},
 };
 
-const RESERVATION_COLUMNS: &str = "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
-     ends_at, trip_id, source, details, city, country, origin, destination, created_at, updated_at";
+pub(super) const RESERVATION_COLUMNS: &str =
+    "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
+     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at";
 
-fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
+pub(super) fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
     Ok(Reservation {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
@@ -31,6 +34,7 @@ fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
         starts_at: row.try_get("starts_at")?,
         ends_at: row.try_get("ends_at")?,
         trip_id: row.try_get("trip_id")?,
+        trip_pinned: row.try_get("trip_pinned")?,
         source: parse_enum(row.try_get::<&str, _>("source")?, "reservation source")?,
         details: row.try_get("details")?,
         city: row.try_get("city")?,
@@ -44,14 +48,14 @@ fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
 
 /// Regroups one user's trips, inside the caller's transaction. The user's
 /// trips are locked first, so two writes for one user regroup one at a time.
-async fn regroup(conn: &mut PgConnection, tenant_id: &str, user_id: &str) -> Result<()> {
+pub(super) async fn regroup(conn: &mut PgConnection, tenant_id: &str, user_id: &str) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
         .bind(tenant_id)
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
     let rows = sqlx::query(
-        "SELECT id, starts_at, ends_at, city, trip_id FROM reservations \
+        "SELECT id, type, starts_at, ends_at, city, origin, destination, trip_id, trip_pinned FROM reservations \
          WHERE tenant_id = $1 AND user_id = $2 AND status = 'confirmed'",
     )
     .bind(tenant_id)
@@ -65,8 +69,11 @@ async fn regroup(conn: &mut PgConnection, tenant_id: &str, user_id: &str) -> Res
                 id: row.try_get("id")?,
                 starts_at: row.try_get("starts_at")?,
                 ends_at: row.try_get("ends_at")?,
+                places: places(row.try_get("city")?, row.try_get("origin")?, row.try_get("destination")?),
+                leaves_from_unknown: matches!(row.try_get::<&str, _>("type")?, "train" | "bus"),
                 city: row.try_get("city")?,
                 trip_id: row.try_get("trip_id")?,
+                pinned: row.try_get("trip_pinned")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -294,6 +301,45 @@ impl TravelStore for PgStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(changes))
+    }
+
+    async fn move_reservation(&self, scope: &Scope, id: Uuid, trip: Option<Uuid>) -> Result<MoveOutcome> {
+        let mut tx = self.pool().begin().await?;
+        let mut query = QueryBuilder::new(format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = "));
+        query.push_bind(id);
+        push_scope(&mut query, scope);
+        query.push(" FOR UPDATE");
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            return Ok(MoveOutcome::NoReservation);
+        };
+        let current = reservation_from_row(&row)?;
+        if let Some(trip) = trip {
+            if current.status == ReservationStatus::Cancelled {
+                return Ok(MoveOutcome::Cancelled);
+            }
+            let owned = sqlx::query("SELECT 1 FROM trips WHERE id = $1 AND tenant_id = $2 AND user_id = $3")
+                .bind(trip)
+                .bind(&current.tenant_id)
+                .bind(&current.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owned.is_none() {
+                return Ok(MoveOutcome::NoTrip);
+            }
+        }
+        sqlx::query(
+            "UPDATE reservations SET trip_id = coalesce($2, trip_id), trip_pinned = $3, updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(trip)
+        .bind(trip.is_some())
+        .execute(&mut *tx)
+        .await?;
+        regroup(&mut tx, &current.tenant_id, &current.user_id).await?;
+        let moved = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(moved.map_or(MoveOutcome::NoReservation, |r| MoveOutcome::Moved(Box::new(r))))
     }
 
     async fn delete_reservation(&self, scope: &Scope, id: Uuid) -> Result<bool> {

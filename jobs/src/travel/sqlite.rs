@@ -7,8 +7,10 @@ use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::{
-    group_into_trips, trips::Member, year_bounds, ChangeOrigin, Reservation, ReservationChange, ReservationFields,
-    ReservationFilter, ReservationSource, ReservationType, TravelStore, Trip, TripSpan, VendorFigures, YearFigures,
+    group_into_trips,
+    trips::{places, Member},
+    year_bounds, ChangeOrigin, MoveOutcome, Reservation, ReservationChange, ReservationFields, ReservationFilter,
+    ReservationSource, ReservationStatus, ReservationType, TravelStore, Trip, TripSpan, VendorFigures, YearFigures,
 };
 use crate::{
     model::Scope,
@@ -19,14 +21,15 @@ use crate::{
     },
 };
 
-const RESERVATION_COLUMNS: &str = "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
-     ends_at, trip_id, source, details, city, country, origin, destination, created_at, updated_at";
+pub(super) const RESERVATION_COLUMNS: &str =
+    "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
+     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at";
 
 fn uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("id `{text}`: {err}")))
 }
 
-fn reservation_from_row(row: &SqliteRow) -> Result<Reservation> {
+pub(super) fn reservation_from_row(row: &SqliteRow) -> Result<Reservation> {
     Ok(Reservation {
         id: uuid(row.try_get("id")?)?,
         tenant_id: row.try_get("tenant_id")?,
@@ -38,6 +41,7 @@ fn reservation_from_row(row: &SqliteRow) -> Result<Reservation> {
         starts_at: time(row.try_get("starts_at")?)?,
         ends_at: opt_time(row.try_get("ends_at")?)?,
         trip_id: row.try_get::<Option<&str>, _>("trip_id")?.map(uuid).transpose()?,
+        trip_pinned: row.try_get("trip_pinned")?,
         source: parse_enum(row.try_get::<&str, _>("source")?, "reservation source")?,
         details: json(row.try_get("details")?, "details")?,
         city: row.try_get("city")?,
@@ -51,9 +55,9 @@ fn reservation_from_row(row: &SqliteRow) -> Result<Reservation> {
 
 /// Regroups one user's trips, inside the caller's write transaction (SQLite
 /// has one writer, so nobody regroups beside it).
-async fn regroup(conn: &mut SqliteConnection, tenant_id: &str, user_id: &str) -> Result<()> {
+pub(super) async fn regroup(conn: &mut SqliteConnection, tenant_id: &str, user_id: &str) -> Result<()> {
     let rows = sqlx::query(
-        "SELECT id, starts_at, ends_at, city, trip_id FROM reservations \
+        "SELECT id, type, starts_at, ends_at, city, origin, destination, trip_id, trip_pinned FROM reservations \
          WHERE tenant_id = ?1 AND user_id = ?2 AND status = 'confirmed'",
     )
     .bind(tenant_id)
@@ -67,8 +71,11 @@ async fn regroup(conn: &mut SqliteConnection, tenant_id: &str, user_id: &str) ->
                 id: uuid(row.try_get("id")?)?,
                 starts_at: time(row.try_get("starts_at")?)?,
                 ends_at: opt_time(row.try_get("ends_at")?)?,
+                places: places(row.try_get("city")?, row.try_get("origin")?, row.try_get("destination")?),
+                leaves_from_unknown: matches!(row.try_get::<&str, _>("type")?, "train" | "bus"),
                 city: row.try_get("city")?,
                 trip_id: row.try_get::<Option<&str>, _>("trip_id")?.map(uuid).transpose()?,
+                pinned: row.try_get("trip_pinned")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -300,6 +307,44 @@ impl TravelStore for SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(changes))
+    }
+
+    async fn move_reservation(&self, scope: &Scope, id: Uuid, trip: Option<Uuid>) -> Result<MoveOutcome> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut query = QueryBuilder::new(format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = "));
+        query.push_bind(id.to_string());
+        push_scope(&mut query, scope);
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            return Ok(MoveOutcome::NoReservation);
+        };
+        let current = reservation_from_row(&row)?;
+        if let Some(trip) = trip {
+            if current.status == ReservationStatus::Cancelled {
+                return Ok(MoveOutcome::Cancelled);
+            }
+            let owned = sqlx::query("SELECT 1 FROM trips WHERE id = ?1 AND tenant_id = ?2 AND user_id = ?3")
+                .bind(trip.to_string())
+                .bind(&current.tenant_id)
+                .bind(&current.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owned.is_none() {
+                return Ok(MoveOutcome::NoTrip);
+            }
+        }
+        sqlx::query(
+            "UPDATE reservations SET trip_id = coalesce(?2, trip_id), trip_pinned = ?3, updated_at = ?4 WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(trip.map(|t| t.to_string()))
+        .bind(trip.is_some())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        regroup(&mut tx, &current.tenant_id, &current.user_id).await?;
+        let moved = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(moved.map_or(MoveOutcome::NoReservation, |r| MoveOutcome::Moved(Box::new(r))))
     }
 
     async fn delete_reservation(&self, scope: &Scope, id: Uuid) -> Result<bool> {

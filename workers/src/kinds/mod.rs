@@ -1,6 +1,7 @@
 //! Job kinds: one module each. A kind is its payload type (in
 //! `longhaul_jobs::model`), a [`Handler`] here, its tests and its bench.
 
+pub mod email_poll;
 mod noop;
 mod not_implemented;
 pub(crate) mod report_build;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use crate::runtime::JobContext;
 
+pub use email_poll::{EmailPoll, MailSettings};
 pub use noop::Noop;
 pub use not_implemented::NotImplemented;
 pub use report_build::ReportBuild;
@@ -74,6 +76,7 @@ impl Registry {
     pub fn with_defaults() -> Self {
         let mut registry = Registry::default();
         registry.register(Noop);
+        registry.register(EmailPoll::new(MailSettings::default()));
         registry.register(ReportBuild);
         #[cfg(feature = "video")]
         registry.register(VideoCompile);

@@ -64,6 +64,8 @@ pub struct WorkerConfig {
     pub dispatcher: bool,
     /// Per-kind timeouts that replace the kind's default.
     pub timeouts: HashMap<JobKind, Duration>,
+    /// How often the scheduler polls each connected inbox.
+    pub mail_poll: longhaul_jobs::travel::mail::PollSchedule,
 }
 
 impl Default for WorkerConfig {
@@ -86,6 +88,7 @@ impl Default for WorkerConfig {
             publisher: true,
             dispatcher: true,
             timeouts: HashMap::new(),
+            mail_poll: longhaul_jobs::travel::mail::PollSchedule::default(),
         }
     }
 }

@@ -1,13 +1,13 @@
 //! The scheduler: one leader across every worker process, elected through a
 //! lease row in the database, does the periodic work.
 //!
-//! Today that is housekeeping: requeueing jobs whose worker died (expired
-//! leases) and pruning old finished jobs. The reservation sweep planner and
-//! due inbox polls join it in their issues.
+//! It requeues jobs whose worker died (expired leases), prunes old finished
+//! jobs, and enqueues the inbox polls that are due. The reservation sweep
+//! planner joins it in its issue.
 
 use std::{sync::Arc, time::Duration};
 
-use longhaul_jobs::DynStore;
+use longhaul_jobs::{model::EmailPollPayload, DynStore, JobKind, NewJob};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +17,33 @@ const LEADER_LEASE: &str = "scheduler";
 
 /// How often old finished jobs are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Most inbox polls enqueued per tick.
+const POLLS_PER_TICK: u32 = 1_000;
+
+/// Enqueues a poll for every connected inbox whose time has come, then
+/// sets each one's next poll (jittered; later for inboxes that stay idle).
+/// Jobs first: a crash between the two steps enqueues a poll twice, and
+/// the account's hold makes the second one a no-op, where the other order
+/// would lose one.
+async fn enqueue_due_polls(store: &DynStore, config: &WorkerConfig) -> longhaul_jobs::store::Result<()> {
+    let due = store.due_mail_polls(POLLS_PER_TICK).await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<NewJob> = due
+        .iter()
+        .filter_map(|poll| {
+            let payload = serde_json::to_value(EmailPollPayload { account_id: poll.account_id.to_string() }).ok()?;
+            Some(NewJob::new(poll.tenant_id.clone(), poll.user_id.clone(), JobKind::EmailPoll, payload))
+        })
+        .collect();
+    store.insert_jobs(&jobs).await?;
+    let next: Vec<_> = due.iter().map(|poll| (poll.account_id, config.mail_poll.next_delay(poll.idle_polls))).collect();
+    store.schedule_mail_polls(&next).await?;
+    tracing::info!(polls = due.len(), "enqueued due inbox polls");
+    Ok(())
+}
 
 pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: CancellationToken) {
     // Long enough to ride out a slow tick; short enough that a dead leader's
@@ -52,6 +79,9 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "reaping expired leases failed"),
+        }
+        if let Err(err) = enqueue_due_polls(&store, &config).await {
+            tracing::warn!(error = %err, "enqueueing due inbox polls failed");
         }
         if Instant::now() >= next_prune {
             next_prune = Instant::now() + PRUNE_EVERY;

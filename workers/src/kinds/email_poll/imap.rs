@@ -1,0 +1,272 @@
+//! The IMAP side of a poll, on `async-imap`: connect (TLS with rustls and
+//! the Mozilla roots, STARTTLS, or plain TCP for local test servers), log
+//! in (LOGIN, or AUTHENTICATE XOAUTH2), and the few commands a sync needs.
+//!
+//! Every byte the client writes passes through [`Wire`], which notes each
+//! command's name (never its arguments): the bench reports exactly what a
+//! poll sends, and tests assert it.
+
+use std::{
+    fmt, io,
+    net::IpAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use async_imap::{error::Error as ImapError, Authenticator, Client, Session};
+use longhaul_jobs::travel::mail::MailTls;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+use tokio_rustls::{
+    rustls::{self, pki_types::ServerName},
+    TlsConnector,
+};
+
+/// How long connecting (TCP, TLS, greeting) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why talking to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapFailure {
+    /// The server refused the credentials: only the owner can fix that.
+    #[error("the IMAP server refused the credentials: {0}")]
+    Auth(String),
+    /// Anything else (network, TLS, a server hiccup): worth another try.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl ImapFailure {
+    fn transient(what: &str, err: impl fmt::Display) -> ImapFailure {
+        ImapFailure::Transient(format!("{what}: {err}"))
+    }
+}
+
+/// A byte stream a client can run on: TCP, or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> Io for T {}
+
+/// The command names a connection sent, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript(Arc<Mutex<Vec<String>>>);
+
+impl Transcript {
+    pub fn commands(&self) -> Vec<String> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn note(&self, line: &[u8]) {
+        // `<tag> <COMMAND> …`; `UID FETCH` is named with its second word.
+        let text = String::from_utf8_lossy(line);
+        let mut words = text.split_whitespace().skip(1);
+        let Some(first) = words.next() else { return };
+        let name = match first.to_ascii_uppercase().as_str() {
+            "UID" => format!("UID {}", words.next().unwrap_or_default().to_ascii_uppercase()),
+            other => other.to_owned(),
+        };
+        if let Ok(mut commands) = self.0.lock() {
+            commands.push(name);
+        }
+    }
+}
+
+/// A stream that notes the commands written through it. Continuation
+/// lines (an AUTHENTICATE response) carry no tag and are not commands.
+#[derive(Debug)]
+pub struct Wire<S> {
+    inner: S,
+    transcript: Transcript,
+    line: Vec<u8>,
+    in_auth: bool,
+}
+
+impl<S> Wire<S> {
+    fn new(inner: S, transcript: Transcript) -> Self {
+        Wire { inner, transcript, line: Vec::new(), in_auth: false }
+    }
+
+    fn observe(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' {
+                if !self.in_auth && self.line.len() < 4096 {
+                    self.transcript.note(&self.line);
+                    let upper = String::from_utf8_lossy(&self.line).to_ascii_uppercase();
+                    self.in_auth = upper.split_whitespace().nth(1) == Some("AUTHENTICATE");
+                } else {
+                    self.in_auth = false;
+                }
+                self.line.clear();
+            } else if self.line.len() < 4096 {
+                self.line.push(byte);
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            let bytes = buf.get(..n).unwrap_or(buf);
+            self.observe(bytes);
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+pub type ImapSession = Session<Box<dyn Io>>;
+
+fn tls_connector() -> Result<TlsConnector, ImapFailure> {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| ImapFailure::transient("TLS setup", err))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Addresses a poll must never reach: the cloud's metadata service and
+/// the rest of link-local space (a user names the host).
+fn forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.segments()[0] == 0xfd00,
+    }
+}
+
+async fn tcp(host: &str, port: u16) -> Result<TcpStream, ImapFailure> {
+    let addresses: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|err| ImapFailure::transient(&format!("cannot resolve {host}"), err))?
+        .collect();
+    let mut last = None;
+    for address in addresses.iter().filter(|a| !forbidden(a.ip())) {
+        match TcpStream::connect(address).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(match last {
+        Some(err) => ImapFailure::transient(&format!("cannot connect to {host}:{port}"), err),
+        None => ImapFailure::Transient(format!("{host} resolves to no address a poll may connect to")),
+    })
+}
+
+async fn tls_over(host: &str, stream: Wire<TcpStream>) -> Result<Box<dyn Io>, ImapFailure> {
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|err| ImapFailure::transient(&format!("`{host}` is not a TLS server name"), err))?;
+    let tls = tls_connector()?
+        .connect(name, stream)
+        .await
+        .map_err(|err| ImapFailure::transient(&format!("TLS with {host}"), err))?;
+    Ok(Box::new(tls))
+}
+
+/// Reads the server's greeting.
+async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug>(
+    client: &mut Client<T>,
+    host: &str,
+    port: u16,
+) -> Result<(), ImapFailure> {
+    match client.read_response().await {
+        Some(Ok(_greeting)) => Ok(()),
+        Some(Err(err)) => Err(ImapFailure::transient("reading the greeting", err)),
+        None => Err(ImapFailure::Transient(format!("{host}:{port} closed the connection at once"))),
+    }
+}
+
+/// Connects and reads the greeting: a client ready to log in.
+pub async fn connect(
+    host: &str,
+    port: u16,
+    tls: MailTls,
+    transcript: Transcript,
+) -> Result<Client<Box<dyn Io>>, ImapFailure> {
+    let connecting = async {
+        let wire = Wire::new(tcp(host, port).await?, transcript);
+        match tls {
+            MailTls::Tls => {
+                let mut client = Client::new(tls_over(host, wire).await?);
+                greet(&mut client, host, port).await?;
+                Ok(client)
+            }
+            MailTls::None => {
+                let mut client = Client::new(Box::new(wire) as Box<dyn Io>);
+                greet(&mut client, host, port).await?;
+                Ok(client)
+            }
+            MailTls::Starttls => {
+                let mut client = Client::new(wire);
+                greet(&mut client, host, port).await?;
+                client
+                    .run_command_and_check_ok("STARTTLS", None)
+                    .await
+                    .map_err(|err| ImapFailure::transient("STARTTLS", err))?;
+                // No greeting follows STARTTLS.
+                Ok(Client::new(tls_over(host, client.into_inner()).await?))
+            }
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| ImapFailure::Transient(format!("connecting to {host}:{port} took over {CONNECT_TIMEOUT:?}")))?
+}
+
+fn auth_error(err: ImapError) -> ImapFailure {
+    match err {
+        ImapError::No(text) => ImapFailure::Auth(text.trim().to_owned()),
+        other => ImapFailure::transient("logging in", other),
+    }
+}
+
+/// LOGIN with a password.
+pub async fn login(client: Client<Box<dyn Io>>, user: &str, password: &str) -> Result<ImapSession, ImapFailure> {
+    client.login(user, password).await.map_err(|(err, _)| auth_error(err))
+}
+
+/// SASL XOAUTH2 (Gmail, Outlook): the user and a bearer access token.
+struct XOAuth2 {
+    response: Option<String>,
+}
+
+impl Authenticator for XOAuth2 {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        // The first continuation asks for the token; a second one carries
+        // the server's error, answered with an empty line so that it sends
+        // its NO.
+        self.response.take().unwrap_or_default()
+    }
+}
+
+pub async fn login_xoauth2(
+    client: Client<Box<dyn Io>>,
+    user: &str,
+    access_token: &str,
+) -> Result<ImapSession, ImapFailure> {
+    let response = format!("user={user}\x01auth=Bearer {access_token}\x01\x01");
+    client.authenticate("XOAUTH2", XOAuth2 { response: Some(response) }).await.map_err(|(err, _)| auth_error(err))
+}
