@@ -147,7 +147,11 @@ async fn imap_polls(addr: &str, password: &str, messages: &[(String, Vec<u8>)]) 
         ..WorkerConfig::default()
     };
     let mut registry = Registry::with_defaults();
-    registry.register(EmailPoll::new(MailSettings { secrets: Some(secrets), ..MailSettings::default() }));
+    registry.register(EmailPoll::new(MailSettings {
+        secrets: Some(secrets),
+        allow_private_hosts: true,
+        ..MailSettings::default()
+    }));
     let runtime = Runtime::start_with(services, registry, config);
     let (first, first_s) = poll(&store, &user, id).await?;
     let (idle, idle_s) = poll(&store, &user, id).await?;

@@ -164,6 +164,16 @@ pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow:
     })
 }
 
+/// A yes/no variable: `true`/`1`/`yes` or `false`/`0`/`no`; None when unset.
+pub fn flag(name: &str) -> anyhow::Result<Option<bool>> {
+    match env(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) if ["1", "true", "yes"].contains(&v.as_str()) => Ok(Some(true)),
+        Some(v) if ["0", "false", "no"].contains(&v.as_str()) => Ok(Some(false)),
+        Some(v) => anyhow::bail!("{name}=`{v}` is invalid: expected true or false"),
+    }
+}
+
 /// The key-encryption keys that seal mail credentials:
 /// `LONGHAUL_SECRET_KEYS` (`id:base64[,id:base64…]`, the first seals), or
 /// else the data dir's `secret.key`, which `up` creates (mode 0600) when

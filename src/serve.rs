@@ -27,11 +27,22 @@ use crate::{
 pub const DEV_TENANT: &str = "dev";
 pub const DEV_ADMIN: &str = "admin";
 
-/// Every kind, with `email_poll` able to open mail credentials.
-fn registry(secrets: Option<longhaul_jobs::travel::mail::Envelope>) -> Registry {
+/// Every kind, with `email_poll` able to open mail credentials. `local`
+/// (`up`) lets polls reach loopback and private addresses unless
+/// `LONGHAUL_MAIL_ALLOW_PRIVATE_HOSTS` says otherwise.
+fn registry(
+    secrets: Option<longhaul_jobs::travel::mail::Envelope>,
+    config: &WorkerConfig,
+    local: bool,
+) -> anyhow::Result<Registry> {
     let mut registry = Registry::with_defaults();
-    registry.register(EmailPoll::new(MailSettings { secrets, ..MailSettings::default() }));
-    registry
+    registry.register(EmailPoll::new(MailSettings {
+        secrets,
+        schedule: config.mail_poll,
+        allow_private_hosts: config::flag("LONGHAUL_MAIL_ALLOW_PRIVATE_HOSTS")?.unwrap_or(local),
+        ..MailSettings::default()
+    }));
+    Ok(registry)
 }
 
 pub fn dev_key_path(data_dir: &Path) -> std::path::PathBuf {
@@ -204,7 +215,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let api_config = ApiConfig { shutdown: stop.clone(), ..api_config };
     let notifier = longhaul_jobs::notify::from_env().await?;
     let services = Services { store: store.clone(), queue, notifier, objects: Some(objects.clone()) };
-    let runtime = Runtime::start_with(services, registry(secrets), worker_config);
+    let registry = registry(secrets, &worker_config, true)?;
+    let runtime = Runtime::start_with(services, registry, worker_config);
     // Bind before printing, so the URL printed is one that answers.
     let listener = bind(&listen).await?;
     let address = listener.local_addr()?;
@@ -270,7 +282,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let stop = shutdown_signal();
     let notifier = longhaul_jobs::notify::from_env().await?;
     let services = Services { store, queue, notifier, objects: Some(objects) };
-    let runtime = Runtime::start_with(services, registry(config::secrets(&data_dir, false)?), worker_config);
+    let registry = registry(config::secrets(&data_dir, false)?, &worker_config, false)?;
+    let runtime = Runtime::start_with(services, registry, worker_config);
     stop.cancelled().await;
     runtime.shutdown().await;
     tracing::info!("worker stopped");

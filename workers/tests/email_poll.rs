@@ -112,7 +112,11 @@ async fn setup_with(backend: Backend, base: WorkerConfig) -> Setup {
         ..base
     };
     let mut registry = Registry::with_defaults();
-    registry.register(EmailPoll::new(MailSettings { secrets: Some(secrets.clone()), ..MailSettings::default() }));
+    registry.register(EmailPoll::new(MailSettings {
+        secrets: Some(secrets.clone()),
+        allow_private_hosts: true,
+        ..MailSettings::default()
+    }));
     let runtime = Runtime::start_with(services, registry, config);
     Setup { store, secrets, runtime }
 }
@@ -258,7 +262,7 @@ async fn a_renumbered_mailbox_is_synced_again_without_duplicates() {
     assert!(matches!(started, PollStart::Granted(_)));
     let position = SyncPosition { uid_validity: Some(server.wrapping_add(1)), last_uid: 2 };
     setup.store.commit_sync(account, hold, SyncBatch { position, ..SyncBatch::default() }).await.expect("commit");
-    setup.store.end_poll(account, hold, PollEnd::Done { found_mail: false }).await.expect("end");
+    setup.store.end_poll(account, hold, PollEnd::Done { found_mail: false }, Duration::ZERO).await.expect("end");
     let again = setup.poll(&mailbox.user, account).await;
     let report = result(&again);
     assert_eq!(report["uid_validity_reset"], true, "{report}");
@@ -374,7 +378,12 @@ async fn the_scheduler_polls_each_inbox_and_backs_off_while_it_stays_idle() {
         ..WorkerConfig::default()
     };
     let mut registry = Registry::with_defaults();
-    registry.register(EmailPoll::new(MailSettings { secrets: Some(setup.secrets.clone()), ..MailSettings::default() }));
+    registry.register(EmailPoll::new(MailSettings {
+        secrets: Some(setup.secrets.clone()),
+        allow_private_hosts: true,
+        schedule,
+        ..MailSettings::default()
+    }));
     setup.runtime = Runtime::start_with(services, registry, config);
 
     let mailbox = Mailbox::new();

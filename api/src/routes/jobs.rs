@@ -115,11 +115,11 @@ pub async fn submit_job(
         default_video_name(&mut payload, &principal);
     }
     // A poll runs as the inbox's owner: an admin may poll a user's inbox.
-    let owner = match kind {
+    let (tenant, owner) = match kind {
         JobKind::EmailPoll => super::mail::poll_owner(&state, &principal, &payload).await?,
-        _ => principal.user_id.clone(),
+        _ => (principal.tenant_id.clone(), principal.user_id.clone()),
     };
-    let mut job = NewJob::new(principal.tenant_id.clone(), owner, kind, payload);
+    let mut job = NewJob::new(tenant, owner, kind, payload);
     job.request_hash = Some(request_hash);
     job.priority = priority;
     if let Some(run_at) = body.run_at {

@@ -41,7 +41,7 @@ const MAX_SENDERS: usize = 100;
 
 /// OAuth2 credentials for XOAUTH2: the poll trades the refresh token for an
 /// access token at `token_url` (and stores a rotated refresh token).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Body {
     /// The provider's token endpoint; `https`, or `http` on a loopback host.
@@ -53,7 +53,7 @@ pub struct OAuth2Body {
 
 /// The body of `POST /v1/mail-accounts`. Exactly one of `password` and
 /// `oauth2`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMailAccountBody {
     pub imap_host: String,
@@ -73,7 +73,7 @@ pub struct NewMailAccountBody {
 /// The body of `PATCH /v1/mail-accounts/{id}`: new credentials, senders or
 /// DKIM policy. New credentials or senders make an account that needs
 /// attention active again.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MailAccountChanges {
     pub password: Option<String>,
@@ -88,6 +88,25 @@ pub struct MailAccountList {
     pub items: Vec<MailAccount>,
     /// Always null: all accounts fit one page.
     pub next_cursor: Option<String>,
+}
+
+// Bodies that carry credentials show none of them in `Debug`.
+impl std::fmt::Debug for OAuth2Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Body").field("token_url", &self.token_url).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewMailAccountBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewMailAccountBody").field("imap_host", &self.imap_host).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MailAccountChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailAccountChanges").field("dkim", &self.dkim).finish_non_exhaustive()
+    }
 }
 
 fn envelope(state: &AppState) -> Result<&Envelope, Problem> {
@@ -196,6 +215,9 @@ fn secret_of(
         (Some(password), None) => {
             if password.is_empty() || password.len() > 4096 {
                 return Err(Problem::invalid_field("password", "must be 1 to 4096 bytes"));
+            }
+            if password.chars().any(char::is_control) {
+                return Err(Problem::invalid_field("password", "must not contain control characters"));
             }
             Ok(Some(MailSecret::Password { password }))
         }
@@ -406,12 +428,13 @@ pub async fn poll_mail_account(
 }
 
 /// For `POST /v1/jobs` of `email_poll`: the account must be one the caller
-/// sees, and the job runs as its owner (so an admin may poll a user's inbox).
+/// sees, and the job runs as its owner (so an admin may poll a user's
+/// inbox): its tenant and user.
 pub(crate) async fn poll_owner(
     state: &AppState,
     principal: &Principal,
     payload: &serde_json::Value,
-) -> Result<String, Problem> {
+) -> Result<(String, String), Problem> {
     let field = "payload.account_id";
     let raw = payload.get("account_id").and_then(|v| v.as_str()).unwrap_or_default();
     let id =
@@ -421,7 +444,7 @@ pub(crate) async fn poll_owner(
         .get_mail_account(&principal.scope(), id)
         .await?
         .ok_or_else(|| Problem::invalid_field(field, format!("no mail account `{id}`")))?;
-    Ok(account.user_id)
+    Ok((account.tenant_id, account.user_id))
 }
 
 #[cfg(test)]

@@ -98,6 +98,7 @@ backend_tests! {
             (json!({"imap_host": "not a host"}), "imap_host"),
             (json!({"imap_port": 0}), "imap_port"),
             (json!({"username": " "}), "username"),
+            (json!({"password": "line\r\nbreak"}), "password"),
             (json!({"password": null}), "password"),
             (json!({"oauth2": oauth}), "password"),
             (json!({"allowed_senders": []}), "allowed_senders"),

@@ -301,7 +301,8 @@ impl PollSchedule {
     /// connected together drift apart.
     pub fn next_delay(&self, idle_polls: u32) -> Duration {
         use rand::Rng;
-        self.interval(idle_polls).mul_f64(rand::rng().random_range(0.9..1.1))
+        let secs = self.interval(idle_polls).as_secs_f64() * rand::rng().random_range(0.9..1.1);
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::from_secs(u64::from(u32::MAX)))
     }
 }
 
@@ -359,8 +360,10 @@ pub trait MailStore: Send + Sync {
     /// None when the hold was lost (nothing was written).
     async fn commit_sync(&self, account_id: Uuid, job: AttemptRef, batch: SyncBatch) -> Result<Option<SyncReport>>;
 
-    /// Releases the account and records how the poll ended.
-    async fn end_poll(&self, account_id: Uuid, job: AttemptRef, end: PollEnd) -> Result<()>;
+    /// Releases the account and records how the poll ended. A poll that
+    /// found mail also brings the next one to `now + next_if_mail`: the wait
+    /// an idle inbox had built up ends at once.
+    async fn end_poll(&self, account_id: Uuid, job: AttemptRef, end: PollEnd, next_if_mail: Duration) -> Result<()>;
 
     /// Active accounts due for a poll and not being polled, earliest first.
     async fn due_mail_polls(&self, limit: u32) -> Result<Vec<DuePoll>>;

@@ -338,7 +338,7 @@ impl MailStore for PgStore {
         Ok(Some(report))
     }
 
-    async fn end_poll(&self, account_id: Uuid, job: AttemptRef, end: PollEnd) -> Result<()> {
+    async fn end_poll(&self, account_id: Uuid, job: AttemptRef, end: PollEnd, next_if_mail: Duration) -> Result<()> {
         let (found_mail, error, attention) = match &end {
             PollEnd::Done { found_mail } => (*found_mail, None, false),
             PollEnd::Failed { error, needs_attention } => (false, Some(error.as_str()), *needs_attention),
@@ -347,7 +347,8 @@ impl MailStore for PgStore {
             "UPDATE mail_accounts SET poll_job_id = NULL, poll_attempt = NULL, poll_lease_until = NULL, \
                last_polled_at = now(), updated_at = now(), last_error = $4, \
                idle_polls = CASE WHEN $5 THEN 0 WHEN $4::text IS NULL THEN idle_polls + 1 ELSE idle_polls END, \
-               status = CASE WHEN $6 THEN 'needs_attention' ELSE status END \
+               status = CASE WHEN $6 THEN 'needs_attention' ELSE status END, \
+               next_poll_at = CASE WHEN $5 THEN now() + make_interval(secs => $7) ELSE next_poll_at END \
              WHERE id = $1 AND poll_job_id = $2 AND poll_attempt = $3",
         )
         .bind(account_id)
@@ -356,6 +357,7 @@ impl MailStore for PgStore {
         .bind(error)
         .bind(found_mail)
         .bind(attention)
+        .bind(next_if_mail.as_secs_f64())
         .execute(self.pool())
         .await?;
         Ok(())

@@ -361,7 +361,7 @@ impl MailStore for SqliteStore {
         Ok(Some(report))
     }
 
-    async fn end_poll(&self, account_id: Uuid, job: AttemptRef, end: PollEnd) -> Result<()> {
+    async fn end_poll(&self, account_id: Uuid, job: AttemptRef, end: PollEnd, next_if_mail: Duration) -> Result<()> {
         let (found_mail, error, attention) = match &end {
             PollEnd::Done { found_mail } => (*found_mail, None, false),
             PollEnd::Failed { error, needs_attention } => (false, Some(error.as_str()), *needs_attention),
@@ -370,7 +370,8 @@ impl MailStore for SqliteStore {
             "UPDATE mail_accounts SET poll_job_id = NULL, poll_attempt = NULL, poll_lease_until = NULL, \
                last_polled_at = ?7, updated_at = ?7, last_error = ?4, \
                idle_polls = CASE WHEN ?5 THEN 0 WHEN ?4 IS NULL THEN idle_polls + 1 ELSE idle_polls END, \
-               status = CASE WHEN ?6 THEN 'needs_attention' ELSE status END \
+               status = CASE WHEN ?6 THEN 'needs_attention' ELSE status END, \
+               next_poll_at = CASE WHEN ?5 THEN ?7 + ?8 ELSE next_poll_at END \
              WHERE id = ?1 AND poll_job_id = ?2 AND poll_attempt = ?3",
         )
         .bind(account_id.to_string())
@@ -380,6 +381,7 @@ impl MailStore for SqliteStore {
         .bind(found_mail)
         .bind(attention)
         .bind(now_ms())
+        .bind(ms_of(next_if_mail))
         .execute(self.pool())
         .await?;
         Ok(())

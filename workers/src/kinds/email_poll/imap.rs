@@ -144,22 +144,37 @@ fn tls_connector() -> Result<TlsConnector, ImapFailure> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// Addresses a poll must never reach: the cloud's metadata service and
-/// the rest of link-local space (a user names the host).
-fn forbidden(ip: IpAddr) -> bool {
+/// Addresses a poll must never reach, since a user names the host: the
+/// cloud's metadata services and link-local space always; loopback, private
+/// and shared (CGNAT) space unless `allow_private` (local setups and tests).
+pub fn forbidden(ip: IpAddr, allow_private: bool) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
     match ip {
-        IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast(),
-        IpAddr::V6(v6) => v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.segments()[0] == 0xfd00,
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            let always = v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast();
+            let private = v4.is_loopback() || v4.is_private() || (a == 100 && (64..128).contains(&b));
+            always || (private && !allow_private)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            let always = v6.is_unspecified() || v6.is_multicast() || (first & 0xffc0) == 0xfe80 || first == 0xfd00;
+            let private = v6.is_loopback() || (first & 0xfe00) == 0xfc00;
+            always || (private && !allow_private)
+        }
     }
 }
 
-async fn tcp(host: &str, port: u16) -> Result<TcpStream, ImapFailure> {
+async fn tcp(host: &str, port: u16, allow_private: bool) -> Result<TcpStream, ImapFailure> {
     let addresses: Vec<_> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|err| ImapFailure::transient(&format!("cannot resolve {host}"), err))?
         .collect();
     let mut last = None;
-    for address in addresses.iter().filter(|a| !forbidden(a.ip())) {
+    for address in addresses.iter().filter(|a| !forbidden(a.ip(), allow_private)) {
         match TcpStream::connect(address).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
@@ -174,14 +189,15 @@ async fn tcp(host: &str, port: u16) -> Result<TcpStream, ImapFailure> {
     })
 }
 
-async fn tls_over(host: &str, stream: Wire<TcpStream>) -> Result<Box<dyn Io>, ImapFailure> {
+async fn tls_over(host: &str, stream: TcpStream, transcript: Transcript) -> Result<Box<dyn Io>, ImapFailure> {
     let name = ServerName::try_from(host.to_owned())
         .map_err(|err| ImapFailure::transient(&format!("`{host}` is not a TLS server name"), err))?;
     let tls = tls_connector()?
         .connect(name, stream)
         .await
         .map_err(|err| ImapFailure::transient(&format!("TLS with {host}"), err))?;
-    Ok(Box::new(tls))
+    // Recorded above TLS: the commands, not the ciphertext.
+    Ok(Box::new(Wire::new(tls, transcript)))
 }
 
 /// Reads the server's greeting.
@@ -202,30 +218,32 @@ pub async fn connect(
     host: &str,
     port: u16,
     tls: MailTls,
+    allow_private: bool,
     transcript: Transcript,
 ) -> Result<Client<Box<dyn Io>>, ImapFailure> {
     let connecting = async {
-        let wire = Wire::new(tcp(host, port).await?, transcript);
+        let stream = tcp(host, port, allow_private).await?;
         match tls {
             MailTls::Tls => {
-                let mut client = Client::new(tls_over(host, wire).await?);
+                let mut client = Client::new(tls_over(host, stream, transcript).await?);
                 greet(&mut client, host, port).await?;
                 Ok(client)
             }
             MailTls::None => {
-                let mut client = Client::new(Box::new(wire) as Box<dyn Io>);
+                let mut client = Client::new(Box::new(Wire::new(stream, transcript)) as Box<dyn Io>);
                 greet(&mut client, host, port).await?;
                 Ok(client)
             }
             MailTls::Starttls => {
-                let mut client = Client::new(wire);
+                let mut client = Client::new(Wire::new(stream, transcript.clone()));
                 greet(&mut client, host, port).await?;
                 client
                     .run_command_and_check_ok("STARTTLS", None)
                     .await
                     .map_err(|err| ImapFailure::transient("STARTTLS", err))?;
                 // No greeting follows STARTTLS.
-                Ok(Client::new(tls_over(host, client.into_inner()).await?))
+                let plain = client.into_inner().inner;
+                Ok(Client::new(tls_over(host, plain, transcript).await?))
             }
         }
     };
@@ -269,4 +287,35 @@ pub async fn login_xoauth2(
 ) -> Result<ImapSession, ImapFailure> {
     let response = format!("user={user}\x01auth=Bearer {access_token}\x01\x01");
     client.authenticate("XOAUTH2", XOAuth2 { response: Some(response) }).await.map_err(|(err, _)| auth_error(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_never_reach_metadata_services_and_reach_private_space_only_when_allowed() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
+        for always in ["169.254.169.254", "::ffff:169.254.169.254", "fe80::1", "0.0.0.0", "fd00:ec2::254"] {
+            assert!(forbidden(ip(always), true), "{always}");
+        }
+        for private in
+            ["127.0.0.1", "10.0.0.8", "192.168.1.1", "172.16.0.1", "100.100.100.200", "::1", "::ffff:10.1.2.3"]
+        {
+            assert!(forbidden(ip(private), false), "{private}");
+            assert!(!forbidden(ip(private), true), "{private}");
+        }
+        for public in ["93.184.216.34", "2a00:1450:4001::6d"] {
+            assert!(!forbidden(ip(public), false), "{public}");
+        }
+    }
+
+    #[test]
+    fn the_transcript_names_commands_and_never_their_arguments() {
+        let transcript = Transcript::default();
+        let mut wire = Wire::new(tokio::io::sink(), transcript.clone());
+        wire.observe(b"a1 LOGIN user secret-password\r\na2 STATUS INBOX (UIDNEXT)\r\na3 uid fetch 1:2 (UID)\r\n");
+        wire.observe(b"a4 AUTHENTICATE XOAUTH2\r\ndXNlcj1h\r\na5 LOGOUT\r\n");
+        assert_eq!(transcript.commands(), ["LOGIN", "STATUS", "UID FETCH", "AUTHENTICATE", "LOGOUT"]);
+    }
 }

@@ -33,7 +33,8 @@ pub struct Envelope {
     pub from: Option<String>,
     pub subject: Option<String>,
     pub date: Option<DateTime<FixedOffset>>,
-    /// `dkim=` verdicts from `Authentication-Results`, each with its `header.d`.
+    /// `dkim=` verdicts of the topmost `Authentication-Results` (the
+    /// receiving server's), each with its `header.d`.
     pub dkim: Vec<(String, Option<String>)>,
 }
 
@@ -72,18 +73,19 @@ pub fn envelope(header: &[u8]) -> Envelope {
         let utc = Utc.timestamp_opt(date.to_timestamp(), 0).single()?;
         Some(utc.with_timezone(&offset))
     });
-    let mut dkim = Vec::new();
-    for header in message.headers() {
-        if !header.name().eq_ignore_ascii_case("Authentication-Results") {
-            continue;
-        }
-        let text = match header.value() {
-            HeaderValue::Text(text) => text.to_string(),
-            HeaderValue::TextList(list) => list.join(" "),
-            _ => continue,
-        };
-        dkim.extend(dkim_verdicts(&text));
-    }
+    // Only the topmost `Authentication-Results` counts: the receiving
+    // server prepends its own, and anything below it (or in the message as
+    // sent) may be the sender's forgery.
+    let dkim = message
+        .headers()
+        .iter()
+        .find(|header| header.name().eq_ignore_ascii_case("Authentication-Results"))
+        .map(|header| match header.value() {
+            HeaderValue::Text(text) => dkim_verdicts(text),
+            HeaderValue::TextList(list) => dkim_verdicts(&list.join(" ")),
+            _ => Vec::new(),
+        })
+        .unwrap_or_default();
     Envelope { from_domain, from, subject: message.subject().map(str::to_owned), date, dkim }
 }
 
@@ -118,8 +120,10 @@ pub fn admit(envelope: &Envelope, size: Option<u32>, allowed: &[String], dkim: D
     }
     // A pass counts when it signs for the sender's domain, or for the
     // allowed domain it falls under (airlines sign as their parent domain).
+    // A pass without a signing domain proves nothing.
     let passes = envelope.dkim.iter().any(|(result, signer)| {
-        result == "pass" && signer.as_deref().is_none_or(|d| domain_allowed(domain, d) || domain_allowed(d, allowed_by))
+        result == "pass"
+            && signer.as_deref().is_some_and(|d| domain_allowed(domain, d) || domain_allowed(d, allowed_by))
     });
     match dkim {
         DkimPolicy::Off => Ok(()),
@@ -270,6 +274,15 @@ mod tests {
         // A pass for some other domain is no pass for this sender.
         let forged = header("a@airline.example", "Authentication-Results: mx; dkim=pass header.d=evil.example\r\n");
         assert!(matches!(admit(&forged, None, &allowed, DkimPolicy::IfPresent), Err(Skip::Dkim(_))));
+        // A verdict the sender wrote below the receiving server's counts for nothing.
+        let planted = header(
+            "a@airline.example",
+            "Authentication-Results: mx.inbox.example; dkim=fail header.d=airline.example\r\n\
+             Authentication-Results: forged; dkim=pass header.d=airline.example\r\n",
+        );
+        assert!(matches!(admit(&planted, None, &allowed, DkimPolicy::IfPresent), Err(Skip::Dkim(_))));
+        let unsigned = header("a@airline.example", "Authentication-Results: mx; dkim=pass\r\n");
+        assert!(matches!(admit(&unsigned, None, &allowed, DkimPolicy::Required), Err(Skip::Dkim(_))));
         assert!(matches!(admit(&envelope(b"garbage"), None, &allowed, DkimPolicy::Off), Err(Skip::NoSender)));
     }
 

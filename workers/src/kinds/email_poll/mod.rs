@@ -36,7 +36,8 @@ use futures::TryStreamExt;
 use longhaul_jobs::{
     model::EmailPollPayload,
     travel::mail::{
-        Envelope, FoundReservation, MailSecret, PollEnd, PollGrant, PollStart, SyncBatch, SyncPosition, SECRET_KEYS_VAR,
+        Envelope, FoundReservation, MailSecret, PollEnd, PollGrant, PollSchedule, PollStart, SyncBatch, SyncPosition,
+        SECRET_KEYS_VAR,
     },
     JobKind,
 };
@@ -62,12 +63,31 @@ pub struct MailSettings {
     pub batch: u32,
     /// At most this many new UIDs per poll; the next poll goes on.
     pub max_per_poll: u32,
+    /// Lets polls reach loopback and private addresses (IMAP hosts and token
+    /// endpoints): for `up` and tests. Production workers leave it off, so a
+    /// user cannot point a poll at the cluster's own services.
+    pub allow_private_hosts: bool,
+    /// When an inbox that just had mail is polled next.
+    pub schedule: PollSchedule,
+    /// For token endpoints: no redirects (a redirect could lead the grant
+    /// somewhere the URL check never saw).
     pub http: reqwest::Client,
 }
 
 impl Default for MailSettings {
     fn default() -> Self {
-        MailSettings { secrets: None, batch: 200, max_per_poll: 5_000, http: reqwest::Client::new() }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        MailSettings {
+            secrets: None,
+            batch: 200,
+            max_per_poll: 5_000,
+            allow_private_hosts: false,
+            schedule: PollSchedule::default(),
+            http,
+        }
     }
 }
 
@@ -86,6 +106,8 @@ impl EmailPoll {
 enum PollError {
     /// Only the account's owner can fix it (refused credentials).
     Attention(String),
+    /// Only an operator can fix it (the credential's key is not configured).
+    Permanent(String),
     Transient(String),
     /// The account's hold was lost: another attempt has it.
     Lost,
@@ -186,11 +208,14 @@ impl Handler for EmailPoll {
         let end = match &outcome {
             Ok(report) => PollEnd::Done { found_mail: report.new_messages > 0 || report.more },
             Err(PollError::Attention(why)) => PollEnd::Failed { error: why.clone(), needs_attention: true },
-            Err(PollError::Transient(why)) => PollEnd::Failed { error: why.clone(), needs_attention: false },
+            Err(PollError::Transient(why) | PollError::Permanent(why)) => {
+                PollEnd::Failed { error: why.clone(), needs_attention: false }
+            }
             Err(PollError::Cancelled) => PollEnd::Failed { error: "cancelled".into(), needs_attention: false },
             Err(PollError::Lost) => PollEnd::Failed { error: "the poll lost its hold".into(), needs_attention: false },
         };
-        if let Err(err) = ctx.store.end_poll(account_id, attempt, end).await {
+        let next_if_mail = self.settings.schedule.next_delay(0);
+        if let Err(err) = ctx.store.end_poll(account_id, attempt, end, next_if_mail).await {
             tracing::warn!(%account_id, error = %err, "could not release the mail account; its hold will expire");
         }
         match outcome {
@@ -205,7 +230,7 @@ impl Handler for EmailPoll {
                 );
                 Ok(Some(serde_json::to_value(report).map_err(|err| JobError::permanent(err.to_string()))?))
             }
-            Err(PollError::Attention(why)) => Err(JobError::permanent(why)),
+            Err(PollError::Attention(why) | PollError::Permanent(why)) => Err(JobError::permanent(why)),
             Err(PollError::Transient(why)) => Err(JobError::retryable(why)),
             Err(PollError::Lost) => Err(JobError::retryable("another attempt took over the mail account")),
             Err(PollError::Cancelled) => Err(JobError::Cancelled),
@@ -225,18 +250,23 @@ impl EmailPoll {
         let context = MailSecret::context(&account.tenant_id, &account.user_id, account.id);
         let secret = MailSecret::open(secrets, &grant.secret, &context)
             .await
-            .map_err(|err| PollError::Attention(format!("the stored credential cannot be opened: {err}")))?;
-        let client = imap::connect(&account.imap_host, account.imap_port, account.tls, transcript).await?;
+            .map_err(|err| PollError::Permanent(format!("the stored credential cannot be opened: {err}")))?;
+        let allow_private = self.settings.allow_private_hosts;
+        let client =
+            imap::connect(&account.imap_host, account.imap_port, account.tls, allow_private, transcript).await?;
         let mut session = match &secret {
             MailSecret::Password { password } => imap::login(client, &account.username, password).await?,
             MailSecret::Oauth2 { token_url, client_id, client_secret, refresh_token } => {
+                let token_error = |err: oauth::TokenError| match err {
+                    oauth::TokenError::Refused(_) => PollError::Attention(err.to_string()),
+                    oauth::TokenError::Forbidden(_) => PollError::Permanent(err.to_string()),
+                    oauth::TokenError::Transient(_) => PollError::Transient(err.to_string()),
+                };
+                oauth::check_endpoint(token_url, allow_private).await.map_err(token_error)?;
                 let tokens =
                     oauth::refresh(&self.settings.http, token_url, client_id, client_secret.as_deref(), refresh_token)
                         .await
-                        .map_err(|err| match err {
-                            oauth::TokenError::Refused(_) => PollError::Attention(err.to_string()),
-                            oauth::TokenError::Transient(_) => PollError::Transient(err.to_string()),
-                        })?;
+                        .map_err(token_error)?;
                 if let Some(rotated) = tokens.rotated_refresh_token {
                     // Stored before anything else: the old token may be dead already.
                     let renewed = MailSecret::Oauth2 {
@@ -301,7 +331,10 @@ impl EmailPoll {
             }
             return Ok(report);
         }
-        session.examine("INBOX").await.map_err(imap_error("EXAMINE"))?;
+        let examined = session.examine("INBOX").await.map_err(imap_error("EXAMINE"))?;
+        if examined.uid_validity.is_some_and(|v| v != validity) {
+            return Err(PollError::Transient("the mailbox was renumbered during the poll".into()));
+        }
         let end = uid_next.saturating_sub(1);
         let cap = last.saturating_add(self.settings.max_per_poll);
         while last < end {
@@ -348,7 +381,7 @@ impl EmailPoll {
                     report.read += 1;
                     continue;
                 }
-                match self.read_parts(session, uid, &parts, &envelope).await {
+                match self.read_parts(session, uid, &parts, &envelope).await? {
                     Ok(found) => {
                         report.read += 1;
                         report.reservations_found += u32::try_from(found.len()).unwrap_or(u32::MAX);
@@ -365,6 +398,11 @@ impl EmailPoll {
             report.updated += committed.updated;
             report.unchanged += committed.unchanged;
             last = to;
+        }
+        if grant.position.uid_validity != Some(validity) && report.new_messages == 0 {
+            // A new or renumbered mailbox with nothing in it: remember it.
+            let position = SyncPosition { uid_validity: Some(validity), last_uid: last };
+            self.commit(ctx, account.id, SyncBatch { position, ..SyncBatch::default() }).await?;
         }
         Ok(report)
     }
@@ -385,17 +423,22 @@ impl EmailPoll {
         uid: u32,
         parts: &[Part],
         envelope: &message::Envelope,
-    ) -> Result<Vec<FoundReservation>, String> {
-        let sections: Vec<String> = parts.iter().map(|p| format!("BODY.PEEK[{}]", p.section())).collect();
+    ) -> Result<Result<Vec<FoundReservation>, String>, PollError> {
+        // Partial fetches: the server cannot send more than the cap, whatever
+        // size its body structure claimed.
+        let sections: Vec<String> =
+            parts.iter().map(|p| format!("BODY.PEEK[{}]<0.{}>", p.section(), message::MAX_PART_BYTES)).collect();
+        // A failed fetch is the connection's problem, not the message's: the
+        // poll stops before its position moves past the message.
         let fetched: Vec<_> = session
             .uid_fetch(uid.to_string(), format!("({})", sections.join(" ")))
             .await
-            .map_err(|err| format!("UID FETCH of its parts: {err}"))?
+            .map_err(imap_error("UID FETCH of parts"))?
             .try_collect()
             .await
-            .map_err(|err| format!("UID FETCH of its parts: {err}"))?;
+            .map_err(imap_error("UID FETCH of parts"))?;
         let Some(fetch) = fetched.iter().find(|f| f.uid == Some(uid)) else {
-            return Err("the server returned none of its parts".into());
+            return Ok(Err("the server returned none of its parts".into()));
         };
         let mut found = Vec::new();
         for part in parts {
@@ -406,7 +449,7 @@ impl EmailPoll {
             };
             found.extend(message::extract(&text, part.is_json, envelope.date));
         }
-        Ok(found)
+        Ok(Ok(found))
     }
 }
 
