@@ -127,6 +127,51 @@ pub(super) async fn regroup(conn: &mut PgConnection, tenant_id: &str, user_id: &
     Ok(())
 }
 
+/// Writes a reservation's new fields and the history row of what changed,
+/// inside the caller's transaction: every update (by its owner, in a newer
+/// email, by the agency sweep) goes through here.
+pub(super) async fn record_change(
+    conn: &mut PgConnection,
+    tenant_id: &str,
+    id: Uuid,
+    fields: &ReservationFields,
+    changes: serde_json::Map<String, Value>,
+    origin: ChangeOrigin,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
+             starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
+             destination = $12, vendor_changes = vendor_changes + $13, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(fields.kind.as_str())
+    .bind(&fields.reservation_number)
+    .bind(&fields.provider)
+    .bind(fields.status.as_str())
+    .bind(fields.starts_at)
+    .bind(fields.ends_at)
+    .bind(&fields.details)
+    .bind(&fields.city)
+    .bind(&fields.country)
+    .bind(&fields.origin)
+    .bind(&fields.destination)
+    .bind(i32::from(origin.is_vendor()))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(origin.source.as_str())
+    .bind(Value::Object(changes))
+    .bind(origin.changed_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn reservation(conn: &mut PgConnection, id: Uuid) -> Result<Option<Reservation>> {
     let row = sqlx::query(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1"))
         .bind(id)
@@ -237,37 +282,7 @@ impl TravelStore for PgStore {
         if changes.is_empty() {
             return Ok(Some(before));
         }
-        sqlx::query(
-            "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
-             starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
-             destination = $12, vendor_changes = vendor_changes + $13, updated_at = now() WHERE id = $1",
-        )
-        .bind(id)
-        .bind(fields.kind.as_str())
-        .bind(&fields.reservation_number)
-        .bind(&fields.provider)
-        .bind(fields.status.as_str())
-        .bind(fields.starts_at)
-        .bind(fields.ends_at)
-        .bind(&fields.details)
-        .bind(&fields.city)
-        .bind(&fields.country)
-        .bind(&fields.origin)
-        .bind(&fields.destination)
-        .bind(i32::from(origin.is_vendor()))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&before.tenant_id)
-        .bind(id)
-        .bind(origin.source.as_str())
-        .bind(Value::Object(changes))
-        .bind(origin.changed_at)
-        .execute(&mut *tx)
-        .await?;
+        record_change(&mut tx, &before.tenant_id, id, &fields, changes, origin).await?;
         regroup(&mut tx, &before.tenant_id, &before.user_id).await?;
         let updated = reservation(&mut tx, id).await?;
         tx.commit().await?;

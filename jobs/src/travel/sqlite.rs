@@ -129,6 +129,54 @@ pub(super) async fn regroup(conn: &mut SqliteConnection, tenant_id: &str, user_i
     Ok(())
 }
 
+/// Writes a reservation's new fields and the history row of what changed,
+/// inside the caller's write transaction: every update (by its owner, in a
+/// newer email, by the agency sweep) goes through here.
+pub(super) async fn record_change(
+    conn: &mut SqliteConnection,
+    tenant_id: &str,
+    id: Uuid,
+    fields: &ReservationFields,
+    changes: serde_json::Map<String, serde_json::Value>,
+    origin: ChangeOrigin,
+) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE reservations SET type = ?2, reservation_number = ?3, provider = ?4, status = ?5, \
+             starts_at = ?6, ends_at = ?7, details = ?8, city = ?9, country = ?10, origin = ?11, \
+             destination = ?12, vendor_changes = vendor_changes + ?14, updated_at = ?13 WHERE id = ?1",
+    )
+    .bind(id.to_string())
+    .bind(fields.kind.as_str())
+    .bind(&fields.reservation_number)
+    .bind(&fields.provider)
+    .bind(fields.status.as_str())
+    .bind(ms(fields.starts_at))
+    .bind(fields.ends_at.map(ms))
+    .bind(fields.details.to_string())
+    .bind(&fields.city)
+    .bind(&fields.country)
+    .bind(&fields.origin)
+    .bind(&fields.destination)
+    .bind(now)
+    .bind(i32::from(origin.is_vendor()))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at, detected_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(tenant_id)
+    .bind(id.to_string())
+    .bind(origin.source.as_str())
+    .bind(serde_json::Value::Object(changes).to_string())
+    .bind(origin.changed_at.map(ms))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn reservation(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<Reservation>> {
     let row = sqlx::query(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?1"))
         .bind(id.to_string())
@@ -240,40 +288,7 @@ impl TravelStore for SqliteStore {
         if changes.is_empty() {
             return Ok(Some(before));
         }
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE reservations SET type = ?2, reservation_number = ?3, provider = ?4, status = ?5, \
-             starts_at = ?6, ends_at = ?7, details = ?8, city = ?9, country = ?10, origin = ?11, \
-             destination = ?12, vendor_changes = vendor_changes + ?14, updated_at = ?13 WHERE id = ?1",
-        )
-        .bind(id.to_string())
-        .bind(fields.kind.as_str())
-        .bind(&fields.reservation_number)
-        .bind(&fields.provider)
-        .bind(fields.status.as_str())
-        .bind(ms(fields.starts_at))
-        .bind(fields.ends_at.map(ms))
-        .bind(fields.details.to_string())
-        .bind(&fields.city)
-        .bind(&fields.country)
-        .bind(&fields.origin)
-        .bind(&fields.destination)
-        .bind(now)
-        .bind(i32::from(origin.is_vendor()))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at, detected_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&before.tenant_id)
-        .bind(id.to_string())
-        .bind(origin.source.as_str())
-        .bind(serde_json::Value::Object(changes).to_string())
-        .bind(origin.changed_at.map(ms))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        record_change(&mut tx, &before.tenant_id, id, &fields, changes, origin).await?;
         regroup(&mut tx, &before.tenant_id, &before.user_id).await?;
         let updated = reservation(&mut tx, id).await?;
         tx.commit().await?;

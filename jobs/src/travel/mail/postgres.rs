@@ -15,8 +15,8 @@ use crate::{
     model::Scope,
     store::{parse_enum, postgres::push_scope, AttemptRef, PgStore, Result, StoreError},
     travel::{
-        postgres::{regroup, reservation_from_row, RESERVATION_COLUMNS},
-        ReservationSource,
+        postgres::{record_change, regroup, reservation_from_row, RESERVATION_COLUMNS},
+        ChangeOrigin, ReservationSource,
     },
 };
 
@@ -119,35 +119,8 @@ async fn upsert_found(
             report.unchanged += 1;
             continue;
         }
-        sqlx::query(
-            "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
-             starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
-             destination = $12, vendor_changes = vendor_changes + 1, updated_at = now() WHERE id = $1",
-        )
-        .bind(before.id)
-        .bind(merged.kind.as_str())
-        .bind(&merged.reservation_number)
-        .bind(&merged.provider)
-        .bind(merged.status.as_str())
-        .bind(merged.starts_at)
-        .bind(merged.ends_at)
-        .bind(&merged.details)
-        .bind(&merged.city)
-        .bind(&merged.country)
-        .bind(&merged.origin)
-        .bind(&merged.destination)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at) \
-             VALUES ($1, $2, 'email', $3, $4)",
-        )
-        .bind(tenant_id)
-        .bind(before.id)
-        .bind(Value::Object(changes))
-        .bind(item.sent_at)
-        .execute(&mut *conn)
-        .await?;
+        let origin = ChangeOrigin { source: ReservationSource::Email, changed_at: item.sent_at };
+        record_change(conn, tenant_id, before.id, &merged, changes, origin).await?;
         report.updated += 1;
     }
     Ok(report)

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, SqliteConnection};
 use uuid::Uuid;
 
@@ -21,8 +20,8 @@ use crate::{
         AttemptRef, Result, SqliteStore, StoreError,
     },
     travel::{
-        sqlite::{regroup, reservation_from_row, RESERVATION_COLUMNS},
-        ReservationSource,
+        sqlite::{record_change, regroup, reservation_from_row, RESERVATION_COLUMNS},
+        ChangeOrigin, ReservationSource,
     },
 };
 
@@ -131,37 +130,8 @@ async fn upsert_found(
             report.unchanged += 1;
             continue;
         }
-        sqlx::query(
-            "UPDATE reservations SET type = ?2, reservation_number = ?3, provider = ?4, status = ?5, \
-             starts_at = ?6, ends_at = ?7, details = ?8, city = ?9, country = ?10, origin = ?11, \
-             destination = ?12, vendor_changes = vendor_changes + 1, updated_at = ?13 WHERE id = ?1",
-        )
-        .bind(before.id.to_string())
-        .bind(merged.kind.as_str())
-        .bind(&merged.reservation_number)
-        .bind(&merged.provider)
-        .bind(merged.status.as_str())
-        .bind(merged.starts_at.timestamp_millis())
-        .bind(merged.ends_at.map(|t| t.timestamp_millis()))
-        .bind(merged.details.to_string())
-        .bind(&merged.city)
-        .bind(&merged.country)
-        .bind(&merged.origin)
-        .bind(&merged.destination)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at, detected_at) \
-             VALUES (?1, ?2, 'email', ?3, ?4, ?5)",
-        )
-        .bind(tenant_id)
-        .bind(before.id.to_string())
-        .bind(Value::Object(changes).to_string())
-        .bind(item.sent_at.map(|t| t.timestamp_millis()))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        let origin = ChangeOrigin { source: ReservationSource::Email, changed_at: item.sent_at };
+        record_change(conn, tenant_id, before.id, &merged, changes, origin).await?;
         report.updated += 1;
     }
     Ok(report)
