@@ -49,13 +49,13 @@ impl Handler for CountedNoop {
 }
 
 /// A database that exists for one run.
-enum BenchDb {
+pub(crate) enum BenchDb {
     Postgres { admin_url: String, name: String, url: String },
     Sqlite { _dir: tempfile::TempDir, url: String },
 }
 
 impl BenchDb {
-    async fn create(args: &BenchArgs) -> anyhow::Result<BenchDb> {
+    pub(crate) async fn create(args: &BenchArgs) -> anyhow::Result<BenchDb> {
         match args.backend.as_str() {
             "postgres" => {
                 let admin_url =
@@ -78,7 +78,7 @@ impl BenchDb {
         }
     }
 
-    fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         match self {
             BenchDb::Postgres { url, .. } | BenchDb::Sqlite { url, .. } => url,
         }
@@ -92,7 +92,7 @@ impl BenchDb {
         Ok(())
     }
 
-    async fn drop_db(self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_db(self) -> anyhow::Result<()> {
         if let BenchDb::Postgres { admin_url, name, .. } = self {
             let mut admin = PgConnection::connect(&admin_url).await?;
             admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
@@ -112,7 +112,7 @@ fn replace_database(url: &str, database: &str) -> String {
 }
 
 /// Busy and total jiffies of the whole machine, from /proc/stat.
-fn cpu_times() -> Option<(u64, u64)> {
+pub(crate) fn cpu_times() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?;
     let values: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
@@ -600,6 +600,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("{result}");
             return Ok(ExitCode::SUCCESS);
         }
+        "refresh" => {
+            let result = crate::bench_refresh::run(&args).await?;
+            println!("{result}");
+            return Ok(ExitCode::SUCCESS);
+        }
         "email" => {
             let result = crate::bench_email::run(&args).await?;
             eprintln!(
@@ -633,7 +638,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("{result}");
             return Ok(ExitCode::SUCCESS);
         }
-        other => bail!("unknown workload `{other}`; expected queue, year-summary, vendor-analytics, video or email"),
+        other => {
+            bail!("unknown workload `{other}`; expected queue, year-summary, vendor-analytics, video, email or refresh")
+        }
     }
     if args.backend == "sqs" {
         for run in 1..=args.runs.max(1) {

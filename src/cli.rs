@@ -30,7 +30,11 @@ pub enum Command {
     /// Submit one job of every kind on the sample data, against a running `up`.
     Demo(DemoArgs),
     /// Measure the queue: bulk insert, then drain no-op jobs with the real runtime.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
+    /// The travel-agency simulator the refresh tests and bench talk to (a
+    /// tool, not part of production).
+    #[command(hide = true)]
+    AgencySim(longhaul_agency_sim::Args),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +139,8 @@ pub struct BenchArgs {
     /// PostgreSQL only) or `video` (a film of `--photos` photos against the
     /// same film made by the ffmpeg CLI) or `email` (parse-and-extract
     /// throughput over a corpus; with `--imap`, the commands of an idle poll)
+    /// or `refresh` (reservation sweeps against the agency simulator,
+    /// PostgreSQL only)
     #[arg(long, default_value = "queue")]
     pub workload: String,
     /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
@@ -203,4 +209,30 @@ pub struct BenchArgs {
     pub imap: Option<String>,
     #[arg(long, default_value = "longhaul-test")]
     pub imap_password: String,
+    /// With `--workload refresh`: simulated agencies the reservations are
+    /// spread over
+    #[arg(long, default_value_t = 4)]
+    pub providers: usize,
+    /// With `--workload refresh`: seconds between sweeps (the simulator's
+    /// change period too)
+    #[arg(long, default_value_t = 300)]
+    pub interval_secs: u64,
+    /// With `--workload refresh`: the fraction of reservations the agencies
+    /// change per interval
+    #[arg(long, default_value_t = 0.01)]
+    pub change_fraction: f64,
+    /// With `--workload refresh`: the simulator's latency per request (and
+    /// as much jitter), in milliseconds
+    #[arg(long, default_value_t = 2)]
+    pub latency_ms: u64,
+    /// With `--workload refresh`: active reservations per shard
+    #[arg(long, default_value_t = 10_000)]
+    pub shard_size: u32,
+    /// With `--workload refresh`: shard jobs running at once (the refresh
+    /// lane's concurrency in this one worker process)
+    #[arg(long, default_value_t = 2)]
+    pub shard_jobs: usize,
+    /// With `--workload refresh`: sweeps to measure
+    #[arg(long, default_value_t = 3)]
+    pub sweeps: usize,
 }

@@ -160,8 +160,36 @@ pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow:
             every: env_secs("LONGHAUL_MAIL_POLL_SECS")?.unwrap_or(defaults.mail_poll.every).max(Duration::from_secs(1)),
             ..defaults.mail_poll
         },
+        sweep: sweep_config()?,
         ..defaults
     })
+}
+
+/// The reservation sweep: every `LONGHAUL_SWEEP_INTERVAL_SECS` (default 300;
+/// 0 turns sweeps off), in shards of about `LONGHAUL_SWEEP_SHARD_SIZE`
+/// active reservations (default 10000).
+fn sweep_config() -> anyhow::Result<Option<longhaul_workers::runtime::SweepConfig>> {
+    let defaults = longhaul_workers::runtime::SweepConfig::default();
+    let interval = env_secs("LONGHAUL_SWEEP_INTERVAL_SECS")?.unwrap_or(defaults.interval);
+    if interval.is_zero() {
+        return Ok(None);
+    }
+    let shard_size = env_parse::<u32>("LONGHAUL_SWEEP_SHARD_SIZE")?.unwrap_or(defaults.shard_size);
+    if shard_size == 0 {
+        bail!("LONGHAUL_SWEEP_SHARD_SIZE must be at least 1");
+    }
+    Ok(Some(longhaul_workers::runtime::SweepConfig { interval, shard_size }))
+}
+
+/// The agencies `reservation_refresh` asks, from the JSON file
+/// `LONGHAUL_AGENCIES_FILE` names (see the README); none when it is unset.
+pub fn agencies() -> anyhow::Result<longhaul_workers::agency::Agencies> {
+    let Some(path) = env("LONGHAUL_AGENCIES_FILE") else {
+        return Ok(longhaul_workers::agency::Agencies::default());
+    };
+    let config = longhaul_workers::agency::config::load(std::path::Path::new(&path))
+        .with_context(|| format!("LONGHAUL_AGENCIES_FILE={path}"))?;
+    longhaul_workers::agency::config::build(&config).with_context(|| format!("LONGHAUL_AGENCIES_FILE={path}"))
 }
 
 /// A yes/no variable: `true`/`1`/`yes` or `false`/`0`/`no`; None when unset.

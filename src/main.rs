@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_email;
+mod bench_refresh;
 #[cfg(feature = "video")]
 mod bench_video;
 mod cli;
@@ -50,6 +51,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Token(args) => client::token(args),
         Command::Submit(args) => client::submit(args).await,
         Command::Demo(args) => client::demo(args).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => bench::run(*args).await,
+        Command::AgencySim(args) => longhaul_agency_sim::run(args).await.map(|()| ExitCode::SUCCESS),
     }
 }

@@ -11,7 +11,7 @@ use longhaul_jobs::{
     DynStore,
 };
 use longhaul_workers::{
-    kinds::{EmailPoll, MailSettings},
+    kinds::{EmailPoll, MailSettings, RefreshSettings, ReservationRefresh},
     runtime::Services,
     Registry, Runtime, WorkerConfig,
 };
@@ -41,6 +41,10 @@ fn registry(
         schedule: config.mail_poll,
         allow_private_hosts: config::flag("LONGHAUL_MAIL_ALLOW_PRIVATE_HOSTS")?.unwrap_or(local),
         ..MailSettings::default()
+    }));
+    registry.register(ReservationRefresh::new(RefreshSettings {
+        agencies: config::agencies()?,
+        ..RefreshSettings::default()
     }));
     Ok(registry)
 }

@@ -174,6 +174,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/v1/media/{id}", get(routes::media::get_media).delete(routes::media::delete_media))
         .route("/v1/media/{id}/upload", put(routes::media::upload_media))
         .route("/v1/admin/queues", get(routes::admin::queues))
+        .route("/v1/admin/sweeps", get(routes::admin::sweeps))
         .route("/v1/admin/jobs", get(routes::admin::list_jobs))
         .route("/v1/admin/jobs/{id}/retry", post(routes::admin::retry_job))
         .route("/v1/admin/lanes/{lane}/pause", post(routes::admin::pause_lane))

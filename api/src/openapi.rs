@@ -41,6 +41,7 @@ use crate::{problem::ProblemDocument, routes, sse, views};
         routes::media::delete_media,
         routes::media::upload_media,
         routes::admin::queues,
+        routes::admin::sweeps,
         routes::admin::list_jobs,
         routes::admin::pause_lane,
         routes::admin::resume_lane,

@@ -158,7 +158,7 @@ impl JobKind {
         match self {
             JobKind::Noop => parse::<NoopPayload>(payload).map(drop),
             JobKind::EmailPoll => parse::<EmailPollPayload>(payload).map(drop),
-            JobKind::ReservationRefresh => parse::<ReservationRefreshPayload>(payload).map(drop),
+            JobKind::ReservationRefresh => parse::<ReservationRefreshPayload>(payload)?.validate(),
             JobKind::ReportBuild => parse::<ReportBuildPayload>(payload)?.validate(),
             JobKind::VideoCompile => parse::<VideoCompilePayload>(payload)?.validate(),
         }
@@ -372,15 +372,43 @@ pub struct EmailPollPayload {
 }
 
 /// `reservation_refresh`: one shard of the active reservations.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+///
+/// The sweep planner sets all three. An admin may submit `{}` (every active
+/// reservation of the admin's tenant) or `{"shard": i, "shards": n}` (one
+/// shard of it).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReservationRefreshPayload {
+    /// The sweep this shard belongs to, whose tallies it adds to.
     #[serde(default)]
-    pub sweep_id: Option<String>,
+    pub sweep_id: Option<Uuid>,
+    /// Which shard, from 0.
     #[serde(default)]
     pub shard: Option<u32>,
+    /// Into how many shards the active set is split (1 to 65536).
     #[serde(default)]
     pub shards: Option<u32>,
+}
+
+impl ReservationRefreshPayload {
+    /// The most shards: one per shard key.
+    pub const MAX_SHARDS: u32 = 1 << 16;
+
+    fn validate(&self) -> Result<(), PayloadError> {
+        match (self.shard, self.shards) {
+            (None, None) if self.sweep_id.is_none() => Ok(()),
+            (None, None) => Err(PayloadError::new("payload.shard", "required with sweep_id")),
+            (Some(_), None) => Err(PayloadError::new("payload.shards", "required with shard")),
+            (None, Some(_)) => Err(PayloadError::new("payload.shard", "required with shards")),
+            (Some(_), Some(shards)) if shards == 0 || shards > Self::MAX_SHARDS => {
+                Err(PayloadError::new("payload.shards", format!("must be between 1 and {}", Self::MAX_SHARDS)))
+            }
+            (Some(shard), Some(shards)) if shard >= shards => {
+                Err(PayloadError::new("payload.shard", "must be less than shards"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `report_build`.

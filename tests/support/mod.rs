@@ -359,7 +359,10 @@ impl Launcher {
         command
             .args(["worker", "--lanes", "default", "--concurrency"])
             .arg(settings.concurrency.to_string())
-            .env("LONGHAUL_WORKER_ID", &name);
+            .env("LONGHAUL_WORKER_ID", &name)
+            // These workers serve the default lane only, and the tests count
+            // every job: no reservation sweeps for a lane nobody here runs.
+            .env("LONGHAUL_SWEEP_INTERVAL_SECS", "0");
         let variables = [
             ("LONGHAUL_LEASE_SECS", settings.lease_secs),
             ("LONGHAUL_HEARTBEAT_SECS", settings.heartbeat_secs),

@@ -4,7 +4,10 @@
 //!   heartbeat, commit their outcomes in batches, retry with backoff, and shut
 //!   down gracefully; and the leader-elected scheduler.
 //! - [`kinds`]: one module per job kind, each a [`kinds::Handler`].
+//! - [`agency`]: the travel agencies `reservation_refresh` asks, behind one
+//!   port, with the HTTP JSON adapter.
 
+pub mod agency;
 pub mod kinds;
 pub mod runtime;
 

@@ -263,7 +263,11 @@ async fn a_panicking_handler_fails_only_its_job(backend: Backend) {
 async fn unimplemented_kinds_end_dead_with_a_clear_reason(backend: Backend) {
     let store = store(backend).await;
     let config = WorkerConfig { lanes: vec![(Lane::Refresh, 1)], ..test_config() };
-    let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), config);
+    // A kind left out of a build (video_compile without the `video`
+    // feature) is registered as `NotImplemented`.
+    let mut registry = Registry::with_defaults();
+    registry.register(longhaul_workers::kinds::NotImplemented(JobKind::ReservationRefresh));
+    let runtime = Runtime::start(store.store.clone(), registry, config);
     let job = submit(&store, JobKind::ReservationRefresh, json!({}), 3).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts), (Status::Dead, 1));

@@ -7,8 +7,8 @@ use axum::{
     extract::{Path, Query, State},
     Json,
 };
-use longhaul_jobs::{queue::RedriveReport, store::LaneStats, Lane, Status};
-use serde::Serialize;
+use longhaul_jobs::{queue::RedriveReport, store::LaneStats, travel::refresh::SweepReport, Lane, Status};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
@@ -59,6 +59,45 @@ fn audit(principal: &Principal, action: &str, target: &str) {
 pub async fn queues(State(state): State<AppState>, principal: Principal) -> Result<Json<QueuesView>, Problem> {
     principal.require_admin()?;
     Ok(Json(QueuesView { lanes: state.store.lane_stats().await? }))
+}
+
+/// Recent reservation sweeps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SweepsView {
+    /// Newest first.
+    pub items: Vec<SweepReport>,
+}
+
+/// `?limit=`: how many sweeps (default 20, at most 288: a day of 5-minute
+/// sweeps).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SweepsQuery {
+    pub limit: Option<u32>,
+}
+
+/// The latest reservation sweeps: when each started, its shards (enqueued,
+/// skipped because the previous run of them was still going, finished),
+/// what it checked and changed, how long it took, and the staleness of the
+/// changes it found (how long after the agency changed them), as
+/// percentiles. Sweeps cover every tenant; the figures are counts only.
+#[utoipa::path(
+    get, path = "/v1/admin/sweeps", tag = "admin",
+    params(SweepsQuery),
+    responses(
+        (status = 200, body = SweepsView),
+        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn sweeps(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<SweepsQuery>,
+) -> Result<Json<SweepsView>, Problem> {
+    principal.require_admin()?;
+    let limit = query.limit.unwrap_or(20).clamp(1, 288);
+    Ok(Json(SweepsView { items: state.store.sweeps(limit).await? }))
 }
 
 /// Jobs of the tenant (every tenant for the platform role, or one with

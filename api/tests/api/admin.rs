@@ -37,6 +37,27 @@ backend_tests! {
         assert_eq!(is_paused(app.get("/v1/admin/queues", &admin).await.json()), json!(false));
     }
 
+    async fn sweeps_are_listed_newest_first_for_admins_only(backend) {
+        let app = TestApp::new(backend).await;
+        let admin = app.admin("t1");
+        assert_eq!(app.get("/v1/admin/sweeps", &admin).await.json(), json!({"items": []}));
+        let at = |minute: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 28, 10, minute, 0).unwrap();
+        app.store.begin_sweep(at(0), 10_000).await.expect("sweep").expect("started");
+        let newest = app.store.begin_sweep(at(5), 10_000).await.expect("sweep").expect("started");
+        let sweeps = app.get("/v1/admin/sweeps?limit=5", &admin).await;
+        assert_eq!(sweeps.status, StatusCode::OK, "{}", sweeps.text());
+        let items = sweeps.json()["items"].as_array().expect("items").clone();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["id"], json!(newest.sweep_id));
+        for field in ["started_at", "status", "shards", "enqueued", "skipped", "checked", "changed", "duration_seconds"] {
+            assert!(items[0].get(field).is_some(), "{field} missing from {}", items[0]);
+        }
+        assert_eq!(items[0]["staleness"]["count"], json!(0));
+        assert!(items[0]["staleness"].get("p99_seconds").is_some());
+        assert_eq!(app.get("/v1/admin/sweeps?limit=1", &admin).await.json()["items"].as_array().map(Vec::len), Some(1));
+        app.get("/v1/admin/sweeps", &app.user("t1", "u1")).await.problem(StatusCode::FORBIDDEN);
+    }
+
     async fn an_unknown_lane_is_not_found(backend) {
         let app = TestApp::new(backend).await;
         app.post("/v1/admin/lanes/bitcoin/pause", &app.admin("t1"), &json!({})).await.problem(StatusCode::NOT_FOUND);

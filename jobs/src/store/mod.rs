@@ -23,7 +23,7 @@ use crate::{
     media::MediaStore,
     model::{Job, JobKind, Lane, NewJob, Scope, Status},
     notify::{event_types, OutboxEvent},
-    travel::{mail::MailStore, TravelStore},
+    travel::{mail::MailStore, refresh::RefreshStore, TravelStore},
 };
 
 pub use postgres::PgStore;
@@ -260,7 +260,7 @@ pub enum QueueMode {
 /// jobs work on, are its [`TravelStore`] part; users' photos its
 /// [`MediaStore`] part.
 #[async_trait]
-pub trait Store: TravelStore + MediaStore + MailStore + Send + Sync + 'static {
+pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
 

@@ -8,6 +8,7 @@
 pub mod airports;
 pub mod mail;
 pub(crate) mod postgres;
+pub mod refresh;
 mod sample;
 pub(crate) mod sqlite;
 mod summary;
@@ -128,6 +129,13 @@ pub struct Reservation {
     pub destination: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Counts its changes: 1 when created, one more for each change (by its
+    /// agency, a newer email, or its owner).
+    pub version: i64,
+    /// When its agency's answer was last written here (a change, or the
+    /// first answer); None until then. Checks that found nothing new are
+    /// not written (see `GET /v1/admin/sweeps`).
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 /// The fields of a reservation that its owner writes.

@@ -20,7 +20,8 @@ use crate::{
 
 pub(super) const RESERVATION_COLUMNS: &str =
     "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
-     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at";
+     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, \
+     version, checked_at";
 
 pub(super) fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
     Ok(Reservation {
@@ -43,6 +44,8 @@ pub(super) fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
         destination: row.try_get("destination")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+        checked_at: row.try_get("checked_at")?,
     })
 }
 
@@ -54,16 +57,29 @@ pub(super) async fn regroup(conn: &mut PgConnection, tenant_id: &str, user_id: &
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
+    // Every reservation of the user, through the user's index: the
+    // confirmed ones are grouped, the cancelled ones leave their trip. (A
+    // statement of its own for the cancelled ones, cached as a generic plan,
+    // can pick the `trip_id` index instead and read every trip's rows.)
     let rows = sqlx::query(
-        "SELECT id, type, starts_at, ends_at, city, origin, destination, trip_id, trip_pinned FROM reservations \
-         WHERE tenant_id = $1 AND user_id = $2 AND status = 'confirmed'",
+        "SELECT id, type, status, starts_at, ends_at, city, origin, destination, trip_id, trip_pinned \
+         FROM reservations WHERE tenant_id = $1 AND user_id = $2",
     )
     .bind(tenant_id)
     .bind(user_id)
     .fetch_all(&mut *conn)
     .await?;
-    let members = rows
-        .iter()
+    let mut leaving = Vec::new();
+    let mut confirmed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<&str, _>("status")? == "confirmed" {
+            confirmed.push(row);
+        } else if row.try_get::<Option<Uuid>, _>("trip_id")?.is_some() {
+            leaving.push(row.try_get::<Uuid, _>("id")?);
+        }
+    }
+    let members = confirmed
+        .into_iter()
         .map(|row| {
             Ok(Member {
                 id: row.try_get("id")?,
@@ -110,14 +126,12 @@ pub(super) async fn regroup(conn: &mut PgConnection, tenant_id: &str, user_id: &
     .bind(&member_trips)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "UPDATE reservations SET trip_id = NULL \
-         WHERE tenant_id = $1 AND user_id = $2 AND status = 'cancelled' AND trip_id IS NOT NULL",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .execute(&mut *conn)
-    .await?;
+    if !leaving.is_empty() {
+        sqlx::query("UPDATE reservations SET trip_id = NULL WHERE id = ANY($1)")
+            .bind(&leaving)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query("DELETE FROM trips WHERE tenant_id = $1 AND user_id = $2 AND NOT (id = ANY($3))")
         .bind(tenant_id)
         .bind(user_id)
@@ -141,7 +155,8 @@ pub(super) async fn record_change(
     sqlx::query(
         "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
              starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
-             destination = $12, vendor_changes = vendor_changes + $13, updated_at = now() WHERE id = $1",
+             destination = $12, vendor_changes = vendor_changes + $13, version = version + 1, ended = false, \
+             updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(fields.kind.as_str())

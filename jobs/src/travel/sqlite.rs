@@ -23,9 +23,10 @@ use crate::{
 
 pub(super) const RESERVATION_COLUMNS: &str =
     "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
-     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at";
+     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, \
+     version, checked_at";
 
-fn uuid(text: &str) -> Result<Uuid> {
+pub(super) fn uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("id `{text}`: {err}")))
 }
 
@@ -50,6 +51,8 @@ pub(super) fn reservation_from_row(row: &SqliteRow) -> Result<Reservation> {
         destination: row.try_get("destination")?,
         created_at: time(row.try_get("created_at")?)?,
         updated_at: time(row.try_get("updated_at")?)?,
+        version: row.try_get("version")?,
+        checked_at: opt_time(row.try_get("checked_at")?)?,
     })
 }
 
@@ -144,7 +147,8 @@ pub(super) async fn record_change(
     sqlx::query(
         "UPDATE reservations SET type = ?2, reservation_number = ?3, provider = ?4, status = ?5, \
              starts_at = ?6, ends_at = ?7, details = ?8, city = ?9, country = ?10, origin = ?11, \
-             destination = ?12, vendor_changes = vendor_changes + ?14, updated_at = ?13 WHERE id = ?1",
+             destination = ?12, vendor_changes = vendor_changes + ?14, version = version + 1, ended = 0, \
+             updated_at = ?13 WHERE id = ?1",
     )
     .bind(id.to_string())
     .bind(fields.kind.as_str())

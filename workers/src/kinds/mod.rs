@@ -5,6 +5,7 @@ pub mod email_poll;
 mod noop;
 mod not_implemented;
 pub(crate) mod report_build;
+mod reservation_refresh;
 #[cfg(feature = "video")]
 mod video_compile;
 
@@ -20,6 +21,7 @@ pub use email_poll::{EmailPoll, MailSettings};
 pub use noop::Noop;
 pub use not_implemented::NotImplemented;
 pub use report_build::ReportBuild;
+pub use reservation_refresh::{RefreshSettings, ReservationRefresh};
 #[cfg(feature = "video")]
 pub use video_compile::VideoCompile;
 
@@ -29,6 +31,10 @@ pub enum JobError {
     /// Worth another attempt: a timeout, a flaky network, a busy provider.
     #[error("{0}")]
     Retryable(String),
+    /// Worth another attempt, but not before `after`: a provider that said
+    /// when it will take requests again.
+    #[error("{message}")]
+    RetryLater { message: String, after: std::time::Duration },
     /// Will fail the same way every time: a bad payload, a missing account.
     /// The job goes `dead` at once.
     #[error("{0}")]
@@ -78,6 +84,7 @@ impl Registry {
         registry.register(Noop);
         registry.register(EmailPoll::new(MailSettings::default()));
         registry.register(ReportBuild);
+        registry.register(ReservationRefresh::new(RefreshSettings::default()));
         #[cfg(feature = "video")]
         registry.register(VideoCompile);
         for kind in JobKind::ALL {

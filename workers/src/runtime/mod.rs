@@ -66,6 +66,25 @@ pub struct WorkerConfig {
     pub timeouts: HashMap<JobKind, Duration>,
     /// How often the scheduler polls each connected inbox.
     pub mail_poll: longhaul_jobs::travel::mail::PollSchedule,
+    /// The reservation sweep the scheduler plans; None (the default here;
+    /// the binary's default is every 5 minutes): no sweeps.
+    pub sweep: Option<SweepConfig>,
+}
+
+/// How the scheduler's leader sweeps the active reservations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepConfig {
+    /// A sweep starts at every multiple of this since the epoch.
+    pub interval: Duration,
+    /// Active reservations per shard (one `reservation_refresh` job each),
+    /// about.
+    pub shard_size: u32,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig { interval: Duration::from_secs(5 * 60), shard_size: 10_000 }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -89,6 +108,7 @@ impl Default for WorkerConfig {
             dispatcher: true,
             timeouts: HashMap::new(),
             mail_poll: longhaul_jobs::travel::mail::PollSchedule::default(),
+            sweep: None,
         }
     }
 }

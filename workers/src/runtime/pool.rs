@@ -309,9 +309,16 @@ async fn run_attempt(
             (_, Ok(result)) => Outcome::Succeeded { result, artifacts },
             (_, Err(JobError::Cancelled)) => Outcome::Cancelled { reason: "cancelled by request".into() },
             (_, Err(JobError::Permanent(error))) => Outcome::Dead { error },
-            (_, Err(JobError::Retryable(error))) if attempts >= max_attempts => Outcome::Dead {
-                error: format!("{error} (gave up after {attempts} attempts)"),
-            },
+            (_, Err(JobError::Retryable(error) | JobError::RetryLater { message: error, .. }))
+                if attempts >= max_attempts =>
+            {
+                Outcome::Dead { error: format!("{error} (gave up after {attempts} attempts)") }
+            }
+            (_, Err(JobError::RetryLater { message: error, after })) => {
+                let delay = lanes.config.retry.delay(attempts).max(after);
+                let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                Outcome::Retry { error, run_at }
+            }
             (_, Err(JobError::Retryable(error))) => {
                 let delay = lanes.config.retry.delay(attempts);
                 let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);

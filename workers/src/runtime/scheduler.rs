@@ -2,16 +2,17 @@
 //! lease row in the database, does the periodic work.
 //!
 //! It requeues jobs whose worker died (expired leases), prunes old finished
-//! jobs, and enqueues the inbox polls that are due. The reservation sweep
-//! planner joins it in its issue.
+//! jobs and sweeps, enqueues the inbox polls that are due, and plans a
+//! reservation sweep at the start of every sweep interval.
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use longhaul_jobs::{model::EmailPollPayload, DynStore, JobKind, NewJob};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::WorkerConfig;
+use super::{SweepConfig, WorkerConfig};
 
 const LEADER_LEASE: &str = "scheduler";
 
@@ -45,6 +46,40 @@ async fn enqueue_due_polls(store: &DynStore, config: &WorkerConfig) -> longhaul_
     Ok(())
 }
 
+/// The start of the sweep interval `now` falls in: sweeps start at every
+/// multiple of the interval since the epoch.
+fn sweep_slot(now: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
+    let step = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
+    let start = now.timestamp_millis().div_euclid(step) * step;
+    DateTime::from_timestamp_millis(start).unwrap_or(now)
+}
+
+/// Starts the sweep of `slot` unless one was started already (by this
+/// leader before a restart, or by another), and enqueues its shards. The
+/// sweep and its shard rows commit first, naming each shard's job: a crash
+/// before the jobs are in leaves shards that hold nothing back, never a
+/// shard that runs twice.
+async fn plan_sweep(store: &DynStore, sweep: SweepConfig, slot: DateTime<Utc>) -> longhaul_jobs::store::Result<()> {
+    let Some(start) = store.begin_sweep(slot, sweep.shard_size).await? else {
+        return Ok(());
+    };
+    let jobs = start.jobs();
+    for chunk in jobs.chunks(1_000) {
+        store.insert_jobs(chunk).await?;
+    }
+    tracing::info!(
+        sweep_id = %start.sweep_id,
+        active = start.active,
+        shards = start.shards,
+        enqueued = start.enqueue.len(),
+        skipped = start.skipped,
+        "started a reservation sweep"
+    );
+    metrics::counter!("longhaul_sweep_shards_total", "outcome" => "enqueued").increment(start.enqueue.len() as u64);
+    metrics::counter!("longhaul_sweep_shards_total", "outcome" => "skipped").increment(u64::from(start.skipped));
+    Ok(())
+}
+
 pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: CancellationToken) {
     // Long enough to ride out a slow tick; short enough that a dead leader's
     // successor takes over within a few reap intervals.
@@ -53,10 +88,25 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading = false;
     let mut next_prune = Instant::now() + PRUNE_EVERY;
+    let mut planned: Option<DateTime<Utc>> = None;
     loop {
+        // Besides its ticks, the scheduler wakes just after each sweep
+        // interval begins, so every sweep starts on time and a shard is
+        // checked at the same point of each interval.
+        let next_sweep = config.sweep.map(|sweep| {
+            let now = Utc::now();
+            let next = sweep_slot(now, sweep.interval) + chrono::Duration::from_std(sweep.interval).unwrap_or_default();
+            (next - now).to_std().unwrap_or_default() + Duration::from_millis(5)
+        });
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = ticker.tick() => {}
+            _ = async {
+                match next_sweep {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
         }
         match store.try_lead(LEADER_LEASE, &config.worker_id, ttl).await {
             Ok(now_leading) => {
@@ -83,6 +133,15 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
         if let Err(err) = enqueue_due_polls(&store, &config).await {
             tracing::warn!(error = %err, "enqueueing due inbox polls failed");
         }
+        if let Some(sweep) = config.sweep {
+            let slot = sweep_slot(Utc::now(), sweep.interval);
+            if planned != Some(slot) {
+                match plan_sweep(&store, sweep, slot).await {
+                    Ok(()) => planned = Some(slot),
+                    Err(err) => tracing::warn!(error = %err, "planning the reservation sweep failed"),
+                }
+            }
+        }
         if Instant::now() >= next_prune {
             next_prune = Instant::now() + PRUNE_EVERY;
             match store.prune_finished(config.retention).await {
@@ -90,11 +149,31 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
                 Ok(pruned) => tracing::info!(pruned, "pruned old finished jobs"),
                 Err(err) => tracing::warn!(error = %err, "pruning finished jobs failed"),
             }
+            let before = Utc::now() - chrono::Duration::from_std(config.retention).unwrap_or(chrono::Duration::MAX);
+            match store.prune_sweeps(before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned old sweeps"),
+                Err(err) => tracing::warn!(error = %err, "pruning old sweeps failed"),
+            }
         }
     }
     if leading {
         if let Err(err) = store.resign(LEADER_LEASE, &config.worker_id).await {
             tracing::warn!(error = %err, "could not resign the scheduler lease; it will expire");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_start_at_multiples_of_the_interval() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let five = Duration::from_secs(300);
+        assert_eq!(sweep_slot(at("2026-11-28T10:04:59.999Z"), five), at("2026-11-28T10:00:00Z"));
+        assert_eq!(sweep_slot(at("2026-11-28T10:05:00Z"), five), at("2026-11-28T10:05:00Z"));
+        assert_eq!(sweep_slot(at("2026-11-28T10:07:30Z"), Duration::from_secs(3600)), at("2026-11-28T10:00:00Z"));
     }
 }
