@@ -335,6 +335,8 @@ main() {
     # poppler-utils: the report tests read PDFs back with `pdftotext`. The
     # video tests check films with ffprobe (from ffmpeg, in BUILD_PACKAGES).
     ensure_packages "${BUILD_PACKAGES[@]}" postgresql-client poppler-utils
+    # The browser tests (tests/browser.rs) drive the dashboard in headless Chromium.
+    ensure_packages chromium chromium-driver
     ensure_rust
 
     for service in "${SERVICES[@]}"; do
@@ -347,6 +349,10 @@ main() {
 
     heading "Lints: cargo clippy --workspace --all-targets --locked -- -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+
+    # The OTLP exporter is off by default; lint it too, so that it cannot rot.
+    heading "Lints with OTLP traces: cargo clippy -p longhaul -p longhaul-workers --all-targets --locked --features otlp -- -D warnings"
+    cargo clippy -p longhaul -p longhaul-workers --all-targets --locked --features otlp -- -D warnings
 
     if cargo nextest --version >/dev/null 2>&1; then
         heading "Tests: cargo nextest run --workspace --locked $*"

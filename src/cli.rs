@@ -72,6 +72,9 @@ pub struct WorkerArgs {
     /// Jobs run at once per lane; each lane's own default when unset [env: LONGHAUL_CONCURRENCY]
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Address of /healthz, /readyz and /metrics, or `off` [env: LONGHAUL_WORKER_LISTEN]
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub listen: String,
 }
 
 #[derive(Debug, Args)]

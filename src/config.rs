@@ -35,6 +35,14 @@ pub fn listen(flag: &str) -> String {
     env("LONGHAUL_LISTEN").unwrap_or_else(|| flag.to_owned())
 }
 
+/// Where a worker serves `/healthz`, `/readyz` and `/metrics`:
+/// `LONGHAUL_WORKER_LISTEN`, else the flag. `off` serves nothing.
+pub fn worker_listen(flag: &str) -> Option<String> {
+    let listen = env("LONGHAUL_WORKER_LISTEN").unwrap_or_else(|| flag.to_owned());
+    let listen = listen.trim();
+    (!listen.is_empty() && !listen.eq_ignore_ascii_case("off")).then(|| listen.to_owned())
+}
+
 /// `LONGHAUL_DATABASE_URL`, or SQLite in the data dir.
 pub fn database_url(data_dir: &std::path::Path) -> String {
     env("LONGHAUL_DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("longhaul.db").display()))

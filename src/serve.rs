@@ -3,7 +3,8 @@
 use std::{future::IntoFuture, path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use longhaul_api::{auth, ApiConfig, ReadinessCheck};
+use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json};
+use longhaul_api::{auth, problem::Problem, ApiConfig, ReadinessCheck};
 use longhaul_jobs::{
     objects::DynObjectStore,
     queue::{DynQueue, EmbeddedQueue, SqsQueue},
@@ -91,6 +92,20 @@ impl ReadinessCheck for QueueReady {
     }
 }
 
+/// `/readyz` of a worker needs the database.
+struct StoreReady(DynStore);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for StoreReady {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        Ok(self.0.ping().await?)
+    }
+}
+
 /// The store, opened for the queue the settings name. Its queue mode is
 /// checked against the database's (`record_mode`: set it, for `migrate`).
 async fn open_store(
@@ -168,7 +183,8 @@ async fn serve_api(listener: TcpListener, router: axum::Router, stop: Cancellati
     tracing::info!(address = %listener.local_addr()?, "API listening");
     let server_stop = stop.clone();
     let server = tokio::spawn(
-        axum::serve(listener, router)
+        // The peer's address, for the audit log's "from where".
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move { server_stop.cancelled().await })
             .into_future(),
     );
@@ -231,6 +247,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  dev admin token (tenant `{DEV_TENANT}`, 30 days): {token}");
     println!("  try: curl -H 'Authorization: Bearer <token>' http://{address}/v1/admin/queues");
+    println!("  dashboard: http://{address}/admin (sign in with the token above)");
     let router = longhaul_api::router(store, api_config)?;
     // After a stop, the API drains and the workers finish side by side.
     let (served, ()) = tokio::join!(serve_api(listener, router, stop.clone()), async {
@@ -238,6 +255,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         runtime.shutdown().await;
     });
     served?;
+    crate::telemetry::shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -266,6 +284,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let stop = shutdown_signal();
     let router = longhaul_api::router(store, ApiConfig { shutdown: stop.clone(), ..api_config })?;
     serve_api(bind(&config::listen(&args.listen)).await?, router, stop).await?;
+    crate::telemetry::shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -274,8 +293,15 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config::data_dir(&args.data_dir.data_dir);
     let worker_config: WorkerConfig = config::worker(&args.lanes, args.concurrency)?;
     let store = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
-    let (queue, _) = open_queue(&store, &queue_settings).await?;
+    let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
+    readiness.insert(0, Arc::new(StoreReady(store.clone())));
     let objects = open_objects(&data_dir).await?;
+    // Bound before anything runs, so that a port in use fails the start;
+    // the recorder is installed before the first job, so that it counts.
+    let probes = match config::worker_listen(&args.listen) {
+        Some(listen) => Some((bind(&listen).await?, crate::telemetry::metrics())),
+        None => None,
+    };
     tracing::info!(
         worker_id = %worker_config.worker_id,
         lanes = ?worker_config.lanes,
@@ -285,13 +311,100 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     );
     let stop = shutdown_signal();
     let notifier = longhaul_jobs::notify::from_env().await?;
-    let services = Services { store, queue, notifier, objects: Some(objects) };
+    let services = Services { store: store.clone(), queue, notifier, objects: Some(objects) };
     let registry = registry(config::secrets(&data_dir, false)?, &worker_config, false)?;
     let runtime = Runtime::start_with(services, registry, worker_config);
+    // The probes answer until the runtime has stopped: a worker that drains
+    // its jobs is alive, only no longer ready.
+    let probes_stop = CancellationToken::new();
+    let probes = match probes {
+        Some((listener, metrics)) => {
+            let router = worker_router(WorkerProbes { store, readiness, metrics, stopping: stop.clone() });
+            Some(serve_probes(listener, router, probes_stop.clone())?)
+        }
+        None => None,
+    };
     stop.cancelled().await;
     runtime.shutdown().await;
+    probes_stop.cancel();
+    if let Some(probes) = probes {
+        match tokio::time::timeout(Duration::from_secs(5), probes).await {
+            Ok(Ok(Ok(()))) | Err(_) => {}
+            Ok(Ok(Err(err))) => tracing::warn!(error = %err, "the worker's HTTP server failed"),
+            Ok(Err(joined)) => tracing::warn!(error = %joined, "the worker's HTTP server task failed"),
+        }
+    }
     tracing::info!("worker stopped");
+    crate::telemetry::shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a worker's probes look at.
+struct WorkerProbes {
+    store: DynStore,
+    /// The database, and the queue when it is not the database.
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+    /// Renders the process's metrics; `None`: `/metrics` answers 404.
+    metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// Trips at SIGTERM: from then on the worker is not ready.
+    stopping: CancellationToken,
+}
+
+/// A worker's own endpoints, for Kubernetes and Prometheus: `/healthz` (the
+/// process answers), `/readyz` (its database and queue answer, and it is
+/// not stopping) and `/metrics`.
+fn worker_router(probes: WorkerProbes) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/readyz", get(worker_readyz))
+        .route("/metrics", get(worker_metrics))
+        .fallback(longhaul_api::problem::not_found_fallback)
+        .with_state(Arc::new(probes))
+}
+
+/// A probe that hangs is as bad as one that fails.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn worker_readyz(State(probes): State<Arc<WorkerProbes>>) -> axum::response::Response {
+    if probes.stopping.is_cancelled() {
+        return Problem::unavailable("not ready: stopping").into_response();
+    }
+    let checks = probes.readiness.iter().map(|check| async move {
+        let error = match tokio::time::timeout(PROBE_TIMEOUT, check.check()).await {
+            Ok(Ok(())) => return None,
+            Ok(Err(err)) => format!("{err:#}"),
+            Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+        };
+        // Logged, not returned: the cause may name hosts.
+        tracing::warn!(check = check.name(), error, "readiness check failed");
+        Some(check.name().to_owned())
+    });
+    let failures: Vec<String> = futures::future::join_all(checks).await.into_iter().flatten().collect();
+    if failures.is_empty() {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        Problem::unavailable(format!("not ready: {} unreachable", failures.join(", "))).into_response()
+    }
+}
+
+/// The process's metrics (the same recorder as `up`'s API), with the
+/// queues' gauges read from the store at most every two seconds.
+async fn worker_metrics(State(probes): State<Arc<WorkerProbes>>) -> axum::response::Response {
+    let Some(render) = &probes.metrics else {
+        return Problem::not_found("this process records no metrics").into_response();
+    };
+    longhaul_api::metrics::refresh_queue_gauges(&probes.store).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()).into_response()
+}
+
+/// Serves a worker's probes until `stop` trips.
+fn serve_probes(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    tracing::info!(address = %listener.local_addr()?, "worker probes and metrics listening");
+    Ok(tokio::spawn(axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).into_future()))
 }
 
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {

@@ -13,15 +13,7 @@ use longhaul_jobs::{
     Lane,
 };
 use serde_json::{json, Value};
-use support::{eventually, Launcher, Process, TcpProxy};
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use support::{eventually, free_port, Launcher, Process, TcpProxy};
 
 /// Fresh queues for every lane on the local endpoint; returns the URL
 /// prefix `LONGHAUL_SQS_QUEUE_PREFIX` takes, and the queues.

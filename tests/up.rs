@@ -8,36 +8,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use support::Launcher;
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use support::{free_port, wait_ready, Launcher};
 
 /// Submits a job; returns it as the API answered.
 async fn submit(client: &reqwest::Client, url: &str, token: &str, body: Value) -> Value {
     let response = client.post(format!("{url}/v1/jobs")).bearer_auth(token).json(&body).send().await.expect("submit");
     assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
     response.json().await.expect("a job")
-}
-
-async fn wait_ready(url: &str, up: &mut support::Process) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = client.get(format!("{url}/readyz")).send().await {
-            if response.status().is_success() {
-                return;
-            }
-        }
-        assert!(up.try_exit_status().is_none(), "up exited early:\n{}", up.log_tail(30));
-        assert!(Instant::now() < deadline, "up never became ready:\n{}", up.log_tail(30));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +25,7 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let listen = url.trim_start_matches("http://").to_owned();
     let mut up = launcher.spawn(&["up", "--listen", &listen], &[("LONGHAUL_SHUTDOWN_GRACE_SECS", "1")]);
-    wait_ready(&url, &mut up).await;
+    wait_ready(&format!("{url}/readyz"), &mut up).await;
 
     // The demo, as the README's first command runs it.
     let data_dir = launcher.data_dir();

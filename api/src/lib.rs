@@ -16,9 +16,12 @@
 //!
 //! [`Store`]: longhaul_jobs::Store
 
+pub mod audit;
 pub mod auth;
+mod dashboard;
 pub mod extract;
 mod idempotency;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod routes;
@@ -176,7 +179,10 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/v1/admin/queues", get(routes::admin::queues))
         .route("/v1/admin/sweeps", get(routes::admin::sweeps))
         .route("/v1/admin/jobs", get(routes::admin::list_jobs))
+        .route("/v1/admin/jobs/{id}", axum::routing::delete(routes::admin::delete_job))
         .route("/v1/admin/jobs/{id}/retry", post(routes::admin::retry_job))
+        .route("/v1/admin/audit", get(routes::admin::audit_log))
+        .route("/v1/admin/workers", get(routes::admin::workers))
         .route("/v1/admin/lanes/{lane}/pause", post(routes::admin::pause_lane))
         .route("/v1/admin/lanes/{lane}/resume", post(routes::admin::resume_lane))
         .route("/v1/admin/lanes/{lane}/redrive", post(routes::admin::redrive_lane))
@@ -184,12 +190,14 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/readyz", get(routes::health::readyz))
         .route("/openapi.json", get(routes::health::openapi_json))
         .route("/metrics", get(routes::health::metrics))
+        .merge(dashboard::routes())
         .fallback(problem::not_found_fallback)
         .with_state(state);
 
     // Outermost first: the id is set before the span opens so the span can
     // carry it, and the safety net sees the 500 a caught panic becomes.
     let layers = ServiceBuilder::new()
+        .layer(middleware::from_fn(metrics::track_http))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
@@ -202,10 +210,23 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
     Ok(api.layer(layers))
 }
 
-/// The span of one request. Only the method, the path and the request id:
-/// headers are left out because `Authorization` carries a credential, and the
-/// query because it can carry user data.
+/// The span of one request: the method, the path, the request id and the
+/// trace id. Other headers are left out because `Authorization` carries a
+/// credential, and the query because it can carry user data.
 fn request_span(request: &Request) -> tracing::Span {
     let request_id = request.headers().get(&REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+    // The caller's trace id when it sent one; a handler that starts a job
+    // records the one the job carries (see `tracecontext`).
+    let trace_id = tracecontext::incoming(request.headers()).and_then(tracecontext::trace_id);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        trace_id = tracing::field::Empty
+    );
+    if let Some(trace_id) = trace_id {
+        span.record("trace_id", trace_id);
+    }
+    span
 }

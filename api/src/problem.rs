@@ -232,7 +232,7 @@ pub async fn not_found_fallback(request: Request) -> Problem {
 pub async fn problem_safety_net(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) || is_html(&response) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -256,6 +256,15 @@ pub async fn problem_safety_net(request: Request, next: Next) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     let (_, body) = rebuilt.into_parts();
     Response::from_parts(parts, Body::new(body))
+}
+
+/// The dashboard's error pages are HTML on purpose: people read them.
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"))
 }
 
 fn is_problem(response: &Response) -> bool {

@@ -6,14 +6,25 @@ use axum::http::HeaderMap;
 /// The `traceparent` to store with a job created by this request: the
 /// caller's, if it is well-formed, so the job joins the caller's trace;
 /// otherwise a fresh one, so every job is still traceable end to end.
+///
+/// The request's span records the trace id (its `trace_id` field), so the
+/// API's log lines join the worker's, which carry the same field.
 pub fn traceparent_for(headers: &HeaderMap) -> String {
-    headers
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|value| is_valid(value))
-        .map(str::to_owned)
-        .unwrap_or_else(generate)
+    let traceparent = incoming(headers).map(str::to_owned).unwrap_or_else(generate);
+    if let Some(trace_id) = trace_id(&traceparent) {
+        tracing::Span::current().record("trace_id", trace_id);
+    }
+    traceparent
+}
+
+/// The caller's `traceparent`, if it is well-formed.
+pub fn incoming(headers: &HeaderMap) -> Option<&str> {
+    headers.get("traceparent").and_then(|value| value.to_str().ok()).map(str::trim).filter(|value| is_valid(value))
+}
+
+/// The 32-hex trace id of a well-formed `traceparent`.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    traceparent.split('-').nth(1).filter(|id| id.len() == 32)
 }
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, with neither id

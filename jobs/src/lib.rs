@@ -1,6 +1,7 @@
 //! What the longhaul API and workers share: the job model, the store (with the
 //! embedded queue), and the configuration they both read.
 
+pub mod admin;
 pub mod media;
 pub mod model;
 pub mod notify;

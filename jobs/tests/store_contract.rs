@@ -33,6 +33,9 @@ longhaul_jobs::on_every_backend!(
     reaped_jobs_announce_failure_or_death,
     outbox_events_are_leased_and_come_back_if_unpublished,
     artifacts_are_recorded_only_with_a_committed_success,
+    lane_history_counts_finished_and_dead_jobs_per_minute,
+    the_delayed_filter_lists_only_jobs_not_due_yet,
+    sessions_expire_and_end,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -485,4 +488,60 @@ async fn artifacts_are_recorded_only_with_a_committed_success(backend: Backend) 
     {
         assert!(store.get_artifact(&stranger, id).await.expect("get").is_none(), "{stranger:?}");
     }
+}
+
+async fn lane_history_counts_finished_and_dead_jobs_per_minute(backend: Backend) {
+    let store = store(backend).await;
+    for _ in 0..3 {
+        insert(&store, noop("t1", "u1")).await;
+    }
+    let claimed = store.claim(Lane::Default, 3, LEASE, "w").await.expect("claim");
+    let outcomes = [
+        Outcome::Succeeded { result: None, artifacts: Vec::new() },
+        Outcome::Dead { error: "boom".into() },
+        Outcome::Retry { error: "again".into(), run_at: Utc::now() + chrono::Duration::hours(1) },
+    ];
+    let completions: Vec<Completion> =
+        claimed.iter().zip(outcomes).map(|(job, outcome)| Completion { attempt: attempt(job), outcome }).collect();
+    assert_eq!(store.complete(&completions).await.expect("complete").len(), 3);
+    let history = store.lane_history(60).await.expect("history");
+    assert_eq!(history.len(), 1, "one lane-minute: {history:?}");
+    assert_eq!(history[0].lane, Lane::Default);
+    assert_eq!((history[0].finished, history[0].failed), (2, 1), "the retry has not finished");
+    assert!(Utc::now() - history[0].minute < chrono::Duration::minutes(2));
+}
+
+async fn the_delayed_filter_lists_only_jobs_not_due_yet(backend: Backend) {
+    let store = store(backend).await;
+    let due = insert(&store, noop("t1", "u1")).await;
+    let mut later = noop("t1", "u1");
+    later.run_at = Utc::now() + chrono::Duration::hours(1);
+    let later = insert(&store, later).await;
+    let filter = JobFilter { delayed: true, limit: 10, ..JobFilter::default() };
+    let listed: Vec<_> =
+        store.list_jobs(&Scope::Platform, &filter).await.expect("list").iter().map(|job| job.id).collect();
+    assert_eq!(listed, [later.id]);
+    assert_ne!(due.id, later.id);
+}
+
+async fn sessions_expire_and_end(backend: Backend) {
+    use longhaul_jobs::admin::Session;
+    let store = store(backend).await;
+    let now = Utc::now();
+    let session = |expires_at| Session {
+        tenant_id: "t1".into(),
+        user_id: "ana".into(),
+        role: "admin".into(),
+        csrf: "token".into(),
+        created_at: now,
+        expires_at,
+    };
+    store.create_session("live", &session(now + chrono::Duration::hours(1))).await.expect("create");
+    store.create_session("old", &session(now - chrono::Duration::seconds(1))).await.expect("create");
+    let live = store.session("live").await.expect("read").expect("a live session");
+    assert_eq!((live.user_id.as_str(), live.csrf.as_str()), ("ana", "token"));
+    assert_eq!(store.session("old").await.expect("read"), None, "expired");
+    assert_eq!(store.session("nope").await.expect("read"), None);
+    store.delete_session("live").await.expect("delete");
+    assert_eq!(store.session("live").await.expect("read"), None, "signed out");
 }

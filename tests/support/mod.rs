@@ -338,6 +338,9 @@ impl Launcher {
             .env("LONGHAUL_DATA_DIR", &data_dir)
             .env("LONGHAUL_LOG", "info")
             .env("LONGHAUL_LOG_FORMAT", "text")
+            // Workers' probes on a port of their own, so that tests can run
+            // many workers at once; a test that scrapes one sets its own.
+            .env("LONGHAUL_WORKER_LISTEN", "127.0.0.1:0")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone a file handle"))
@@ -551,5 +554,30 @@ impl Drop for TcpProxy {
         if let Some(running) = self.running.take() {
             running.abort();
         }
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Waits until `GET url` answers 2xx, or fails with the process's log if it
+/// exits or a minute passes.
+pub async fn wait_ready(url: &str, process: &mut Process) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = client.get(url).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(process.try_exit_status().is_none(), "{} exited early:\n{}", process.name, process.log_tail(30));
+        assert!(tokio::time::Instant::now() < deadline, "{url} never answered:\n{}", process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

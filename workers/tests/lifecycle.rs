@@ -32,6 +32,7 @@ longhaul_jobs::on_every_backend!(
     a_panicking_handler_fails_only_its_job,
     unimplemented_kinds_end_dead_with_a_clear_reason,
     a_worker_takes_no_more_jobs_than_its_free_slots,
+    a_worker_reports_its_lanes_and_running_jobs_and_leaves_when_stopped,
 );
 
 fn test_config() -> WorkerConfig {
@@ -317,6 +318,37 @@ async fn a_worker_takes_no_more_jobs_than_its_free_slots(backend: Backend) {
     }
     assert_eq!(peak.load(Ordering::SeqCst), 3);
     runtime.shutdown().await;
+}
+
+async fn a_worker_reports_its_lanes_and_running_jobs_and_leaves_when_stopped(backend: Backend) {
+    let store = store(backend).await;
+    let job = submit(&store, JobKind::Noop, json!({"sleep_ms": 4_000}), 1).await;
+    let mut registry = Registry::default();
+    registry.register(longhaul_workers::kinds::Noop);
+    let config = WorkerConfig {
+        worker_id: "pod-7-42".into(),
+        lanes: vec![(Lane::Default, 2)],
+        presence_interval: Duration::from_millis(200),
+        ..test_config()
+    };
+    let runtime = Runtime::start(store.store.clone(), registry, config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let workers = store.workers(Duration::from_secs(15)).await.expect("workers");
+        if let Some(worker) = workers.into_iter().find(|worker| !worker.running.is_empty()) {
+            break worker;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the worker never reported its running job");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(seen.id, "pod-7-42");
+    assert_eq!(seen.host, "pod-7");
+    assert_eq!(seen.lanes, [longhaul_jobs::admin::WorkerLane { lane: Lane::Default, concurrency: 2 }]);
+    assert_eq!(seen.running.len(), 1);
+    assert_eq!((seen.running[0].id, seen.running[0].kind, seen.running[0].attempt), (job.id, JobKind::Noop, 1));
+    assert_eq!(seen.running[0].tenant_id, "acme");
+    runtime.shutdown().await;
+    assert_eq!(store.workers(Duration::from_secs(15)).await.expect("workers"), [], "a stopped worker leaves");
 }
 
 #[test]

@@ -45,8 +45,14 @@ pub async fn download_artifact(
     principal: Principal,
     Path(raw_id): Path<String>,
 ) -> Result<Response, Problem> {
+    download(&state, &principal, &raw_id).await
+}
+
+/// The artifact `raw_id` as `principal` may see it: shared with the
+/// dashboard, whose session is not a bearer token.
+pub(crate) async fn download(state: &AppState, principal: &Principal, raw_id: &str) -> Result<Response, Problem> {
     let not_found = || Problem::not_found(format!("no artifact `{raw_id}`"));
-    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let id = Uuid::parse_str(raw_id).map_err(|_| not_found())?;
     let artifact = state.store.get_artifact(&principal.scope(), id).await?.ok_or_else(not_found)?;
     let objects =
         state.objects.as_ref().ok_or_else(|| Problem::unavailable("this API was started without an object store"))?;

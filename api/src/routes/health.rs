@@ -100,7 +100,8 @@ pub async fn openapi_json() -> impl IntoResponse {
     }
 }
 
-/// Prometheus metrics of this process, in the text exposition format.
+/// Prometheus metrics of this process, in the text exposition format, with
+/// the queues' gauges read from the store (at most every two seconds).
 #[utoipa::path(
     get, path = "/metrics", tag = "health",
     responses(
@@ -110,7 +111,10 @@ pub async fn openapi_json() -> impl IntoResponse {
 )]
 pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     match &state.metrics {
-        Some(render) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()).into_response(),
+        Some(render) => {
+            crate::metrics::refresh_queue_gauges(&state.store).await;
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()).into_response()
+        }
         None => Problem::not_found("this process records no metrics").into_response(),
     }
 }

@@ -228,7 +228,7 @@ impl ListQuery {
             },
         };
         let tenant_id = non_empty(&self.tenant).map(str::to_owned);
-        Ok(JobFilter { status, kind, lane: None, tenant_id, before, limit })
+        Ok(JobFilter { status, kind, tenant_id, before, limit, ..JobFilter::default() })
     }
 }
 
@@ -287,10 +287,18 @@ pub async fn list_jobs(
 pub async fn cancel_job(
     State(state): State<AppState>,
     principal: Principal,
+    client: crate::audit::Client,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let id = parse_job_id(&id)?;
     let outcome = state.store.cancel_job(&principal.scope(), id).await?;
+    // An admin's cancel is an admin action, wherever it comes from.
+    if let (Some(CancelOutcome::Cancelled(job) | CancelOutcome::Requested(job)), true) =
+        (&outcome, principal.role >= crate::auth::Role::Admin)
+    {
+        let action = crate::audit::Action::new("job.cancel", job.id.to_string()).on_tenant(job.tenant_id.clone());
+        crate::audit::record(&state.store, &principal, &client, action).await;
+    }
     match outcome {
         None => Err(Problem::not_found(format!("no job `{id}`"))),
         Some(CancelOutcome::Cancelled(job)) => {

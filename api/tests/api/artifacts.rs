@@ -1,14 +1,9 @@
 //! Artifacts: listed on their succeeded job, downloadable by who may see it.
 
 use axum::http::{header, StatusCode};
-use longhaul_jobs::{
-    objects::ObjectKey,
-    store::{AttemptRef, Completion, NewArtifact, Outcome},
-    Lane,
-};
 use serde_json::json;
 
-use crate::helpers::{year_report, TestApp};
+use crate::helpers::{succeed_with_csv, year_report, TestApp};
 
 backend_tests! {
     async fn a_succeeded_jobs_artifacts_are_listed_and_downloadable_by_who_may_see_it(backend) {
@@ -16,19 +11,7 @@ backend_tests! {
         let owner = app.user("t1", "u1");
         let job = app.submit(&owner, &year_report()).await;
         assert_eq!(job["artifacts"], json!([]));
-        let claimed = app.store.claim(Lane::Reports, 1, std::time::Duration::from_secs(30), "w").await.expect("claim");
-        let key = ObjectKey::new("t1", &format!("jobs/{}/1/year-2026.csv", claimed[0].id)).expect("a key");
-        app.objects.put_bytes(&key, "month,trips\n1,2\n".into(), "text/csv").await.expect("put");
-        let artifact = NewArtifact {
-            id: uuid::Uuid::now_v7(),
-            name: "year-2026.csv".into(),
-            content_type: "text/csv".into(),
-            object_key: key.as_str().to_owned(),
-            size_bytes: 16,
-        };
-        let attempt = AttemptRef { id: claimed[0].id, attempt: claimed[0].attempts };
-        let outcome = Outcome::Succeeded { result: None, artifacts: vec![artifact.clone()] };
-        app.store.complete(&[Completion { attempt, outcome }]).await.expect("complete");
+        let artifact = succeed_with_csv(&app, "t1").await;
 
         let id = job["id"].as_str().expect("id");
         let read = app.get(&format!("/v1/jobs/{id}"), &owner).await.json();

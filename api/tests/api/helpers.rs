@@ -154,3 +154,28 @@ pub fn year_report() -> Value {
 pub fn noop() -> Value {
     serde_json::json!({"kind": "noop", "payload": {"sleep_ms": 0}})
 }
+
+/// Finishes the reports job the store hands out next with one CSV artifact
+/// (`month,trips\n1,2\n`, 16 bytes) in the tenant's object store, as a
+/// worker would; returns the artifact.
+pub async fn succeed_with_csv(app: &TestApp, tenant: &str) -> longhaul_jobs::store::NewArtifact {
+    use longhaul_jobs::{
+        objects::ObjectKey,
+        store::{AttemptRef, Completion, NewArtifact, Outcome},
+        Lane,
+    };
+    let claimed = app.store.claim(Lane::Reports, 1, Duration::from_secs(30), "w").await.expect("claim");
+    let key = ObjectKey::new(tenant, &format!("jobs/{}/1/year-2026.csv", claimed[0].id)).expect("a key");
+    app.objects.put_bytes(&key, "month,trips\n1,2\n".into(), "text/csv").await.expect("put");
+    let artifact = NewArtifact {
+        id: uuid::Uuid::now_v7(),
+        name: "year-2026.csv".into(),
+        content_type: "text/csv".into(),
+        object_key: key.as_str().to_owned(),
+        size_bytes: 16,
+    };
+    let attempt = AttemptRef { id: claimed[0].id, attempt: claimed[0].attempts };
+    let outcome = Outcome::Succeeded { result: None, artifacts: vec![artifact.clone()] };
+    app.store.complete(&[Completion { attempt, outcome }]).await.expect("complete");
+    artifact
+}

@@ -37,6 +37,7 @@ mod admin;
 mod artifacts;
 mod auth;
 mod bad_input;
+mod dashboard;
 mod events;
 mod health;
 mod idempotency;

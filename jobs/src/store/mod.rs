@@ -20,6 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
+    admin::AdminStore,
     media::MediaStore,
     model::{Job, JobKind, Lane, NewJob, Scope, Status},
     notify::{event_types, OutboxEvent},
@@ -69,6 +70,8 @@ pub struct JobFilter {
     /// pinned to their tenant.
     pub tenant_id: Option<String>,
     pub before: Option<Uuid>,
+    /// Only queued jobs that are not due yet: delayed, or waiting for a retry.
+    pub delayed: bool,
     pub limit: u32,
 }
 
@@ -260,7 +263,7 @@ pub enum QueueMode {
 /// jobs work on, are its [`TravelStore`] part; users' photos its
 /// [`MediaStore`] part.
 #[async_trait]
-pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + Send + Sync + 'static {
+pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
 

@@ -448,6 +448,9 @@ impl Store for PgStore {
         if let Some(lane) = filter.lane {
             query.push(" AND lane = ").push_bind(lane.as_str());
         }
+        if filter.delayed {
+            query.push(" AND status = 'queued' AND run_at > now()");
+        }
         if let Some(before) = filter.before {
             query.push(" AND id < ").push_bind(before);
         }
@@ -670,9 +673,11 @@ impl Store for PgStore {
                WHERE q.id = done.id AND done.status IN ('succeeded', 'cancelled')), \
              requeued AS (UPDATE job_queue q SET lease_until = NULL, run_at = done.run_at, \
                dead = (done.status = 'dead') FROM done WHERE q.id = done.id AND done.status IN ('queued', 'dead')), \
-             counted AS (INSERT INTO lane_minutes (lane, minute, finished) \
-               SELECT lane, date_trunc('minute', now()), count(*) FROM done WHERE status <> 'queued' GROUP BY lane \
-               ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished), \
+             counted AS (INSERT INTO lane_minutes (lane, minute, finished, failed) \
+               SELECT lane, date_trunc('minute', now()), count(*), count(*) FILTER (WHERE status = 'dead') \
+               FROM done WHERE status <> 'queued' GROUP BY lane \
+               ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished, \
+                 failed = lane_minutes.failed + EXCLUDED.failed), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
                SELECT {JOB_EVENT_VALUES} FROM done WHERE status IN ('succeeded', 'queued', 'dead') AND kind = ANY($7) \
                RETURNING 1), \

@@ -46,7 +46,7 @@ pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-fn duration_ms(duration: Duration) -> i64 {
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -334,6 +334,9 @@ impl Store for SqliteStore {
         }
         if let Some(lane) = filter.lane {
             query.push(" AND lane = ").push_bind(lane.as_str());
+        }
+        if filter.delayed {
+            query.push(" AND status = 'queued' AND run_at > ").push_bind(now_ms());
         }
         if let Some(before) = filter.before {
             // Hyphenated lower-case UUIDv7 text sorts like the UUID itself.

@@ -7,6 +7,7 @@
 
 mod context;
 mod pool;
+mod presence;
 mod retry;
 mod scheduler;
 
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use context::{CancelReason, Cancellation, JobContext};
+pub use presence::REPORT_INTERVAL;
 pub use retry::RetryPolicy;
 
 use crate::kinds::Registry;
@@ -69,6 +71,9 @@ pub struct WorkerConfig {
     /// The reservation sweep the scheduler plans; None (the default here;
     /// the binary's default is every 5 minutes): no sweeps.
     pub sweep: Option<SweepConfig>,
+    /// How often this process records its presence (lanes, running jobs)
+    /// for the dashboard's workers page.
+    pub presence_interval: Duration,
 }
 
 /// How the scheduler's leader sweeps the active reservations.
@@ -109,6 +114,7 @@ impl Default for WorkerConfig {
             timeouts: HashMap::new(),
             mail_poll: longhaul_jobs::travel::mail::PollSchedule::default(),
             sweep: None,
+            presence_interval: presence::REPORT_INTERVAL,
         }
     }
 }
@@ -168,13 +174,18 @@ impl Runtime {
         let config = Arc::new(config);
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let presence = Arc::new(presence::Presence::default());
         let lanes = Arc::new(pool::Lanes {
             store: store.clone(),
             objects,
             queue: queue.clone(),
             registry,
             config: config.clone(),
+            presence: presence.clone(),
         });
+        if !config.lanes.is_empty() {
+            tasks.spawn(presence::report_loop(store.clone(), config.clone(), presence, stop.clone()));
+        }
         for (lane, concurrency) in config.lanes.iter().copied() {
             tasks.spawn(pool::run_lane(lanes.clone(), lane, concurrency.max(1), stop.clone()));
         }

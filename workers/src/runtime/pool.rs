@@ -12,7 +12,7 @@
 //!   jobs than its concurrency.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex},
     time::Duration,
@@ -24,7 +24,7 @@ use futures::FutureExt;
 use longhaul_jobs::{
     queue::{Delivery, DynQueue, Ticket},
     store::{AttemptRef, Completion, Outcome},
-    DynStore, Lane,
+    DynStore, JobKind, Lane,
 };
 use tokio::{
     sync::{mpsc, OwnedSemaphorePermit, Semaphore},
@@ -57,6 +57,10 @@ struct Finished {
     /// None when the attempt lost its lease: nothing to commit, but its slot
     /// and its place in the heartbeat must still be given up.
     completion: Option<Completion>,
+    /// For the metrics counted once the outcome commits.
+    kind: JobKind,
+    /// How long the attempt ran.
+    elapsed: Duration,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -66,6 +70,8 @@ pub(super) struct Lanes {
     pub queue: DynQueue,
     pub registry: Registry,
     pub config: Arc<WorkerConfig>,
+    /// What this process runs, for its presence report.
+    pub presence: Arc<super::presence::Presence>,
 }
 
 fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, (Cancellation, Ticket)>> {
@@ -89,6 +95,7 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     let heartbeat = tokio::spawn(heartbeat_loop(
         queue.clone(),
         store.clone(),
+        lane,
         in_flight.clone(),
         config.lease,
         config.heartbeat,
@@ -260,8 +267,19 @@ async fn run_attempt(
         tenant = %job.tenant_id,
         attempt = job.attempts,
         traceparent = job.traceparent.as_deref().unwrap_or(""),
+        trace_id = tracing::field::Empty,
     );
+    // The trace the job's request started: logs join on `trace_id`, and
+    // with `otlp` the span is exported as part of that trace.
+    if let Some(traceparent) = job.traceparent.as_deref() {
+        if let Some(trace_id) = trace_id(traceparent) {
+            span.record("trace_id", trace_id);
+        }
+        #[cfg(feature = "otlp")]
+        join_trace(&span, traceparent);
+    }
     async move {
+        let _attending = lanes.presence.attend(&job);
         let attempt = AttemptRef { id: job.id, attempt: job.attempts };
         let kind = job.kind;
         let timeout = lanes.config.timeout_for(kind);
@@ -300,7 +318,8 @@ async fn run_attempt(
             // Whatever the handler says, nothing it does can commit.
             (Some(CancelReason::LeaseLost), _) => {
                 tracing::warn!("lease lost; dropping this attempt's outcome");
-                let _ = finished.send(Finished { ticket, completion: None, _slot: slot });
+                let elapsed = started.elapsed();
+                let _ = finished.send(Finished { ticket, completion: None, kind, elapsed, _slot: slot });
                 return;
             }
             // Released by the lane after the grace period.
@@ -325,7 +344,8 @@ async fn run_attempt(
                 Outcome::Retry { error, run_at }
             }
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
         match &outcome {
             Outcome::Succeeded { .. } => tracing::debug!(elapsed_ms, "job succeeded"),
             Outcome::Retry { error, run_at } => tracing::warn!(elapsed_ms, %error, %run_at, "job failed; will retry"),
@@ -334,10 +354,60 @@ async fn run_attempt(
         }
         // The committer is only gone if the lane is shutting down, in which
         // case this attempt is released instead.
-        let _ = finished.send(Finished { ticket, completion: Some(Completion { attempt, outcome }), _slot: slot });
+        let completion = Some(Completion { attempt, outcome });
+        let _ = finished.send(Finished { ticket, completion, kind, elapsed, _slot: slot });
     }
     .instrument(span)
     .await
+}
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`):
+/// 32 lowercase hex digits, not all zeros.
+fn trace_id(traceparent: &str) -> Option<&str> {
+    let trace_id = traceparent.trim().split('-').nth(1)?;
+    let hex = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex && trace_id.bytes().any(|b| b != b'0')).then_some(trace_id)
+}
+
+/// Makes `span` a child of the remote span `traceparent` names, in
+/// OpenTelemetry, so that the exported job span joins its request's trace.
+/// Does nothing when no OpenTelemetry layer is installed or the value is
+/// malformed.
+#[cfg(feature = "otlp")]
+fn join_trace(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    // Fails only without an OpenTelemetry layer: then there is nothing to join.
+    let _ = span.set_parent(parent);
+}
+
+/// `longhaul_jobs_total{status}`: what a committed outcome did to its job.
+fn outcome_status(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded { .. } => "succeeded",
+        Outcome::Retry { .. } => "retried",
+        Outcome::Dead { .. } => "dead",
+        Outcome::Cancelled { .. } => "cancelled",
+    }
+}
+
+/// Counts the outcomes that committed: `longhaul_jobs_total{kind,status}`,
+/// and each attempt's run time in `longhaul_job_duration_seconds{kind}`.
+fn count_committed(batch: &[Finished], committed: &[AttemptRef]) {
+    let committed: HashSet<&AttemptRef> = committed.iter().collect();
+    for finished in batch {
+        let Some(completion) = &finished.completion else { continue };
+        if !committed.contains(&completion.attempt) {
+            continue;
+        }
+        let kind = finished.kind.as_str();
+        metrics::counter!("longhaul_jobs_total", "kind" => kind, "status" => outcome_status(&completion.outcome))
+            .increment(1);
+        metrics::histogram!("longhaul_job_duration_seconds", "kind" => kind).record(finished.elapsed.as_secs_f64());
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -368,6 +438,7 @@ async fn commit_loop(
             .await
         {
             Ok(committed) => {
+                count_committed(&batch, &committed);
                 if committed.len() < completions.len() {
                     tracing::warn!(
                         rejected = completions.len() - committed.len(),
@@ -412,10 +483,12 @@ async fn acknowledge_loop(queue: DynQueue, mut committed: mpsc::UnboundedReceive
 }
 
 /// Extends every lease of the pool in one statement, and trips the token of
-/// attempts that lost their lease or were asked to cancel.
+/// attempts that lost their lease or were asked to cancel. Counts both in
+/// `longhaul_lease_extensions_total{lane}` and `longhaul_leases_lost_total{lane}`.
 async fn heartbeat_loop(
     queue: DynQueue,
     store: DynStore,
+    lane: Lane,
     in_flight: InFlight,
     lease: Duration,
     every: Duration,
@@ -437,18 +510,62 @@ async fn heartbeat_loop(
         }
         match queue.heartbeat(&tickets, lease).await {
             Ok(states) => {
+                let (mut extended, mut lost) = (0, 0);
                 let running = lock(&in_flight);
                 for state in states {
                     let Some((cancel, _)) = running.get(&state.attempt) else { continue };
                     if !state.held {
                         tracing::warn!(job_id = %state.attempt.id, attempt = state.attempt.attempt, "lease lost");
                         cancel.cancel(CancelReason::LeaseLost);
-                    } else if state.cancel_requested {
+                        lost += 1;
+                        continue;
+                    }
+                    extended += 1;
+                    if state.cancel_requested {
                         cancel.cancel(CancelReason::Requested);
                     }
                 }
+                drop(running);
+                metrics::counter!("longhaul_lease_extensions_total", "lane" => lane.as_str()).increment(extended);
+                metrics::counter!("longhaul_leases_lost_total", "lane" => lane.as_str()).increment(lost);
             }
             Err(err) => tracing::warn!(error = %err, "heartbeat failed; leases may expire"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_trace_id_is_read_from_a_well_formed_traceparent_only() {
+        assert_eq!(trace_id(TRACEPARENT), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id("00-4bf92f35-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id("garbage"), None);
+        assert_eq!(trace_id(""), None);
+    }
+
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn with_otlp_the_job_span_is_a_child_of_its_traceparent() {
+        use opentelemetry::trace::{TraceContextExt, TracerProvider};
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("job");
+            join_trace(&span, TRACEPARENT);
+            let context = span.context();
+            let parent = context.span();
+            assert_eq!(parent.span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        });
     }
 }
