@@ -274,6 +274,31 @@ async fn a_renumbered_mailbox_is_synced_again_without_duplicates() {
     setup.runtime.shutdown().await;
 }
 
+#[tokio::test]
+async fn one_account_is_never_polled_twice_at_once() {
+    let setup = setup(Backend::Postgres).await;
+    let mailbox = Mailbox::new();
+    let account = setup.connect(&mailbox, &imap_password(), &["atlantica-airways.example"]).await;
+    let lease = Duration::from_secs(60);
+    let first = AttemptRef { id: Uuid::now_v7(), attempt: 1 };
+    let second = AttemptRef { id: Uuid::now_v7(), attempt: 1 };
+    let begin = |hold| setup.store.begin_poll(account, TENANT, &mailbox.user, hold, lease);
+    assert!(matches!(begin(first).await.expect("begin"), PollStart::Granted(_)));
+    // Another poll job, while the first holds the account: busy, and its
+    // writes are refused.
+    assert!(matches!(begin(second).await.expect("begin"), PollStart::Busy));
+    let position = SyncPosition { uid_validity: Some(7), last_uid: 99 };
+    let refused = setup.store.commit_sync(account, second, SyncBatch { position, ..SyncBatch::default() }).await;
+    assert!(refused.expect("commit").is_none(), "a poll without the hold writes nothing");
+    // A later attempt of the same job takes over at once (its earlier
+    // attempt lost its lease); once the poll ends, another job may begin.
+    let retry = AttemptRef { id: first.id, attempt: 2 };
+    assert!(matches!(begin(retry).await.expect("begin"), PollStart::Granted(_)));
+    setup.store.end_poll(account, retry, PollEnd::Done { found_mail: false }, Duration::ZERO).await.expect("end");
+    assert!(matches!(begin(second).await.expect("begin"), PollStart::Granted(_)));
+    setup.runtime.shutdown().await;
+}
+
 /// A multipart nested `depth` deep, with a booking at the bottom.
 fn mime_bomb(depth: usize) -> Vec<u8> {
     let mut message = String::from(
