@@ -62,7 +62,7 @@ pub enum QueueSettings {
 
 /// Deliveries of one SQS message before its job is dead-lettered, unless
 /// `LONGHAUL_SQS_MAX_RECEIVE_COUNT` says otherwise. Terraform sets the
-/// queues' redrive policy from the same number.
+/// queues' redrive policy from the same number, plus a margin of 3.
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 
 /// `LONGHAUL_QUEUE` and, for `sqs`, where each lane's queues are: lane `L`
