@@ -354,6 +354,10 @@ main() {
     heading "Lints with OTLP traces: cargo clippy -p longhaul -p longhaul-workers --all-targets --locked --features otlp -- -D warnings"
     cargo clippy -p longhaul -p longhaul-workers --all-targets --locked --features otlp -- -D warnings
 
+    # Terraform, Kubernetes manifests and Dockerfiles, offline.
+    heading "Infrastructure: bash infra/check.sh"
+    bash infra/check.sh
+
     if cargo nextest --version >/dev/null 2>&1; then
         heading "Tests: cargo nextest run --workspace --locked $*"
         cargo nextest run --workspace --locked "$@"
