@@ -22,10 +22,7 @@ pub fn incoming(headers: &HeaderMap) -> Option<&str> {
     headers.get("traceparent").and_then(|value| value.to_str().ok()).map(str::trim).filter(|value| is_valid(value))
 }
 
-/// The 32-hex trace id of a well-formed `traceparent`.
-pub fn trace_id(traceparent: &str) -> Option<&str> {
-    traceparent.split('-').nth(1).filter(|id| id.len() == 32)
-}
+pub use longhaul_jobs::model::trace_id;
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, with neither id
 /// all zeros (the spec makes those invalid). Future versions may append

@@ -537,8 +537,31 @@ impl VideoCompilePayload {
     }
 }
 
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`):
+/// 32 lowercase hex digits, not all zeros. The API's request span and the
+/// worker's job span both record it, so their logs join.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    let trace_id = traceparent.trim().split('-').nth(1)?;
+    let hex = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex && trace_id.bytes().any(|b| b != b'0')).then_some(trace_id)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_trace_id_is_read_from_a_well_formed_traceparent_only() {
+        use super::trace_id;
+        assert_eq!(
+            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id("00-4bf92f35-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id("garbage"), None);
+        assert_eq!(trace_id(""), None);
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -311,6 +311,13 @@ impl Admin {
         Ok(())
     }
 
+    /// A state-changing request's form, once it passed [`Admin::check_post`].
+    fn posted(&self, headers: &HeaderMap, body: &[u8]) -> Result<Form, Denied> {
+        let form = Form::parse(body);
+        self.check_post(headers, &form)?;
+        Ok(form)
+    }
+
     fn view(&self) -> pages::Viewer<'_> {
         pages::Viewer { principal: &self.principal, csrf: self.csrf.as_deref().unwrap_or_default() }
     }
@@ -384,7 +391,7 @@ async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Denied> {
-    admin.check_post(&headers, &Form::parse(&body))?;
+    admin.posted(&headers, &body)?;
     if let Some(session_hash) = &admin.session_hash {
         state.store.delete_session(session_hash).await?;
         audit::record(&state.store, &admin.principal, &client, Action::new("session.logout", "dashboard")).await;
@@ -555,8 +562,7 @@ async fn job_action(
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, Denied> {
-    let form = Form::parse(&body);
-    admin.check_post(&headers, &form)?;
+    let form = admin.posted(&headers, &body)?;
     let Ok(id) = Uuid::parse_str(&id) else {
         return Err(Problem::not_found(format!("no job `{id}`")).into());
     };
@@ -621,8 +627,7 @@ async fn dead_bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Denied> {
-    let form = Form::parse(&body);
-    admin.check_post(&headers, &form)?;
+    let form = admin.posted(&headers, &body)?;
     let ids: Vec<Uuid> = form.all("ids").filter_map(|id| Uuid::parse_str(id).ok()).collect();
     if ids.is_empty() {
         return Ok(back(&form, "/admin/dead", "Nothing was selected."));
@@ -700,8 +705,7 @@ async fn lane_action(
     Path((lane, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, Denied> {
-    let form = Form::parse(&body);
-    admin.check_post(&headers, &form)?;
+    let form = admin.posted(&headers, &body)?;
     let Ok(lane) = lane.parse::<Lane>() else {
         return Err(Problem::not_found(format!("no lane `{lane}`")).into());
     };

@@ -123,6 +123,11 @@ pub const MAX_AUDIT_PAGE: u32 = 500;
 /// are kept for a day.
 pub const MAX_HISTORY_MINUTES: u32 = 24 * 60;
 
+/// A stored JSON column that does not read back as its type.
+pub(crate) fn corrupt(column: &str) -> impl Fn(serde_json::Error) -> crate::store::StoreError + '_ {
+    move |err| crate::store::StoreError::Corrupt(format!("{column}: {err}"))
+}
+
 #[async_trait]
 pub trait AdminStore {
     /// Appends an entry to the audit log.

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use sqlx::{postgres::PgRow, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{AdminStore, AuditEntry, LaneMinute, NewAudit, Session, WorkerPresence, MAX_HISTORY_MINUTES};
+use super::{corrupt, AdminStore, AuditEntry, LaneMinute, NewAudit, Session, WorkerPresence, MAX_HISTORY_MINUTES};
 use crate::{
     model::Scope,
-    store::{parse_enum, postgres::push_scope, PgStore, Result, StoreError},
+    store::{parse_enum, postgres::push_scope, PgStore, Result},
 };
 
 fn audit_from_row(row: &PgRow) -> Result<AuditEntry> {
@@ -26,10 +26,6 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEntry> {
         source_ip: row.try_get("source_ip")?,
         user_agent: row.try_get("user_agent")?,
     })
-}
-
-fn corrupt(column: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
-    move |err| StoreError::Corrupt(format!("{column}: {err}"))
 }
 
 fn worker_from_row(row: &PgRow) -> Result<WorkerPresence> {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::{AdminStore, AuditEntry, LaneMinute, NewAudit, Session, WorkerPresence, MAX_HISTORY_MINUTES};
+use super::{corrupt, AdminStore, AuditEntry, LaneMinute, NewAudit, Session, WorkerPresence, MAX_HISTORY_MINUTES};
 use crate::{
     model::Scope,
     store::{
@@ -32,10 +32,6 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
         source_ip: row.try_get("source_ip")?,
         user_agent: row.try_get("user_agent")?,
     })
-}
-
-fn corrupt(column: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
-    move |err| StoreError::Corrupt(format!("{column}: {err}"))
 }
 
 fn worker_from_row(row: &SqliteRow) -> Result<WorkerPresence> {

@@ -272,7 +272,7 @@ async fn run_attempt(
     // The trace the job's request started: logs join on `trace_id`, and
     // with `otlp` the span is exported as part of that trace.
     if let Some(traceparent) = job.traceparent.as_deref() {
-        if let Some(trace_id) = trace_id(traceparent) {
+        if let Some(trace_id) = longhaul_jobs::model::trace_id(traceparent) {
             span.record("trace_id", trace_id);
         }
         #[cfg(feature = "otlp")]
@@ -359,14 +359,6 @@ async fn run_attempt(
     }
     .instrument(span)
     .await
-}
-
-/// The trace id of a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`):
-/// 32 lowercase hex digits, not all zeros.
-fn trace_id(traceparent: &str) -> Option<&str> {
-    let trace_id = traceparent.trim().split('-').nth(1)?;
-    let hex = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (hex && trace_id.bytes().any(|b| b != b'0')).then_some(trace_id)
 }
 
 /// Makes `span` a child of the remote span `traceparent` names, in
@@ -534,23 +526,12 @@ async fn heartbeat_loop(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "otlp"))]
 mod tests {
     use super::*;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-    #[test]
-    fn the_trace_id_is_read_from_a_well_formed_traceparent_only() {
-        assert_eq!(trace_id(TRACEPARENT), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-        assert_eq!(trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
-        assert_eq!(trace_id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), None);
-        assert_eq!(trace_id("00-4bf92f35-00f067aa0ba902b7-01"), None);
-        assert_eq!(trace_id("garbage"), None);
-        assert_eq!(trace_id(""), None);
-    }
-
-    #[cfg(feature = "otlp")]
     #[test]
     fn with_otlp_the_job_span_is_a_child_of_its_traceparent() {
         use opentelemetry::trace::{TraceContextExt, TracerProvider};
