@@ -121,7 +121,7 @@ pub(crate) fn cpu_times() -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -146,7 +146,7 @@ fn runtime_config(concurrency: usize, claim_batch: usize) -> WorkerConfig {
 }
 
 async fn pending(store: &DynStore) -> anyhow::Result<i64> {
-    let stats = store.lane_stats().await?;
+    let stats = store.lane_stats(&Scope::Platform).await?;
     Ok(stats.iter().filter(|s| s.lane == Lane::Default).map(|s| s.depth + s.in_flight + s.delayed).sum())
 }
 
@@ -241,7 +241,7 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
     }))
 }
 
-fn round3(value: f64) -> f64 {
+pub(crate) fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
@@ -258,6 +258,39 @@ fn sqs_requests(render: &(dyn Fn() -> String + Send + Sync)) -> std::collections
     counts
 }
 
+/// A fresh PostgreSQL database in dispatch mode and SQS queues of their own
+/// on the local endpoint (`AWS_ENDPOINT_URL`), for one run of an SQS bench.
+pub(crate) struct SqsBench {
+    pub db: BenchDb,
+    pub store: DynStore,
+    pub queue: longhaul_jobs::queue::DynQueue,
+}
+
+impl SqsBench {
+    pub(crate) async fn create(args: &BenchArgs, run: usize) -> anyhow::Result<SqsBench> {
+        use longhaul_jobs::{
+            queue::{create_lane_queues, sqs_client, SqsQueue},
+            store::QueueMode,
+        };
+        let endpoint = crate::config::env("AWS_ENDPOINT_URL").context(
+            "the sqs bench creates queues of its own, so it runs against a local endpoint: set AWS_ENDPOINT_URL \
+             (for example to a moto_server)",
+        )?;
+        let postgres = BenchArgs { backend: "postgres".into(), ..args.clone() };
+        let db = BenchDb::create(&postgres).await?;
+        let store = longhaul_jobs::store::connect_with(db.url(), QueueMode::Dispatch).await?;
+        store.migrate().await?;
+        let sdk_config = aws_config_from_env().await;
+        let client = sqs_client(&sdk_config);
+        let prefix = format!("bench-{}-{}-{run}-", args.workload, std::process::id());
+        let config = create_lane_queues(&client, &prefix, crate::config::DEFAULT_MAX_RECEIVE_COUNT)
+            .await
+            .with_context(|| format!("cannot create the bench queues at {endpoint}"))?;
+        let queue: longhaul_jobs::queue::DynQueue = Arc::new(SqsQueue::new(store.clone(), client, config)?);
+        Ok(SqsBench { db, store, queue })
+    }
+}
+
 /// One SQS cost run at steady state: N no-op jobs fed in a steady flow (100
 /// at a time, with at most `--sqs-backlog` waiting), dispatched, received,
 /// run and acknowledged by the real runtime. Requests are counted from the
@@ -265,26 +298,8 @@ fn sqs_requests(render: &(dyn Fn() -> String + Send + Sync)) -> std::collections
 /// bounded backlog is also what keeps moto_server, whose receive slows down
 /// with the depth of a queue, from being the thing measured.)
 async fn one_sqs_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Value> {
-    use longhaul_jobs::{
-        queue::{create_lane_queues, sqs_client, DynQueue, SqsQueue},
-        store::QueueMode,
-    };
-    let endpoint = crate::config::env("AWS_ENDPOINT_URL").context(
-        "the sqs bench creates queues of its own, so it runs against a local endpoint: set AWS_ENDPOINT_URL \
-         (for example to a moto_server)",
-    )?;
     let render = crate::telemetry::metrics().context("cannot record metrics in this process")?;
-    let postgres = BenchArgs { backend: "postgres".into(), ..args.clone() };
-    let db = BenchDb::create(&postgres).await?;
-    let store = longhaul_jobs::store::connect_with(db.url(), QueueMode::Dispatch).await?;
-    store.migrate().await?;
-    let sdk_config = aws_config_from_env().await;
-    let client = sqs_client(&sdk_config);
-    let prefix = format!("bench-{}-{run}-", std::process::id());
-    let config = create_lane_queues(&client, &prefix, crate::config::DEFAULT_MAX_RECEIVE_COUNT)
-        .await
-        .with_context(|| format!("cannot create the bench queues at {endpoint}"))?;
-    let queue: DynQueue = Arc::new(SqsQueue::new(store.clone(), client, config)?);
+    let SqsBench { db, store, queue } = SqsBench::create(args, run).await?;
 
     let runs = Arc::new(AtomicUsize::new(0));
     let mut registry = Registry::default();
@@ -368,7 +383,7 @@ async fn one_sqs_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json:
 }
 
 /// The standard AWS configuration, through the jobs crate's SDK.
-async fn aws_config_from_env() -> longhaul_jobs::queue::SdkConfig {
+pub(crate) async fn aws_config_from_env() -> longhaul_jobs::queue::SdkConfig {
     longhaul_jobs::queue::load_sdk_config().await
 }
 
@@ -600,6 +615,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("{result}");
             return Ok(ExitCode::SUCCESS);
         }
+        "fairness" => {
+            for run in 1..=args.runs.max(1) {
+                let result = crate::bench_fairness::run(&args, run).await?;
+                eprintln!(
+                    "longhaul fairness {} run {run}: tenant B's {} jobs all started when tenant A had started {} of \
+                     its {} ({}%); B's pickup p50 {} ms, p99 {} ms; A ran at most {} at once (cap {} of {} slots)",
+                    args.backend,
+                    result["late_jobs"],
+                    result["a_started_when_b_done"],
+                    result["backlog_jobs"],
+                    result["a_done_pct_when_b_done"],
+                    result["b_pickup_p50_ms"],
+                    result["b_pickup_p99_ms"],
+                    result["a_max_running"],
+                    result["tenant_cap"],
+                    result["slots"],
+                );
+                println!("{result}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         "refresh" => {
             let result = crate::bench_refresh::run(&args).await?;
             println!("{result}");
@@ -639,7 +675,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         other => {
-            bail!("unknown workload `{other}`; expected queue, year-summary, vendor-analytics, video, email or refresh")
+            bail!("unknown workload `{other}`; expected queue, year-summary, vendor-analytics, video, email, refresh or fairness")
         }
     }
     if args.backend == "sqs" {

@@ -39,7 +39,10 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use crate::{bench::BenchDb, cli::BenchArgs};
+use crate::{
+    bench::{round3, BenchDb},
+    cli::BenchArgs,
+};
 
 /// The simulator, stopped when dropped.
 struct Simulator {
@@ -308,8 +311,4 @@ fn per_million(cpu_s: f64, checks: i64) -> f64 {
         return 0.0;
     }
     cpu_s * 1_000_000.0 / checks as f64
-}
-
-fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
 }

@@ -143,7 +143,8 @@ pub struct BenchArgs {
     /// same film made by the ffmpeg CLI) or `email` (parse-and-extract
     /// throughput over a corpus; with `--imap`, the commands of an idle poll)
     /// or `refresh` (reservation sweeps against the agency simulator,
-    /// PostgreSQL only)
+    /// PostgreSQL only) or `fairness` (a late tenant's pickup while another
+    /// tenant's backlog drains; sqlite, postgres or sqs)
     #[arg(long, default_value = "queue")]
     pub workload: String,
     /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
@@ -238,4 +239,17 @@ pub struct BenchArgs {
     /// With `--workload refresh`: sweeps to measure
     #[arg(long, default_value_t = 3)]
     pub sweeps: usize,
+    /// With `--workload fairness`: the jobs tenant A has queued before
+    /// tenant B submits its own
+    #[arg(long, default_value_t = 20_000)]
+    pub backlog_jobs: usize,
+    /// With `--workload fairness`: the jobs tenant B submits, one at a time
+    #[arg(long, default_value_t = 20)]
+    pub late_jobs: usize,
+    /// With `--workload fairness`: the lane's slots (its concurrency)
+    #[arg(long, default_value_t = 16)]
+    pub slots: usize,
+    /// With `--workload fairness`: how long each job runs, in milliseconds
+    #[arg(long, default_value_t = 10)]
+    pub job_ms: u64,
 }

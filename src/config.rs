@@ -169,8 +169,29 @@ pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow:
             ..defaults.mail_poll
         },
         sweep: sweep_config()?,
+        tenant_share: tenant_share()?,
         ..defaults
     })
+}
+
+/// A tenant's share of a lane's running slots when `LONGHAUL_TENANT_SHARE`
+/// is unset: half, so that one tenant's backlog always leaves the other
+/// half of every lane to the rest.
+pub const DEFAULT_TENANT_SHARE: f64 = 0.5;
+
+/// `LONGHAUL_TENANT_SHARE`: the largest share (above 0, at most 1) of a
+/// lane's running slots, across every live worker, that one tenant's jobs
+/// may hold at once. `1` (or `off`) lifts the cap.
+fn tenant_share() -> anyhow::Result<Option<f64>> {
+    match env("LONGHAUL_TENANT_SHARE").as_deref().map(str::trim) {
+        None => Ok(Some(DEFAULT_TENANT_SHARE)),
+        Some(off) if off.eq_ignore_ascii_case("off") => Ok(None),
+        Some(value) => match value.parse::<f64>() {
+            Ok(share) if share > 0.0 && share < 1.0 => Ok(Some(share)),
+            Ok(1.0) => Ok(None),
+            _ => bail!("LONGHAUL_TENANT_SHARE=`{value}` is invalid: expected a fraction above 0 and at most 1, or off"),
+        },
+    }
 }
 
 /// The reservation sweep: every `LONGHAUL_SWEEP_INTERVAL_SECS` (default 300;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_email;
+mod bench_fairness;
 mod bench_refresh;
 #[cfg(feature = "video")]
 mod bench_video;

@@ -1,8 +1,8 @@
 //! The admin dashboard in a real browser: headless Chromium, driven over
 //! WebDriver (chromedriver) with fantoccini, against `longhaul api` and
 //! `longhaul worker` as separate processes on PostgreSQL. An admin signs in,
-//! retries a dead job and watches it succeed; pauses and resumes a lane by
-//! clicking; a user's token is refused. Screenshots of the overview and of a
+//! retries a dead job and watches it succeed; pauses and resumes their
+//! tenant's jobs in a lane by clicking; a user's token is refused. Screenshots of the overview and of a
 //! job's page land in `<target dir>/browser-screenshots/`.
 //!
 //! Chromium and chromedriver are required: a missing one fails the tests
@@ -142,12 +142,14 @@ impl Deployment {
         self.get(&format!("/v1/jobs/{id}")).await
     }
 
-    /// Whether `GET /v1/admin/queues` says `lane` is paused.
-    async fn lane_paused(&self, lane: &str) -> bool {
+    /// Whether `GET /v1/admin/queues` says the admin's tenant paused its
+    /// jobs in `lane` (and that the lane itself runs for everyone else).
+    async fn tenant_paused(&self, lane: &str) -> bool {
         let queues = self.get("/v1/admin/queues").await;
         let lanes = queues["lanes"].as_array().unwrap_or_else(|| panic!("no lanes in {queues}"));
         let entry = lanes.iter().find(|entry| entry["lane"] == lane).unwrap_or_else(|| panic!("no {lane} in {queues}"));
-        entry["paused"].as_bool().unwrap_or_else(|| panic!("no paused flag in {entry}"))
+        assert_eq!(entry["paused"], false, "a tenant admin paused the whole lane: {entry}");
+        entry["tenant_paused"].as_bool().unwrap_or_else(|| panic!("no tenant_paused flag in {entry}"))
     }
 
     /// Waits until the API says job `id` is `status`.
@@ -558,7 +560,7 @@ async fn an_admin_retries_a_dead_job_and_watches_it_succeed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_pauses_and_resumes_a_lane_by_clicking() {
+async fn an_admin_pauses_and_resumes_their_tenants_jobs_in_a_lane_by_clicking() {
     let mut deployment = deploy().await;
     deployment.start_worker().await;
     let browser = Browser::start(&deployment.url, "pause").await;
@@ -568,16 +570,16 @@ async fn an_admin_pauses_and_resumes_a_lane_by_clicking() {
 
     let state = "tr[data-lane=\"default\"] [data-field=\"paused\"]";
     browser.text_equal(state, "running").await;
-    assert!(!deployment.lane_paused("default").await, "the default lane starts running");
+    assert!(!deployment.tenant_paused("default").await, "the default lane starts running");
 
     browser.click("#pause-default").await;
-    browser.text_containing("#notice", "Lane default paused").await;
-    browser.text_equal(state, "paused").await;
+    browser.text_containing("#notice", "Paused your tenant's jobs in lane default").await;
+    browser.text_equal(state, "paused (tenant)").await;
     browser.element("#resume-default").await;
     browser.absent("#pause-default").await;
-    assert!(deployment.lane_paused("default").await, "the API does not say the default lane is paused");
+    assert!(deployment.tenant_paused("default").await, "the API does not say the default lane is paused");
     for lane in ["video", "reports", "email", "refresh"] {
-        assert!(!deployment.lane_paused(lane).await, "pausing default paused {lane} too");
+        assert!(!deployment.tenant_paused(lane).await, "pausing default paused {lane} too");
     }
 
     // Paused for real: a job submitted now waits, and the overview's live
@@ -587,11 +589,11 @@ async fn an_admin_pauses_and_resumes_a_lane_by_clicking() {
     assert_eq!(deployment.job(&id).await["status"], "queued", "a paused lane's worker took a job");
 
     browser.click("#resume-default").await;
-    browser.text_containing("#notice", "Lane default resumed").await;
+    browser.text_containing("#notice", "Resumed your tenant's jobs in lane default").await;
     browser.text_equal(state, "running").await;
     browser.element("#pause-default").await;
     browser.absent("#resume-default").await;
-    assert!(!deployment.lane_paused("default").await, "the API still says the default lane is paused");
+    assert!(!deployment.tenant_paused("default").await, "the API still says the default lane is paused");
     deployment.wait_for_status(&id, "succeeded", UI_TIMEOUT).await;
     browser.close().await;
 }

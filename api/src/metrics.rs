@@ -77,7 +77,8 @@ pub async fn refresh_queue_gauges(store: &DynStore) {
         return;
     }
     *read = Some(Instant::now());
-    let stats = match tokio::time::timeout(QUEUE_STATS_TIMEOUT, store.lane_stats()).await {
+    let stats = match tokio::time::timeout(QUEUE_STATS_TIMEOUT, store.lane_stats(&longhaul_jobs::Scope::Platform)).await
+    {
         Ok(Ok(stats)) => stats,
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "cannot read the queues for /metrics");

@@ -36,6 +36,11 @@ longhaul_jobs::on_every_backend!(
     lane_history_counts_finished_and_dead_jobs_per_minute,
     the_delayed_filter_lists_only_jobs_not_due_yet,
     sessions_expire_and_end,
+    a_claim_interleaves_a_late_tenant_with_an_earlier_backlog,
+    a_redrive_interleaves_with_other_tenants_waiting_jobs,
+    no_tenant_runs_more_than_its_cap_and_the_platform_has_none,
+    a_tenant_pause_holds_only_that_tenants_jobs,
+    lane_stats_and_history_of_a_tenant_are_its_own,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -97,7 +102,7 @@ async fn a_paused_lane_yields_nothing_until_resumed(backend: Backend) {
     insert(&store, noop("t", "u")).await;
     store.set_lane_paused(Lane::Default, true).await.expect("pause");
     assert!(store.claim(Lane::Default, 5, LEASE, "w").await.expect("claim").is_empty());
-    let stats = store.lane_stats().await.expect("stats");
+    let stats = store.lane_stats(&Scope::Platform).await.expect("stats");
     let default = stats.iter().find(|s| s.lane == Lane::Default).expect("default lane");
     assert!(default.paused);
     assert_eq!(default.depth, 1);
@@ -328,7 +333,7 @@ async fn lane_stats_count_depth_delay_flight_dead_and_throughput(backend: Backen
         Completion { attempt: attempt(&claimed[1]), outcome: Outcome::Dead { error: "boom".into() } },
     ];
     assert_eq!(store.complete(&completions).await.expect("complete").len(), 2);
-    let stats = store.lane_stats().await.expect("stats");
+    let stats = store.lane_stats(&Scope::Platform).await.expect("stats");
     let lane = stats.iter().find(|s| s.lane == Lane::Default).expect("default lane");
     assert_eq!((lane.depth, lane.delayed, lane.in_flight, lane.dead), (1, 1, 1, 1));
     assert_eq!(lane.throughput_5m, 2, "a success and a death both finished");
@@ -504,7 +509,7 @@ async fn lane_history_counts_finished_and_dead_jobs_per_minute(backend: Backend)
     let completions: Vec<Completion> =
         claimed.iter().zip(outcomes).map(|(job, outcome)| Completion { attempt: attempt(job), outcome }).collect();
     assert_eq!(store.complete(&completions).await.expect("complete").len(), 3);
-    let history = store.lane_history(60).await.expect("history");
+    let history = store.lane_history(&Scope::Platform, 60).await.expect("history");
     assert_eq!(history.len(), 1, "one lane-minute: {history:?}");
     assert_eq!(history[0].lane, Lane::Default);
     assert_eq!((history[0].finished, history[0].failed), (2, 1), "the retry has not finished");
@@ -544,4 +549,115 @@ async fn sessions_expire_and_end(backend: Backend) {
     assert_eq!(store.session("nope").await.expect("read"), None);
     store.delete_session("live").await.expect("delete");
     assert_eq!(store.session("live").await.expect("read"), None, "signed out");
+}
+
+async fn a_claim_interleaves_a_late_tenant_with_an_earlier_backlog(backend: Backend) {
+    let store = store(backend).await;
+    let backlog: Vec<NewJob> = (0..500).map(|_| noop("a", "u")).collect();
+    store.insert_jobs(&backlog).await.expect("backlog");
+    // A's first jobs are taken; then B arrives, one job at a time.
+    assert_eq!(store.claim(Lane::Default, 50, LEASE, "w").await.expect("claim").len(), 50);
+    let mut late = Vec::new();
+    for _ in 0..5 {
+        late.push(insert(&store, noop("b", "u")).await.id);
+    }
+    // B's jobs come at the front of the lane, between A's, not behind 450 of them.
+    let next = store.claim(Lane::Default, 10, LEASE, "w").await.expect("claim");
+    let taken: Vec<_> = next.iter().map(|job| job.id).collect();
+    for id in &late {
+        assert!(
+            taken.contains(id),
+            "B's job {id} is not among the next 10 claimed: {:?}",
+            next.iter().map(|j| &j.tenant_id).collect::<Vec<_>>()
+        );
+    }
+    // A chain of one tenant: its own jobs keep their order.
+    let a_ids: Vec<_> = next.iter().filter(|job| job.tenant_id == "a").map(|job| job.id).collect();
+    let mut sorted = a_ids.clone();
+    sorted.sort();
+    assert_eq!(a_ids, sorted, "a tenant's own jobs stay first in, first out");
+    // Priority still comes first, whoever submitted.
+    let urgent = insert(&store, NewJob { priority: 5, ..noop("a", "u") }).await;
+    assert_eq!(store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim")[0].id, urgent.id);
+}
+
+async fn a_redrive_interleaves_with_other_tenants_waiting_jobs(backend: Backend) {
+    let store = store(backend).await;
+    let mut dead = Vec::new();
+    for _ in 0..20 {
+        let job = insert(&store, noop("a", "u")).await;
+        dead.push(job);
+    }
+    let claimed = store.claim(Lane::Default, 20, LEASE, "w").await.expect("claim");
+    let completions: Vec<Completion> = claimed
+        .iter()
+        .map(|job| Completion { attempt: attempt(job), outcome: Outcome::Dead { error: "boom".into() } })
+        .collect();
+    assert_eq!(store.complete(&completions).await.expect("complete").len(), 20);
+    let waiting = insert(&store, noop("b", "u")).await;
+    assert_eq!(store.redrive(&Scope::Platform, Lane::Default, None).await.expect("redrive").len(), 20);
+    let next = store.claim(Lane::Default, 3, LEASE, "w").await.expect("claim");
+    assert!(next.iter().any(|job| job.id == waiting.id), "B's waiting job is not behind A's 20 redriven ones");
+}
+
+async fn no_tenant_runs_more_than_its_cap_and_the_platform_has_none(backend: Backend) {
+    let store = store(backend).await;
+    let jobs: Vec<NewJob> = (0..10).map(|_| noop("a", "u")).chain((0..2).map(|_| noop("b", "u"))).collect();
+    store.insert_jobs(&jobs).await.expect("insert");
+    let first = store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim");
+    let count = |tenant: &str, jobs: &[longhaul_jobs::Job]| jobs.iter().filter(|job| job.tenant_id == tenant).count();
+    assert_eq!((count("a", &first), count("b", &first)), (3, 2), "A gets its cap, B the rest");
+    assert!(
+        store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim").is_empty(),
+        "A is at its cap"
+    );
+    // One of A's ends: one more of A's may start.
+    let done = first.iter().find(|job| job.tenant_id == "a").expect("one of A's");
+    let success =
+        Completion { attempt: attempt(done), outcome: Outcome::Succeeded { result: None, artifacts: vec![] } };
+    store.complete(&[success]).await.expect("complete");
+    let more = store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim");
+    assert_eq!(count("a", &more), 1);
+    // The platform's own work (a reserved tenant) is never capped.
+    let sweep: Vec<NewJob> = (0..6).map(|_| noop("_longhaul", "system")).collect();
+    store.insert_jobs(&sweep).await.expect("insert");
+    let system = store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim");
+    assert_eq!(count("_longhaul", &system), 6);
+}
+
+async fn a_tenant_pause_holds_only_that_tenants_jobs(backend: Backend) {
+    let store = store(backend).await;
+    let paused = insert(&store, noop("a", "u")).await;
+    let other = insert(&store, noop("b", "u")).await;
+    store.set_tenant_lane_paused("a", Lane::Default, true, "admin").await.expect("pause");
+    let claimed = store.claim(Lane::Default, 10, LEASE, "w").await.expect("claim");
+    assert_eq!(claimed.iter().map(|job| job.id).collect::<Vec<_>>(), vec![other.id]);
+    assert!(!store.lane_paused(Lane::Default).await.expect("paused"), "the lane itself runs");
+    store.set_tenant_lane_paused("a", Lane::Default, false, "admin").await.expect("resume");
+    assert_eq!(store.claim(Lane::Default, 10, LEASE, "w").await.expect("claim")[0].id, paused.id);
+}
+
+async fn lane_stats_and_history_of_a_tenant_are_its_own(backend: Backend) {
+    let store = store(backend).await;
+    store.insert_jobs(&[noop("a", "u"), noop("a", "u"), noop("b", "u")]).await.expect("insert");
+    let running = store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim");
+    let success =
+        Completion { attempt: attempt(&running[0]), outcome: Outcome::Succeeded { result: None, artifacts: vec![] } };
+    store.complete(&[success]).await.expect("complete");
+    store.set_tenant_lane_paused("b", Lane::Default, true, "admin").await.expect("pause");
+    let lane = |stats: Vec<longhaul_jobs::store::LaneStats>| {
+        stats.into_iter().find(|lane| lane.lane == Lane::Default).expect("the default lane")
+    };
+    let tenant = |id: &str| Scope::Tenant { tenant_id: id.into() };
+    let a = lane(store.lane_stats(&tenant("a")).await.expect("stats"));
+    let b = lane(store.lane_stats(&tenant("b")).await.expect("stats"));
+    let all = lane(store.lane_stats(&Scope::Platform).await.expect("stats"));
+    assert_eq!((a.depth, a.throughput_5m, a.tenant_paused), (1, 1, Some(false)), "{a:?}");
+    assert_eq!((b.depth, b.throughput_5m, b.tenant_paused), (1, 0, Some(true)), "{b:?}");
+    assert_eq!((all.depth, all.throughput_5m, all.tenant_paused), (2, 1, None), "{all:?}");
+    let finished =
+        |history: Vec<longhaul_jobs::admin::LaneMinute>| history.iter().map(|minute| minute.finished).sum::<i64>();
+    assert_eq!(finished(store.lane_history(&tenant("a"), 60).await.expect("history")), 1);
+    assert_eq!(finished(store.lane_history(&tenant("b"), 60).await.expect("history")), 0);
+    assert_eq!(finished(store.lane_history(&Scope::Platform, 60).await.expect("history")), 1);
 }

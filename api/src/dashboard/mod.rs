@@ -411,16 +411,20 @@ async fn overview(
     admin: Admin,
     Query(notice): Query<Notice>,
 ) -> Result<Response, Denied> {
-    let lanes = state.store.lane_stats().await?;
-    let history = state.store.lane_history(60).await?;
+    // A tenant admin's overview is their tenant's; the platform's, every
+    // tenant's.
+    let scope = admin::admin_scope(&admin.principal, None);
+    let lanes = state.store.lane_stats(&scope).await?;
+    let history = state.store.lane_history(&scope, 60).await?;
     Ok(page(pages::overview(&admin.view(), notice.done.as_deref(), &lanes, &history)))
 }
 
 /// Server-sent events for the overview: `lanes` (the figures of every lane)
 /// every 2 seconds, and `history` (jobs finished and failed per minute, for
 /// the last hour) every 30. The stream ends when the server stops.
-async fn live(State(state): State<AppState>, _admin: Admin) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures::stream::unfold((state, 0u32), |(state, tick)| async move {
+async fn live(State(state): State<AppState>, admin: Admin) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let scope = admin::admin_scope(&admin.principal, None);
+    let stream = futures::stream::unfold((state, scope, 0u32), |(state, scope, tick)| async move {
         if tick > 0 {
             tokio::select! {
                 () = state.shutdown.cancelled() => return None,
@@ -430,7 +434,7 @@ async fn live(State(state): State<AppState>, _admin: Admin) -> Sse<impl Stream<I
         let event = if tick % HISTORY_EVERY == 0 {
             state
                 .store
-                .lane_history(60)
+                .lane_history(&scope, 60)
                 .await
                 .ok()
                 .and_then(|history| Event::default().event("history").json_data(history).ok())
@@ -439,12 +443,12 @@ async fn live(State(state): State<AppState>, _admin: Admin) -> Sse<impl Stream<I
         };
         let event = match event {
             Some(event) => event,
-            None => match state.store.lane_stats().await {
+            None => match state.store.lane_stats(&scope).await {
                 Ok(lanes) => Event::default().event("lanes").json_data(lanes).unwrap_or_default(),
                 Err(err) => Event::default().event("problem").data(err.to_string()),
             },
         };
-        Some((Ok(event), (state, tick.wrapping_add(1))))
+        Some((Ok(event), (state, scope, tick.wrapping_add(1))))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
@@ -615,7 +619,7 @@ async fn dead(State(state): State<AppState>, admin: Admin, Query(query): Query<J
     let mut filter = query.filter(&admin)?;
     filter.status = Some(Status::Dead);
     let (jobs, next) = jobs_page(&state, &admin, &filter).await?;
-    let lanes = state.store.lane_stats().await?;
+    let lanes = state.store.lane_stats(&admin::admin_scope(&admin.principal, None)).await?;
     Ok(page(pages::dead(&admin.view(), query.done.as_deref(), &query.form(), &jobs, next, &lanes)))
 }
 
@@ -669,12 +673,12 @@ async fn scheduled(
     filter.delayed = true;
     filter.status = None;
     let (jobs, next) = jobs_page(&state, &admin, &filter).await?;
-    let recent_sweeps = state.store.sweeps(2).await?;
+    let recent_sweeps = admin::sweep_items(&state, &admin.principal, None, 2).await?;
     Ok(page(pages::scheduled(&admin.view(), &query.form(), &jobs, next, &recent_sweeps)))
 }
 
 async fn sweeps(State(state): State<AppState>, admin: Admin) -> Result<Response, Denied> {
-    let sweeps = state.store.sweeps(96).await?;
+    let sweeps = admin::sweep_items(&state, &admin.principal, None, 96).await?;
     Ok(page(pages::sweeps(&admin.view(), &sweeps)))
 }
 
@@ -709,17 +713,21 @@ async fn lane_action(
     let Ok(lane) = lane.parse::<Lane>() else {
         return Err(Problem::not_found(format!("no lane `{lane}`")).into());
     };
+    // A tenant admin's buttons act on their tenant's jobs in the lane; the
+    // platform's, on the whole lane.
+    let tenant = admin::target_tenant(&admin.principal, None);
+    let whose = if tenant.is_some() { "your tenant's jobs in lane" } else { "lane" };
     let message = match action.as_str() {
         "pause" => {
-            admin::set_paused(&state, &admin.principal, &client, lane, true).await?;
-            format!("Lane {lane} paused: its workers take no new jobs; running ones finish.")
+            admin::set_paused(&state, &admin.principal, &client, lane, tenant, true).await?;
+            format!("Paused {whose} {lane}: no new jobs start; running ones finish.")
         }
         "resume" => {
-            admin::set_paused(&state, &admin.principal, &client, lane, false).await?;
-            format!("Lane {lane} resumed.")
+            admin::set_paused(&state, &admin.principal, &client, lane, tenant, false).await?;
+            format!("Resumed {whose} {lane}.")
         }
         "redrive" => {
-            let report = admin::redrive(&state, &admin.principal, &client, lane).await?;
+            let report = admin::redrive(&state, &admin.principal, &client, lane, tenant).await?;
             format!("Lane {lane}: {} dead job(s) queued again.", report.requeued + report.recovered)
         }
         _ => return Err(Problem::not_found(format!("no lane action `{action}`")).into()),

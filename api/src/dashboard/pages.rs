@@ -6,14 +6,18 @@ use chrono::{DateTime, Utc};
 use longhaul_jobs::{
     admin::{LaneMinute, WorkerPresence},
     store::LaneStats,
-    travel::refresh::SweepReport,
+    travel::refresh::Staleness,
     JobKind, Lane, Status,
 };
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{auth::Principal, routes::admin::AuditView, views::JobView};
+use crate::{
+    auth::Principal,
+    routes::admin::{AuditView, SweepItem},
+    views::JobView,
+};
 
 /// Who is looking, and the token their forms carry.
 pub(crate) struct Viewer<'a> {
@@ -176,6 +180,13 @@ fn json_data(id: &str, value: &impl serde::Serialize) -> Markup {
 
 fn lane_row(viewer: &Viewer<'_>, lane: &LaneStats) -> Markup {
     let name = lane.lane.as_str();
+    // Figures with `tenant_paused` are a tenant's, whose buttons pause and
+    // resume the tenant's own jobs; the platform's pause the whole lane.
+    let mine_paused = lane.tenant_paused == Some(true);
+    let paused = match lane.tenant_paused {
+        Some(tenant_paused) => tenant_paused,
+        None => lane.paused,
+    };
     html! {
         tr data-lane=(name) {
             th { (name) }
@@ -186,12 +197,18 @@ fn lane_row(viewer: &Viewer<'_>, lane: &LaneStats) -> Markup {
             td data-field="oldest_age_seconds" { (age(lane.oldest_age_seconds)) }
             td data-field="throughput_5m" { (lane.throughput_5m) }
             td data-field="paused" {
-                @if lane.paused { span.badge.paused { "paused" } } @else { span.badge.running { "running" } }
+                @if lane.paused {
+                    span.badge.paused title="Paused for every tenant by the platform" { "paused" }
+                } @else if mine_paused {
+                    span.badge.paused title="Your tenant's jobs in this lane are paused" { "paused (tenant)" }
+                } @else {
+                    span.badge.running { "running" }
+                }
             }
             td.actions {
-                form method="post" action={"/admin/lanes/" (name) "/" (if lane.paused { "resume" } else { "pause" })} {
+                form method="post" action={"/admin/lanes/" (name) "/" (if paused { "resume" } else { "pause" })} {
                     (csrf_field(viewer))
-                    @if lane.paused {
+                    @if paused {
                         button type="submit" id={"resume-" (name)} { "Resume" }
                     } @else {
                         button type="submit" id={"pause-" (name)} { "Pause" }
@@ -572,7 +589,7 @@ pub(crate) fn scheduled(
     form: &JobsForm<'_>,
     jobs: &[JobView],
     next: Option<Uuid>,
-    sweeps: &[SweepReport],
+    sweeps: &[SweepItem],
 ) -> Markup {
     let body = html! {
         h2 { "Recurring" }
@@ -580,7 +597,12 @@ pub(crate) fn scheduled(
             li {
                 "Reservation sweep: every interval (5 minutes by default), planned by the scheduler's leader. "
                 @match sweeps.first() {
-                    Some(sweep) => { "Last started " (time(sweep.started_at)) ", " (sweep.status) "." }
+                    Some(SweepItem::Platform(sweep)) => {
+                        "Last started " (time(sweep.started_at)) ", " (sweep.status) "."
+                    }
+                    Some(SweepItem::Tenant(sweep)) => {
+                        "Last started " (time(sweep.started_at)) ", " (sweep.status) "."
+                    }
                     None => { "None has run yet." }
                 }
             }
@@ -595,49 +617,81 @@ pub(crate) fn scheduled(
 }
 
 /// Sweeps, newest first, with a freshness chart: how long after it happened
-/// each sweep saw a change, by percentile.
-pub(crate) fn sweeps(viewer: &Viewer<'_>, sweeps: &[SweepReport]) -> Markup {
-    let oldest_first: Vec<&SweepReport> = sweeps.iter().rev().collect();
-    let percentile = |pick: fn(&SweepReport) -> Option<f64>| -> Vec<(f64, f64)> {
+/// each sweep saw a change, by percentile. The platform sees each sweep's
+/// whole report; a tenant admin, the tenant's part of each.
+pub(crate) fn sweeps(viewer: &Viewer<'_>, sweeps: &[SweepItem]) -> Markup {
+    let oldest_first: Vec<(DateTime<Utc>, &Staleness)> = sweeps
+        .iter()
+        .rev()
+        .map(|item| match item {
+            SweepItem::Platform(sweep) => (sweep.started_at, &sweep.staleness),
+            SweepItem::Tenant(sweep) => (sweep.started_at, &sweep.staleness),
+        })
+        .collect();
+    let percentile = |pick: fn(&Staleness) -> Option<f64>| -> Vec<(f64, f64)> {
         oldest_first
             .iter()
-            .filter_map(|sweep| pick(sweep).map(|value| (sweep.started_at.timestamp() as f64, value)))
+            .filter_map(|(started_at, staleness)| pick(staleness).map(|value| (started_at.timestamp() as f64, value)))
             .collect()
     };
     let series = vec![
-        ("p50".to_owned(), percentile(|sweep| sweep.staleness.p50_seconds)),
-        ("p99".to_owned(), percentile(|sweep| sweep.staleness.p99_seconds)),
-        ("max".to_owned(), percentile(|sweep| sweep.staleness.max_seconds)),
+        ("p50".to_owned(), percentile(|staleness| staleness.p50_seconds)),
+        ("p99".to_owned(), percentile(|staleness| staleness.p99_seconds)),
+        ("max".to_owned(), percentile(|staleness| staleness.max_seconds)),
     ];
-    let first = oldest_first.first().map(|sweep| sweep.started_at.format("%H:%M").to_string()).unwrap_or_default();
-    let last = oldest_first.last().map(|sweep| sweep.started_at.format("%H:%M").to_string()).unwrap_or_default();
+    let first = oldest_first.first().map(|(at, _)| at.format("%H:%M").to_string()).unwrap_or_default();
+    let last = oldest_first.last().map(|(at, _)| at.format("%H:%M").to_string()).unwrap_or_default();
+    let tenant_view = viewer.principal.role != crate::auth::Role::Platform;
     let body = html! {
         figure {
             figcaption { "Staleness of the changes each sweep found, seconds (p50, p99, max)" }
             (line_chart("chart-staleness", &series, (&first, &last)))
             ul.legend { li { span.swatch.p50 {} "p50" } li { span.swatch.p99 {} "p99" } li { span.swatch.max {} "max" } }
         }
-        table.grid #sweeps {
-            thead { tr {
-                th { "Started" } th { "Status" } th { "Shards" } th { "Skipped" } th { "Checked" } th { "Changed" }
-                th { "304" } th { "Failed" } th { "Duration" } th { "p50" } th { "p99" } th { "max" } th { "Error" }
-            } }
-            tbody {
-                @for sweep in sweeps {
-                    tr {
-                        td { (time(sweep.started_at)) }
-                        td { (sweep.status) }
-                        td { (sweep.finished_shards) "/" (sweep.enqueued) }
-                        td { (sweep.skipped) }
-                        td { (sweep.checked) }
-                        td { (sweep.changed) }
-                        td { (sweep.not_modified) }
-                        td { (sweep.failed) }
-                        td { @if let Some(duration) = sweep.duration_seconds { (age(duration)) } }
-                        td { @if let Some(value) = sweep.staleness.p50_seconds { (age(value)) } }
-                        td { @if let Some(value) = sweep.staleness.p99_seconds { (age(value)) } }
-                        td { @if let Some(value) = sweep.staleness.max_seconds { (age(value)) } }
-                        td.error-text { (sweep.error.as_deref().unwrap_or("")) }
+        @if tenant_view {
+            p.hint { "Sweeps check every tenant's reservations at once; these are your tenant's changes they found." }
+            table.grid #sweeps {
+                thead { tr {
+                    th { "Started" } th { "Status" } th { "Changed" } th { "Duration" }
+                    th { "p50" } th { "p99" } th { "max" }
+                } }
+                tbody {
+                    @for item in sweeps {
+                        @if let SweepItem::Tenant(sweep) = item {
+                            tr {
+                                td { (time(sweep.started_at)) }
+                                td { (sweep.status) }
+                                td { (sweep.changed) }
+                                td { @if let Some(duration) = sweep.duration_seconds { (age(duration)) } }
+                                (staleness_cells(&sweep.staleness))
+                            }
+                        }
+                    }
+                }
+            }
+        } @else {
+            table.grid #sweeps {
+                thead { tr {
+                    th { "Started" } th { "Status" } th { "Shards" } th { "Skipped" } th { "Checked" } th { "Changed" }
+                    th { "304" } th { "Failed" } th { "Duration" } th { "p50" } th { "p99" } th { "max" } th { "Error" }
+                } }
+                tbody {
+                    @for item in sweeps {
+                        @if let SweepItem::Platform(sweep) = item {
+                            tr {
+                                td { (time(sweep.started_at)) }
+                                td { (sweep.status) }
+                                td { (sweep.finished_shards) "/" (sweep.enqueued) }
+                                td { (sweep.skipped) }
+                                td { (sweep.checked) }
+                                td { (sweep.changed) }
+                                td { (sweep.not_modified) }
+                                td { (sweep.failed) }
+                                td { @if let Some(duration) = sweep.duration_seconds { (age(duration)) } }
+                                (staleness_cells(&sweep.staleness))
+                                td.error-text { (sweep.error.as_deref().unwrap_or("")) }
+                            }
+                        }
                     }
                 }
             }
@@ -645,6 +699,14 @@ pub(crate) fn sweeps(viewer: &Viewer<'_>, sweeps: &[SweepReport]) -> Markup {
         @if sweeps.is_empty() { p.muted { "No sweeps yet." } }
     };
     layout(viewer, "Sweeps", "sweeps", None, body)
+}
+
+fn staleness_cells(staleness: &Staleness) -> Markup {
+    html! {
+        td { @if let Some(value) = staleness.p50_seconds { (age(value)) } }
+        td { @if let Some(value) = staleness.p99_seconds { (age(value)) } }
+        td { @if let Some(value) = staleness.max_seconds { (age(value)) } }
+    }
 }
 
 /// Live worker instances. The page reloads itself every 5 seconds.

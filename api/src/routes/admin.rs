@@ -8,18 +8,18 @@ use axum::{
     Json,
 };
 use longhaul_jobs::{
-    admin::{AuditEntry, WorkerPresence, MAX_AUDIT_PAGE},
+    admin::{AuditEntry, WorkerPresence, LIVE_WITHIN, MAX_AUDIT_PAGE},
     queue::RedriveReport,
     store::LaneStats,
-    travel::refresh::SweepReport,
-    Lane, Status,
+    travel::refresh::{SweepReport, TenantSweep},
+    Lane, Scope, Status,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
     audit::{self, Action, Client},
-    auth::Principal,
+    auth::{Principal, Role},
     problem::{Problem, ProblemDocument},
     routes::jobs::{list_page, parse_job_id, ListQuery},
     views::{JobList, JobView},
@@ -29,38 +29,90 @@ use crate::{
 /// Per-lane figures.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueuesView {
+    /// Whose figures these are: the tenant's, or absent for the whole
+    /// platform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// One entry per lane, in a fixed order.
     pub lanes: Vec<LaneStats>,
 }
 
-/// Whether a lane's workers take new jobs.
+/// Whether a lane's workers take new jobs: the whole lane's, or one
+/// tenant's jobs in it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LaneState {
     pub lane: Lane,
     pub paused: bool,
+    /// The tenant whose jobs were paused or resumed; absent when the
+    /// platform paused or resumed the whole lane.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// `?tenant=`: platform operators only, to act on or read one tenant. Other
+/// roles are pinned to their own tenant whatever they send.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TenantQuery {
+    pub tenant: Option<String>,
+}
+
+/// The tenant an admin request is about: a tenant admin's own, always; for
+/// the platform role the one it named, if any (None: the whole platform).
+pub(crate) fn target_tenant(principal: &Principal, named: Option<&str>) -> Option<String> {
+    match principal.role {
+        Role::Platform => named.map(str::trim).filter(|tenant| !tenant.is_empty()).map(str::to_owned),
+        Role::Admin | Role::User => Some(principal.tenant_id.clone()),
+    }
+}
+
+/// What the figures of an admin request cover (see [`target_tenant`]).
+pub(crate) fn admin_scope(principal: &Principal, named: Option<&str>) -> Scope {
+    match target_tenant(principal, named) {
+        Some(tenant_id) => Scope::Tenant { tenant_id },
+        None => Scope::Platform,
+    }
 }
 
 /// Queue figures per lane: depth, in flight, delayed, dead, age of the oldest
 /// waiting job, throughput over the last 5 minutes, and whether it is paused.
-/// The figures are for the whole platform: lanes are shared by all tenants.
+/// A tenant admin sees their tenant's jobs in each lane (and whether they
+/// paused them); the platform role sees every tenant's, or one tenant's
+/// with `tenant=`.
 #[utoipa::path(
     get, path = "/v1/admin/queues", tag = "admin",
+    params(TenantQuery),
     responses(
         (status = 200, body = QueuesView),
         (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-pub async fn queues(State(state): State<AppState>, principal: Principal) -> Result<Json<QueuesView>, Problem> {
+pub async fn queues(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<TenantQuery>,
+) -> Result<Json<QueuesView>, Problem> {
     principal.require_admin()?;
-    Ok(Json(QueuesView { lanes: state.store.lane_stats().await? }))
+    let tenant = target_tenant(&principal, query.tenant.as_deref());
+    let lanes = state.store.lane_stats(&admin_scope(&principal, tenant.as_deref())).await?;
+    Ok(Json(QueuesView { tenant, lanes }))
 }
 
 /// Recent reservation sweeps.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SweepsView {
-    /// Newest first.
-    pub items: Vec<SweepReport>,
+    /// Newest first: the platform's reports, or for a tenant admin what
+    /// each sweep found of the tenant's reservations.
+    pub items: Vec<SweepItem>,
+}
+
+/// A sweep: the platform's whole report, or a tenant's part of it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SweepItem {
+    Platform(SweepReport),
+    Tenant(TenantSweep),
 }
 
 /// `?limit=`: how many sweeps (default 20, at most 288: a day of 5-minute
@@ -69,13 +121,17 @@ pub struct SweepsView {
 #[into_params(parameter_in = Query)]
 pub struct SweepsQuery {
     pub limit: Option<u32>,
+    /// Platform operators only: one tenant's part of each sweep.
+    pub tenant: Option<String>,
 }
 
-/// The latest reservation sweeps: when each started, its shards (enqueued,
-/// skipped because the previous run of them was still going, finished),
-/// what it checked and changed, how long it took, and the staleness of the
-/// changes it found (how long after the agency changed them), as
-/// percentiles. Sweeps cover every tenant; the figures are counts only.
+/// The latest reservation sweeps. For the platform role: when each started,
+/// its shards (enqueued, skipped because the previous run of them was still
+/// going, finished), what it checked and changed, how long it took, and the
+/// staleness of the changes it found (how long after the agency changed
+/// them), as percentiles. Sweeps cover every tenant at once, so a tenant
+/// admin (or the platform with `tenant=`) sees instead, per sweep, when it
+/// ran and the tenant's own changes it found, with their staleness.
 #[utoipa::path(
     get, path = "/v1/admin/sweeps", tag = "admin",
     params(SweepsQuery),
@@ -92,7 +148,21 @@ pub async fn sweeps(
 ) -> Result<Json<SweepsView>, Problem> {
     principal.require_admin()?;
     let limit = query.limit.unwrap_or(20).clamp(1, 288);
-    Ok(Json(SweepsView { items: state.store.sweeps(limit).await? }))
+    Ok(Json(SweepsView { items: sweep_items(&state, &principal, query.tenant.as_deref(), limit).await? }))
+}
+
+/// The sweeps as the caller may see them (see [`sweeps`]). Shared with the
+/// dashboard.
+pub(crate) async fn sweep_items(
+    state: &AppState,
+    principal: &Principal,
+    tenant: Option<&str>,
+    limit: u32,
+) -> Result<Vec<SweepItem>, Problem> {
+    Ok(match target_tenant(principal, tenant) {
+        None => state.store.sweeps(limit).await?.into_iter().map(SweepItem::Platform).collect(),
+        Some(tenant) => state.store.tenant_sweeps(&tenant, limit).await?.into_iter().map(SweepItem::Tenant).collect(),
+    })
 }
 
 /// Jobs of the tenant (every tenant for the platform role, or one with
@@ -120,10 +190,13 @@ fn parse_lane(raw: &str) -> Result<Lane, Problem> {
     raw.parse().map_err(|_| Problem::not_found(format!("no lane `{raw}`")))
 }
 
-/// Stop a lane's workers from taking new jobs. Running jobs finish.
+/// Stop taking new jobs in a lane. Running jobs finish. A tenant admin
+/// pauses their own tenant's jobs in the lane (other tenants' run on); the
+/// platform role pauses the whole lane, or one tenant's jobs with
+/// `tenant=`.
 #[utoipa::path(
     post, path = "/v1/admin/lanes/{lane}/pause", tag = "admin",
-    params(("lane" = Lane, Path, description = "The lane")),
+    params(("lane" = Lane, Path, description = "The lane"), TenantQuery),
     responses(
         (status = 200, body = LaneState),
         (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
@@ -136,15 +209,18 @@ pub async fn pause_lane(
     principal: Principal,
     client: Client,
     Path(lane): Path<String>,
+    Query(query): Query<TenantQuery>,
 ) -> Result<Json<LaneState>, Problem> {
     principal.require_admin()?;
-    Ok(Json(set_paused(&state, &principal, &client, parse_lane(&lane)?, true).await?))
+    let tenant = target_tenant(&principal, query.tenant.as_deref());
+    Ok(Json(set_paused(&state, &principal, &client, parse_lane(&lane)?, tenant, true).await?))
 }
 
-/// Let a paused lane's workers take jobs again.
+/// Take new jobs in a lane again: the tenant's own (tenant admins), or the
+/// whole lane's or one tenant's with `tenant=` (platform role).
 #[utoipa::path(
     post, path = "/v1/admin/lanes/{lane}/resume", tag = "admin",
-    params(("lane" = Lane, Path, description = "The lane")),
+    params(("lane" = Lane, Path, description = "The lane"), TenantQuery),
     responses(
         (status = 200, body = LaneState),
         (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
@@ -157,25 +233,45 @@ pub async fn resume_lane(
     principal: Principal,
     client: Client,
     Path(lane): Path<String>,
+    Query(query): Query<TenantQuery>,
 ) -> Result<Json<LaneState>, Problem> {
     principal.require_admin()?;
-    Ok(Json(set_paused(&state, &principal, &client, parse_lane(&lane)?, false).await?))
+    let tenant = target_tenant(&principal, query.tenant.as_deref());
+    Ok(Json(set_paused(&state, &principal, &client, parse_lane(&lane)?, tenant, false).await?))
 }
 
-/// Pauses or resumes a lane for an admin, and records it. Shared with the
+/// Pauses or resumes `tenant`'s jobs in a lane, or with no tenant the whole
+/// lane (the platform role only), and records it. Shared with the
 /// dashboard.
 pub(crate) async fn set_paused(
     state: &AppState,
     principal: &Principal,
     client: &Client,
     lane: Lane,
+    tenant: Option<String>,
     paused: bool,
 ) -> Result<LaneState, Problem> {
     principal.require_admin()?;
-    state.store.set_lane_paused(lane, paused).await?;
     let action = if paused { "lane.pause" } else { "lane.resume" };
-    audit::record(&state.store, principal, client, Action::new(action, lane.as_str())).await;
-    Ok(LaneState { lane, paused })
+    match &tenant {
+        Some(tenant) => {
+            if principal.role < Role::Platform && *tenant != principal.tenant_id {
+                return Err(Problem::forbidden("an admin pauses and resumes only their own tenant's jobs"));
+            }
+            state.store.set_tenant_lane_paused(tenant, lane, paused, &principal.user_id).await?;
+            let record = Action::new(action, lane.as_str()).on_tenant(tenant.clone());
+            audit::record(&state.store, principal, client, record).await;
+        }
+        None => {
+            if principal.role < Role::Platform {
+                return Err(Problem::forbidden("pausing a whole lane, for every tenant, needs the platform role"));
+            }
+            state.store.set_lane_paused(lane, paused).await?;
+            let record = Action::new(action, lane.as_str()).with_detail(serde_json::json!({ "scope": "platform" }));
+            audit::record(&state.store, principal, client, record).await;
+        }
+    }
+    Ok(LaneState { lane, paused, tenant })
 }
 
 /// Put a dead, failed or cancelled job back in the queue with a fresh set of
@@ -300,12 +396,13 @@ pub(crate) async fn delete(
 }
 
 /// Put the lane's dead jobs back in the queue with fresh attempts: the
-/// tenant's for an admin, every tenant's for the platform role. On SQS this
-/// also drains the lane's dead-letter queue of their messages (by hand:
-/// receive, requeue through the dispatch outbox, delete).
+/// tenant's for an admin, every tenant's for the platform role (or one
+/// tenant's with `tenant=`). On SQS this also drains the lane's dead-letter
+/// queue of their messages (by hand: receive, requeue through the dispatch
+/// outbox, delete); other tenants' messages are put back as they were.
 #[utoipa::path(
     post, path = "/v1/admin/lanes/{lane}/redrive", tag = "admin",
-    params(("lane" = Lane, Path, description = "The lane")),
+    params(("lane" = Lane, Path, description = "The lane"), TenantQuery),
     responses(
         (status = 200, body = RedriveReport),
         (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
@@ -319,24 +416,39 @@ pub async fn redrive_lane(
     principal: Principal,
     client: Client,
     Path(lane): Path<String>,
+    Query(query): Query<TenantQuery>,
 ) -> Result<Json<RedriveReport>, Problem> {
     principal.require_admin()?;
-    Ok(Json(redrive(&state, &principal, &client, parse_lane(&lane)?).await?))
+    let tenant = target_tenant(&principal, query.tenant.as_deref());
+    Ok(Json(redrive(&state, &principal, &client, parse_lane(&lane)?, tenant).await?))
 }
 
-/// Redrives a lane for an admin, and records it with what it moved. Shared
-/// with the dashboard.
+/// Redrives a lane (`tenant`'s dead jobs in it, or with none every
+/// tenant's, for the platform role only) and records it with what it moved.
+/// Shared with the dashboard.
 pub(crate) async fn redrive(
     state: &AppState,
     principal: &Principal,
     client: &Client,
     lane: Lane,
+    tenant: Option<String>,
 ) -> Result<RedriveReport, Problem> {
     principal.require_admin()?;
-    let report = state.queue.redrive(&principal.scope(), lane).await?;
+    let scope = match &tenant {
+        Some(tenant) if principal.role >= Role::Platform || *tenant == principal.tenant_id => {
+            Scope::Tenant { tenant_id: tenant.clone() }
+        }
+        Some(_) => return Err(Problem::forbidden("an admin redrives only their own tenant's jobs")),
+        None if principal.role >= Role::Platform => Scope::Platform,
+        None => return Err(Problem::forbidden("redriving every tenant's jobs needs the platform role")),
+    };
+    let report = state.queue.redrive(&scope, lane).await?;
     let detail = serde_json::to_value(report).unwrap_or_default();
-    audit::record(&state.store, principal, client, Action::new("lane.redrive", lane.as_str()).with_detail(detail))
-        .await;
+    let mut record = Action::new("lane.redrive", lane.as_str()).with_detail(detail);
+    if let Some(tenant) = tenant {
+        record = record.on_tenant(tenant);
+    }
+    audit::record(&state.store, principal, client, record).await;
     Ok(report)
 }
 
@@ -403,10 +515,6 @@ pub struct WorkersView {
     /// Instances seen in the last 15 seconds, by id.
     pub items: Vec<WorkerPresence>,
 }
-
-/// How recently an instance must have reported to count as live: three
-/// report intervals.
-pub(crate) const LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The worker instances that are alive: their lanes and concurrency, and the
 /// jobs each is running now. Workers are shared by all tenants; an admin

@@ -46,9 +46,12 @@ pub struct SubmitJob {
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub payload: Value,
-    /// Run no earlier than this; now when absent.
+    /// Run no earlier than this; now when absent. At most 366 days ahead;
+    /// a time up to 5 minutes in the past means now, an older one is a 422.
     pub run_at: Option<DateTime<Utc>>,
-    /// From -10 to 10; higher runs first within a lane. 0 when absent.
+    /// Higher runs first within a lane; 0 when absent. From -10 to 0 for
+    /// users and tenant admins (a lower priority puts a job behind their
+    /// others), up to 10 for the platform role only.
     #[schema(minimum = -10, maximum = 10)]
     pub priority: Option<i16>,
 }
@@ -98,10 +101,24 @@ pub async fn submit_job(
         }));
     }
     kind.validate_payload(&body.payload).map_err(|err| Problem::invalid_field(err.field, err.message))?;
+    refuse_platform_fields(kind, &body.payload)?;
     let priority = body.priority.unwrap_or(0);
-    if !(PRIORITY_MIN..=PRIORITY_MAX).contains(&priority) {
-        return Err(Problem::invalid_field("priority", format!("must be between {PRIORITY_MIN} and {PRIORITY_MAX}")));
+    let highest = highest_priority(principal.role);
+    if !(PRIORITY_MIN..=highest).contains(&priority) {
+        return Err(Problem::invalid_field(
+            "priority",
+            if priority > highest && priority <= PRIORITY_MAX {
+                format!(
+                    "must be between {PRIORITY_MIN} and {highest} for the {} role: a higher priority would run \
+                     ahead of every other tenant's jobs",
+                    principal.role
+                )
+            } else {
+                format!("must be between {PRIORITY_MIN} and {highest}")
+            },
+        ));
     }
+    let run_at = body.run_at.map(checked_run_at).transpose()?;
     let idempotency_key = idempotency::key_of(&headers)?;
 
     // The hash is of the request as sent: a retry from a phone whose
@@ -122,7 +139,7 @@ pub async fn submit_job(
     let mut job = NewJob::new(tenant, owner, kind, payload);
     job.request_hash = Some(request_hash);
     job.priority = priority;
-    if let Some(run_at) = body.run_at {
+    if let Some(run_at) = run_at {
         job.run_at = run_at;
     }
     job.idempotency_key = idempotency_key;
@@ -145,6 +162,54 @@ pub async fn submit_job(
         }
         InsertOutcome::Existing(_) | InsertOutcome::Conflict(_) => Err(Problem::idempotency_conflict()),
     }
+}
+
+/// The highest priority a role may give its jobs. Priority orders a whole
+/// lane, across tenants: only the platform may put a job ahead of everyone
+/// else's. Users and tenant admins may lower their jobs' priority (a
+/// backfill behind their other work), not raise it.
+pub fn highest_priority(role: Role) -> i16 {
+    match role {
+        Role::Platform => PRIORITY_MAX,
+        Role::User | Role::Admin => 0,
+    }
+}
+
+/// How far ahead a job may be scheduled: a year, enough for any yearly
+/// report or reminder, and a bound on what the queue is asked to keep.
+pub const RUN_AT_HORIZON_DAYS: i64 = 366;
+
+/// How far in the past a `run_at` may be, as a phone's clock may be a little
+/// behind: such a time means "now". Anything older is a mistake.
+pub const RUN_AT_PAST_TOLERANCE_SECS: i64 = 300;
+
+/// A `run_at` within bounds: no earlier than now (a time a little in the
+/// past, within a clock's drift, becomes now) and no later than the horizon.
+fn checked_run_at(run_at: DateTime<Utc>) -> Result<DateTime<Utc>, Problem> {
+    let now = Utc::now();
+    if run_at < now - chrono::Duration::seconds(RUN_AT_PAST_TOLERANCE_SECS) {
+        return Err(Problem::invalid_field(
+            "run_at",
+            format!("must not be in the past (more than {RUN_AT_PAST_TOLERANCE_SECS} s ago); leave it out to run now"),
+        ));
+    }
+    if run_at > now + chrono::Duration::days(RUN_AT_HORIZON_DAYS) {
+        return Err(Problem::invalid_field("run_at", format!("must be within {RUN_AT_HORIZON_DAYS} days from now")));
+    }
+    Ok(run_at.max(now))
+}
+
+/// Payload fields that only the platform's own scheduler sets: a
+/// `reservation_refresh` naming a sweep would write into the platform's
+/// sweep records (its shards' tallies, across every tenant).
+fn refuse_platform_fields(kind: JobKind, payload: &Value) -> Result<(), Problem> {
+    if kind == JobKind::ReservationRefresh && payload.get("sweep_id").is_some_and(|value| !value.is_null()) {
+        return Err(Problem::invalid_field(
+            "payload.sweep_id",
+            "is set only by the platform's sweep planner; leave it out to refresh your tenant's reservations",
+        ));
+    }
+    Ok(())
 }
 
 fn is_own(principal: &Principal, job: &Job) -> bool {

@@ -23,28 +23,55 @@ backend_tests! {
         }
     }
 
-    async fn pausing_and_resuming_a_lane_shows_in_the_queues(backend) {
+    async fn a_tenant_admin_pauses_and_resumes_only_their_tenants_jobs(backend) {
         let app = TestApp::new(backend).await;
         let admin = app.admin("t1");
         let paused = app.post("/v1/admin/lanes/video/pause", &admin, &json!({})).await;
         assert_eq!(paused.status, StatusCode::OK, "{}", paused.text());
-        assert_eq!(paused.json(), json!({"lane": "video", "paused": true}));
-        let is_paused = |queues: serde_json::Value| {
-            queues["lanes"].as_array().expect("lanes").iter().find(|lane| lane["lane"] == "video").expect("video")["paused"].clone()
+        assert_eq!(paused.json(), json!({"lane": "video", "paused": true, "tenant": "t1"}));
+        let video = |queues: serde_json::Value| {
+            queues["lanes"].as_array().expect("lanes").iter().find(|lane| lane["lane"] == "video").expect("video").clone()
         };
-        assert_eq!(is_paused(app.get("/v1/admin/queues", &admin).await.json()), json!(true));
-        app.post("/v1/admin/lanes/video/resume", &admin, &json!({})).await;
-        assert_eq!(is_paused(app.get("/v1/admin/queues", &admin).await.json()), json!(false));
+        let mine = video(app.get("/v1/admin/queues", &admin).await.json());
+        assert_eq!((mine["tenant_paused"].clone(), mine["paused"].clone()), (json!(true), json!(false)), "{mine}");
+        let theirs = video(app.get("/v1/admin/queues", &app.admin("t2")).await.json());
+        assert_eq!((theirs["tenant_paused"].clone(), theirs["paused"].clone()), (json!(false), json!(false)), "{theirs}");
+        assert!(!app.store.lane_paused(Lane::Video).await.expect("paused"), "the lane runs on for everyone else");
+        // Asking for another tenant changes nothing but the caller's own.
+        let other = app.post("/v1/admin/lanes/video/resume?tenant=t2", &admin, &json!({})).await;
+        assert_eq!(other.json(), json!({"lane": "video", "paused": false, "tenant": "t1"}));
+        assert_eq!(video(app.get("/v1/admin/queues", &admin).await.json())["tenant_paused"], json!(false));
+    }
+
+    async fn only_the_platform_pauses_a_whole_lane(backend) {
+        let app = TestApp::new(backend).await;
+        let platform = app.platform();
+        let paused = app.post("/v1/admin/lanes/video/pause", &platform, &json!({})).await;
+        assert_eq!(paused.json(), json!({"lane": "video", "paused": true}));
+        assert!(app.store.lane_paused(Lane::Video).await.expect("paused"));
+        let queues = app.get("/v1/admin/queues", &platform).await.json();
+        assert!(queues.get("tenant").is_none(), "{queues}");
+        let video = queues["lanes"].as_array().expect("lanes").iter().find(|lane| lane["lane"] == "video").cloned();
+        assert_eq!(video.expect("video")["paused"], json!(true));
+        // A tenant's admin sees the platform's pause, and cannot lift it.
+        app.post("/v1/admin/lanes/video/resume", &app.admin("t1"), &json!({})).await;
+        assert!(app.store.lane_paused(Lane::Video).await.expect("paused"));
+        // The platform may pause one tenant's jobs.
+        let one = app.post("/v1/admin/lanes/email/pause?tenant=t2", &platform, &json!({})).await;
+        assert_eq!(one.json(), json!({"lane": "email", "paused": true, "tenant": "t2"}));
+        assert!(!app.store.lane_paused(Lane::Email).await.expect("paused"));
+        app.post("/v1/admin/lanes/video/resume", &platform, &json!({})).await;
+        assert!(!app.store.lane_paused(Lane::Video).await.expect("paused"));
     }
 
     async fn sweeps_are_listed_newest_first_for_admins_only(backend) {
         let app = TestApp::new(backend).await;
-        let admin = app.admin("t1");
-        assert_eq!(app.get("/v1/admin/sweeps", &admin).await.json(), json!({"items": []}));
+        let platform = app.platform();
+        assert_eq!(app.get("/v1/admin/sweeps", &platform).await.json(), json!({"items": []}));
         let at = |minute: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 28, 10, minute, 0).unwrap();
         app.store.begin_sweep(at(0), 10_000).await.expect("sweep").expect("started");
         let newest = app.store.begin_sweep(at(5), 10_000).await.expect("sweep").expect("started");
-        let sweeps = app.get("/v1/admin/sweeps?limit=5", &admin).await;
+        let sweeps = app.get("/v1/admin/sweeps?limit=5", &platform).await;
         assert_eq!(sweeps.status, StatusCode::OK, "{}", sweeps.text());
         let items = sweeps.json()["items"].as_array().expect("items").clone();
         assert_eq!(items.len(), 2);
@@ -54,8 +81,22 @@ backend_tests! {
         }
         assert_eq!(items[0]["staleness"]["count"], json!(0));
         assert!(items[0]["staleness"].get("p99_seconds").is_some());
-        assert_eq!(app.get("/v1/admin/sweeps?limit=1", &admin).await.json()["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(app.get("/v1/admin/sweeps?limit=1", &platform).await.json()["items"].as_array().map(Vec::len), Some(1));
         app.get("/v1/admin/sweeps", &app.user("t1", "u1")).await.problem(StatusCode::FORBIDDEN);
+
+        // A tenant admin sees each sweep's part that is theirs: no
+        // platform-wide figure.
+        let tenant = app.get("/v1/admin/sweeps?limit=5", &app.admin("t1")).await.json();
+        let items = tenant["items"].as_array().expect("items").clone();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["id"], json!(newest.sweep_id));
+        for field in ["started_at", "status", "changed", "staleness"] {
+            assert!(items[0].get(field).is_some(), "{field} missing from {}", items[0]);
+        }
+        for field in ["shards", "enqueued", "checked", "active", "not_modified", "failed", "error"] {
+            assert!(items[0].get(field).is_none(), "{field} is the platform's, in {}", items[0]);
+        }
+        assert_eq!(items[0]["changed"], json!(0));
     }
 
     async fn an_unknown_lane_is_not_found(backend) {

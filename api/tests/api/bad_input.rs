@@ -64,6 +64,51 @@ backend_tests! {
         assert_eq!(problem["field"], "priority");
     }
 
+    async fn only_the_platform_may_raise_a_jobs_priority(backend) {
+        let app = TestApp::new(backend).await;
+        let body = |priority: i16| json!({"kind": "noop", "payload": {}, "priority": priority});
+        for token in [app.user("t1", "u1"), app.admin("t1")] {
+            let report = json!({"kind": "report_build", "payload": {"report": "year_summary", "year": 2026}, "priority": 1});
+            let problem = app.post("/v1/jobs", &token, &report).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(problem["field"], "priority");
+            assert!(problem["detail"].as_str().expect("detail").contains("every other tenant"), "{problem}");
+        }
+        let lower = app.post("/v1/jobs", &app.admin("t1"), &body(-5)).await;
+        assert_eq!(lower.status, StatusCode::ACCEPTED, "{}", lower.text());
+        let higher = app.post("/v1/jobs", &app.platform(), &body(10)).await;
+        assert_eq!(higher.status, StatusCode::ACCEPTED, "{}", higher.text());
+        assert_eq!(higher.json()["priority"], 10);
+    }
+
+    async fn run_at_is_bounded_by_now_and_a_horizon(backend) {
+        let app = TestApp::new(backend).await;
+        let token = app.user("t1", "u1");
+        let at = |offset: chrono::Duration| {
+            json!({"kind": "report_build", "payload": {"report": "year_summary", "year": 2026}, "run_at": chrono::Utc::now() + offset})
+        };
+        for offset in [chrono::Duration::minutes(-10), chrono::Duration::days(400)] {
+            let problem = app.post("/v1/jobs", &token, &at(offset)).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(problem["field"], "run_at", "{offset}: {problem}");
+        }
+        // A phone's clock a little behind: that means now, not the past.
+        let skewed = app.post("/v1/jobs", &token, &at(chrono::Duration::seconds(-30))).await;
+        assert_eq!(skewed.status, StatusCode::ACCEPTED, "{}", skewed.text());
+        let run_at: chrono::DateTime<chrono::Utc> = skewed.json()["run_at"].as_str().expect("run_at").parse().expect("a time");
+        assert!(run_at > chrono::Utc::now() - chrono::Duration::seconds(10), "{run_at}");
+        let later = app.post("/v1/jobs", &token, &at(chrono::Duration::days(30))).await;
+        assert_eq!(later.status, StatusCode::ACCEPTED, "{}", later.text());
+    }
+
+    async fn a_payload_cannot_name_a_sweep(backend) {
+        let app = TestApp::new(backend).await;
+        let body = json!({"kind": "reservation_refresh", "payload": {"sweep_id": uuid::Uuid::new_v4(), "shard": 0, "shards": 1}});
+        let problem = app.post("/v1/jobs", &app.admin("t1"), &body).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["field"], "payload.sweep_id");
+        let own = app.post("/v1/jobs", &app.admin("t1"), &json!({"kind": "reservation_refresh", "payload": {"shard": 0, "shards": 1}})).await;
+        assert_eq!(own.status, StatusCode::ACCEPTED, "{}", own.text());
+        assert_eq!(own.json()["tenant_id"], "t1");
+    }
+
     async fn an_oversize_body_is_payload_too_large(backend) {
         let app = TestApp::new(backend).await;
         let token = app.user("t1", "u1");

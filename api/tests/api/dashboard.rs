@@ -170,17 +170,24 @@ backend_tests! {
         assert_eq!(wrong.status, StatusCode::FORBIDDEN);
         let cross = post_form(&app, "/admin/lanes/video/pause", Some(&cookie), Some("https://evil.example"), &[("csrf", &token)]).await;
         assert_eq!(cross.status, StatusCode::FORBIDDEN);
-        assert!(!app.store.lane_paused(Lane::Video).await.expect("paused"), "nothing refused took effect");
+        let tenant_paused = || async {
+            let stats = app.store.lane_stats(&Scope::Tenant { tenant_id: "t1".into() }).await.expect("stats");
+            stats.iter().find(|lane| lane.lane == Lane::Video).and_then(|lane| lane.tenant_paused) == Some(true)
+        };
+        assert!(!tenant_paused().await, "nothing refused took effect");
 
+        // A tenant admin's button pauses the tenant's own jobs, not the lane.
         let paused = post_form(&app, "/admin/lanes/video/pause", Some(&cookie), Some("http://longhaul.test"), &[("csrf", &token)]).await;
         assert_eq!(paused.status, StatusCode::SEE_OTHER, "{}", paused.text());
         assert!(location(&paused).starts_with("/admin?done="));
-        assert!(app.store.lane_paused(Lane::Video).await.expect("paused"));
+        assert!(tenant_paused().await);
+        assert!(!app.store.lane_paused(Lane::Video).await.expect("paused"), "other tenants' jobs run on");
         let overview = get(&app, &location(&paused), Some(&cookie)).await.text();
-        assert!(overview.contains("Lane video paused") && overview.contains("id=\"resume-video\""), "{overview}");
+        assert!(overview.contains("Paused your tenant") && overview.contains("id=\"resume-video\""), "{overview}");
+        assert!(overview.contains("paused (tenant)"), "{overview}");
         let resumed = post_form(&app, "/admin/lanes/video/resume", Some(&cookie), None, &[("csrf", &token)]).await;
         assert_eq!(resumed.status, StatusCode::SEE_OTHER);
-        assert!(!app.store.lane_paused(Lane::Video).await.expect("paused"));
+        assert!(!tenant_paused().await);
 
         let log = app.get("/v1/admin/audit", &app.admin("t1")).await.json();
         let actions: Vec<&str> = log["items"].as_array().expect("items").iter().map(|entry| entry["action"].as_str().expect("action")).collect();

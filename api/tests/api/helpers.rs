@@ -64,6 +64,11 @@ impl TestApp {
         self.token(tenant, "admin", Role::Admin)
     }
 
+    /// An operator of the whole platform (their own tenant is `ops`).
+    pub fn platform(&self) -> String {
+        self.token("ops", "operator", Role::Platform)
+    }
+
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
         let response = self.router.clone().oneshot(request).await.expect("the router is infallible");
         let status = response.status();

@@ -119,6 +119,11 @@ pub struct LaneMinute {
 /// The most entries one audit page holds.
 pub const MAX_AUDIT_PAGE: u32 = 500;
 
+/// How recently a worker instance must have reported to count as live:
+/// three of its report intervals (5 s). The dashboard lists these, and
+/// workers add up the lanes' slots of these for tenants' shares.
+pub const LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How long the dashboard's history reaches back, in minutes: lane minutes
 /// are kept for a day.
 pub const MAX_HISTORY_MINUTES: u32 = 24 * 60;
@@ -158,8 +163,9 @@ pub trait AdminStore {
     async fn workers(&self, seen_within: Duration) -> Result<Vec<WorkerPresence>>;
 
     /// Jobs finished and failed per lane and minute over the last `minutes`
-    /// (at most a day), oldest first. Minutes with nothing are left out.
-    async fn lane_history(&self, minutes: u32) -> Result<Vec<LaneMinute>>;
+    /// (at most a day), oldest first, of the jobs `scope` sees (a tenant's
+    /// own, or all for the platform). Minutes with nothing are left out.
+    async fn lane_history(&self, scope: &Scope, minutes: u32) -> Result<Vec<LaneMinute>>;
 
     /// Deletes the jobs of `ids` that are in scope and dead, failed or
     /// cancelled, with their queue rows. Returns the ids it deleted. Other

@@ -159,12 +159,15 @@ impl AdminStore for PgStore {
             .collect()
     }
 
-    async fn lane_history(&self, minutes: u32) -> Result<Vec<LaneMinute>> {
+    async fn lane_history(&self, scope: &Scope, minutes: u32) -> Result<Vec<LaneMinute>> {
         let rows = sqlx::query(
-            "SELECT lane, minute, finished, failed FROM lane_minutes \
-             WHERE minute > date_trunc('minute', now()) - $1 * interval '1 minute' ORDER BY minute, lane",
+            "SELECT lane, minute, sum(finished)::int8 AS finished, sum(failed)::int8 AS failed FROM lane_minutes \
+             WHERE minute > date_trunc('minute', now()) - $1 * interval '1 minute' \
+               AND ($2::text IS NULL OR tenant_id = $2) \
+             GROUP BY lane, minute ORDER BY minute, lane",
         )
         .bind(f64::from(minutes.clamp(1, MAX_HISTORY_MINUTES)))
+        .bind(crate::store::postgres::scope_tenant(scope))
         .fetch_all(self.pool())
         .await?;
         rows.iter()

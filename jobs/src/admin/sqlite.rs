@@ -178,18 +178,24 @@ impl AdminStore for SqliteStore {
             .collect()
     }
 
-    async fn lane_history(&self, minutes: u32) -> Result<Vec<LaneMinute>> {
+    async fn lane_history(&self, scope: &Scope, minutes: u32) -> Result<Vec<LaneMinute>> {
         // No minute counters here: the finished jobs' own times, on their
         // index, are cheap at the embedded backend's sizes.
         let now = now_ms();
         let since = (now / MINUTE_MS - i64::from(minutes.clamp(1, MAX_HISTORY_MINUTES)) + 1) * MINUTE_MS;
+        let tenant = match scope {
+            Scope::Platform => None,
+            Scope::Tenant { tenant_id } | Scope::User { tenant_id, .. } => Some(tenant_id.as_str()),
+        };
         let rows = sqlx::query(
             "SELECT lane, finished_at / ?2 * ?2 AS minute, count(*) AS finished, \
                sum(status IN ('dead', 'failed')) AS failed \
-             FROM jobs WHERE finished_at >= ?1 GROUP BY lane, minute ORDER BY minute, lane",
+             FROM jobs WHERE finished_at >= ?1 AND (?3 IS NULL OR tenant_id = ?3) \
+             GROUP BY lane, minute ORDER BY minute, lane",
         )
         .bind(since)
         .bind(MINUTE_MS)
+        .bind(tenant)
         .fetch_all(self.pool())
         .await?;
         rows.iter()

@@ -43,9 +43,10 @@ impl Queue for EmbeddedQueue {
         max: usize,
         lease: Duration,
         worker_id: &str,
+        tenant_cap: Option<u32>,
         _stop: &CancellationToken,
     ) -> Result<Vec<Delivery>> {
-        let claimed = self.store.claim(lane, max, lease, worker_id).await?;
+        let claimed = self.store.claim_within(lane, max, lease, worker_id, tenant_cap).await?;
         Ok(claimed
             .into_iter()
             .map(|job| {

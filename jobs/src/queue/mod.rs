@@ -96,13 +96,15 @@ pub trait Queue: Send + Sync + 'static {
     /// `running`, with `attempts + 1` and a lease of `lease`. May wait for
     /// work first (SQS long-polls); returns empty when there is none.
     /// `stop` may end a wait for work, never a receive that has started
-    /// jobs: those are always returned.
+    /// jobs: those are always returned. No tenant ends up with more than
+    /// `tenant_cap` running jobs in the lane (reserved tenants excepted).
     async fn receive(
         &self,
         lane: Lane,
         max: usize,
         lease: Duration,
         worker_id: &str,
+        tenant_cap: Option<u32>,
         stop: &CancellationToken,
     ) -> Result<Vec<Delivery>>;
 

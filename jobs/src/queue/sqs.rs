@@ -416,6 +416,7 @@ impl Queue for SqsQueue {
         max: usize,
         lease: Duration,
         worker_id: &str,
+        tenant_cap: Option<u32>,
         stop: &CancellationToken,
     ) -> Result<Vec<Delivery>> {
         let url = self.lane(lane)?.url.clone();
@@ -473,7 +474,7 @@ impl Queue for SqsQueue {
             }
             others.extend(dead.others);
         }
-        let started = self.store.start_delivered(lane, &fresh, lease, worker_id).await?;
+        let started = self.store.start_delivered(lane, &fresh, lease, worker_id, tenant_cap).await?;
         others.extend(started.others);
         for other in others {
             match other {

@@ -196,7 +196,12 @@ pub struct LaneStats {
     pub oldest_age_seconds: f64,
     /// Jobs finished in the last 5 minutes.
     pub throughput_5m: i64,
+    /// Paused for every tenant (by the platform).
     pub paused: bool,
+    /// For a tenant's figures: whether the tenant paused its own jobs in
+    /// the lane. Absent in the platform's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_paused: Option<bool>,
 }
 
 /// A message an external queue delivered: it names a job, and the job's
@@ -298,10 +303,27 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
     /// of attempts.
     async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>>;
 
-    /// Claims up to `max` due jobs of `lane`, highest priority first, moving
-    /// them to `running` with `attempts + 1` and a lease of `lease`. Paused
-    /// lanes yield nothing.
-    async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>>;
+    /// Claims up to `max` due jobs of `lane`, with no cap on any tenant's
+    /// share: [`Store::claim_within`] without `tenant_cap`.
+    async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
+        self.claim_within(lane, max, lease, worker_id, None).await
+    }
+
+    /// Claims up to `max` due jobs of `lane`, moving them to `running` with
+    /// `attempts + 1` and a lease of `lease`: highest priority first, then
+    /// in fair order (tenants interleaved, see migration 0011), and never
+    /// more than `tenant_cap` running jobs of one tenant in the lane
+    /// (reserved tenants, the platform's own work, have no cap). Paused
+    /// lanes yield nothing, and a tenant that paused its jobs in the lane
+    /// yields none of them.
+    async fn claim_within(
+        &self,
+        lane: Lane,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+        tenant_cap: Option<u32>,
+    ) -> Result<Vec<Claimed>>;
 
     /// Extends the leases of running attempts, and reports which are still
     /// held and which were asked to cancel.
@@ -322,11 +344,19 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
     /// Requeues running jobs whose lease expired; jobs on their last attempt go dead.
     async fn reap_expired(&self) -> Result<ReapReport>;
 
+    /// Pauses or resumes a lane for every tenant (the platform's switch).
     async fn set_lane_paused(&self, lane: Lane, paused: bool) -> Result<()>;
 
     async fn lane_paused(&self, lane: Lane) -> Result<bool>;
 
-    async fn lane_stats(&self) -> Result<Vec<LaneStats>>;
+    /// Pauses or resumes one tenant's jobs in a lane (its admin's switch):
+    /// running jobs finish, queued ones wait; other tenants are untouched.
+    /// `by` is who did it, kept for the record.
+    async fn set_tenant_lane_paused(&self, tenant_id: &str, lane: Lane, paused: bool, by: &str) -> Result<()>;
+
+    /// Per-lane figures as `scope` may see them: the whole lane for the
+    /// platform, the tenant's own jobs for a tenant (or user) scope.
+    async fn lane_stats(&self, scope: &Scope) -> Result<Vec<LaneStats>>;
 
     /// Takes or renews a named lease for `holder`. True while `holder` leads.
     async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool>;
@@ -357,14 +387,18 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
     /// Starts the jobs that delivered messages name, the way `claim` does,
     /// if each is queued, due, and at the message's generation. Says what to
     /// do with the other messages. [`QueueMode::Dispatch`] only.
+    ///
+    /// A message whose tenant is at `tenant_cap` (and whose job is due) is
+    /// sent again later as a fresh message, and this one is to be dropped.
     async fn start_delivered(
         &self,
         lane: Lane,
         messages: &[Delivered],
         lease: Duration,
         worker_id: &str,
+        tenant_cap: Option<u32>,
     ) -> Result<Started> {
-        let _ = (lane, messages, lease, worker_id);
+        let _ = (lane, messages, lease, worker_id, tenant_cap);
         Err(not_dispatching(self.backend()))
     }
 

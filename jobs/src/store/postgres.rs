@@ -50,6 +50,34 @@ const DISPATCH_VALUES: &str = "id, lane, tenant_id, attempts, status = 'dead', r
 /// trip, small enough to keep one statement's memory modest.
 const INSERT_CHUNK: usize = 10_000;
 
+/// How far apart one tenant's due jobs are chained in fair-tag time. Small
+/// enough that a backlog of millions spans seconds, so tags stay close to
+/// the wall clock (delayed jobs, tagged with their run_at, interleave
+/// sensibly with them).
+const FAIR_STEP: &str = "interval '1 microsecond'";
+
+/// A job whose run_at is no later than this counts as due on arrival and
+/// joins its tenant's chain. The slack absorbs clock differences between the
+/// API's host, which sets run_at, and the database's.
+const DUE_HORIZON: &str = "now() + interval '5 seconds'";
+
+/// SQL true for a tenant id that is not reserved for the platform (see
+/// `model::is_reserved_tenant`): only those tenants are held to a share.
+const UNRESERVED_TENANT: &str = "left(tenant_id, 1) <> '_'";
+
+/// The lane's front, as SQL: the smallest fair tag among the due jobs
+/// waiting in lane `lane` (an SQL expression), or now when none waits. One
+/// probe of the claim index per priority, rather than a scan of the backlog.
+fn lane_front(lane: &str) -> String {
+    format!(
+        "coalesce((SELECT min(f.tag) FROM generate_series({min}, {max}) AS p(priority), \
+           LATERAL (SELECT q.fair_at AS tag FROM job_queue q WHERE q.lane = {lane} AND q.priority = p.priority \
+             AND q.lease_until IS NULL AND NOT q.dead AND q.run_at <= now() ORDER BY q.fair_at LIMIT 1) f), now())",
+        min = crate::model::PRIORITY_MIN,
+        max = crate::model::PRIORITY_MAX,
+    )
+}
+
 pub struct PgStore {
     pool: PgPool,
     wakeups: Arc<Wakeups>,
@@ -96,17 +124,24 @@ impl PgStore {
         &self,
         messages: &[Delivered],
         handled: &std::collections::HashSet<Uuid>,
+        tenant_cap: Option<u32>,
     ) -> Result<Vec<Undelivered>> {
         let rest: Vec<Uuid> = messages.iter().map(|m| m.id).filter(|id| !handled.contains(id)).collect();
         if rest.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT j.id, j.status, j.attempts, extract(epoch FROM j.run_at - now())::float8 AS wait, \
-               coalesce((SELECT paused FROM lanes WHERE lanes.lane = j.lane), false) AS paused \
+               coalesce((SELECT paused FROM lanes WHERE lanes.lane = j.lane), false) \
+                 OR EXISTS (SELECT 1 FROM tenant_lanes t WHERE t.lane = j.lane AND t.tenant_id = j.tenant_id \
+                   AND t.paused) AS paused, \
+               {unreserved_j} AND (SELECT count(*) FROM job_queue q WHERE q.lane = j.lane \
+                 AND q.tenant_id = j.tenant_id AND q.lease_until IS NOT NULL) >= $2 AS at_cap \
              FROM jobs j WHERE j.id = ANY($1)",
-        )
+            unreserved_j = UNRESERVED_TENANT.replace("tenant_id", "j.tenant_id"),
+        ))
         .bind(&rest)
+        .bind(tenant_cap.map_or(i64::MAX, i64::from))
         .fetch_all(&self.pool)
         .await?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
@@ -114,19 +149,37 @@ impl PgStore {
             let id: Uuid = row.try_get("id")?;
             let status: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
             let attempts: i32 = row.try_get("attempts")?;
-            found.insert(id, (status, attempts, row.try_get::<f64, _>("wait")?, row.try_get::<bool, _>("paused")?));
+            let paused: bool = row.try_get("paused")?;
+            let at_cap: bool = row.try_get("at_cap")?;
+            found.insert(id, (status, attempts, row.try_get::<f64, _>("wait")?, paused, at_cap));
         }
+        // A message whose tenant is at its share is sent again later, as a
+        // fresh message (deleting this one): hiding it instead would count
+        // every wait towards the poison limit, and a busy tenant's jobs would
+        // end in the dead-letter queue for being popular.
+        let over_cap: Vec<(Uuid, i32)> = messages
+            .iter()
+            .filter(|m| {
+                matches!(found.get(&m.id), Some((Status::Queued, attempts, wait, false, true))
+                    if *attempts == m.generation && *wait <= 1.0)
+            })
+            .map(|m| (m.id, m.generation))
+            .collect();
+        let requeued = self.requeue_over_cap(&over_cap).await?;
         Ok(messages
             .iter()
             .filter(|m| !handled.contains(&m.id))
             .map(|m| match found.get(&m.id) {
                 None => Undelivered::Drop { id: m.id, why: "the job no longer exists" },
-                Some((Status::Queued, attempts, wait, paused)) if *attempts == m.generation => {
+                Some((Status::Queued, attempts, ..)) if *attempts == m.generation && requeued.contains(&m.id) => {
+                    Undelivered::Drop { id: m.id, why: "its tenant is at its share of the lane; sent again later" }
+                }
+                Some((Status::Queued, attempts, wait, paused, _)) if *attempts == m.generation => {
                     let after = if *paused {
                         // Paused lanes do not receive; this one slipped
                         // through as the pause landed (in a long poll that
-                        // began before it). Soon back, in case the pause is
-                        // short: while it lasts, nobody receives it again.
+                        // began before it), or its tenant paused its own
+                        // jobs. Soon back, in case the pause is short.
                         Duration::from_secs(5)
                     } else {
                         // Early, or locked by a cancel or another delivery.
@@ -134,15 +187,36 @@ impl PgStore {
                     };
                     Undelivered::Postpone { id: m.id, after }
                 }
-                Some((Status::Queued, _, _, _)) => {
-                    Undelivered::Drop { id: m.id, why: "the job was dispatched again since" }
-                }
-                Some((Status::Running, _, _, _)) => {
+                Some((Status::Queued, ..)) => Undelivered::Drop { id: m.id, why: "the job was dispatched again since" },
+                Some((Status::Running, ..)) => {
                     Undelivered::Drop { id: m.id, why: "the job is running under another message" }
                 }
                 Some(_) => Undelivered::Drop { id: m.id, why: "the job has finished" },
             })
             .collect())
+    }
+
+    /// Writes a fresh dispatch row, due in 2 to 6 seconds (spread, so the
+    /// tenant's messages do not all come back at once), for each job that
+    /// is still queued at the given generation. Returns the jobs requeued.
+    async fn requeue_over_cap(&self, jobs: &[(Uuid, i32)]) -> Result<std::collections::HashSet<Uuid>> {
+        if jobs.is_empty() {
+            return Ok(std::collections::HashSet::new());
+        }
+        let (ids, generations): (Vec<Uuid>, Vec<i32>) = jobs.iter().copied().unzip();
+        let rows = sqlx::query(&format!(
+            "INSERT INTO {DISPATCH_COLUMNS} \
+             SELECT j.id, j.lane, j.tenant_id, j.attempts, false, \
+               now() + (2 + 4 * random()) * interval '1 second', j.traceparent \
+             FROM jobs j JOIN unnest($1::uuid[], $2::int4[]) AS m(id, generation) \
+               ON j.id = m.id AND j.attempts = m.generation \
+             WHERE j.status = 'queued' RETURNING job_id"
+        ))
+        .bind(&ids)
+        .bind(&generations)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get::<Uuid, _>("job_id")?)).collect()
     }
 
     async fn notify_lanes(&self, lanes: impl IntoIterator<Item = Lane>) -> Result<()> {
@@ -266,6 +340,14 @@ pub(crate) fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) 
     }
 }
 
+/// The tenant a scope is pinned to; `None` for the platform.
+pub(crate) fn scope_tenant(scope: &Scope) -> Option<&str> {
+    match scope {
+        Scope::Platform => None,
+        Scope::Tenant { tenant_id } | Scope::User { tenant_id, .. } => Some(tenant_id),
+    }
+}
+
 /// `j.id, j.tenant_id, …`: the job columns of a table alias, for RETURNING
 /// clauses of statements that join.
 fn qualified_columns(alias: &str) -> String {
@@ -311,16 +393,30 @@ impl Store for PgStore {
     }
 
     async fn insert_job(&self, job: NewJob) -> Result<InsertOutcome> {
+        // The fair tag (see migration 0011): a due job extends its
+        // tenant's chain from the lane's front; a delayed one queues as if
+        // it arrived at its run_at.
         let sql = format!(
-            "WITH ins AS ( \
+            "WITH front AS (SELECT {front} AS v), \
+             chain AS (INSERT INTO tenant_lanes (lane, tenant_id, fair_at) \
+               SELECT $5, $2, (SELECT v FROM front) WHERE $9 <= {due} \
+               ON CONFLICT (lane, tenant_id) DO UPDATE \
+               SET fair_at = greatest(EXCLUDED.fair_at, tenant_lanes.fair_at + {step}), updated_at = now() \
+               RETURNING fair_at), \
+             ins AS ( \
                INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
                run_at, idempotency_key, request_hash, traceparent) \
                VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12) \
                ON CONFLICT (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                RETURNING {JOB_COLUMNS}), \
-             queued AS (INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at FROM ins), \
+             queued AS (INSERT INTO job_queue (id, lane, tenant_id, priority, run_at, fair_at) \
+               SELECT id, lane, tenant_id, priority, run_at, \
+                 coalesce((SELECT fair_at FROM chain), greatest(run_at, (SELECT v FROM front))) FROM ins), \
              dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM ins WHERE $13) \
-             SELECT * FROM ins"
+             SELECT * FROM ins",
+            front = lane_front("$5"),
+            due = DUE_HORIZON,
+            step = FAIR_STEP,
         );
         let inserted = sqlx::query(&sql)
             .bind(job.id)
@@ -387,20 +483,42 @@ impl Store for PgStore {
                 run_ats.push(job.run_at);
                 traceparents.push(job.traceparent.as_deref());
             }
+            // Fair tags as in `insert_job`, for a batch: each tenant's due
+            // jobs of a lane are chained in the batch's order from where the
+            // tenant's chain ended (or the lane's front, if later).
             let done = sqlx::query(&format!(
-                "WITH ins AS ( \
+                "WITH t AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                   $6::text[], $7::int4[], $8::int2[], $9::timestamptz[], $10::text[]) WITH ORDINALITY \
+                   AS t(id, tenant_id, user_id, kind, lane, payload, max_attempts, priority, run_at, traceparent, ord)), \
+                 fronts AS (SELECT l.lane, {front} AS v FROM (SELECT DISTINCT lane FROM t) l), \
+                 due AS (SELECT id, lane, tenant_id, \
+                   row_number() OVER (PARTITION BY lane, tenant_id ORDER BY ord) - 1 AS seq \
+                   FROM t WHERE run_at <= {due}), \
+                 chains AS (SELECT d.lane, d.tenant_id, count(*) AS n, \
+                   greatest(f.v, max(tl.fair_at) + {step}) AS base \
+                   FROM due d JOIN fronts f USING (lane) \
+                   LEFT JOIN tenant_lanes tl ON tl.lane = d.lane AND tl.tenant_id = d.tenant_id \
+                   GROUP BY d.lane, d.tenant_id, f.v), \
+                 chained AS (INSERT INTO tenant_lanes (lane, tenant_id, fair_at) \
+                   SELECT lane, tenant_id, base + (n - 1) * {step} FROM chains \
+                   ON CONFLICT (lane, tenant_id) DO UPDATE \
+                   SET fair_at = greatest(EXCLUDED.fair_at, tenant_lanes.fair_at), updated_at = now()), \
+                 ins AS ( \
                    INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
                    run_at, traceparent) \
                    SELECT id, tenant_id, user_id, kind, lane, 'queued', payload::jsonb, max_attempts, priority, \
-                   run_at, traceparent \
-                   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], \
-                   $8::int2[], $9::timestamptz[], $10::text[]) \
-                   AS t(id, tenant_id, user_id, kind, lane, payload, max_attempts, priority, run_at, traceparent) \
+                   run_at, traceparent FROM t ORDER BY ord \
                    RETURNING id, lane, tenant_id, priority, attempts, status, run_at, traceparent), \
-                 queued AS (INSERT INTO job_queue (id, lane, priority, run_at) SELECT id, lane, priority, run_at \
-                   FROM ins), \
+                 queued AS (INSERT INTO job_queue (id, lane, tenant_id, priority, run_at, fair_at) \
+                   SELECT ins.id, ins.lane, ins.tenant_id, ins.priority, ins.run_at, \
+                     coalesce(c.base + d.seq * {step}, greatest(ins.run_at, f.v)) \
+                   FROM ins JOIN fronts f ON f.lane = ins.lane LEFT JOIN due d ON d.id = ins.id \
+                   LEFT JOIN chains c ON c.lane = d.lane AND c.tenant_id = d.tenant_id), \
                  dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM ins WHERE $11) \
                  SELECT count(*) AS inserted FROM ins",
+                front = lane_front("l.lane"),
+                due = DUE_HORIZON,
+                step = FAIR_STEP,
             ))
             .bind(&ids)
             .bind(&tenants)
@@ -522,12 +640,17 @@ impl Store for PgStore {
             return self.get_job(scope, id).await;
         };
         let job = job_from_row(&row)?;
-        sqlx::query(
-            "INSERT INTO job_queue (id, lane, priority, run_at) VALUES ($1, $2, $3, now()) \
-             ON CONFLICT (id) DO UPDATE SET dead = false, lease_until = NULL, run_at = now()",
-        )
+        // Back in line at the lane's front, like a new arrival of its tenant.
+        sqlx::query(&format!(
+            "INSERT INTO job_queue (id, lane, tenant_id, priority, run_at, fair_at) \
+             VALUES ($1, $2, $3, $4, now(), {front}) \
+             ON CONFLICT (id) DO UPDATE SET dead = false, lease_until = NULL, run_at = now(), \
+               fair_at = EXCLUDED.fair_at",
+            front = lane_front("$2")
+        ))
         .bind(job.id)
         .bind(job.lane.as_str())
+        .bind(&job.tenant_id)
         .bind(job.priority)
         .execute(&mut *tx)
         .await?;
@@ -543,33 +666,59 @@ impl Store for PgStore {
         Ok(Some(job))
     }
 
-    async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
+    async fn claim_within(
+        &self,
+        lane: Lane,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+        tenant_cap: Option<u32>,
+    ) -> Result<Vec<Claimed>> {
         if max == 0 {
             return Ok(Vec::new());
         }
+        // One statement: the lane's running jobs counted per tenant (a scan
+        // of the lane's leases, which are as many as its busy slots), then
+        // the due jobs in fair order, skipping paused tenants and tenants at
+        // their cap, then at most `cap - running` of each tenant's. Reserved
+        // tenants (the platform's own work, such as sweep shards) have no cap.
         let sql = format!(
-            "WITH picked AS ( \
-               SELECT id FROM job_queue \
+            "WITH running AS MATERIALIZED ( \
+               SELECT tenant_id, count(*) AS n FROM job_queue \
+               WHERE lane = $1 AND lease_until IS NOT NULL GROUP BY tenant_id), \
+             picked AS ( \
+               SELECT id, tenant_id, priority, fair_at FROM job_queue \
                WHERE lane = $1 AND lease_until IS NULL AND NOT dead AND run_at <= now() \
                  AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = $1 AND lanes.paused) \
-               ORDER BY priority DESC, run_at, id \
+                 AND tenant_id NOT IN (SELECT tenant_id FROM tenant_lanes t WHERE t.lane = $1 AND t.paused) \
+                 AND tenant_id NOT IN (SELECT tenant_id FROM running WHERE n >= $5 AND {unreserved}) \
+               ORDER BY priority DESC, fair_at, id \
                LIMIT $2 \
                FOR UPDATE SKIP LOCKED), \
+             allowed AS ( \
+               SELECT p.id FROM (SELECT id, tenant_id, \
+                   row_number() OVER (PARTITION BY tenant_id ORDER BY priority DESC, fair_at, id) AS rank \
+                   FROM picked) p \
+                 LEFT JOIN running r USING (tenant_id) \
+               WHERE NOT ({unreserved_p}) OR p.rank + coalesce(r.n, 0) <= $5), \
              leased AS ( \
                UPDATE job_queue q SET lease_until = now() + $3 * interval '1 second' \
-               FROM picked WHERE q.id = picked.id RETURNING q.id) \
+               FROM allowed WHERE q.id = allowed.id RETURNING q.id) \
              UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, \
                lease_until = now() + $3 * interval '1 second', locked_by = $4, \
                started_at = now(), updated_at = now() \
              FROM leased WHERE j.id = leased.id \
              RETURNING {}",
-            qualified_columns("j")
+            qualified_columns("j"),
+            unreserved = UNRESERVED_TENANT,
+            unreserved_p = UNRESERVED_TENANT.replace("tenant_id", "p.tenant_id"),
         );
         let rows = sqlx::query(&sql)
             .bind(lane.as_str())
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(seconds(lease))
             .bind(worker_id)
+            .bind(tenant_cap.map_or(i64::MAX, i64::from))
             .fetch_all(&self.pool)
             .await?;
         jobs_from_rows(&rows)
@@ -672,11 +821,13 @@ impl Store for PgStore {
              finished AS (DELETE FROM job_queue q USING done \
                WHERE q.id = done.id AND done.status IN ('succeeded', 'cancelled')), \
              requeued AS (UPDATE job_queue q SET lease_until = NULL, run_at = done.run_at, \
-               dead = (done.status = 'dead') FROM done WHERE q.id = done.id AND done.status IN ('queued', 'dead')), \
-             counted AS (INSERT INTO lane_minutes (lane, minute, finished, failed) \
-               SELECT lane, date_trunc('minute', now()), count(*), count(*) FILTER (WHERE status = 'dead') \
-               FROM done WHERE status <> 'queued' GROUP BY lane \
-               ON CONFLICT (lane, minute) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished, \
+               dead = (done.status = 'dead'), \
+               fair_at = CASE WHEN done.status = 'queued' THEN greatest(q.fair_at, done.run_at) ELSE q.fair_at END \
+               FROM done WHERE q.id = done.id AND done.status IN ('queued', 'dead')), \
+             counted AS (INSERT INTO lane_minutes (lane, tenant_id, minute, finished, failed) \
+               SELECT lane, tenant_id, date_trunc('minute', now()), count(*), count(*) FILTER (WHERE status = 'dead') \
+               FROM done WHERE status <> 'queued' GROUP BY lane, tenant_id \
+               ON CONFLICT (lane, minute, tenant_id) DO UPDATE SET finished = lane_minutes.finished + EXCLUDED.finished, \
                  failed = lane_minutes.failed + EXCLUDED.failed), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
                SELECT {JOB_EVENT_VALUES} FROM done WHERE status IN ('succeeded', 'queued', 'dead') AND kind = ANY($7) \
@@ -831,25 +982,54 @@ impl Store for PgStore {
         })
     }
 
-    async fn lane_stats(&self) -> Result<Vec<LaneStats>> {
+    async fn set_tenant_lane_paused(&self, tenant_id: &str, lane: Lane, paused: bool, by: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenant_lanes (lane, tenant_id, paused, paused_by, updated_at) VALUES ($1, $2, $3, $4, now()) \
+             ON CONFLICT (lane, tenant_id) DO UPDATE SET paused = EXCLUDED.paused, paused_by = EXCLUDED.paused_by, \
+               updated_at = now()",
+        )
+        .bind(lane.as_str())
+        .bind(tenant_id)
+        .bind(paused)
+        .bind(by)
+        .execute(&self.pool)
+        .await?;
+        if !paused {
+            self.wakeups.notify(lane);
+            self.notify_lanes([lane]).await?;
+        }
+        Ok(())
+    }
+
+    async fn lane_stats(&self, scope: &Scope) -> Result<Vec<LaneStats>> {
+        let tenant = scope_tenant(scope);
         // Everything but throughput reads the narrow queue table's partial
-        // indexes; throughput reads five minute-counters per lane.
+        // indexes; throughput reads five minute-counters per lane (and
+        // tenant). A tenant's figures filter on the tenant id those indexes
+        // carry.
         let rows = sqlx::query(
             "SELECT l.lane, \
                (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND lease_until IS NULL AND NOT dead \
-                  AND run_at <= now()) AS depth, \
+                  AND run_at <= now() AND ($2::text IS NULL OR q.tenant_id = $2)) AS depth, \
                (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND lease_until IS NULL AND NOT dead \
-                  AND run_at > now()) AS delayed, \
-               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND lease_until IS NOT NULL) AS in_flight, \
-               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND dead) AS dead, \
+                  AND run_at > now() AND ($2::text IS NULL OR q.tenant_id = $2)) AS delayed, \
+               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND lease_until IS NOT NULL \
+                  AND ($2::text IS NULL OR q.tenant_id = $2)) AS in_flight, \
+               (SELECT count(*) FROM job_queue q WHERE q.lane = l.lane AND dead \
+                  AND ($2::text IS NULL OR q.tenant_id = $2)) AS dead, \
                (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM job_queue q \
-                  WHERE q.lane = l.lane AND lease_until IS NULL AND NOT dead AND run_at <= now()) AS oldest, \
+                  WHERE q.lane = l.lane AND lease_until IS NULL AND NOT dead AND run_at <= now() \
+                  AND ($2::text IS NULL OR q.tenant_id = $2)) AS oldest, \
                (SELECT coalesce(sum(finished), 0)::int8 FROM lane_minutes m \
-                  WHERE m.lane = l.lane AND m.minute > now() - interval '5 minutes') AS throughput, \
-               coalesce((SELECT paused FROM lanes WHERE lanes.lane = l.lane), false) AS paused \
+                  WHERE m.lane = l.lane AND m.minute > now() - interval '5 minutes' \
+                  AND ($2::text IS NULL OR m.tenant_id = $2)) AS throughput, \
+               coalesce((SELECT paused FROM lanes WHERE lanes.lane = l.lane), false) AS paused, \
+               CASE WHEN $2::text IS NULL THEN NULL ELSE coalesce((SELECT paused FROM tenant_lanes t \
+                  WHERE t.lane = l.lane AND t.tenant_id = $2), false) END AS tenant_paused \
              FROM unnest($1::text[]) AS l(lane)",
         )
         .bind(Lane::ALL.iter().map(|lane| lane.as_str()).collect::<Vec<_>>())
+        .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -863,6 +1043,7 @@ impl Store for PgStore {
                     oldest_age_seconds: row.try_get::<Option<f64>, _>("oldest")?.unwrap_or(0.0).max(0.0),
                     throughput_5m: row.try_get("throughput")?,
                     paused: row.try_get("paused")?,
+                    tenant_paused: row.try_get("tenant_paused")?,
                 })
             })
             .collect()
@@ -979,11 +1160,29 @@ impl Store for PgStore {
              WHERE status = 'dead' AND id IN (SELECT id FROM picked)",
         );
         push_scope(&mut query, scope);
+        // Back in line like new arrivals: each tenant's revived jobs extend
+        // its chain of fair tags, so a redrive of thousands of one tenant's
+        // jobs interleaves with the others' rather than going before them.
+        let lane_sql = format!("'{}'", lane.as_str());
         query.push(format!(
             " RETURNING id, lane, tenant_id, attempts, status, run_at, traceparent), \
-             queue AS (UPDATE job_queue q SET dead = false, lease_until = NULL, run_at = now() \
-               FROM revived WHERE q.id = revived.id), \
-             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM revived WHERE "
+             front AS (SELECT {front} AS v), \
+             seq AS (SELECT id, tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY id) - 1 AS seq \
+               FROM revived), \
+             chains AS (SELECT s.tenant_id, count(*) AS n, \
+               greatest((SELECT v FROM front), max(tl.fair_at) + {step}) AS base \
+               FROM seq s LEFT JOIN tenant_lanes tl ON tl.lane = {lane_sql} AND tl.tenant_id = s.tenant_id \
+               GROUP BY s.tenant_id), \
+             chained AS (INSERT INTO tenant_lanes (lane, tenant_id, fair_at) \
+               SELECT {lane_sql}, tenant_id, base + (n - 1) * {step} FROM chains \
+               ON CONFLICT (lane, tenant_id) DO UPDATE \
+               SET fair_at = greatest(EXCLUDED.fair_at, tenant_lanes.fair_at), updated_at = now()), \
+             queue AS (UPDATE job_queue q SET dead = false, lease_until = NULL, run_at = now(), \
+               fair_at = c.base + s.seq * {step} \
+               FROM seq s JOIN chains c USING (tenant_id) WHERE q.id = s.id), \
+             dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM revived WHERE ",
+            front = lane_front(&lane_sql),
+            step = FAIR_STEP,
         ));
         query.push_bind(self.dispatch);
         query.push(") SELECT id FROM revived");
@@ -1009,6 +1208,7 @@ impl Store for PgStore {
         messages: &[Delivered],
         lease: Duration,
         worker_id: &str,
+        tenant_cap: Option<u32>,
     ) -> Result<Started> {
         if !self.dispatch {
             return Err(super::not_dispatching("postgres"));
@@ -1018,26 +1218,38 @@ impl Store for PgStore {
         }
         let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
         let generations: Vec<i32> = messages.iter().map(|m| m.generation).collect();
-        // The claim of `claim`, restricted to the delivered jobs at their
-        // message's generation. A second early than due is allowed: SQS
-        // delays are whole seconds.
+        // The claim of `claim_within` (tenant pauses and caps included),
+        // restricted to the delivered jobs at their message's generation. A
+        // second early than due is allowed: SQS delays are whole seconds.
         let sql = format!(
             "WITH m AS (SELECT * FROM unnest($1::uuid[], $2::int4[]) AS m(id, generation)), \
+             running AS MATERIALIZED ( \
+               SELECT tenant_id, count(*) AS n FROM job_queue \
+               WHERE lane = $3 AND lease_until IS NOT NULL GROUP BY tenant_id), \
              picked AS ( \
-               SELECT q.id, m.generation FROM job_queue q JOIN m USING (id) \
+               SELECT q.id, q.tenant_id, q.priority, q.fair_at, m.generation FROM job_queue q JOIN m USING (id) \
+               JOIN jobs j ON j.id = q.id AND j.status = 'queued' AND j.attempts = m.generation \
                WHERE q.lane = $3 AND q.lease_until IS NULL AND NOT q.dead \
                  AND q.run_at <= now() + interval '1 second' \
                  AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = $3 AND lanes.paused) \
+                 AND q.tenant_id NOT IN (SELECT tenant_id FROM tenant_lanes t WHERE t.lane = $3 AND t.paused) \
                FOR UPDATE OF q SKIP LOCKED), \
+             allowed AS ( \
+               SELECT p.id, p.generation FROM (SELECT id, tenant_id, generation, \
+                   row_number() OVER (PARTITION BY tenant_id ORDER BY priority DESC, fair_at, id) AS rank \
+                   FROM picked) p \
+                 LEFT JOIN running r USING (tenant_id) \
+               WHERE NOT ({unreserved_p}) OR p.rank + coalesce(r.n, 0) <= $6), \
              started AS ( \
                UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, \
                  lease_until = now() + $4 * interval '1 second', locked_by = $5, \
                  started_at = now(), updated_at = now() \
-               FROM picked WHERE j.id = picked.id AND j.status = 'queued' AND j.attempts = picked.generation \
+               FROM allowed WHERE j.id = allowed.id AND j.status = 'queued' AND j.attempts = allowed.generation \
                RETURNING {}), \
              leased AS (UPDATE job_queue q SET lease_until = started.lease_until FROM started WHERE q.id = started.id) \
              SELECT * FROM started",
-            qualified_columns("j")
+            qualified_columns("j"),
+            unreserved_p = UNRESERVED_TENANT.replace("tenant_id", "p.tenant_id"),
         );
         let rows = sqlx::query(&sql)
             .bind(&ids)
@@ -1045,6 +1257,7 @@ impl Store for PgStore {
             .bind(lane.as_str())
             .bind(seconds(lease))
             .bind(worker_id)
+            .bind(tenant_cap.map_or(i64::MAX, i64::from))
             .fetch_all(&self.pool)
             .await?;
         let jobs = jobs_from_rows(&rows)?;
@@ -1052,7 +1265,7 @@ impl Store for PgStore {
             return Ok(Started { jobs, others: Vec::new() });
         }
         let started: std::collections::HashSet<Uuid> = jobs.iter().map(|job| job.id).collect();
-        let others = self.undelivered(messages, &started).await?;
+        let others = self.undelivered(messages, &started, tenant_cap).await?;
         Ok(Started { jobs, others })
     }
 
@@ -1095,7 +1308,7 @@ impl Store for PgStore {
             self.wakeups.notify_outbox();
         }
         let killed = rows.iter().map(|row| Ok(row.try_get("id")?)).collect::<Result<Vec<Uuid>>>()?;
-        let others = self.undelivered(messages, &killed.iter().copied().collect()).await?;
+        let others = self.undelivered(messages, &killed.iter().copied().collect(), None).await?;
         Ok(DeadLettered { killed, others })
     }
 

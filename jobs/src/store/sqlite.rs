@@ -28,8 +28,17 @@ const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, 
      attempts, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
      idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
 
-/// SQLite allows 32,766 bound parameters per statement; 11 per row.
+/// SQLite allows 32,766 bound parameters per statement; 14 per row.
 const INSERT_CHUNK: usize = 2_000;
+
+/// A job whose run_at is at most this far ahead counts as due on arrival and
+/// joins its tenant's chain of fair tags (the PostgreSQL backend's
+/// `DUE_HORIZON`).
+const DUE_SLACK_MS: i64 = 5_000;
+
+/// SQL true for a tenant id not reserved for the platform: only those are
+/// held to a share.
+const UNRESERVED_TENANT: &str = "substr(tenant_id, 1, 1) <> '_'";
 
 const LEASE_EXPIRED: &str = "lease expired: the worker stopped heartbeating (it crashed, or lost the database)";
 
@@ -213,6 +222,118 @@ async fn insert_job_event(tx: &mut sqlx::SqliteConnection, row: &SqliteRow, now:
     Ok(1)
 }
 
+/// A job joining the queue, for its fair tag: its lane, tenant and run_at.
+struct Arrival<'a> {
+    lane: Lane,
+    tenant_id: &'a str,
+    run_at: i64,
+}
+
+/// The fair tags (see the PostgreSQL migration 0011), in microseconds, of
+/// jobs joining the queue, in their order; moves each tenant's chain on.
+/// Runs inside the caller's write transaction, so nobody tags in between.
+async fn fair_tags(tx: &mut sqlx::SqliteConnection, arrivals: &[Arrival<'_>], now: i64) -> Result<Vec<i64>> {
+    fair_tags_from(tx, arrivals, now, std::collections::HashMap::new()).await
+}
+
+/// [`fair_tags`], with the fronts of some lanes already read (before the
+/// jobs being tagged joined the queue, whose old tags would skew them).
+async fn fair_tags_from(
+    tx: &mut sqlx::SqliteConnection,
+    arrivals: &[Arrival<'_>],
+    now: i64,
+    mut fronts: std::collections::HashMap<Lane, i64>,
+) -> Result<Vec<i64>> {
+    // The next tag of each (lane, tenant) chain that this batch extends.
+    let mut chains: std::collections::HashMap<(Lane, &str), i64> = std::collections::HashMap::new();
+    let mut tags = Vec::with_capacity(arrivals.len());
+    for arrival in arrivals {
+        let front = match fronts.get(&arrival.lane) {
+            Some(front) => *front,
+            None => {
+                let front = lane_front(tx, arrival.lane, now).await?;
+                fronts.insert(arrival.lane, front);
+                front
+            }
+        };
+        if arrival.run_at > now + DUE_SLACK_MS {
+            // Delayed: queues as if it arrived at its run_at.
+            tags.push((arrival.run_at * 1000).max(front));
+            continue;
+        }
+        let key = (arrival.lane, arrival.tenant_id);
+        let next = match chains.get(&key) {
+            Some(next) => *next,
+            None => {
+                let last: Option<i64> =
+                    sqlx::query_scalar("SELECT fair_at FROM tenant_lanes WHERE lane = ?1 AND tenant_id = ?2")
+                        .bind(arrival.lane.as_str())
+                        .bind(arrival.tenant_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten();
+                last.map_or(front, |last| (last + 1).max(front))
+            }
+        };
+        tags.push(next);
+        chains.insert(key, next + 1);
+    }
+    for ((lane, tenant_id), next) in chains {
+        sqlx::query(
+            "INSERT INTO tenant_lanes (lane, tenant_id, fair_at, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (lane, tenant_id) DO UPDATE \
+             SET fair_at = max(coalesce(tenant_lanes.fair_at, 0), excluded.fair_at), updated_at = excluded.updated_at",
+        )
+        .bind(lane.as_str())
+        .bind(tenant_id)
+        .bind(next - 1)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(tags)
+}
+
+/// The lane's front, in microseconds: the smallest fair tag of a due job
+/// waiting in `lane`, or now. One probe of the claim index per priority.
+async fn lane_front(tx: &mut sqlx::SqliteConnection, lane: Lane, now: i64) -> Result<i64> {
+    let front: Option<i64> = sqlx::query_scalar(
+        "WITH RECURSIVE p(priority) AS (SELECT ?3 UNION ALL SELECT priority + 1 FROM p WHERE priority < ?4) \
+         SELECT min((SELECT fair_at FROM jobs WHERE lane = ?1 AND status = 'queued' AND priority = p.priority \
+           AND run_at <= ?2 ORDER BY fair_at LIMIT 1)) FROM p",
+    )
+    .bind(lane.as_str())
+    .bind(now)
+    .bind(crate::model::PRIORITY_MIN)
+    .bind(crate::model::PRIORITY_MAX)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(front.unwrap_or(now * 1000))
+}
+
+/// Puts restarted jobs (an admin's retry or redrive, already `queued`) back
+/// in line as new arrivals of their tenants, behind the front of `lane` as
+/// it was before they were restarted (`front`, from [`lane_front`]).
+async fn retag(tx: &mut sqlx::SqliteConnection, rows: &[SqliteRow], lane: Lane, front: i64, now: i64) -> Result<()> {
+    let mut arrivals = Vec::with_capacity(rows.len());
+    for row in rows {
+        arrivals.push(Arrival {
+            lane: parse_enum(row.try_get::<&str, _>("lane")?, "lane")?,
+            tenant_id: row.try_get("tenant_id")?,
+            run_at: now,
+        });
+    }
+    let tags = fair_tags_from(tx, &arrivals, now, [(lane, front)].into()).await?;
+    for (row, tag) in rows.iter().zip(tags) {
+        sqlx::query("UPDATE jobs SET fair_at = ?1 WHERE id = ?2")
+            .bind(tag)
+            .bind(row.try_get::<&str, _>("id")?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -235,10 +356,13 @@ impl Store for SqliteStore {
 
     async fn insert_job(&self, job: NewJob) -> Result<InsertOutcome> {
         let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let arrival = Arrival { lane: job.kind.lane(), tenant_id: &job.tenant_id, run_at: ms(job.run_at) };
+        let tags = fair_tags(&mut tx, &[arrival], now).await?;
         let sql = format!(
             "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
-             run_at, idempotency_key, request_hash, traceparent, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             run_at, idempotency_key, request_hash, traceparent, created_at, updated_at, fair_at) \
+             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING {JOB_COLUMNS}"
         );
@@ -257,8 +381,10 @@ impl Store for SqliteStore {
             .bind(&job.traceparent)
             .bind(now)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .bind(tags.first().copied().unwrap_or(now * 1000))
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         if let Some(row) = inserted {
             let created = job_from_row(&row)?;
             self.wakeups.notify(created.lane);
@@ -282,13 +408,18 @@ impl Store for SqliteStore {
     async fn insert_jobs(&self, jobs: &[NewJob]) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let arrivals: Vec<Arrival<'_>> = jobs
+            .iter()
+            .map(|job| Arrival { lane: job.kind.lane(), tenant_id: &job.tenant_id, run_at: ms(job.run_at) })
+            .collect();
+        let tags = fair_tags(&mut tx, &arrivals, now).await?;
         let mut inserted = 0;
-        for chunk in jobs.chunks(INSERT_CHUNK) {
+        for (chunk, tags) in jobs.chunks(INSERT_CHUNK).zip(tags.chunks(INSERT_CHUNK)) {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO jobs (id, tenant_id, user_id, kind, lane, status, payload, max_attempts, priority, \
-                 run_at, traceparent, created_at, updated_at) ",
+                 run_at, traceparent, created_at, updated_at, fair_at) ",
             );
-            query.push_values(chunk, |mut row, job| {
+            query.push_values(chunk.iter().zip(tags), |mut row, (job, tag)| {
                 row.push_bind(job.id.to_string())
                     .push_bind(job.tenant_id.clone())
                     .push_bind(job.user_id.clone())
@@ -301,7 +432,8 @@ impl Store for SqliteStore {
                     .push_bind(ms(job.run_at))
                     .push_bind(job.traceparent.clone())
                     .push_bind(now)
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind(*tag);
             });
             inserted += query.build().execute(&mut *tx).await?.rows_affected();
         }
@@ -382,35 +514,67 @@ impl Store for SqliteStore {
     }
 
     async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let lane: Option<String> = sqlx::query_scalar("SELECT lane FROM jobs WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(lane) = lane else {
+            return Ok(None);
+        };
+        let lane: Lane = parse_enum(&lane, "lane")?;
+        let now = now_ms();
+        let front = lane_front(&mut tx, lane, now).await?;
         let mut query = start_over();
         query.push(" WHERE status IN ('dead', 'failed', 'cancelled') AND id = ");
         query.push_bind(id.to_string());
         push_scope(&mut query, scope);
         query.push(format!(" RETURNING {JOB_COLUMNS}"));
-        match query.build().fetch_optional(&self.pool).await? {
-            Some(row) => {
-                let job = job_from_row(&row)?;
-                self.wakeups.notify(job.lane);
-                Ok(Some(job))
-            }
-            None => self.get_job(scope, id).await,
-        }
+        let Some(row) = query.build().fetch_optional(&mut *tx).await? else {
+            drop(tx);
+            return self.get_job(scope, id).await;
+        };
+        retag(&mut tx, std::slice::from_ref(&row), lane, front, now).await?;
+        tx.commit().await?;
+        let job = job_from_row(&row)?;
+        self.wakeups.notify(job.lane);
+        Ok(Some(job))
     }
 
-    async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
+    async fn claim_within(
+        &self,
+        lane: Lane,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+        tenant_cap: Option<u32>,
+    ) -> Result<Vec<Claimed>> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let now = now_ms();
+        // As on PostgreSQL: fair order, paused tenants skipped, at most
+        // `cap - running` jobs of each tenant (reserved tenants uncapped).
         let sql = format!(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, locked_by = ?2, \
+            "WITH running AS ( \
+               SELECT tenant_id, count(*) AS n FROM jobs WHERE lane = ?4 AND status = 'running' GROUP BY tenant_id), \
+             picked AS ( \
+               SELECT id, tenant_id, \
+                 row_number() OVER (PARTITION BY tenant_id ORDER BY priority DESC, fair_at, id) AS rank \
+               FROM (SELECT id, tenant_id, priority, fair_at FROM jobs \
+                 WHERE lane = ?4 AND status = 'queued' AND run_at <= ?3 \
+                   AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = ?4 AND lanes.paused) \
+                   AND tenant_id NOT IN (SELECT tenant_id FROM tenant_lanes t WHERE t.lane = ?4 AND t.paused) \
+                   AND tenant_id NOT IN (SELECT tenant_id FROM running WHERE n >= ?6 AND {unreserved}) \
+                 ORDER BY priority DESC, fair_at, id LIMIT ?5)) \
+             UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, locked_by = ?2, \
                started_at = ?3, updated_at = ?3 \
              WHERE id IN ( \
-               SELECT id FROM jobs \
-               WHERE lane = ?4 AND status = 'queued' AND run_at <= ?3 \
-                 AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = ?4 AND lanes.paused) \
-               ORDER BY priority DESC, run_at, id LIMIT ?5) \
-             RETURNING {JOB_COLUMNS}"
+               SELECT p.id FROM picked p LEFT JOIN running r ON r.tenant_id = p.tenant_id \
+               WHERE NOT ({unreserved_p}) OR p.rank + coalesce(r.n, 0) <= ?6) \
+             RETURNING {JOB_COLUMNS}",
+            unreserved = UNRESERVED_TENANT,
+            unreserved_p = UNRESERVED_TENANT.replace("tenant_id", "p.tenant_id"),
         );
         let rows = sqlx::query(&sql)
             .bind(now + duration_ms(lease))
@@ -418,6 +582,7 @@ impl Store for SqliteStore {
             .bind(now)
             .bind(lane.as_str())
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(tenant_cap.map_or(i64::MAX, i64::from))
             .fetch_all(&self.pool)
             .await?;
         jobs_from_rows(&rows)
@@ -511,6 +676,7 @@ impl Store for SqliteStore {
                     };
                     sqlx::query(&format!(
                         "UPDATE jobs SET status = ?4, error = ?5, errors = ?6, run_at = coalesce(?7, run_at), \
+                         fair_at = max(fair_at, coalesce(?7 * 1000, 0)), \
                          finished_at = ?8, lease_until = NULL, locked_by = NULL, updated_at = ?3 {fence}"
                     ))
                     .bind(id.to_string())
@@ -675,22 +841,54 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn lane_stats(&self) -> Result<Vec<LaneStats>> {
+    async fn set_tenant_lane_paused(&self, tenant_id: &str, lane: Lane, paused: bool, by: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenant_lanes (lane, tenant_id, paused, paused_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (lane, tenant_id) DO UPDATE SET paused = excluded.paused, paused_by = excluded.paused_by, \
+               updated_at = excluded.updated_at",
+        )
+        .bind(lane.as_str())
+        .bind(tenant_id)
+        .bind(paused)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        if !paused {
+            self.wakeups.notify(lane);
+        }
+        Ok(())
+    }
+
+    async fn lane_stats(&self, scope: &Scope) -> Result<Vec<LaneStats>> {
         let now = now_ms();
+        let tenant = match scope {
+            Scope::Platform => None,
+            Scope::Tenant { tenant_id } | Scope::User { tenant_id, .. } => Some(tenant_id.as_str()),
+        };
         let mut stats = Vec::with_capacity(Lane::ALL.len());
         for lane in Lane::ALL {
             let row = sqlx::query(
                 "SELECT \
-                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at <= ?2) AS depth, \
-                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at > ?2) AS delayed, \
-                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'running') AS in_flight, \
-                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'dead') AS dead, \
-                   (SELECT min(run_at) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at <= ?2) AS oldest, \
-                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND finished_at > ?2 - 300000) AS throughput, \
-                   coalesce((SELECT paused FROM lanes WHERE lanes.lane = ?1), 0) AS paused",
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at <= ?2 \
+                      AND (?3 IS NULL OR tenant_id = ?3)) AS depth, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at > ?2 \
+                      AND (?3 IS NULL OR tenant_id = ?3)) AS delayed, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'running' \
+                      AND (?3 IS NULL OR tenant_id = ?3)) AS in_flight, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND status = 'dead' \
+                      AND (?3 IS NULL OR tenant_id = ?3)) AS dead, \
+                   (SELECT min(run_at) FROM jobs WHERE lane = ?1 AND status = 'queued' AND run_at <= ?2 \
+                      AND (?3 IS NULL OR tenant_id = ?3)) AS oldest, \
+                   (SELECT count(*) FROM jobs WHERE lane = ?1 AND finished_at > ?2 - 300000 \
+                      AND (?3 IS NULL OR tenant_id = ?3)) AS throughput, \
+                   coalesce((SELECT paused FROM lanes WHERE lanes.lane = ?1), 0) AS paused, \
+                   CASE WHEN ?3 IS NULL THEN NULL ELSE coalesce((SELECT paused FROM tenant_lanes t \
+                      WHERE t.lane = ?1 AND t.tenant_id = ?3), 0) END AS tenant_paused",
             )
             .bind(lane.as_str())
             .bind(now)
+            .bind(tenant)
             .fetch_one(&self.pool)
             .await?;
             let oldest: Option<i64> = row.try_get("oldest")?;
@@ -703,6 +901,7 @@ impl Store for SqliteStore {
                 oldest_age_seconds: oldest.map(|oldest| (now - oldest).max(0) as f64 / 1000.0).unwrap_or(0.0),
                 throughput_5m: row.try_get("throughput")?,
                 paused: row.try_get("paused")?,
+                tenant_paused: row.try_get("tenant_paused")?,
             });
         }
         Ok(stats)
@@ -823,8 +1022,13 @@ impl Store for SqliteStore {
             query.push(")");
         }
         push_scope(&mut query, scope);
-        query.push(" RETURNING id");
-        let rows = query.build().fetch_all(&self.pool).await?;
+        query.push(" RETURNING id, lane, tenant_id");
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_ms();
+        let front = lane_front(&mut tx, lane, now).await?;
+        let rows = query.build().fetch_all(&mut *tx).await?;
+        retag(&mut tx, &rows, lane, front, now).await?;
+        tx.commit().await?;
         if !rows.is_empty() {
             self.wakeups.notify(lane);
         }

@@ -74,6 +74,12 @@ pub struct WorkerConfig {
     /// How often this process records its presence (lanes, running jobs)
     /// for the dashboard's workers page.
     pub presence_interval: Duration,
+    /// The largest share of a lane's running slots (across every live
+    /// worker) that one tenant's jobs may hold at once, from 0 to 1; at
+    /// least one slot. None (the default here; the binary's default is
+    /// 0.5): no cap. The platform's own work (reserved tenants, such as
+    /// sweep shards) is never capped.
+    pub tenant_share: Option<f64>,
 }
 
 /// How the scheduler's leader sweeps the active reservations.
@@ -115,6 +121,7 @@ impl Default for WorkerConfig {
             mail_poll: longhaul_jobs::travel::mail::PollSchedule::default(),
             sweep: None,
             presence_interval: presence::REPORT_INTERVAL,
+            tenant_share: None,
         }
     }
 }
@@ -122,6 +129,15 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     pub fn timeout_for(&self, kind: JobKind) -> Duration {
         self.timeouts.get(&kind).copied().unwrap_or_else(|| kind.timeout())
+    }
+
+    /// The most running jobs one tenant may have in a lane of `lane_slots`
+    /// slots: its share, rounded up, and at least one.
+    pub fn tenant_cap(&self, lane_slots: usize) -> Option<u32> {
+        self.tenant_share.map(|share| {
+            let cap = (share.clamp(0.0, 1.0) * lane_slots as f64).ceil();
+            u32::try_from(cap as u64).unwrap_or(u32::MAX).max(1)
+        })
     }
 }
 

@@ -215,7 +215,8 @@ async fn claim_loop(
         }
         // Not raced against `stop`: a receive that started jobs must hand
         // them over. The queue ends its own wait for work on `stop`.
-        let received = queue.receive(lane, permits.len(), config.lease, &config.worker_id, &stop).await;
+        let tenant_cap = config.tenant_cap(lanes.presence.lane_slots(lane, concurrency));
+        let received = queue.receive(lane, permits.len(), config.lease, &config.worker_id, tenant_cap, &stop).await;
         let claimed = match received {
             Ok(claimed) => claimed,
             Err(err) => {

@@ -11,9 +11,9 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use longhaul_jobs::{
-    admin::{RunningJob, WorkerLane, WorkerPresence},
+    admin::{RunningJob, WorkerLane, WorkerPresence, LIVE_WITHIN},
     store::AttemptRef,
-    DynStore, Job,
+    DynStore, Job, Lane,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -25,10 +25,12 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 type Running = Mutex<HashMap<AttemptRef, RunningJob>>;
 
-/// The jobs this process runs now, across its lanes.
+/// The jobs this process runs now, across its lanes; and what the last
+/// report saw of every live worker: each lane's slots across them all.
 #[derive(Default)]
 pub(crate) struct Presence {
     running: Running,
+    lane_slots: Mutex<HashMap<Lane, usize>>,
 }
 
 /// Holds a job's place in the presence report while its attempt runs.
@@ -56,6 +58,14 @@ impl Presence {
         };
         lock(&self.running).insert(attempt, entry);
         Attending { running: &self.running, attempt }
+    }
+
+    /// The lane's running slots across every live worker process, as the
+    /// last report saw them; `own` (this process's) until then, and never
+    /// less.
+    pub(crate) fn lane_slots(&self, lane: Lane, own: usize) -> usize {
+        let slots = self.lane_slots.lock().map(|slots| slots.get(&lane).copied()).unwrap_or(None);
+        slots.unwrap_or(0).max(own)
     }
 
     fn snapshot(&self) -> Vec<RunningJob> {
@@ -95,6 +105,22 @@ pub(crate) async fn report_loop(
         };
         if let Err(err) = store.report_worker(&report).await {
             tracing::warn!(error = %err, "cannot report this worker's presence");
+        }
+        // Every live worker's slots per lane: a tenant's share of a lane is
+        // a share of all of them, however many pods the autoscaler runs.
+        match store.workers(LIVE_WITHIN).await {
+            Ok(workers) => {
+                let mut slots: HashMap<Lane, usize> = HashMap::new();
+                for worker in &workers {
+                    for lane in &worker.lanes {
+                        *slots.entry(lane.lane).or_default() += lane.concurrency;
+                    }
+                }
+                if let Ok(mut lane_slots) = presence.lane_slots.lock() {
+                    *lane_slots = slots;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot read the live workers' slots"),
         }
         tokio::select! {
             () = stop.cancelled() => break,

@@ -228,6 +228,67 @@ pub struct SweepReport {
     pub error: Option<String>,
 }
 
+/// A sweep as one tenant's admin sees it: when it ran, and what it found of
+/// that tenant's reservations. Sweeps cover every tenant at once, so the
+/// platform's figures (shards, everything checked) are not part of it; the
+/// tenant's are read from its reservations' history.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TenantSweep {
+    pub id: Uuid,
+    pub started_at: DateTime<Utc>,
+    /// `running` until every enqueued shard has finished, then `finished`.
+    pub status: String,
+    /// From the sweep's start to its last shard's end, once it is finished.
+    pub duration_seconds: Option<f64>,
+    /// The tenant's reservations whose change at their agency was recorded
+    /// while this sweep ran (until the next one started).
+    pub changed: i64,
+    /// How long after it happened each of those changes was detected.
+    pub staleness: Staleness,
+}
+
+impl TenantSweep {
+    /// `finished_shards` of `enqueued` done, the last at `last_finished`.
+    pub(crate) fn new(
+        id: Uuid,
+        started_at: DateTime<Utc>,
+        shards: (i64, i64, Option<DateTime<Utc>>),
+        changed: i64,
+        staleness: Staleness,
+    ) -> TenantSweep {
+        let (enqueued, finished_shards, last_finished) = shards;
+        let finished = finished_shards >= enqueued;
+        TenantSweep {
+            id,
+            started_at,
+            status: if finished { "finished" } else { "running" }.into(),
+            duration_seconds: finished
+                .then(|| last_finished.map(|end| (end - started_at).num_milliseconds() as f64 / 1000.0))
+                .flatten(),
+            changed,
+            staleness,
+        }
+    }
+}
+
+/// Staleness percentiles of a set of measurements, in seconds (nearest
+/// rank, as PostgreSQL's `percentile_disc`).
+pub(crate) fn staleness_of(mut seconds: Vec<f64>) -> Staleness {
+    seconds.sort_by(f64::total_cmp);
+    let at = |p: f64| -> Option<f64> {
+        let last = seconds.len().checked_sub(1)?;
+        let rank = ((p * seconds.len() as f64).ceil() as usize).saturating_sub(1).min(last);
+        seconds.get(rank).copied()
+    };
+    Staleness {
+        count: seconds.len() as u64,
+        p50_seconds: at(0.5),
+        p90_seconds: at(0.9),
+        p99_seconds: at(0.99),
+        max_seconds: seconds.last().copied(),
+    }
+}
+
 /// The sweep's storage, on both databases.
 #[async_trait]
 pub trait RefreshStore: Send + Sync {
@@ -267,6 +328,10 @@ pub trait RefreshStore: Send + Sync {
 
     /// The latest `limit` sweeps, newest first.
     async fn sweeps(&self, limit: u32) -> Result<Vec<SweepReport>>;
+
+    /// The latest `limit` sweeps, newest first, as `tenant_id`'s admin sees
+    /// them (see [`TenantSweep`]).
+    async fn tenant_sweeps(&self, tenant_id: &str, limit: u32) -> Result<Vec<TenantSweep>>;
 
     /// Deletes sweeps that started before `before`. Returns how many.
     async fn prune_sweeps(&self, before: DateTime<Utc>) -> Result<u64>;

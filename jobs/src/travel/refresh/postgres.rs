@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     changed_event, decide, merged_staleness, shard_count, shard_keys, Decision, PageOutcome, PageWrite, RefreshStore,
-    ShardItem, SweepReport, SweepStart, SweepTotals,
+    ShardItem, Staleness, SweepReport, SweepStart, SweepTotals, TenantSweep,
 };
 use crate::{
     notify::event_types::RESERVATION_CHANGED,
@@ -371,6 +371,52 @@ impl RefreshStore for PgStore {
                     row.try_get("started_at")?,
                     row.try_get("active")?,
                     [row.try_get("shards")?, row.try_get("enqueued")?, row.try_get("skipped")?],
+                ))
+            })
+            .collect()
+    }
+
+    async fn tenant_sweeps(&self, tenant_id: &str, limit: u32) -> Result<Vec<TenantSweep>> {
+        // Each sweep's window runs from its start to the next one's; the
+        // tenant's agency changes detected in it are its findings.
+        let rows = sqlx::query(
+            "WITH s AS (SELECT id, slot, started_at, enqueued FROM sweeps ORDER BY slot DESC LIMIT $2), \
+             w AS (SELECT id, started_at, enqueued, \
+               coalesce(lag(started_at) OVER (ORDER BY slot DESC), 'infinity'::timestamptz) AS until FROM s) \
+             SELECT w.id, w.started_at, w.enqueued::int8 AS enqueued, \
+               (SELECT count(*) FROM sweep_shards sh WHERE sh.sweep_id = w.id AND sh.finished_at IS NOT NULL) \
+                 AS finished_shards, \
+               (SELECT max(finished_at) FROM sweep_shards sh WHERE sh.sweep_id = w.id) AS last_finished, \
+               c.changed, c.measured, c.p50, c.p90, c.p99, c.max \
+             FROM w LEFT JOIN LATERAL ( \
+               SELECT count(*) AS changed, count(x.s) AS measured, \
+                 percentile_disc(0.5) WITHIN GROUP (ORDER BY x.s) AS p50, \
+                 percentile_disc(0.9) WITHIN GROUP (ORDER BY x.s) AS p90, \
+                 percentile_disc(0.99) WITHIN GROUP (ORDER BY x.s) AS p99, max(x.s) AS max \
+               FROM (SELECT greatest(extract(epoch FROM detected_at - changed_at), 0)::float8 AS s \
+                 FROM reservation_changes WHERE tenant_id = $1 AND source = 'agency' \
+                   AND detected_at >= w.started_at AND detected_at < w.until) x) c ON true \
+             ORDER BY w.started_at DESC",
+        )
+        .bind(tenant_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let staleness = Staleness {
+                    count: u64::try_from(row.try_get::<i64, _>("measured")?).unwrap_or(0),
+                    p50_seconds: row.try_get("p50")?,
+                    p90_seconds: row.try_get("p90")?,
+                    p99_seconds: row.try_get("p99")?,
+                    max_seconds: row.try_get("max")?,
+                };
+                Ok(TenantSweep::new(
+                    row.try_get("id")?,
+                    row.try_get("started_at")?,
+                    (row.try_get("enqueued")?, row.try_get("finished_shards")?, row.try_get("last_finished")?),
+                    row.try_get("changed")?,
+                    staleness,
                 ))
             })
             .collect()

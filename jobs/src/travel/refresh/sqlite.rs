@@ -11,8 +11,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
-    changed_event, decide, merged_staleness, shard_count, shard_keys, Decision, PageOutcome, PageWrite, RefreshStore,
-    ShardItem, SweepReport, SweepStart, SweepTotals,
+    changed_event, decide, merged_staleness, shard_count, shard_keys, staleness_of, Decision, PageOutcome, PageWrite,
+    RefreshStore, ShardItem, SweepReport, SweepStart, SweepTotals, TenantSweep,
 };
 use crate::{
     notify::event_types::RESERVATION_CHANGED,
@@ -357,6 +357,50 @@ impl RefreshStore for SqliteStore {
                 row.try_get("active")?,
                 [row.try_get("shards")?, row.try_get("enqueued")?, row.try_get("skipped")?],
             ));
+        }
+        Ok(reports)
+    }
+
+    async fn tenant_sweeps(&self, tenant_id: &str, limit: u32) -> Result<Vec<TenantSweep>> {
+        let sweeps = sqlx::query(
+            "SELECT id, started_at, enqueued, \
+               (SELECT count(*) FROM sweep_shards sh WHERE sh.sweep_id = sweeps.id AND sh.finished_at IS NOT NULL) \
+                 AS finished_shards, \
+               (SELECT max(finished_at) FROM sweep_shards sh WHERE sh.sweep_id = sweeps.id) AS last_finished \
+             FROM sweeps ORDER BY slot DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let mut reports = Vec::with_capacity(sweeps.len());
+        // Each sweep's window runs from its start to the next one's.
+        let mut until = i64::MAX;
+        for row in &sweeps {
+            let started_at: i64 = row.try_get("started_at")?;
+            let seen = sqlx::query(
+                "SELECT changed_at, detected_at FROM reservation_changes \
+                 WHERE tenant_id = ?1 AND source = 'agency' AND detected_at >= ?2 AND detected_at < ?3",
+            )
+            .bind(tenant_id)
+            .bind(started_at)
+            .bind(until)
+            .fetch_all(self.pool())
+            .await?;
+            let mut staleness = Vec::with_capacity(seen.len());
+            for change in &seen {
+                if let Some(changed_at) = change.try_get::<Option<i64>, _>("changed_at")? {
+                    let detected_at: i64 = change.try_get("detected_at")?;
+                    staleness.push((detected_at - changed_at).max(0) as f64 / 1000.0);
+                }
+            }
+            reports.push(TenantSweep::new(
+                uuid(row.try_get("id")?)?,
+                time(started_at)?,
+                (row.try_get("enqueued")?, row.try_get("finished_shards")?, opt_time(row.try_get("last_finished")?)?),
+                i64::try_from(seen.len()).unwrap_or(i64::MAX),
+                staleness_of(staleness),
+            ));
+            until = started_at;
         }
         Ok(reports)
     }
