@@ -28,6 +28,11 @@
 //! A refusal poisons the connection: every later read fails the same way,
 //! and the bytes that broke a limit never reach the parser.
 //!
+//! What async-imap keeps is bounded by these limits too: its read buffer
+//! holds one reply at a time (a line and the literals announced in it),
+//! and its channel of unsolicited replies holds at most 100 (more are
+//! dropped), which `imap.rs` empties after every command.
+//!
 //! Where literals and quoted strings are must be judged exactly as the
 //! parser judges them, or a server could hide parentheses from the guard
 //! (say, in what the guard takes for a literal but the parser reads as the
@@ -481,8 +486,8 @@ impl<S> Guard<S> {
         let now = Instant::now();
         let limits = self.lexer.limits;
         let silent_since = *self.waiting_since.get_or_insert(now);
-        let silence_ends = silent_since + limits.read_timeout;
-        let deadline = self.command_started + limits.command_timeout;
+        let silence_ends = later(silent_since, limits.read_timeout);
+        let deadline = later(self.command_started, limits.command_timeout);
         let (wake, refusal) = if silence_ends <= deadline {
             (silence_ends, Refusal::Stalled(limits.read_timeout))
         } else {
@@ -500,6 +505,12 @@ impl<S> Guard<S> {
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// `at` plus `by`, or a day after `at` when that is past what an `Instant`
+/// can hold (a timeout configured absurdly long).
+fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by).unwrap_or_else(|| at + Duration::from_secs(86_400))
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Guard<S> {

@@ -380,9 +380,10 @@ pub async fn uid_fetch(
         while let Some(fetch) = answers.next().await {
             let fetch = fetch.map_err(|err| failure(what, err))?;
             if fetched.len() == most {
+                let messages = if asked == 1 { "message" } else { "messages" };
                 return Err(ImapFailure::Refused(format!(
-                    "the IMAP server answered a UID FETCH of {asked} messages with more than {most} \
-                     FETCH responses; giving up on this server"
+                    "the IMAP server sent more than {most} FETCH responses to a UID FETCH of {asked} {messages}; \
+                     giving up on this server"
                 )));
             }
             fetched.push(fetch);
