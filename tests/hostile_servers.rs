@@ -264,14 +264,14 @@ async fn hostile_imap_servers_fail_only_their_own_polls() {
         job["status"] == "running"
     })
     .await;
-    let honest_job = match honest {
-        Some(account) => api.poll(account).await,
+    let (honest_job, owner) = match honest {
+        Some(account) => (api.poll(account).await, &api),
         None => {
             let job = admin.post("/v1/jobs", json!({"kind": "noop", "payload": {"sleep_ms": 100}})).await;
-            job["id"].as_str().expect("a job id").to_owned()
+            (job["id"].as_str().expect("a job id").to_owned(), &admin)
         }
     };
-    let done = api
+    let done = owner
         .wait_for_job(&honest_job, Duration::from_secs(60), "the honest job to end", |job| {
             matches!(job["status"].as_str(), Some("succeeded" | "dead" | "failed"))
         })
