@@ -24,7 +24,12 @@ where
 }
 
 fn env_secs(name: &str) -> anyhow::Result<Option<Duration>> {
-    Ok(env_parse::<f64>(name)?.map(|secs| Duration::from_secs_f64(secs.max(0.0))))
+    env_parse::<f64>(name)?
+        .map(|secs| {
+            Duration::try_from_secs_f64(secs.max(0.0))
+                .map_err(|err| anyhow::anyhow!("{name}=`{secs}` is invalid: {err}"))
+        })
+        .transpose()
 }
 
 pub fn data_dir(flag: &std::path::Path) -> PathBuf {
@@ -219,6 +224,19 @@ pub fn agencies() -> anyhow::Result<longhaul_workers::agency::Agencies> {
     let config = longhaul_workers::agency::config::load(std::path::Path::new(&path))
         .with_context(|| format!("LONGHAUL_AGENCIES_FILE={path}"))?;
     longhaul_workers::agency::config::build(&config).with_context(|| format!("LONGHAUL_AGENCIES_FILE={path}"))
+}
+
+/// How long polls wait on an IMAP server: `LONGHAUL_MAIL_READ_TIMEOUT_SECS`
+/// (its silence while we wait for an answer) and
+/// `LONGHAUL_MAIL_COMMAND_TIMEOUT_SECS` (one command, start to end).
+pub fn imap_limits() -> anyhow::Result<longhaul_workers::kinds::email_poll::ImapLimits> {
+    let defaults = longhaul_workers::kinds::email_poll::ImapLimits::default();
+    let read_timeout = env_secs("LONGHAUL_MAIL_READ_TIMEOUT_SECS")?.unwrap_or(defaults.read_timeout);
+    let command_timeout = env_secs("LONGHAUL_MAIL_COMMAND_TIMEOUT_SECS")?.unwrap_or(defaults.command_timeout);
+    if read_timeout.is_zero() || command_timeout.is_zero() {
+        bail!("LONGHAUL_MAIL_READ_TIMEOUT_SECS and LONGHAUL_MAIL_COMMAND_TIMEOUT_SECS must be above 0");
+    }
+    Ok(longhaul_workers::kinds::email_poll::ImapLimits { read_timeout, command_timeout, ..defaults })
 }
 
 /// A yes/no variable: `true`/`1`/`yes` or `false`/`0`/`no`; None when unset.

@@ -41,6 +41,7 @@ fn registry(
         secrets,
         schedule: config.mail_poll,
         allow_private_hosts: config::flag("LONGHAUL_MAIL_ALLOW_PRIVATE_HOSTS")?.unwrap_or(local),
+        imap: config::imap_limits()?,
         ..MailSettings::default()
     }));
     registry.register(ReservationRefresh::new(RefreshSettings {

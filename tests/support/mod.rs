@@ -9,6 +9,8 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod hostile_imap;
+
 use std::{
     collections::{BTreeMap, HashSet},
     fs::File,
@@ -445,6 +447,11 @@ impl Process {
 
     pub fn log_tail(&self, lines: usize) -> String {
         tail(&self.log, lines)
+    }
+
+    /// The process id (of this very process: a restart would be another).
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends a signal (SIGTERM, SIGINT) without waiting.

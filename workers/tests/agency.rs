@@ -447,3 +447,138 @@ async fn a_refused_connection_is_retried_then_unavailable() {
     assert!(reason.starts_with("connection failed") && reason.contains("after 3 tries"), "{reason}");
     assert!(!reason.contains("GONE00000001"), "the URL stays out of the reason: {reason}");
 }
+
+/// How a hostile agency answers every request.
+#[derive(Clone, Copy)]
+enum Hostile {
+    /// This head, then body bytes until the client hangs up.
+    Endless(&'static str),
+    /// A 200 whose JSON body is nested `depth` arrays deep.
+    Nested(usize),
+    /// This head, then a byte of body every 50 ms, never done.
+    Dribble(&'static str),
+    /// A redirect to `location`.
+    Redirect(&'static str),
+}
+
+/// An agency on a loopback port that answers as `how` says; also returns
+/// how many requests it took.
+async fn hostile_agency(how: Hostile) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                match how {
+                    Hostile::Endless(head) => {
+                        let block = vec![b'['; 64 * 1024];
+                        if socket.write_all(head.as_bytes()).await.is_ok() {
+                            while socket.write_all(&block).await.is_ok() {}
+                        }
+                    }
+                    Hostile::Nested(depth) => {
+                        let body = "[".repeat(depth) + &"]".repeat(depth);
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = socket.write_all((head + &body).as_bytes()).await;
+                    }
+                    Hostile::Dribble(head) => {
+                        if socket.write_all(head.as_bytes()).await.is_ok() {
+                            while socket.write_all(b" ").await.is_ok() {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                    Hostile::Redirect(location) => {
+                        let head = format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+                        let _ = socket.write_all(head.as_bytes()).await;
+                    }
+                }
+            });
+        }
+    });
+    (url, requests)
+}
+
+/// The agency at `base_url`, as the workers build it from their
+/// configuration: quick to give up, no retries.
+fn configured(base_url: &str, batch: bool, timeout_ms: u64) -> Arc<dyn Agency> {
+    let batch_path = if batch { r#", "batch_path": "/batch""# } else { "" };
+    let json = format!(
+        r#"{{"providers": [{{"name": "hostile", "base_url": "{base_url}", "timeout_ms": {timeout_ms}, "max_retries": 0{batch_path}}}]}}"#
+    );
+    let agencies = config::build(&config::from_json(&json).expect("a config")).expect("agencies");
+    Arc::clone(agencies.for_provider("hostile").expect("the agency"))
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_cap_is_refused_while_it_streams() {
+    for head in [
+        // No length: the cap stops the read.
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        // A length over the cap: nothing is read.
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n",
+    ] {
+        let (url, _) = hostile_agency(Hostile::Endless(head)).await;
+        for batch in [false, true] {
+            let started = Instant::now();
+            let err = configured(&url, batch, 30_000).fetch(&[lookup("x", 1, None)]).await.expect_err("too large");
+            let AgencyError::BadResponse { reason, .. } = &err else { panic!("{err:?}") };
+            assert!(reason.contains("larger than 16 MiB"), "{reason}");
+            assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_dribbles_past_the_timeout_is_given_up_on() {
+    let (url, _) = hostile_agency(Hostile::Dribble(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+    ))
+    .await;
+    let started = Instant::now();
+    let err = configured(&url, false, 300).fetch(&[lookup("x", 1, None)]).await.expect_err("too slow");
+    let AgencyError::Unavailable { reason, .. } = &err else { panic!("{err:?}") };
+    assert!(reason.contains("timed out after 300 ms"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_deeply_nested_answer_is_unreadable_not_a_crash() {
+    let (url, _) = hostile_agency(Hostile::Nested(100_000)).await;
+    let fetched = configured(&url, false, 30_000).fetch(&[lookup("x", 1, None)]).await.expect("an answer");
+    assert!(
+        matches!(&fetched[..], [Fetched::Invalid(reason)] if reason.contains("recursion limit exceeded")),
+        "{fetched:?}"
+    );
+    let err = configured(&url, true, 30_000).fetch(&[lookup("x", 1, None)]).await.expect_err("unreadable");
+    let AgencyError::BadResponse { reason, .. } = &err else { panic!("{err:?}") };
+    assert!(reason.contains("recursion limit exceeded"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let (target, reached) = hostile_agency(Hostile::Nested(1)).await;
+    let location: &'static str = Box::leak(format!("{target}/elsewhere").into_boxed_str());
+    let (url, _) = hostile_agency(Hostile::Redirect(location)).await;
+    let err = configured(&url, false, 30_000).fetch(&[lookup("x", 1, None)]).await.expect_err("a redirect");
+    let AgencyError::BadResponse { reason, .. } = &err else { panic!("{err:?}") };
+    assert!(reason.contains("302"), "{reason}");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "the redirect's target was never asked");
+}

@@ -220,8 +220,16 @@ pub fn from_json(text: &str) -> Result<AgenciesConfig, ConfigError> {
 /// its name and aliases. Reads the `env:` headers from the environment.
 pub fn build(config: &AgenciesConfig) -> Result<Agencies, ConfigError> {
     config.validate()?;
+    // An agency's address is the operator's choice, not a user's, so it is
+    // neither checked against private ranges nor pinned against DNS
+    // rebinding as mail hosts are. What the agency answers is not trusted,
+    // though: bodies are capped and JSON depth limited (`http.rs`), and
+    // redirects are not followed, since one could lead the request (and
+    // the reservation details read from its answer) to any address the
+    // worker can reach, such as the cloud's metadata service.
     let client = reqwest::Client::builder()
         .user_agent(concat!("longhaul/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|err| ConfigError::Client(err.to_string()))?;
     let mut agencies = Agencies::default();

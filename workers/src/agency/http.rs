@@ -50,7 +50,11 @@ use super::{
     Agency, AgencyError, AgencyReservation, Fetched, Lookup,
 };
 
-/// The largest response body read; a larger one is a bad response.
+/// The largest response body read; a larger one is a bad response, refused
+/// as soon as its length or its bytes pass this, never read whole first.
+/// Bodies are parsed by serde_json, whose recursion limit (128, not
+/// disabled: the `unbounded_depth` feature is off) keeps a deeply nested
+/// answer from overflowing the stack.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// One provider's HTTP JSON API as an [`Agency`] (see the module
@@ -75,8 +79,9 @@ pub struct HttpJsonAgency {
 
 impl HttpJsonAgency {
     /// The adapter for `config`, sending through `client` (share one client
-    /// between providers: it pools connections). Checks `config` and reads
-    /// its `env:` headers from the environment.
+    /// between providers: it pools connections; `config::build` makes one
+    /// that follows no redirects). Checks `config` and reads its `env:`
+    /// headers from the environment.
     pub fn new(config: &ProviderConfig, client: Client) -> Result<Self, ConfigError> {
         let checked = config.checked(&|var| std::env::var(var).ok())?;
         let limiter = Limiter::new(config.rate_per_sec, checked.burst, checked.concurrency).map_err(|err| {
@@ -271,9 +276,9 @@ impl HttpJsonAgency {
         if accepted {
             let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let body = read_body(response).await.map_err(|failure| match failure {
-                BodyFailure::TooLarge => {
-                    Failure::Fatal(self.bad_response(format!("the response is larger than {MAX_BODY_BYTES} bytes")))
-                }
+                BodyFailure::TooLarge => Failure::Fatal(
+                    self.bad_response(format!("the response is larger than {} MiB", MAX_BODY_BYTES >> 20)),
+                ),
                 BodyFailure::Read(err) => self.send_failure(&err),
             })?;
             self.count(if status == StatusCode::NOT_MODIFIED { "not_modified" } else { "ok" });

@@ -4,7 +4,8 @@
 //!
 //! Every byte the client writes passes through [`Wire`], which notes each
 //! command's name (never its arguments): the bench reports exactly what a
-//! poll sends, and tests assert it.
+//! poll sends, and tests assert it. Every byte the server sends passes
+//! through a [`Guard`] before async-imap parses it (see `guard.rs`).
 
 use std::{
     fmt, io,
@@ -15,7 +16,12 @@ use std::{
     time::Duration,
 };
 
-use async_imap::{error::Error as ImapError, Authenticator, Client, Session};
+use async_imap::{
+    error::Error as ImapError,
+    types::{Fetch, Mailbox},
+    Authenticator, Client, Session,
+};
+use futures::StreamExt;
 use longhaul_jobs::travel::mail::MailTls;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -26,6 +32,8 @@ use tokio_rustls::{
     TlsConnector,
 };
 
+use super::guard::{Guard, ImapLimits, Refusal};
+
 /// How long connecting (TCP, TLS, greeting) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,7 +43,13 @@ pub enum ImapFailure {
     /// The server refused the credentials: only the owner can fix that.
     #[error("the IMAP server refused the credentials: {0}")]
     Auth(String),
-    /// Anything else (network, TLS, a server hiccup): worth another try.
+    /// The server sent what no IMAP server should (see `guard.rs`): it
+    /// will send it again, so retrying would only pay the same bounded
+    /// cost to fail the same way.
+    #[error("{0}")]
+    Refused(String),
+    /// Anything else (network, TLS, a server hiccup, a timeout): worth
+    /// another try.
     #[error("{0}")]
     Transient(String),
 }
@@ -43,6 +57,46 @@ pub enum ImapFailure {
 impl ImapFailure {
     fn transient(what: &str, err: impl fmt::Display) -> ImapFailure {
         ImapFailure::Transient(format!("{what}: {err}"))
+    }
+}
+
+/// The guard's refusal behind an error, if that is what it is.
+pub fn refusal(err: &ImapError) -> Option<&Refusal> {
+    match err {
+        ImapError::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<Refusal>()),
+        _ => None,
+    }
+}
+
+/// At most this many characters of what a server said go into an error.
+const MAX_QUOTED: usize = 300;
+
+/// What went wrong while doing `what`, for the job's error and the logs. A
+/// reply that does not parse is not quoted: async-imap would quote all of
+/// it, and the server chose every byte; what else a server said is cut
+/// short.
+pub fn failure(what: &str, err: ImapError) -> ImapFailure {
+    if let Some(refusal) = refusal(&err) {
+        return if refusal.is_timeout() {
+            ImapFailure::Transient(format!("{what}: {refusal}"))
+        } else {
+            ImapFailure::Refused(format!("{refusal}; giving up on this server ({what})"))
+        };
+    }
+    let text = match &err {
+        ImapError::Io(io) if io.to_string().contains(" during parsing of ") => {
+            "the IMAP server sent a reply that does not parse".to_owned()
+        }
+        other => clip(&other.to_string(), MAX_QUOTED),
+    };
+    ImapFailure::transient(what, text)
+}
+
+/// `text`, cut to at most `max` characters.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
 
@@ -189,15 +243,20 @@ async fn tcp(host: &str, port: u16, allow_private: bool) -> Result<TcpStream, Im
     })
 }
 
-async fn tls_over(host: &str, stream: TcpStream, transcript: Transcript) -> Result<Box<dyn Io>, ImapFailure> {
+async fn tls_over(
+    host: &str,
+    stream: TcpStream,
+    transcript: Transcript,
+    limits: ImapLimits,
+) -> Result<Box<dyn Io>, ImapFailure> {
     let name = ServerName::try_from(host.to_owned())
         .map_err(|err| ImapFailure::transient(&format!("`{host}` is not a TLS server name"), err))?;
     let tls = tls_connector()?
         .connect(name, stream)
         .await
         .map_err(|err| ImapFailure::transient(&format!("TLS with {host}"), err))?;
-    // Recorded above TLS: the commands, not the ciphertext.
-    Ok(Box::new(Wire::new(tls, transcript)))
+    // Recorded and checked above TLS: commands and replies, not ciphertext.
+    Ok(Box::new(Guard::new(Wire::new(tls, transcript), limits)))
 }
 
 /// Reads the server's greeting.
@@ -208,7 +267,7 @@ async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug>(
 ) -> Result<(), ImapFailure> {
     match client.read_response().await {
         Some(Ok(_greeting)) => Ok(()),
-        Some(Err(err)) => Err(ImapFailure::transient("reading the greeting", err)),
+        Some(Err(err)) => Err(failure("reading the greeting", err.into())),
         None => Err(ImapFailure::Transient(format!("{host}:{port} closed the connection at once"))),
     }
 }
@@ -220,30 +279,30 @@ pub async fn connect(
     tls: MailTls,
     allow_private: bool,
     transcript: Transcript,
+    limits: ImapLimits,
 ) -> Result<Client<Box<dyn Io>>, ImapFailure> {
     let connecting = async {
         let stream = tcp(host, port, allow_private).await?;
         match tls {
             MailTls::Tls => {
-                let mut client = Client::new(tls_over(host, stream, transcript).await?);
+                let mut client = Client::new(tls_over(host, stream, transcript, limits).await?);
                 greet(&mut client, host, port).await?;
                 Ok(client)
             }
             MailTls::None => {
-                let mut client = Client::new(Box::new(Wire::new(stream, transcript)) as Box<dyn Io>);
+                let guarded = Guard::new(Wire::new(stream, transcript), limits);
+                let mut client = Client::new(Box::new(guarded) as Box<dyn Io>);
                 greet(&mut client, host, port).await?;
                 Ok(client)
             }
             MailTls::Starttls => {
-                let mut client = Client::new(Wire::new(stream, transcript.clone()));
+                let mut client = Client::new(Guard::new(Wire::new(stream, transcript.clone()), limits));
                 greet(&mut client, host, port).await?;
-                client
-                    .run_command_and_check_ok("STARTTLS", None)
-                    .await
-                    .map_err(|err| ImapFailure::transient("STARTTLS", err))?;
-                // No greeting follows STARTTLS.
-                let plain = client.into_inner().inner;
-                Ok(Client::new(tls_over(host, plain, transcript).await?))
+                client.run_command_and_check_ok("STARTTLS", None).await.map_err(|err| failure("STARTTLS", err))?;
+                // No greeting follows STARTTLS, and whatever came after its
+                // OK in plain text (an injection) is dropped with the guard.
+                let plain = client.into_inner().into_inner().inner;
+                Ok(Client::new(tls_over(host, plain, transcript, limits).await?))
             }
         }
     };
@@ -254,8 +313,8 @@ pub async fn connect(
 
 fn auth_error(err: ImapError) -> ImapFailure {
     match err {
-        ImapError::No(text) => ImapFailure::Auth(text.trim().to_owned()),
-        other => ImapFailure::transient("logging in", other),
+        ImapError::No(text) => ImapFailure::Auth(clip(text.trim(), MAX_QUOTED)),
+        other => failure("logging in", other),
     }
 }
 
@@ -280,13 +339,79 @@ impl Authenticator for XOAuth2 {
     }
 }
 
+/// The XOAUTH2 initial response, as sent (base64, as async-imap encodes
+/// it) or not.
+pub fn xoauth2_response(user: &str, access_token: &str, encoded: bool) -> String {
+    let response = format!("user={user}\x01auth=Bearer {access_token}\x01\x01");
+    if encoded {
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, response)
+    } else {
+        response
+    }
+}
+
 pub async fn login_xoauth2(
     client: Client<Box<dyn Io>>,
     user: &str,
     access_token: &str,
 ) -> Result<ImapSession, ImapFailure> {
-    let response = format!("user={user}\x01auth=Bearer {access_token}\x01\x01");
+    let response = xoauth2_response(user, access_token, false);
     client.authenticate("XOAUTH2", XOAuth2 { response: Some(response) }).await.map_err(|(err, _)| auth_error(err))
+}
+
+/// Servers may add FETCH responses nobody asked for (flags changed by
+/// another client) to any command's answer; past this many more than
+/// asked, the answer is not a mailbox's.
+const UNASKED_FETCHES: usize = 100;
+
+/// `UID FETCH uids query`, collected: at most `asked` answers (the UIDs
+/// in `uids`) and [`UNASKED_FETCHES`] more.
+pub async fn uid_fetch(
+    session: &mut ImapSession,
+    uids: &str,
+    query: &str,
+    asked: usize,
+    what: &str,
+) -> Result<Vec<Fetch>, ImapFailure> {
+    let most = asked.saturating_add(UNASKED_FETCHES);
+    let mut fetched = Vec::new();
+    {
+        let mut answers = session.uid_fetch(uids, query).await.map_err(|err| failure(what, err))?;
+        while let Some(fetch) = answers.next().await {
+            let fetch = fetch.map_err(|err| failure(what, err))?;
+            if fetched.len() == most {
+                let messages = if asked == 1 { "message" } else { "messages" };
+                return Err(ImapFailure::Refused(format!(
+                    "the IMAP server sent more than {most} FETCH responses to a UID FETCH of {asked} {messages}; \
+                     giving up on this server"
+                )));
+            }
+            fetched.push(fetch);
+        }
+    }
+    forget_unsolicited(session);
+    Ok(fetched)
+}
+
+/// `STATUS mailbox items`.
+pub async fn status(session: &mut ImapSession, mailbox: &str, items: &str) -> Result<Mailbox, ImapFailure> {
+    let status = session.status(mailbox, items).await.map_err(|err| failure("IMAP STATUS", err));
+    forget_unsolicited(session);
+    status
+}
+
+/// `EXAMINE mailbox`: selected read-only.
+pub async fn examine(session: &mut ImapSession, mailbox: &str) -> Result<Mailbox, ImapFailure> {
+    let examined = session.examine(mailbox).await.map_err(|err| failure("IMAP EXAMINE", err));
+    forget_unsolicited(session);
+    examined
+}
+
+/// Drops the replies async-imap kept aside (up to 100, some as large as a
+/// whole reply): a poll has no use for them, and they would stay in memory
+/// until the session ends.
+fn forget_unsolicited(session: &mut ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
 }
 
 #[cfg(test)]
@@ -308,6 +433,26 @@ mod tests {
         for public in ["93.184.216.34", "2a00:1450:4001::6d"] {
             assert!(!forbidden(ip(public), false), "{public}");
         }
+    }
+
+    #[test]
+    fn a_refusal_is_for_good_a_timeout_for_another_try_and_a_bad_reply_is_not_quoted() {
+        let io = |refusal: Refusal| ImapError::Io(io::Error::new(io::ErrorKind::InvalidData, refusal));
+        let refused = failure("IMAP UID FETCH", io(Refusal::TooDeep(128)));
+        assert_eq!(
+            refused.to_string(),
+            "the IMAP server sent a reply nested deeper than 128 levels; giving up on this server (IMAP UID FETCH)"
+        );
+        assert!(matches!(refused, ImapFailure::Refused(_)));
+        let slow = failure("IMAP STATUS", io(Refusal::Stalled(Duration::from_secs(60))));
+        assert!(matches!(&slow, ImapFailure::Transient(text) if text.contains("silent for 60 s")), "{slow}");
+
+        let garbage =
+            io::Error::other(format!("Error(..) during parsing of {:?}", "a1 LOGIN user hunter2 ".repeat(1000)));
+        let failed = failure("IMAP STATUS", ImapError::Io(garbage));
+        assert_eq!(failed.to_string(), "IMAP STATUS: the IMAP server sent a reply that does not parse");
+        let chatty = failure("IMAP EXAMINE", ImapError::Bad("x".repeat(10_000)));
+        assert!(chatty.to_string().chars().count() < MAX_QUOTED + 40, "{chatty}");
     }
 
     #[test]

@@ -22,6 +22,9 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 pub const MAX_MESSAGE_BYTES: u32 = 25 * 1024 * 1024;
 /// Each HTML (or JSON-LD) part fetched is at most this large.
 pub const MAX_PART_BYTES: u32 = 2 * 1024 * 1024;
+/// At most this much of a message's header is fetched: senders, dates and
+/// verdicts are at its top, and a batch of headers stays a few MiB.
+pub const MAX_HEADER_BYTES: u32 = 256 * 1024;
 /// At most this many parts of one message are fetched.
 pub const MAX_PARTS: usize = 8;
 

@@ -18,12 +18,19 @@
 //! 5. commits each batch's reservations with the new sync position in one
 //!    transaction, fenced on its hold of the account.
 //!
+//! The server is the user's choice, so it is not trusted: every reply goes
+//! through the guard (`guard.rs`) before it is parsed, and a poll's
+//! collections are bounded. A server that breaks the guard's limits fails
+//! the poll for good, with the reason; one that is too slow fails it for
+//! another try. No reply can take the worker down.
+//!
 //! A UIDVALIDITY change means the server renumbered the mailbox: the sync
 //! starts over from UID 1, and the reservations' dedupe keys keep what is
 //! found again from being duplicated. A message that cannot be parsed is
 //! skipped and counted, never fatal. A refused credential fails the job
 //! permanently and marks the account `needs_attention`.
 
+mod guard;
 mod imap;
 pub mod message;
 mod oauth;
@@ -32,7 +39,6 @@ use std::{sync::Arc, time::Duration};
 
 use async_imap::imap_proto::{BodyStructure, ContentEncoding, SectionPath};
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use longhaul_jobs::{
     model::EmailPollPayload,
     travel::mail::{
@@ -45,6 +51,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+pub use guard::ImapLimits;
 pub use imap::Transcript;
 
 use super::{Handler, JobError, JobResult};
@@ -69,24 +76,19 @@ pub struct MailSettings {
     pub allow_private_hosts: bool,
     /// When an inbox that just had mail is polled next.
     pub schedule: PollSchedule,
-    /// For token endpoints: no redirects (a redirect could lead the grant
-    /// somewhere the URL check never saw).
-    pub http: reqwest::Client,
+    /// What an IMAP server may send, and how slowly.
+    pub imap: ImapLimits,
 }
 
 impl Default for MailSettings {
     fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         MailSettings {
             secrets: None,
             batch: 200,
             max_per_poll: 5_000,
             allow_private_hosts: false,
             schedule: PollSchedule::default(),
-            http,
+            imap: ImapLimits::default(),
         }
     }
 }
@@ -118,6 +120,10 @@ impl From<imap::ImapFailure> for PollError {
     fn from(failure: imap::ImapFailure) -> Self {
         match failure {
             imap::ImapFailure::Auth(_) => PollError::Attention(failure.to_string()),
+            // Permanent for this job, but the account stays active: its next
+            // scheduled poll tries again, so a server that is fixed (or a
+            // message deleted) recovers without anyone's help.
+            imap::ImapFailure::Refused(text) => PollError::Permanent(text),
             imap::ImapFailure::Transient(text) => PollError::Transient(text),
         }
     }
@@ -129,8 +135,25 @@ impl From<longhaul_jobs::store::StoreError> for PollError {
     }
 }
 
-fn imap_error(what: &str) -> impl Fn(async_imap::error::Error) -> PollError + '_ {
-    move |err| PollError::Transient(format!("IMAP {what}: {err}"))
+impl PollError {
+    /// The same error with every secret of the poll taken out of its text:
+    /// a hostile server may quote back what we sent it.
+    fn redacted(self, secrets: &[String]) -> PollError {
+        let clean = |text: String| {
+            // Shorter strings would take words out of the text, and hide
+            // little of a secret anyway.
+            secrets
+                .iter()
+                .filter(|secret| secret.len() >= 4)
+                .fold(text, |text, secret| text.replace(secret.as_str(), "[redacted]"))
+        };
+        match self {
+            PollError::Attention(text) => PollError::Attention(clean(text)),
+            PollError::Permanent(text) => PollError::Permanent(clean(text)),
+            PollError::Transient(text) => PollError::Transient(clean(text)),
+            other => other,
+        }
+    }
 }
 
 /// Messages skipped, by reason.
@@ -251,10 +274,41 @@ impl EmailPoll {
         let secret = MailSecret::open(secrets, &grant.secret, &context)
             .await
             .map_err(|err| PollError::Permanent(format!("the stored credential cannot be opened: {err}")))?;
+        let mut known = match &secret {
+            MailSecret::Password { password } => vec![password.clone()],
+            MailSecret::Oauth2 { client_secret, refresh_token, .. } => {
+                let mut known = vec![refresh_token.clone()];
+                known.extend(client_secret.clone());
+                known
+            }
+        };
+        let result = self.sync_as(ctx, grant, secrets, &secret, transcript, &mut known).await;
+        result.map_err(|err| err.redacted(&known))
+    }
+
+    /// Logs in with `secret` and reads the inbox. Every secret it sends
+    /// goes into `known`, to be kept out of any error.
+    async fn sync_as(
+        &self,
+        ctx: &JobContext,
+        grant: &PollGrant,
+        secrets: &Envelope,
+        secret: &MailSecret,
+        transcript: Transcript,
+        known: &mut Vec<String>,
+    ) -> Result<PollReport, PollError> {
+        let account = &grant.account;
         let allow_private = self.settings.allow_private_hosts;
-        let client =
-            imap::connect(&account.imap_host, account.imap_port, account.tls, allow_private, transcript).await?;
-        let mut session = match &secret {
+        let client = imap::connect(
+            &account.imap_host,
+            account.imap_port,
+            account.tls,
+            allow_private,
+            transcript,
+            self.settings.imap,
+        )
+        .await?;
+        let mut session = match secret {
             MailSecret::Password { password } => imap::login(client, &account.username, password).await?,
             MailSecret::Oauth2 { token_url, client_id, client_secret, refresh_token } => {
                 let token_error = |err: oauth::TokenError| match err {
@@ -262,12 +316,14 @@ impl EmailPoll {
                     oauth::TokenError::Forbidden(_) => PollError::Permanent(err.to_string()),
                     oauth::TokenError::Transient(_) => PollError::Transient(err.to_string()),
                 };
-                oauth::check_endpoint(token_url, allow_private).await.map_err(token_error)?;
-                let tokens =
-                    oauth::refresh(&self.settings.http, token_url, client_id, client_secret.as_deref(), refresh_token)
-                        .await
-                        .map_err(token_error)?;
+                let endpoint = oauth::check_endpoint(token_url, allow_private).await.map_err(token_error)?;
+                let tokens = oauth::refresh(&endpoint, client_id, client_secret.as_deref(), refresh_token)
+                    .await
+                    .map_err(token_error)?;
+                known.push(tokens.access_token.clone());
+                known.push(imap::xoauth2_response(&account.username, &tokens.access_token, true));
                 if let Some(rotated) = tokens.rotated_refresh_token {
+                    known.push(rotated.clone());
                     // Stored before anything else: the old token may be dead already.
                     let renewed = MailSecret::Oauth2 {
                         token_url: token_url.clone(),
@@ -275,6 +331,7 @@ impl EmailPoll {
                         client_secret: client_secret.clone(),
                         refresh_token: rotated,
                     };
+                    let context = MailSecret::context(&account.tenant_id, &account.user_id, account.id);
                     let sealed = renewed
                         .seal(secrets, &context)
                         .await
@@ -290,7 +347,7 @@ impl EmailPoll {
         let result = self.read_inbox(ctx, &mut session, grant).await;
         // LOGOUT without waiting for its answer: the poll is done.
         if let Err(err) = session.run_command("LOGOUT").await {
-            tracing::debug!(error = %err, "LOGOUT failed");
+            tracing::debug!(error = %imap::failure("LOGOUT", err), "LOGOUT failed");
         }
         result
     }
@@ -303,7 +360,7 @@ impl EmailPoll {
     ) -> Result<PollReport, PollError> {
         let account = &grant.account;
         let mut report = PollReport::default();
-        let status = session.status("INBOX", "(UIDNEXT UIDVALIDITY)").await.map_err(imap_error("STATUS"))?;
+        let status = imap::status(session, "INBOX", "(UIDNEXT UIDVALIDITY)").await?;
         let validity =
             status.uid_validity.ok_or_else(|| PollError::Transient("the server reported no UIDVALIDITY".into()))?;
         let uid_next = status.uid_next.ok_or_else(|| PollError::Transient("the server reported no UIDNEXT".into()))?;
@@ -331,7 +388,7 @@ impl EmailPoll {
             }
             return Ok(report);
         }
-        let examined = session.examine("INBOX").await.map_err(imap_error("EXAMINE"))?;
+        let examined = imap::examine(session, "INBOX").await?;
         if examined.uid_validity.is_some_and(|v| v != validity) {
             return Err(PollError::Transient("the mailbox was renumbered during the poll".into()));
         }
@@ -348,13 +405,11 @@ impl EmailPoll {
                 position: SyncPosition { uid_validity: Some(validity), last_uid: to },
                 ..SyncBatch::default()
             };
-            let heads: Vec<_> = session
-                .uid_fetch(format!("{from}:{to}"), "(UID RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER])")
-                .await
-                .map_err(imap_error("UID FETCH"))?
-                .try_collect()
-                .await
-                .map_err(imap_error("UID FETCH"))?;
+            // The header is fetched in part, as the parts are: the server
+            // cannot send more, whatever the message holds.
+            let query = format!("(UID RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER]<0.{}>)", message::MAX_HEADER_BYTES);
+            let asked = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
+            let heads = imap::uid_fetch(session, &format!("{from}:{to}"), &query, asked, "IMAP UID FETCH").await?;
             let mut heads: Vec<_> =
                 heads.into_iter().filter(|f| f.uid.is_some_and(|uid| uid >= from && uid <= to)).collect();
             heads.sort_by_key(|f| f.uid);
@@ -430,13 +485,8 @@ impl EmailPoll {
             parts.iter().map(|p| format!("BODY.PEEK[{}]<0.{}>", p.section(), message::MAX_PART_BYTES)).collect();
         // A failed fetch is the connection's problem, not the message's: the
         // poll stops before its position moves past the message.
-        let fetched: Vec<_> = session
-            .uid_fetch(uid.to_string(), format!("({})", sections.join(" ")))
-            .await
-            .map_err(imap_error("UID FETCH of parts"))?
-            .try_collect()
-            .await
-            .map_err(imap_error("UID FETCH of parts"))?;
+        let query = format!("({})", sections.join(" "));
+        let fetched = imap::uid_fetch(session, &uid.to_string(), &query, 1, "IMAP UID FETCH of parts").await?;
         let Some(fetch) = fetched.iter().find(|f| f.uid == Some(uid)) else {
             return Ok(Err("the server returned none of its parts".into()));
         };
@@ -518,4 +568,35 @@ fn wanted_parts(structure: &BodyStructure<'_>) -> Vec<Part> {
         wanted.push(Part { path, content_type: format!("{ty}/{subtype}"), charset, encoding, is_json });
     }
     wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_a_server_quotes_back_are_taken_out_of_errors() {
+        let secrets = ["hunter2-password".to_owned(), "abc".to_owned()];
+        let quoted = PollError::Transient("BAD: `a1 LOGIN u hunter2-password` is not abc".into());
+        match quoted.redacted(&secrets) {
+            PollError::Transient(text) => assert_eq!(text, "BAD: `a1 LOGIN u [redacted]` is not abc"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_deepest_body_structure_allowed_is_walked_to_its_first_32_levels() {
+        let mut reply = b"* 1 FETCH (UID 1 BODYSTRUCTURE ".to_vec();
+        let depth = ImapLimits::default().max_depth as usize - 1;
+        reply.extend(std::iter::repeat_n(b'(', depth - 1));
+        reply.extend(b"(\"text\" \"html\" NIL NIL NIL \"7bit\" 10 1)");
+        reply.extend(b" \"mixed\")".repeat(depth - 1));
+        reply.extend(b")\r\n");
+        let (_, parsed) = async_imap::imap_proto::parser::parse_response(&reply).expect("parses");
+        let async_imap::imap_proto::Response::Fetch(_, attributes) = parsed else { panic!("{parsed:?}") };
+        let Some(async_imap::imap_proto::AttributeValue::BodyStructure(structure)) = attributes.get(1) else {
+            panic!("{attributes:?}")
+        };
+        assert!(wanted_parts(structure).is_empty(), "the text part is deeper than a booking's");
+    }
 }
