@@ -117,6 +117,25 @@ pub fn body_limit() -> anyhow::Result<usize> {
     Ok(env_parse("LONGHAUL_BODY_LIMIT_BYTES")?.unwrap_or(longhaul_api::DEFAULT_BODY_LIMIT))
 }
 
+/// How tokens are verified: the dev key given, and the identity provider's
+/// JWKS (`LONGHAUL_JWKS_URL`), issuer (`LONGHAUL_JWT_ISSUER`) and app
+/// clients (`LONGHAUL_JWT_AUDIENCE`, comma-separated).
+pub fn auth(dev_key: Option<Vec<u8>>) -> longhaul_api::auth::AuthConfig {
+    auth_from(env, dev_key)
+}
+
+fn auth_from(var: impl Fn(&str) -> Option<String>, dev_key: Option<Vec<u8>>) -> longhaul_api::auth::AuthConfig {
+    let audiences = var("LONGHAUL_JWT_AUDIENCE")
+        .map(|list| list.split(',').map(str::trim).filter(|aud| !aud.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    longhaul_api::auth::AuthConfig {
+        dev_key,
+        jwks_url: var("LONGHAUL_JWKS_URL"),
+        issuer: var("LONGHAUL_JWT_ISSUER").map(|issuer| issuer.trim().to_owned()),
+        audiences,
+    }
+}
+
 /// The worker runtime's settings.
 pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow::Result<WorkerConfig> {
     let defaults = WorkerConfig::default();
@@ -267,6 +286,22 @@ mod tests {
         assert_eq!(config.lanes[&Lane::Video].url, "https://sqs.example/video-fast");
         assert_eq!(config.lanes[&Lane::Video].dlq_url, format!("{prefix}video-dlq"));
         assert_eq!(config.max_receive_count, DEFAULT_MAX_RECEIVE_COUNT);
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn the_audience_is_a_comma_separated_list() {
+        let auth = auth_from(
+            vars(&[("LONGHAUL_JWT_AUDIENCE", " app-ios, app-android ,,"), ("LONGHAUL_JWT_ISSUER", "https://idp")]),
+            None,
+        );
+        assert_eq!(auth.audiences, ["app-ios", "app-android"]);
+        assert_eq!(auth.issuer.as_deref(), Some("https://idp"));
+        assert!(auth_from(vars(&[]), None).audiences.is_empty());
     }
 
     #[test]

@@ -226,7 +226,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         queue: Some(queue.clone()),
         objects: Some(objects.clone()),
         metrics: crate::telemetry::metrics(),
-        auth: auth::AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: config::env("LONGHAUL_JWKS_URL") },
+        auth: config::auth(Some(dev_key.clone())),
         ..ApiConfig::default()
     };
     let token =
@@ -278,7 +278,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
         queue: Some(queue),
         objects: Some(objects),
         metrics: crate::telemetry::metrics(),
-        auth: auth::AuthConfig { dev_key, jwks_url: config::env("LONGHAUL_JWKS_URL") },
+        auth: config::auth(dev_key),
         ..ApiConfig::default()
     };
     let stop = shutdown_signal();

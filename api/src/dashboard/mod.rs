@@ -239,8 +239,14 @@ impl FromRequestParts<AppState> for Admin {
         let Some(role) = parse_role(&session.role) else {
             return Err(Denied::Forbidden(USER_TOKEN.to_owned()));
         };
-        let principal =
-            Principal { tenant_id: session.tenant_id, user_id: session.user_id, role, locale: None, name: None };
+        let principal = Principal {
+            tenant_id: session.tenant_id,
+            user_id: session.user_id,
+            role,
+            locale: None,
+            name: None,
+            expires_at: Some(session.expires_at),
+        };
         Ok(Admin { principal, csrf: Some(session.csrf), session_hash: Some(session_hash) })
     }
 }

@@ -46,7 +46,7 @@ async fn readyz_is_unavailable_when_a_check_fails() {
     }
     let store = longhaul_jobs::testing::TestStore::new(longhaul_jobs::testing::Backend::Sqlite).await.expect("a store");
     let config = longhaul_api::ApiConfig {
-        auth: longhaul_api::auth::AuthConfig { dev_key: Some(vec![1; 32]), jwks_url: None },
+        auth: longhaul_api::auth::AuthConfig { dev_key: Some(vec![1; 32]), ..Default::default() },
         readiness: vec![std::sync::Arc::new(Down)],
         ..Default::default()
     };

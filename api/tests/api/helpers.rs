@@ -40,7 +40,7 @@ impl TestApp {
         let objects = TestObjectStore::new(objects).await.expect("a fresh object store");
         let dev_key = rand::random::<[u8; 32]>().to_vec();
         let config = ApiConfig {
-            auth: AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: None },
+            auth: AuthConfig { dev_key: Some(dev_key.clone()), ..AuthConfig::default() },
             sse_poll_interval: Duration::from_millis(50),
             objects: Some(objects.store.clone()),
             secrets: Some(Envelope::new(std::sync::Arc::new(
