@@ -117,6 +117,43 @@ pub fn body_limit() -> anyhow::Result<usize> {
     Ok(env_parse("LONGHAUL_BODY_LIMIT_BYTES")?.unwrap_or(longhaul_api::DEFAULT_BODY_LIMIT))
 }
 
+/// `name` parsed from `var` (the environment, or a test's map), or None.
+fn parse_from<T: FromStr>(var: &impl Fn(&str) -> Option<String>, name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    var(name)
+        .map(|value| value.trim().parse::<T>().map_err(|err| anyhow::anyhow!("{name}=`{value}` is invalid: {err}")))
+        .transpose()
+}
+
+/// The API's rate limits and caps per user and tenant (`LONGHAUL_RATE_LIMIT_*`
+/// and `LONGHAUL_MAX_*_PER_USER`); a 0 turns one off.
+pub fn limits() -> anyhow::Result<longhaul_api::limits::Limits> {
+    limits_from(env)
+}
+
+fn limits_from(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<longhaul_api::limits::Limits> {
+    let defaults = longhaul_api::limits::Limits::default();
+    let period = match parse_from::<f64>(&var, "LONGHAUL_RATE_LIMIT_PERIOD_SECS")? {
+        None => defaults.period,
+        Some(secs) if secs.is_finite() && secs >= 0.001 => Duration::from_secs_f64(secs),
+        Some(secs) => bail!("LONGHAUL_RATE_LIMIT_PERIOD_SECS=`{secs}` is invalid: expected seconds, at least 0.001"),
+    };
+    Ok(longhaul_api::limits::Limits {
+        period,
+        jobs_per_user: parse_from(&var, "LONGHAUL_RATE_LIMIT_JOBS_PER_USER")?.unwrap_or(defaults.jobs_per_user),
+        jobs_per_tenant: parse_from(&var, "LONGHAUL_RATE_LIMIT_JOBS_PER_TENANT")?.unwrap_or(defaults.jobs_per_tenant),
+        writes_per_user: parse_from(&var, "LONGHAUL_RATE_LIMIT_WRITES_PER_USER")?.unwrap_or(defaults.writes_per_user),
+        writes_per_tenant: parse_from(&var, "LONGHAUL_RATE_LIMIT_WRITES_PER_TENANT")?
+            .unwrap_or(defaults.writes_per_tenant),
+        streams_per_user: parse_from(&var, "LONGHAUL_MAX_STREAMS_PER_USER")?.unwrap_or(defaults.streams_per_user),
+        media_per_user: parse_from(&var, "LONGHAUL_MAX_MEDIA_PER_USER")?.unwrap_or(defaults.media_per_user),
+        mail_accounts_per_user: parse_from(&var, "LONGHAUL_MAX_MAIL_ACCOUNTS_PER_USER")?
+            .unwrap_or(defaults.mail_accounts_per_user),
+    })
+}
+
 /// How tokens are verified: the dev key given, and the identity provider's
 /// JWKS (`LONGHAUL_JWKS_URL`), issuer (`LONGHAUL_JWT_ISSUER`) and app
 /// clients (`LONGHAUL_JWT_AUDIENCE`, comma-separated).
@@ -291,6 +328,23 @@ mod tests {
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn limits_default_to_the_apis_and_zero_turns_one_off() {
+        let defaults = longhaul_api::limits::Limits::default();
+        let limits = limits_from(vars(&[])).expect("defaults");
+        assert_eq!((limits.jobs_per_user, limits.period), (defaults.jobs_per_user, defaults.period));
+        let limits = limits_from(vars(&[
+            ("LONGHAUL_RATE_LIMIT_PERIOD_SECS", "0.5"),
+            ("LONGHAUL_RATE_LIMIT_JOBS_PER_USER", "0"),
+            ("LONGHAUL_MAX_MEDIA_PER_USER", "7"),
+        ]))
+        .expect("set");
+        assert_eq!((limits.period, limits.jobs_per_user, limits.media_per_user), (Duration::from_millis(500), 0, 7));
+        let err = limits_from(vars(&[("LONGHAUL_RATE_LIMIT_WRITES_PER_USER", "-1")])).expect_err("negative");
+        assert!(err.to_string().contains("LONGHAUL_RATE_LIMIT_WRITES_PER_USER"), "{err}");
+        assert!(limits_from(vars(&[("LONGHAUL_RATE_LIMIT_PERIOD_SECS", "0")])).is_err());
     }
 
     #[test]

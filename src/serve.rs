@@ -227,6 +227,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         objects: Some(objects.clone()),
         metrics: crate::telemetry::metrics(),
         auth: config::auth(Some(dev_key.clone())),
+        limits: config::limits()?,
         ..ApiConfig::default()
     };
     let token =
@@ -279,6 +280,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
         objects: Some(objects),
         metrics: crate::telemetry::metrics(),
         auth: config::auth(dev_key),
+        limits: config::limits()?,
         ..ApiConfig::default()
     };
     let stop = shutdown_signal();

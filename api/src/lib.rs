@@ -6,6 +6,7 @@
 //!   from a JWKS);
 //! - [`extract`]: the JSON body extractor behind the 413/415/400/422 contract;
 //! - [`problem`]: every error as `application/problem+json`;
+//! - [`limits`]: rate limits and caps per user and tenant (429s);
 //! - `routes`: the handlers; `sse`: job event streams; [`openapi`]: the spec.
 //!
 //! The API knows nothing of workers. It writes jobs through the [`Store`]
@@ -21,6 +22,7 @@ pub mod auth;
 mod dashboard;
 pub mod extract;
 mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -82,6 +84,8 @@ pub struct ApiConfig {
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// Seals mail credentials; without it, connecting an inbox is a 503.
     pub secrets: Option<Envelope>,
+    /// Rate limits and caps per user and tenant.
+    pub limits: limits::Limits,
 }
 
 impl Default for ApiConfig {
@@ -96,6 +100,7 @@ impl Default for ApiConfig {
             objects: None,
             metrics: None,
             secrets: None,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -107,6 +112,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("auth", &self.auth)
             .field("readiness", &self.readiness.iter().map(|check| check.name()).collect::<Vec<_>>())
             .field("sse_poll_interval", &self.sse_poll_interval)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -124,16 +130,19 @@ pub struct AppState {
     pub(crate) objects: Option<DynObjectStore>,
     pub(crate) metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     pub(crate) secrets: Option<Envelope>,
+    pub(crate) limits: Arc<limits::Limiters>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole API as one router, with tracing, request ids and the problem
-/// safety net applied. Fails when no token could ever be verified (neither a
-/// dev key nor a JWKS URL) or the JWKS URL is not a URL: better to refuse to
-/// start than to answer 401 to everyone.
+/// The whole API as one router, with tracing, request ids, the problem
+/// safety net and rate limits applied. Fails when no token
+/// could ever be verified (neither a dev key nor a JWKS URL) or the JWKS URL
+/// is not a URL: better to refuse to start than to answer 401 to everyone.
+/// Must be called inside a Tokio runtime (the rate limits' upkeep runs on it).
 pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
     let auth = auth::Authenticator::new(&config.auth)?;
+    let limits = limits::Limiters::start(config.limits, config.shutdown.clone())?;
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(routes::health::StoreReady(store.clone()))];
     readiness.extend(config.readiness);
     let queue = config.queue.unwrap_or_else(|| Arc::new(EmbeddedQueue::new(store.clone())));
@@ -148,6 +157,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         body_limit: config.body_limit,
         sse_poll_interval: config.sse_poll_interval,
         shutdown: config.shutdown,
+        limits,
     };
 
     let api = Router::new()
@@ -192,6 +202,8 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/metrics", get(routes::health::metrics))
         .merge(dashboard::routes())
         .fallback(problem::not_found_fallback)
+        // After routing, since it looks at the route.
+        .layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
         .with_state(state);
 
     // Outermost first: the id is set before the span opens so the span can

@@ -43,6 +43,7 @@ mod health;
 mod idempotency;
 mod jobs;
 mod jwks;
+mod limits;
 mod mail;
 mod media;
 mod travel;
