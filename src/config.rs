@@ -127,6 +127,20 @@ where
         .transpose()
 }
 
+/// Seconds, as a whole or fractional number; 0 means off (None).
+fn secs_or_off(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Option<Duration>,
+) -> anyhow::Result<Option<Duration>> {
+    match parse_from::<f64>(var, name)? {
+        None => Ok(default),
+        Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
+        Some(0.0) => Ok(None),
+        Some(secs) => bail!("{name}=`{secs}` is invalid: expected seconds, or 0 for no limit"),
+    }
+}
+
 /// The API's rate limits and caps per user and tenant (`LONGHAUL_RATE_LIMIT_*`
 /// and `LONGHAUL_MAX_*_PER_USER`); a 0 turns one off.
 pub fn limits() -> anyhow::Result<longhaul_api::limits::Limits> {
@@ -151,6 +165,21 @@ fn limits_from(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<longhaul_
         media_per_user: parse_from(&var, "LONGHAUL_MAX_MEDIA_PER_USER")?.unwrap_or(defaults.media_per_user),
         mail_accounts_per_user: parse_from(&var, "LONGHAUL_MAX_MAIL_ACCOUNTS_PER_USER")?
             .unwrap_or(defaults.mail_accounts_per_user),
+    })
+}
+
+/// How long API clients may take to send requests
+/// (`LONGHAUL_HTTP_{HEADER,BODY,UPLOAD}_TIMEOUT_SECS`); a 0 turns one off.
+pub fn http_timeouts() -> anyhow::Result<longhaul_api::server::HttpTimeouts> {
+    http_timeouts_from(env)
+}
+
+fn http_timeouts_from(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<longhaul_api::server::HttpTimeouts> {
+    let defaults = longhaul_api::server::HttpTimeouts::default();
+    Ok(longhaul_api::server::HttpTimeouts {
+        header_read: secs_or_off(&var, "LONGHAUL_HTTP_HEADER_TIMEOUT_SECS", defaults.header_read)?,
+        body: secs_or_off(&var, "LONGHAUL_HTTP_BODY_TIMEOUT_SECS", defaults.body)?,
+        upload: secs_or_off(&var, "LONGHAUL_HTTP_UPLOAD_TIMEOUT_SECS", defaults.upload)?,
     })
 }
 
@@ -345,6 +374,19 @@ mod tests {
         let err = limits_from(vars(&[("LONGHAUL_RATE_LIMIT_WRITES_PER_USER", "-1")])).expect_err("negative");
         assert!(err.to_string().contains("LONGHAUL_RATE_LIMIT_WRITES_PER_USER"), "{err}");
         assert!(limits_from(vars(&[("LONGHAUL_RATE_LIMIT_PERIOD_SECS", "0")])).is_err());
+    }
+
+    #[test]
+    fn http_timeouts_are_seconds_and_zero_is_off() {
+        let timeouts = http_timeouts_from(vars(&[
+            ("LONGHAUL_HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("LONGHAUL_HTTP_BODY_TIMEOUT_SECS", "2.5"),
+        ]))
+        .expect("set");
+        assert_eq!(timeouts.header_read, None);
+        assert_eq!(timeouts.body, Some(Duration::from_millis(2500)));
+        assert_eq!(timeouts.upload, longhaul_api::server::HttpTimeouts::default().upload);
+        assert!(http_timeouts_from(vars(&[("LONGHAUL_HTTP_UPLOAD_TIMEOUT_SECS", "-3")])).is_err());
     }
 
     #[test]

@@ -92,7 +92,8 @@ impl Modify for BearerAuth {
 /// code applies rather than repeated on each handler, so that the document
 /// cannot drift from them: 401 on every operation behind a token; 429 with
 /// `Retry-After` on every rate-limited write (the same
-/// [`write_class`] the limiter asks).
+/// [`write_class`] the limiter asks); 408 on every operation that takes a
+/// body (see [`crate::server`]).
 struct EdgeResponses;
 
 impl Modify for EdgeResponses {
@@ -128,6 +129,11 @@ fn add_edge_responses(path: &str, method: &Method, operation: &mut Operation) {
                 true,
             )
             .into()
+        });
+    }
+    if operation.request_body.is_some() {
+        responses.entry("408".to_owned()).or_insert_with(|| {
+            problem_response("The body did not arrive in time; the connection is closed", false).into()
         });
     }
 }

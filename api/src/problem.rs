@@ -163,6 +163,16 @@ impl Problem {
         problem
     }
 
+    /// 408: the client took too long to send its request body. The
+    /// connection is closed after the answer (RFC 9110, 15.5.9): the rest of
+    /// the body may still be on its way, and cannot be told from a next
+    /// request.
+    pub fn request_timeout(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
+            .with_detail(detail)
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))
+    }
+
     /// 409: creating one more would pass a per-user quota of `limit` items.
     ///
     /// A 409, not a 429 or a 403: waiting does not help (so not 429, whose

@@ -34,6 +34,7 @@ use crate::{
     extract::JsonBody,
     problem::{Problem, ProblemDocument},
     routes::travel::{decode_cursor, page_limit, trim_page},
+    server::is_body_timeout,
     AppState,
 };
 
@@ -316,7 +317,13 @@ pub async fn upload_media(
     let mut probe = Probe::default();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| Problem::bad_request(format!("the upload broke off: {err}")))?;
+        let chunk = chunk.map_err(|err| {
+            if is_body_timeout(&err) {
+                state.timeouts.body_timed_out(true)
+            } else {
+                Problem::bad_request(format!("the upload broke off: {err}"))
+            }
+        })?;
         if !probe.feed(&chunk) {
             return Err(Problem::payload_too_large(limit));
         }

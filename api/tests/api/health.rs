@@ -30,12 +30,12 @@ backend_tests! {
         assert!(document["components"]["securitySchemes"].get("bearer").is_some());
     }
 
-    async fn openapi_lists_401_and_429_where_they_can_happen(backend) {
+    async fn openapi_lists_401_429_and_408_where_they_can_happen(backend) {
         let app = TestApp::new(backend).await;
         let document = app.send(request(Method::GET, "/openapi.json", None).body(Body::empty()).expect("a request")).await.json();
         let responses = |path: &str, method: &str| document["paths"][path][method]["responses"].clone();
         let submit = responses("/v1/jobs", "post");
-        for status in ["401", "429"] {
+        for status in ["401", "408", "429"] {
             assert!(submit.get(status).is_some(), "POST /v1/jobs lacks {status}: {submit}");
         }
         assert!(submit["429"]["headers"].get("Retry-After").is_some(), "{submit}");

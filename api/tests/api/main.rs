@@ -46,4 +46,5 @@ mod jwks;
 mod limits;
 mod mail;
 mod media;
+mod server;
 mod travel;
