@@ -122,6 +122,91 @@ pub fn body_limit() -> anyhow::Result<usize> {
     Ok(env_parse("LONGHAUL_BODY_LIMIT_BYTES")?.unwrap_or(longhaul_api::DEFAULT_BODY_LIMIT))
 }
 
+/// `name` parsed from `var` (the environment, or a test's map), or None.
+fn parse_from<T: FromStr>(var: &impl Fn(&str) -> Option<String>, name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    var(name)
+        .map(|value| value.trim().parse::<T>().map_err(|err| anyhow::anyhow!("{name}=`{value}` is invalid: {err}")))
+        .transpose()
+}
+
+/// Seconds, as a whole or fractional number; 0 means off (None).
+fn secs_or_off(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Option<Duration>,
+) -> anyhow::Result<Option<Duration>> {
+    match parse_from::<f64>(var, name)? {
+        None => Ok(default),
+        Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
+        Some(0.0) => Ok(None),
+        Some(secs) => bail!("{name}=`{secs}` is invalid: expected seconds, or 0 for no limit"),
+    }
+}
+
+/// The API's rate limits and caps per user and tenant (`LONGHAUL_RATE_LIMIT_*`
+/// and `LONGHAUL_MAX_*_PER_USER`); a 0 turns one off.
+pub fn limits() -> anyhow::Result<longhaul_api::limits::Limits> {
+    limits_from(env)
+}
+
+fn limits_from(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<longhaul_api::limits::Limits> {
+    let defaults = longhaul_api::limits::Limits::default();
+    let period = match parse_from::<f64>(&var, "LONGHAUL_RATE_LIMIT_PERIOD_SECS")? {
+        None => defaults.period,
+        Some(secs) if secs.is_finite() && secs >= 0.001 => Duration::from_secs_f64(secs),
+        Some(secs) => bail!("LONGHAUL_RATE_LIMIT_PERIOD_SECS=`{secs}` is invalid: expected seconds, at least 0.001"),
+    };
+    Ok(longhaul_api::limits::Limits {
+        period,
+        jobs_per_user: parse_from(&var, "LONGHAUL_RATE_LIMIT_JOBS_PER_USER")?.unwrap_or(defaults.jobs_per_user),
+        jobs_per_tenant: parse_from(&var, "LONGHAUL_RATE_LIMIT_JOBS_PER_TENANT")?.unwrap_or(defaults.jobs_per_tenant),
+        writes_per_user: parse_from(&var, "LONGHAUL_RATE_LIMIT_WRITES_PER_USER")?.unwrap_or(defaults.writes_per_user),
+        writes_per_tenant: parse_from(&var, "LONGHAUL_RATE_LIMIT_WRITES_PER_TENANT")?
+            .unwrap_or(defaults.writes_per_tenant),
+        streams_per_user: parse_from(&var, "LONGHAUL_MAX_STREAMS_PER_USER")?.unwrap_or(defaults.streams_per_user),
+        media_per_user: parse_from(&var, "LONGHAUL_MAX_MEDIA_PER_USER")?.unwrap_or(defaults.media_per_user),
+        mail_accounts_per_user: parse_from(&var, "LONGHAUL_MAX_MAIL_ACCOUNTS_PER_USER")?
+            .unwrap_or(defaults.mail_accounts_per_user),
+    })
+}
+
+/// How long API clients may take to send requests
+/// (`LONGHAUL_HTTP_{HEADER,BODY,UPLOAD}_TIMEOUT_SECS`); a 0 turns one off.
+pub fn http_timeouts() -> anyhow::Result<longhaul_api::server::HttpTimeouts> {
+    http_timeouts_from(env)
+}
+
+fn http_timeouts_from(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<longhaul_api::server::HttpTimeouts> {
+    let defaults = longhaul_api::server::HttpTimeouts::default();
+    Ok(longhaul_api::server::HttpTimeouts {
+        header_read: secs_or_off(&var, "LONGHAUL_HTTP_HEADER_TIMEOUT_SECS", defaults.header_read)?,
+        body: secs_or_off(&var, "LONGHAUL_HTTP_BODY_TIMEOUT_SECS", defaults.body)?,
+        upload: secs_or_off(&var, "LONGHAUL_HTTP_UPLOAD_TIMEOUT_SECS", defaults.upload)?,
+    })
+}
+
+/// How tokens are verified: the dev key given, and the identity provider's
+/// JWKS (`LONGHAUL_JWKS_URL`), issuer (`LONGHAUL_JWT_ISSUER`) and app
+/// clients (`LONGHAUL_JWT_AUDIENCE`, comma-separated).
+pub fn auth(dev_key: Option<Vec<u8>>) -> longhaul_api::auth::AuthConfig {
+    auth_from(env, dev_key)
+}
+
+fn auth_from(var: impl Fn(&str) -> Option<String>, dev_key: Option<Vec<u8>>) -> longhaul_api::auth::AuthConfig {
+    let audiences = var("LONGHAUL_JWT_AUDIENCE")
+        .map(|list| list.split(',').map(str::trim).filter(|aud| !aud.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    longhaul_api::auth::AuthConfig {
+        dev_key,
+        jwks_url: var("LONGHAUL_JWKS_URL"),
+        issuer: var("LONGHAUL_JWT_ISSUER").map(|issuer| issuer.trim().to_owned()),
+        audiences,
+    }
+}
+
 /// The worker runtime's settings.
 pub fn worker(lanes_flag: &[String], concurrency_flag: Option<usize>) -> anyhow::Result<WorkerConfig> {
     let defaults = WorkerConfig::default();
@@ -306,6 +391,52 @@ mod tests {
         assert_eq!(config.lanes[&Lane::Video].url, "https://sqs.example/video-fast");
         assert_eq!(config.lanes[&Lane::Video].dlq_url, format!("{prefix}video-dlq"));
         assert_eq!(config.max_receive_count, DEFAULT_MAX_RECEIVE_COUNT);
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn limits_default_to_the_apis_and_zero_turns_one_off() {
+        let defaults = longhaul_api::limits::Limits::default();
+        let limits = limits_from(vars(&[])).expect("defaults");
+        assert_eq!((limits.jobs_per_user, limits.period), (defaults.jobs_per_user, defaults.period));
+        let limits = limits_from(vars(&[
+            ("LONGHAUL_RATE_LIMIT_PERIOD_SECS", "0.5"),
+            ("LONGHAUL_RATE_LIMIT_JOBS_PER_USER", "0"),
+            ("LONGHAUL_MAX_MEDIA_PER_USER", "7"),
+        ]))
+        .expect("set");
+        assert_eq!((limits.period, limits.jobs_per_user, limits.media_per_user), (Duration::from_millis(500), 0, 7));
+        let err = limits_from(vars(&[("LONGHAUL_RATE_LIMIT_WRITES_PER_USER", "-1")])).expect_err("negative");
+        assert!(err.to_string().contains("LONGHAUL_RATE_LIMIT_WRITES_PER_USER"), "{err}");
+        assert!(limits_from(vars(&[("LONGHAUL_RATE_LIMIT_PERIOD_SECS", "0")])).is_err());
+    }
+
+    #[test]
+    fn http_timeouts_are_seconds_and_zero_is_off() {
+        let timeouts = http_timeouts_from(vars(&[
+            ("LONGHAUL_HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("LONGHAUL_HTTP_BODY_TIMEOUT_SECS", "2.5"),
+        ]))
+        .expect("set");
+        assert_eq!(timeouts.header_read, None);
+        assert_eq!(timeouts.body, Some(Duration::from_millis(2500)));
+        assert_eq!(timeouts.upload, longhaul_api::server::HttpTimeouts::default().upload);
+        assert!(http_timeouts_from(vars(&[("LONGHAUL_HTTP_UPLOAD_TIMEOUT_SECS", "-3")])).is_err());
+    }
+
+    #[test]
+    fn the_audience_is_a_comma_separated_list() {
+        let auth = auth_from(
+            vars(&[("LONGHAUL_JWT_AUDIENCE", " app-ios, app-android ,,"), ("LONGHAUL_JWT_ISSUER", "https://idp")]),
+            None,
+        );
+        assert_eq!(auth.audiences, ["app-ios", "app-android"]);
+        assert_eq!(auth.issuer.as_deref(), Some("https://idp"));
+        assert!(auth_from(vars(&[]), None).audiences.is_empty());
     }
 
     #[test]

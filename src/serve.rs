@@ -179,16 +179,17 @@ fn shutdown_signal() -> CancellationToken {
 const API_DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves the API until `stop` trips, then lets open requests finish for at
-/// most [`API_DRAIN`].
-async fn serve_api(listener: TcpListener, router: axum::Router, stop: CancellationToken) -> anyhow::Result<()> {
+/// most [`API_DRAIN`]. The server cuts off clients that send their requests
+/// too slowly (`timeouts`), and gives each request the peer's address, for
+/// the audit log's "from where".
+async fn serve_api(
+    listener: TcpListener,
+    router: axum::Router,
+    timeouts: longhaul_api::server::HttpTimeouts,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "API listening");
-    let server_stop = stop.clone();
-    let server = tokio::spawn(
-        // The peer's address, for the audit log's "from where".
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move { server_stop.cancelled().await })
-            .into_future(),
-    );
+    let server = tokio::spawn(longhaul_api::server::serve(listener, router, timeouts, stop.clone()));
     stop.cancelled().await;
     match tokio::time::timeout(API_DRAIN, server).await {
         Ok(Ok(served)) => served.context("the API server failed"),
@@ -227,7 +228,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         queue: Some(queue.clone()),
         objects: Some(objects.clone()),
         metrics: crate::telemetry::metrics(),
-        auth: auth::AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: config::env("LONGHAUL_JWKS_URL") },
+        auth: config::auth(Some(dev_key.clone())),
+        limits: config::limits()?,
+        timeouts: config::http_timeouts()?,
         ..ApiConfig::default()
     };
     let token =
@@ -249,9 +252,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  dev admin token (tenant `{DEV_TENANT}`, 30 days): {token}");
     println!("  try: curl -H 'Authorization: Bearer <token>' http://{address}/v1/admin/queues");
     println!("  dashboard: http://{address}/admin (sign in with the token above)");
+    let timeouts = api_config.timeouts;
     let router = longhaul_api::router(store, api_config)?;
     // After a stop, the API drains and the workers finish side by side.
-    let (served, ()) = tokio::join!(serve_api(listener, router, stop.clone()), async {
+    let (served, ()) = tokio::join!(serve_api(listener, router, timeouts, stop.clone()), async {
         stop.cancelled().await;
         runtime.shutdown().await;
     });
@@ -279,12 +283,15 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
         queue: Some(queue),
         objects: Some(objects),
         metrics: crate::telemetry::metrics(),
-        auth: auth::AuthConfig { dev_key, jwks_url: config::env("LONGHAUL_JWKS_URL") },
+        auth: config::auth(dev_key),
+        limits: config::limits()?,
+        timeouts: config::http_timeouts()?,
         ..ApiConfig::default()
     };
     let stop = shutdown_signal();
+    let timeouts = api_config.timeouts;
     let router = longhaul_api::router(store, ApiConfig { shutdown: stop.clone(), ..api_config })?;
-    serve_api(bind(&config::listen(&args.listen)).await?, router, stop).await?;
+    serve_api(bind(&config::listen(&args.listen)).await?, router, timeouts, stop).await?;
     crate::telemetry::shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,13 +12,14 @@ use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{problem::Problem, AppState};
+use crate::{problem::Problem, server::is_body_timeout, AppState};
 
 /// A JSON request body, deserialized into `T`.
 ///
 /// In order: a content type other than JSON is a 415; a body over
 /// [`crate::ApiConfig::body_limit`] is a 413 (checked on `Content-Length`
 /// first, then while reading, so a lying or chunked client cannot get past);
+/// a body that does not arrive within its time ([`crate::server`]) is a 408;
 /// text that is not JSON is a 400 with serde_json's line and column; JSON that
 /// does not fit `T` is a 422 naming the field.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             let over_limit = std::error::Error::source(&err).is_some_and(|source| source.is::<LengthLimitError>());
             if over_limit {
                 Problem::payload_too_large(limit)
+            } else if is_body_timeout(&err) {
+                state.timeouts.body_timed_out(false)
             } else {
                 Problem::bad_request(format!("could not read the request body: {err}"))
             }

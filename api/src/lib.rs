@@ -4,8 +4,10 @@
 //! it, and the tests drive the very same router in process. The map:
 //! - [`auth`]: bearer tokens to a [`auth::Principal`] (dev HS256, or RS256
 //!   from a JWKS);
-//! - [`extract`]: the JSON body extractor behind the 413/415/400/422 contract;
+//! - [`extract`]: the JSON body extractor behind the 408/413/415/400/422 contract;
 //! - [`problem`]: every error as `application/problem+json`;
+//! - [`limits`]: rate limits and caps per user and tenant (429s);
+//! - [`server`]: the HTTP/1.1 server loop, and time limits on what clients send;
 //! - `routes`: the handlers; `sse`: job event streams; [`openapi`]: the spec.
 //!
 //! The API knows nothing of workers. It writes jobs through the [`Store`]
@@ -21,10 +23,12 @@ pub mod auth;
 mod dashboard;
 pub mod extract;
 mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod routes;
+pub mod server;
 mod sse;
 mod tracecontext;
 pub mod views;
@@ -82,6 +86,11 @@ pub struct ApiConfig {
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// Seals mail credentials; without it, connecting an inbox is a 503.
     pub secrets: Option<Envelope>,
+    /// Rate limits and caps per user and tenant.
+    pub limits: limits::Limits,
+    /// How long clients may take to send requests (the body limits; `serve`
+    /// applies the header limit).
+    pub timeouts: server::HttpTimeouts,
 }
 
 impl Default for ApiConfig {
@@ -96,6 +105,8 @@ impl Default for ApiConfig {
             objects: None,
             metrics: None,
             secrets: None,
+            limits: limits::Limits::default(),
+            timeouts: server::HttpTimeouts::default(),
         }
     }
 }
@@ -107,6 +118,8 @@ impl std::fmt::Debug for ApiConfig {
             .field("auth", &self.auth)
             .field("readiness", &self.readiness.iter().map(|check| check.name()).collect::<Vec<_>>())
             .field("sse_poll_interval", &self.sse_poll_interval)
+            .field("limits", &self.limits)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -124,16 +137,20 @@ pub struct AppState {
     pub(crate) objects: Option<DynObjectStore>,
     pub(crate) metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     pub(crate) secrets: Option<Envelope>,
+    pub(crate) limits: Arc<limits::Limiters>,
+    pub(crate) timeouts: server::HttpTimeouts,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole API as one router, with tracing, request ids and the problem
-/// safety net applied. Fails when no token could ever be verified (neither a
-/// dev key nor a JWKS URL) or the JWKS URL is not a URL: better to refuse to
-/// start than to answer 401 to everyone.
+/// The whole API as one router, with tracing, request ids, the problem
+/// safety net, rate limits and body time limits applied. Fails when no token
+/// could ever be verified (neither a dev key nor a JWKS URL) or the JWKS URL
+/// is not a URL: better to refuse to start than to answer 401 to everyone.
+/// Must be called inside a Tokio runtime (the rate limits' upkeep runs on it).
 pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
     let auth = auth::Authenticator::new(&config.auth)?;
+    let limits = limits::Limiters::start(config.limits, config.shutdown.clone())?;
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(routes::health::StoreReady(store.clone()))];
     readiness.extend(config.readiness);
     let queue = config.queue.unwrap_or_else(|| Arc::new(EmbeddedQueue::new(store.clone())));
@@ -148,6 +165,8 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         body_limit: config.body_limit,
         sse_poll_interval: config.sse_poll_interval,
         shutdown: config.shutdown,
+        limits,
+        timeouts: config.timeouts,
     };
 
     let api = Router::new()
@@ -192,6 +211,11 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/metrics", get(routes::health::metrics))
         .merge(dashboard::routes())
         .fallback(problem::not_found_fallback)
+        // After routing, since both look at the route: the body's time
+        // limits, and outside them the rate limits, so a refused request
+        // costs no more than its token check.
+        .layer(middleware::from_fn_with_state(state.clone(), server::limit_body_time))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
         .with_state(state);
 
     // Outermost first: the id is set before the span opens so the span can

@@ -1,12 +1,19 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations so that
 //! it cannot drift from the code.
 
+use axum::http::Method;
 use utoipa::{
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        header::HeaderBuilder,
+        path::Operation,
+        response::{Response, ResponseBuilder},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        ContentBuilder, Object, Ref, Type,
+    },
     Modify, OpenApi,
 };
 
-use crate::{problem::ProblemDocument, routes, sse, views};
+use crate::{limits::write_class, problem::ProblemDocument, routes, sse, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,7 +63,7 @@ use crate::{problem::ProblemDocument, routes, sse, views};
         routes::health::metrics,
     ),
     components(schemas(ProblemDocument, views::JobView, views::JobList, views::Artifact)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EdgeResponses),
     tags(
         (name = "jobs", description = "Jobs of the caller (or, for admins, of the tenant)"),
         (name = "travel", description = "Reservations and trips of the caller (or, for admins, of the tenant)"),
@@ -79,4 +86,67 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
+}
+
+/// The answers every operation of a kind can give, added from the rules the
+/// code applies rather than repeated on each handler, so that the document
+/// cannot drift from them: 401 on every operation behind a token; 429 with
+/// `Retry-After` on every rate-limited write (the same
+/// [`write_class`] the limiter asks); 408 on every operation that takes a
+/// body (see [`crate::server`]).
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::PATCH, &mut item.patch),
+                (Method::DELETE, &mut item.delete),
+            ];
+            for (method, operation) in operations {
+                if let Some(operation) = operation {
+                    add_edge_responses(path, &method, operation);
+                }
+            }
+        }
+    }
+}
+
+fn add_edge_responses(path: &str, method: &Method, operation: &mut Operation) {
+    let responses = &mut operation.responses.responses;
+    if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
+        responses.entry("401".to_owned()).or_insert_with(|| {
+            problem_response("No token, or one that is invalid, expired, not yet valid (`nbf`), from another issuer or audience, or naming a reserved tenant", false).into()
+        });
+    }
+    if write_class(method, path).is_some() {
+        responses.entry("429".to_owned()).or_insert_with(|| {
+            problem_response(
+                "Rate limited: too many writes from this user or tenant (limits count per API replica)",
+                true,
+            )
+            .into()
+        });
+    }
+    if operation.request_body.is_some() {
+        responses.entry("408".to_owned()).or_insert_with(|| {
+            problem_response("The body did not arrive in time; the connection is closed", false).into()
+        });
+    }
+}
+
+fn problem_response(description: &str, retry_after: bool) -> Response {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+    let mut response = ResponseBuilder::new().description(description).content("application/problem+json", content);
+    if retry_after {
+        let header = HeaderBuilder::new()
+            .schema(Object::with_type(Type::Integer))
+            .description(Some("Whole seconds to wait before trying again (at least 1)"))
+            .build();
+        response = response.header("Retry-After", header);
+    }
+    response.build()
 }

@@ -13,6 +13,8 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use std::time::Duration;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -40,6 +42,10 @@ pub struct ProblemDocument {
     /// or the name of the query parameter or header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// On a quota problem (`urn:longhaul:problem:quota-exceeded`): the limit
+    /// that was reached, so that an app can say it without parsing `detail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 /// An error response: a [`ProblemDocument`] and the headers its status calls
@@ -64,6 +70,7 @@ impl Problem {
                 detail: None,
                 instance: None,
                 field: None,
+                limit: None,
             },
             headers: Vec::new(),
         }))
@@ -156,6 +163,39 @@ impl Problem {
         problem
     }
 
+    /// 408: the client took too long to send its request body. The
+    /// connection is closed after the answer (RFC 9110, 15.5.9): the rest of
+    /// the body may still be on its way, and cannot be told from a next
+    /// request.
+    pub fn request_timeout(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
+            .with_detail(detail)
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))
+    }
+
+    /// 409: creating one more would pass a per-user quota of `limit` items.
+    ///
+    /// A 409, not a 429 or a 403: waiting does not help (so not 429, whose
+    /// `Retry-After` promises it will), the caller's role is not the matter
+    /// (so not 403), and the body is valid (so not 422). The collection's
+    /// state conflicts with the request, and deleting items resolves it,
+    /// which is what 409 says (RFC 9110, 15.5.10).
+    pub fn quota_exceeded(what: &str, limit: u64) -> Problem {
+        let mut problem = Problem::new(StatusCode::CONFLICT, "quota-exceeded", "Quota exceeded")
+            .with_detail(format!("you have {limit} {what}, the most one user may have; delete some to add more"));
+        problem.0.document.limit = Some(limit);
+        problem
+    }
+
+    /// 429 with `Retry-After` in whole seconds (at least 1): `detail` says
+    /// which limit, and that limits count per API replica.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: Duration) -> Problem {
+        let seconds = retry_after_secs(retry_after);
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+            .with_detail(detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+    }
+
     /// 503: a dependency (the database, the JWKS endpoint) cannot be reached.
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable").with_detail(detail)
@@ -219,6 +259,13 @@ impl From<longhaul_jobs::StoreError> for Problem {
     }
 }
 
+/// `Retry-After` is whole seconds (RFC 9110, 10.2.3): round up, so that a
+/// client that waits as told is not refused again, and never say 0.
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    whole.max(1)
+}
+
 /// Handles requests that match no route.
 pub async fn not_found_fallback(request: Request) -> Problem {
     Problem::not_found(format!("no route for {}", request.uri().path())).with_instance(request.uri().path())
@@ -273,4 +320,17 @@ fn is_problem(response: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with(PROBLEM_JSON))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(2)), 2);
+        assert_eq!(retry_after_secs(Duration::from_millis(2001)), 3);
+    }
 }

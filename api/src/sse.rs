@@ -13,19 +13,29 @@
 //!
 //! The stream ends after the event that carries a final status. Comments are
 //! sent as keep-alives, so proxies do not close a quiet stream.
+//!
+//! Every stream, this one and the dashboard's, also ends when the caller's
+//! credential expires (the token's `exp`, or the end of the dashboard
+//! session): its last event is then `expired`, with a problem document as
+//! data, and the client reconnects with a fresh token. A user holds at most
+//! [`crate::limits::Limits::streams_per_user`] streams at once; one more is
+//! a 429.
 
-use std::{convert::Infallible, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, time::Duration};
 
 use axum::{
     extract::{Path, State},
     response::sse::{Event, KeepAlive, Sse},
 };
+use chrono::{DateTime, Utc};
 use futures::{stream, Stream, StreamExt};
 use longhaul_jobs::{Job, Scope, Status};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     auth::Principal,
+    limits::StreamSlot,
     problem::{Problem, ProblemDocument},
     routes::jobs::visible_job,
     views::JobView,
@@ -44,8 +54,10 @@ const MAX_CONSECUTIVE_ERRORS: u32 = 10;
     get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
-        (status = 200, description = "`status` and `progress` events, each with the job as data, until a final status", content_type = "text/event-stream", body = JobView),
+        (status = 200, description = "`status` and `progress` events, each with the job as data, until a final status; or `expired` (a problem document as data) when the token expires first", content_type = "text/event-stream", body = JobView),
         (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "The user holds the most event streams one user may; see `Retry-After`", body = ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))
 )]
@@ -56,15 +68,59 @@ pub async fn job_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     // Checked before the stream starts, so a missing job is a plain 404.
     let job = visible_job(&state, &principal, &id).await?;
+    let slot = state.limits.open_stream(&principal, "/v1/jobs/{id}/events")?;
     let watch =
         Watch { state, scope: principal.scope(), id: job.id, last: None, pending: Some(job), errors: 0, done: false };
     let shutdown = watch.state.shutdown.clone().cancelled_owned();
     let events = stream::unfold(watch, |mut watch| async move {
         let event = watch.next_event().await?;
         Some((Ok(event), watch))
-    })
-    .take_until(shutdown);
+    });
+    let events = until_expiry(events, principal.expires_at, slot).take_until(shutdown);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// The longest a stream waits for its credential to expire: far beyond any
+/// token's life, short enough for any timer.
+const LONGEST_EXPIRY_WAIT: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+/// `events` until `expires_at`; then one `expired` event, and the end.
+/// `slot` is held for as long as the stream lives, however it ends.
+pub(crate) fn until_expiry<S>(
+    events: S,
+    expires_at: Option<DateTime<Utc>>,
+    slot: StreamSlot,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    let expiry: Pin<Box<dyn Future<Output = ()> + Send>> = match expires_at {
+        Some(at) => {
+            // The token's own `exp`, not plus the leeway: the leeway forgives
+            // a clock that differs at the moment of a check, not a stream
+            // that would live on after its token.
+            let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(LONGEST_EXPIRY_WAIT);
+            Box::pin(tokio::time::sleep(left))
+        }
+        None => Box::pin(std::future::pending()),
+    };
+    let events: Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(events);
+    stream::unfold(Some((events, expiry, slot)), |state| async move {
+        let (mut events, mut expiry, slot) = state?;
+        tokio::select! {
+            // The expiry first: an expired stream sends nothing more of its own.
+            biased;
+            () = &mut expiry => Some((Ok(expired_event()), None)),
+            event = events.next() => event.map(|event| (event, Some((events, expiry, slot)))),
+        }
+    })
+}
+
+fn expired_event() -> Event {
+    let problem = Problem::unauthorized("the token has expired; reconnect with a fresh one");
+    let data = serde_json::to_string(problem.document())
+        .unwrap_or_else(|_| json!({"title": "Unauthorized", "status": 401}).to_string());
+    Event::default().event("expired").data(data)
 }
 
 /// The state of one stream between polls.

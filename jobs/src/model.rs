@@ -312,6 +312,48 @@ impl NewJob {
 pub const PRIORITY_MIN: i16 = -10;
 pub const PRIORITY_MAX: i16 = 10;
 
+/// Tenant ids that start with this are the platform's own (the sweep's jobs
+/// run as [`SYSTEM_TENANT`]), never a customer's: no token may carry one,
+/// because code that sees such a tenant acts for every tenant.
+///
+/// [`SYSTEM_TENANT`]: crate::travel::refresh::SYSTEM_TENANT
+pub const RESERVED_TENANT_PREFIX: &str = "_";
+
+/// The longest tenant id a token may carry, in characters. Ids go into
+/// object keys, logs and database rows; no real tenant needs more.
+pub const TENANT_ID_MAX_CHARS: usize = 128;
+
+/// Whether `tenant_id` belongs to the platform itself (see
+/// [`RESERVED_TENANT_PREFIX`]).
+pub fn is_reserved_tenant(tenant_id: &str) -> bool {
+    tenant_id.starts_with(RESERVED_TENANT_PREFIX)
+}
+
+/// Checks a tenant id that comes from outside (a token, the CLI): not
+/// empty, at most [`TENANT_ID_MAX_CHARS`] characters, no control
+/// characters, no surrounding spaces, and not reserved. The error says which
+/// rule it breaks, for a 401's detail or the CLI's message.
+pub fn check_tenant_id(tenant_id: &str) -> Result<(), String> {
+    if tenant_id.is_empty() {
+        return Err("the tenant id is empty".to_owned());
+    }
+    if tenant_id.chars().count() > TENANT_ID_MAX_CHARS {
+        return Err(format!("the tenant id is longer than {TENANT_ID_MAX_CHARS} characters"));
+    }
+    if tenant_id.chars().any(char::is_control) {
+        return Err("the tenant id contains control characters".to_owned());
+    }
+    if tenant_id.trim() != tenant_id {
+        return Err("the tenant id starts or ends with whitespace".to_owned());
+    }
+    if is_reserved_tenant(tenant_id) {
+        return Err(format!(
+            "tenant ids starting with `{RESERVED_TENANT_PREFIX}` are reserved for the platform's own jobs"
+        ));
+    }
+    Ok(())
+}
+
 /// Who is asking, for tenant-scoped reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -564,6 +606,21 @@ mod tests {
 
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_platforms_own_tenant_is_reserved_and_tokens_cannot_name_it() {
+        assert!(is_reserved_tenant(crate::travel::refresh::SYSTEM_TENANT));
+        assert!(is_reserved_tenant("_x"));
+        assert!(!is_reserved_tenant("acme"));
+        assert!(check_tenant_id(crate::travel::refresh::SYSTEM_TENANT).is_err());
+        assert!(check_tenant_id("acme").is_ok());
+        assert!(check_tenant_id("Acme Corp 🚀").is_ok());
+        assert!(check_tenant_id(&"t".repeat(TENANT_ID_MAX_CHARS)).is_ok());
+        let too_long = "t".repeat(TENANT_ID_MAX_CHARS + 1);
+        for bad in ["", too_long.as_str(), "a\nb", " acme", "\u{7}"] {
+            assert!(check_tenant_id(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn every_kind_round_trips_through_its_name() {

@@ -85,6 +85,10 @@ pub fn mint_dev_token(key: &[u8], tenant: &str, user: &str, role: Role, ttl: Dur
     if tenant.is_empty() || user.is_empty() {
         bail!("a token needs a non-empty tenant and user");
     }
+    // The API refuses such a token; better to say so here than to hand one out.
+    if let Err(reason) = longhaul_jobs::model::check_tenant_id(tenant) {
+        bail!("cannot mint a token for tenant `{}`: {reason}", tenant.escape_debug());
+    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).context("the system clock is before 1970")?;
     let claims =
         DevClaims { sub: user, tenant_id: tenant, role, iat: now.as_secs(), exp: now.saturating_add(ttl).as_secs() };
@@ -110,6 +114,14 @@ mod tests {
             let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn no_token_is_minted_for_a_reserved_tenant() {
+        let err = mint_dev_token(&[1; 32], "_longhaul", "u", Role::Platform, Duration::from_secs(60))
+            .expect_err("a reserved tenant");
+        assert!(err.to_string().contains("reserved"), "{err}");
+        assert!(mint_dev_token(&[1; 32], "acme", "u", Role::User, Duration::from_secs(60)).is_ok());
     }
 
     #[test]

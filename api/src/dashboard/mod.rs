@@ -29,7 +29,6 @@ use axum::{
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::Utc;
-use futures::Stream;
 use longhaul_jobs::{admin::Session, store::CancelOutcome, store::JobFilter, JobKind, Lane, Status};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -239,8 +238,14 @@ impl FromRequestParts<AppState> for Admin {
         let Some(role) = parse_role(&session.role) else {
             return Err(Denied::Forbidden(USER_TOKEN.to_owned()));
         };
-        let principal =
-            Principal { tenant_id: session.tenant_id, user_id: session.user_id, role, locale: None, name: None };
+        let principal = Principal {
+            tenant_id: session.tenant_id,
+            user_id: session.user_id,
+            role,
+            locale: None,
+            name: None,
+            expires_at: Some(session.expires_at),
+        };
         Ok(Admin { principal, csrf: Some(session.csrf), session_hash: Some(session_hash) })
     }
 }
@@ -421,8 +426,16 @@ async fn overview(
 
 /// Server-sent events for the overview: `lanes` (the figures of every lane)
 /// every 2 seconds, and `history` (jobs finished and failed per minute, for
-/// the last hour) every 30. The stream ends when the server stops.
-async fn live(State(state): State<AppState>, admin: Admin) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// the last hour) every 30. The stream ends when the server stops, and with
+/// an `expired` event when the session (or token) does. It counts towards
+/// the admin's open streams: over the cap, a 429 problem (the page's
+/// script stops listening; a reload tries again). A tenant admin's figures
+/// are their tenant's.
+async fn live(State(state): State<AppState>, admin: Admin) -> Response {
+    let slot = match state.limits.open_stream(&admin.principal, "/admin/live") {
+        Ok(slot) => slot,
+        Err(problem) => return problem.into_response(),
+    };
     let scope = admin::admin_scope(&admin.principal, None);
     let stream = futures::stream::unfold((state, scope, 0u32), |(state, scope, tick)| async move {
         if tick > 0 {
@@ -448,9 +461,10 @@ async fn live(State(state): State<AppState>, admin: Admin) -> Sse<impl Stream<It
                 Err(err) => Event::default().event("problem").data(err.to_string()),
             },
         };
-        Some((Ok(event), (state, scope, tick.wrapping_add(1))))
+        Some((Ok::<_, Infallible>(event), (state, scope, tick.wrapping_add(1))))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    let stream = crate::sse::until_expiry(stream, admin.principal.expires_at, slot);
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
 #[derive(Deserialize, Default)]

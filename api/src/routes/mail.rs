@@ -248,6 +248,7 @@ fn not_found(id: Uuid) -> Problem {
     request_body = NewMailAccountBody,
     responses(
         (status = 201, description = "Connected; polled within the minute, then every 15 minutes", body = MailAccount),
+        (status = 409, description = "The user has the most inboxes one user may (`urn:longhaul:problem:quota-exceeded`; `limit` says how many)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "No key to seal credentials with is configured", body = ProblemDocument, content_type = "application/problem+json"),
     ),
@@ -259,6 +260,7 @@ pub async fn create_mail_account(
     JsonBody(body): JsonBody<NewMailAccountBody>,
 ) -> Result<Response, Problem> {
     let envelope = envelope(&state)?;
+    check_account_quota(&state, &principal).await?;
     let imap_host = check_host(&body.imap_host)?;
     let imap_port = match body.imap_port {
         Some(0) => return Err(Problem::invalid_field("imap_port", "must be between 1 and 65535")),
@@ -298,6 +300,22 @@ pub async fn create_mail_account(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// A 409 when the caller has as many inboxes connected as one user may.
+/// Each is polled every few minutes, so they cost workers and IMAP
+/// connections. Counted, then inserted: racing requests can pass the cap by
+/// as many as race, which the rate limit keeps to a handful.
+async fn check_account_quota(state: &AppState, principal: &Principal) -> Result<(), Problem> {
+    let cap = state.limits.config().mail_accounts_per_user;
+    if cap == 0 {
+        return Ok(());
+    }
+    let own = longhaul_jobs::Scope::User { tenant_id: principal.tenant_id.clone(), user_id: principal.user_id.clone() };
+    if state.store.count_mail_accounts(&own).await? >= cap {
+        return Err(Problem::quota_exceeded("inboxes connected", cap));
+    }
+    Ok(())
 }
 
 /// The caller's connected inboxes (an admin's: the tenant's).

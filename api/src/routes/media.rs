@@ -34,6 +34,7 @@ use crate::{
     extract::JsonBody,
     problem::{Problem, ProblemDocument},
     routes::travel::{decode_cursor, page_limit, trim_page},
+    server::is_body_timeout,
     AppState,
 };
 
@@ -142,6 +143,7 @@ async fn record(state: &AppState, media: &Media, outcome: &MediaCheck) -> Result
     request_body = NewMediaBody,
     responses(
         (status = 201, description = "Registered; PUT the bytes to `upload_url`", body = MediaCreated),
+        (status = 409, description = "The user has the most photos one user may (`urn:longhaul:problem:quota-exceeded`; `limit` says how many)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "The object store did not answer", body = ProblemDocument, content_type = "application/problem+json"),
     ),
@@ -164,6 +166,7 @@ pub async fn create_media(
         return Err(Problem::invalid_field("caption", "must be at most 200 characters"));
     }
     let objects = objects(&state)?;
+    check_media_quota(&state, &principal).await?;
     let media = state
         .store
         .insert_media(NewMedia {
@@ -182,6 +185,22 @@ pub async fn create_media(
     let location = format!("/v1/media/{}", media.id);
     let created = MediaCreated { media, upload_url, upload_expires_at: expires };
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)).into_response())
+}
+
+/// A 409 when the caller has as many photos as one user may. Counted, then
+/// inserted: requests racing each other can pass the cap by as many as
+/// race, which the rate limit keeps to a handful; a lock per user on every
+/// registration would cost more than that overshoot.
+async fn check_media_quota(state: &AppState, principal: &Principal) -> Result<(), Problem> {
+    let cap = state.limits.config().media_per_user;
+    if cap == 0 {
+        return Ok(());
+    }
+    let own = longhaul_jobs::Scope::User { tenant_id: principal.tenant_id.clone(), user_id: principal.user_id.clone() };
+    if state.store.count_media(&own).await? >= cap {
+        return Err(Problem::quota_exceeded("photos", cap));
+    }
+    Ok(())
 }
 
 /// The caller's photos (an admin's: the tenant's), newest first.
@@ -298,7 +317,13 @@ pub async fn upload_media(
     let mut probe = Probe::default();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| Problem::bad_request(format!("the upload broke off: {err}")))?;
+        let chunk = chunk.map_err(|err| {
+            if is_body_timeout(&err) {
+                state.timeouts.body_timed_out(true)
+            } else {
+                Problem::bad_request(format!("the upload broke off: {err}"))
+            }
+        })?;
         if !probe.feed(&chunk) {
             return Err(Problem::payload_too_large(limit));
         }

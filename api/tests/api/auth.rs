@@ -41,6 +41,36 @@ backend_tests! {
         assert!(problem["detail"].as_str().expect("a detail").contains("expired"), "{problem}");
     }
 
+    async fn a_token_that_is_not_valid_yet_is_unauthorized(backend) {
+        let app = TestApp::new(backend).await;
+        let early = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1", "role": "user", "nbf": now() + 600, "exp": now() + 1200}));
+        let problem = app.get("/v1/jobs", &early).await.problem(StatusCode::UNAUTHORIZED);
+        assert!(problem["detail"].as_str().expect("a detail").contains("not valid yet"), "{problem}");
+        let now_valid = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1", "role": "user", "nbf": now() - 1, "exp": now() + 600}));
+        assert_eq!(app.get("/v1/jobs", &now_valid).await.status, StatusCode::OK);
+    }
+
+    async fn a_token_naming_a_reserved_or_malformed_tenant_is_unauthorized(backend) {
+        let app = TestApp::new(backend).await;
+        // The sweep's own tenant: a token naming it would act for every tenant.
+        let system = sign(&app.dev_key, json!({"sub": "sweep-planner", "tenant_id": "_longhaul", "role": "platform", "exp": now() + 600}));
+        let problem = app.get("/v1/admin/jobs", &system).await.problem(StatusCode::UNAUTHORIZED);
+        assert!(problem["detail"].as_str().expect("a detail").contains("reserved"), "{problem}");
+        app.post("/v1/jobs", &system, &year_report()).await.problem(StatusCode::UNAUTHORIZED);
+        for tenant in ["_any", "t1\n", "", " t1"] {
+            let token = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": tenant, "role": "user", "exp": now() + 600}));
+            app.get("/v1/jobs", &token).await.problem(StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    async fn a_token_with_an_unknown_token_use_is_unauthorized(backend) {
+        let app = TestApp::new(backend).await;
+        let refresh = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1", "token_use": "refresh", "exp": now() + 600}));
+        app.get("/v1/jobs", &refresh).await.problem(StatusCode::UNAUTHORIZED);
+        let id = sign(&app.dev_key, json!({"sub": "u1", "tenant_id": "t1", "token_use": "id", "exp": now() + 600}));
+        assert_eq!(app.get("/v1/jobs", &id).await.status, StatusCode::OK);
+    }
+
     async fn a_token_without_tenant_or_expiry_is_unauthorized(backend) {
         let app = TestApp::new(backend).await;
         let no_tenant = sign(&app.dev_key, json!({"sub": "u1", "exp": now() + 600}));

@@ -29,6 +29,26 @@ backend_tests! {
         assert!(document["components"]["schemas"].get("Problem").is_some());
         assert!(document["components"]["securitySchemes"].get("bearer").is_some());
     }
+
+    async fn openapi_lists_401_429_and_408_where_they_can_happen(backend) {
+        let app = TestApp::new(backend).await;
+        let document = app.send(request(Method::GET, "/openapi.json", None).body(Body::empty()).expect("a request")).await.json();
+        let responses = |path: &str, method: &str| document["paths"][path][method]["responses"].clone();
+        let submit = responses("/v1/jobs", "post");
+        for status in ["401", "408", "429"] {
+            assert!(submit.get(status).is_some(), "POST /v1/jobs lacks {status}: {submit}");
+        }
+        assert!(submit["429"]["headers"].get("Retry-After").is_some(), "{submit}");
+        for (path, method) in [("/v1/media/{id}/upload", "put"), ("/v1/reservations/{id}", "patch"),
+                               ("/v1/mail-accounts/{id}", "delete"), ("/v1/admin/lanes/{lane}/redrive", "post"),
+                               ("/v1/jobs/{id}/events", "get")] {
+            assert!(responses(path, method).get("429").is_some(), "{method} {path} lacks 429");
+        }
+        let list = responses("/v1/jobs", "get");
+        assert!(list.get("401").is_some() && list.get("429").is_none(), "{list}");
+        assert!(responses("/healthz", "get").get("401").is_none(), "no token, no 401");
+        assert!(responses("/v1/media", "post").get("409").is_some(), "the photo quota");
+    }
 }
 
 /// Readiness fails with a 503 problem when a dependency does not answer.
@@ -46,7 +66,7 @@ async fn readyz_is_unavailable_when_a_check_fails() {
     }
     let store = longhaul_jobs::testing::TestStore::new(longhaul_jobs::testing::Backend::Sqlite).await.expect("a store");
     let config = longhaul_api::ApiConfig {
-        auth: longhaul_api::auth::AuthConfig { dev_key: Some(vec![1; 32]), jwks_url: None },
+        auth: longhaul_api::auth::AuthConfig { dev_key: Some(vec![1; 32]), ..Default::default() },
         readiness: vec![std::sync::Arc::new(Down)],
         ..Default::default()
     };

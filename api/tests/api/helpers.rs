@@ -36,11 +36,21 @@ impl TestApp {
     /// The API with objects in a directory, or in a bucket of its own on
     /// the local S3.
     pub async fn with_objects(backend: Backend, objects: ObjectBackend) -> TestApp {
+        TestApp::configured(backend, objects, |_| {}).await
+    }
+
+    /// The API as [`TestApp::new`] makes it, with `tweak` applied to its
+    /// configuration first (limits, timeouts).
+    pub async fn with_config(backend: Backend, tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
+        TestApp::configured(backend, ObjectBackend::File, tweak).await
+    }
+
+    async fn configured(backend: Backend, objects: ObjectBackend, tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
         let store = TestStore::new(backend).await.expect("a fresh test store");
         let objects = TestObjectStore::new(objects).await.expect("a fresh object store");
         let dev_key = rand::random::<[u8; 32]>().to_vec();
-        let config = ApiConfig {
-            auth: AuthConfig { dev_key: Some(dev_key.clone()), jwks_url: None },
+        let mut config = ApiConfig {
+            auth: AuthConfig { dev_key: Some(dev_key.clone()), ..AuthConfig::default() },
             sse_poll_interval: Duration::from_millis(50),
             objects: Some(objects.store.clone()),
             secrets: Some(Envelope::new(std::sync::Arc::new(
@@ -48,6 +58,7 @@ impl TestApp {
             ))),
             ..ApiConfig::default()
         };
+        tweak(&mut config);
         let router = router(store.store.clone(), config).expect("the router builds");
         TestApp { router, store, objects, dev_key }
     }

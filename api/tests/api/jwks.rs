@@ -58,11 +58,59 @@ async fn file_objects() -> longhaul_jobs::testing::TestObjectStore {
 
 /// An app that accepts only JWKS-verified tokens, like production.
 async fn production_app(backend: longhaul_jobs::testing::Backend) -> (TestApp, Arc<AtomicUsize>) {
+    configured_app(backend, AuthConfig::default()).await
+}
+
+/// The issuer and app clients of [`checked_app`].
+const ISSUER: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_test";
+const APP_CLIENT: &str = "app-ios";
+
+/// An app that also checks the issuer and the audience (two app clients),
+/// and accepts dev tokens signed with `[5; 32]`.
+async fn checked_app(backend: longhaul_jobs::testing::Backend) -> TestApp {
+    let auth = AuthConfig {
+        issuer: Some(ISSUER.to_owned()),
+        audiences: vec![APP_CLIENT.to_owned(), "app-android".to_owned()],
+        dev_key: Some(vec![5; 32]),
+        ..AuthConfig::default()
+    };
+    configured_app(backend, auth).await.0
+}
+
+/// An app verifying tokens with the test JWKS, and `auth`'s other settings.
+async fn configured_app(backend: longhaul_jobs::testing::Backend, auth: AuthConfig) -> (TestApp, Arc<AtomicUsize>) {
     let (jwks_url, fetches) = serve_jwks().await;
     let store = TestStore::new(backend).await.expect("a fresh test store");
-    let config = ApiConfig { auth: AuthConfig { dev_key: None, jwks_url: Some(jwks_url) }, ..ApiConfig::default() };
+    let config = ApiConfig { auth: AuthConfig { jwks_url: Some(jwks_url), ..auth }, ..ApiConfig::default() };
     let router = router(store.store.clone(), config).expect("the router builds");
     (TestApp { router, store, objects: file_objects().await, dev_key: vec![0; 32] }, fetches)
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("a sane clock").as_secs()
+}
+
+/// A Cognito id token for `checked_app`, with `extra` claims over the defaults.
+fn id_token(extra: Value) -> String {
+    let mut claims = json!({
+        "sub": "u1", "custom:tenant_id": "acme", "token_use": "id", "aud": APP_CLIENT, "iss": ISSUER, "exp": exp(),
+    });
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        for (name, value) in extra {
+            if value.is_null() {
+                claims.remove(name);
+            } else {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    cognito_token("test-key-1", claims)
+}
+
+/// Asserts a 401 whose detail mentions `says`.
+async fn refused(app: &TestApp, token: &str, says: &str) {
+    let problem = app.get("/v1/jobs", token).await.problem(StatusCode::UNAUTHORIZED);
+    assert!(problem["detail"].as_str().is_some_and(|detail| detail.contains(says)), "expected `{says}`: {problem}");
 }
 
 backend_tests! {
@@ -106,12 +154,62 @@ backend_tests! {
         drop(listener);
         let store = TestStore::new(backend).await.expect("a fresh test store");
         let jwks_url = format!("http://{address}/jwks.json");
-        let config = ApiConfig { auth: AuthConfig { dev_key: None, jwks_url: Some(jwks_url) }, ..ApiConfig::default() };
+        let config = ApiConfig { auth: AuthConfig { jwks_url: Some(jwks_url), ..AuthConfig::default() }, ..ApiConfig::default() };
         let router = router(store.store.clone(), config).expect("the router builds");
         let app = TestApp { router, store, objects: file_objects().await, dev_key: vec![0; 32] };
         let token = cognito_token("test-key-1", json!({"sub": "u", "custom:tenant_id": "t", "exp": exp()}));
         app.get("/v1/jobs", &token).await.problem(StatusCode::SERVICE_UNAVAILABLE);
         // Within the refetch interval, the answer stays "unavailable", not "unknown key".
         app.get("/v1/jobs", &token).await.problem(StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    async fn a_token_from_another_issuer_or_without_one_is_unauthorized(backend) {
+        let app = checked_app(backend).await;
+        assert_eq!(app.get("/v1/jobs", &id_token(json!({}))).await.status, StatusCode::OK);
+        refused(&app, &id_token(json!({"iss": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_other"})), "issuer").await;
+        refused(&app, &id_token(json!({"iss": null})), "`iss`").await;
+    }
+
+    async fn a_token_for_another_audience_is_unauthorized(backend) {
+        let app = checked_app(backend).await;
+        // Either configured app client will do; any of an array's.
+        assert_eq!(app.get("/v1/jobs", &id_token(json!({"aud": "app-android"}))).await.status, StatusCode::OK);
+        assert_eq!(app.get("/v1/jobs", &id_token(json!({"aud": ["other", APP_CLIENT]}))).await.status, StatusCode::OK);
+        refused(&app, &id_token(json!({"aud": "someone-elses-app"})), "audience").await;
+        refused(&app, &id_token(json!({"aud": null})), "`aud`").await;
+    }
+
+    async fn access_tokens_are_checked_on_client_id_and_id_tokens_on_aud(backend) {
+        let app = checked_app(backend).await;
+        let access = id_token(json!({"token_use": "access", "aud": null, "client_id": APP_CLIENT}));
+        assert_eq!(app.get("/v1/jobs", &access).await.status, StatusCode::OK);
+        refused(&app, &id_token(json!({"token_use": "access", "aud": null, "client_id": "someone-elses-app"})), "app client").await;
+        // An access token does not name its client in `aud`, nor an id token in `client_id`.
+        refused(&app, &id_token(json!({"token_use": "access"})), "`client_id`").await;
+        refused(&app, &id_token(json!({"aud": null, "client_id": APP_CLIENT})), "`aud`").await;
+        // Refresh tokens, or anything else, are not for the API.
+        refused(&app, &id_token(json!({"token_use": "refresh"})), "token_use").await;
+    }
+
+    async fn a_token_that_is_not_valid_yet_is_unauthorized(backend) {
+        let app = checked_app(backend).await;
+        refused(&app, &id_token(json!({"nbf": now() + 600})), "not valid yet").await;
+        // Within the leeway for clocks that differ, it is accepted.
+        assert_eq!(app.get("/v1/jobs", &id_token(json!({"nbf": now() + 5}))).await.status, StatusCode::OK);
+    }
+
+    async fn a_token_naming_a_reserved_tenant_is_unauthorized(backend) {
+        let app = checked_app(backend).await;
+        refused(&app, &id_token(json!({"custom:tenant_id": "_longhaul", "cognito:groups": ["platform"]})), "reserved").await;
+        refused(&app, &id_token(json!({"custom:tenant_id": "t".repeat(129)})), "longer").await;
+    }
+
+    async fn dev_tokens_keep_working_when_issuer_and_audience_are_set(backend) {
+        // The issuer and app clients are the identity provider's; a dev token
+        // answers to the dev key, which could write any claim anyway.
+        let app = checked_app(backend).await;
+        let dev = longhaul_api::auth::mint_dev_token(&[5; 32], "acme", "u1", longhaul_api::auth::Role::User, Duration::from_secs(60))
+            .expect("a dev token");
+        assert_eq!(app.get("/v1/jobs", &dev).await.status, StatusCode::OK);
     }
 }

@@ -43,6 +43,8 @@ mod health;
 mod idempotency;
 mod jobs;
 mod jwks;
+mod limits;
 mod mail;
 mod media;
+mod server;
 mod travel;

@@ -226,6 +226,10 @@ pub trait MediaStore: Send + Sync {
 
     /// Forgets a photo; returns it, so that its object can be deleted too.
     async fn delete_media(&self, scope: &Scope, id: Uuid) -> Result<Option<Media>>;
+
+    /// How many photos `scope` sees, whatever their status (a rejected
+    /// photo keeps its row until it is deleted). The API caps a user's.
+    async fn count_media(&self, scope: &Scope) -> Result<u64>;
 }
 
 #[cfg(test)]

@@ -112,4 +112,11 @@ impl MediaStore for SqliteStore {
         let row = query.build().fetch_optional(self.pool()).await?;
         row.as_ref().map(media_from_row).transpose()
     }
+
+    async fn count_media(&self, scope: &Scope) -> Result<u64> {
+        let mut query = QueryBuilder::new("SELECT count(*) FROM media WHERE 1");
+        push_scope(&mut query, scope);
+        let count: i64 = query.build_query_scalar().fetch_one(self.pool()).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }

@@ -138,6 +138,11 @@
     source.addEventListener("error", () => {
       if (state) state.textContent = "Live updates paused: reconnecting…";
     });
+    // The session (or token) ended: reconnecting would only be refused.
+    source.addEventListener("expired", () => {
+      source.close();
+      if (state) state.textContent = "Live updates stopped: the session has ended. Sign in again to resume.";
+    });
   }
 
   function selectAll() {

@@ -338,6 +338,9 @@ pub trait MailStore: Send + Sync {
     /// reservations it found stay: they are the user's.
     async fn delete_mail_account(&self, scope: &Scope, id: Uuid) -> Result<bool>;
 
+    /// How many accounts `scope` sees. The API caps a user's.
+    async fn count_mail_accounts(&self, scope: &Scope) -> Result<u64>;
+
     /// Takes the account for one attempt of a poll job owned by
     /// `tenant_id`/`user_id`, for `lease` (a later attempt of the same job
     /// takes over at once).

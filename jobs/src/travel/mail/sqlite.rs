@@ -224,6 +224,13 @@ impl MailStore for SqliteStore {
         Ok(query.build().execute(self.pool()).await?.rows_affected() > 0)
     }
 
+    async fn count_mail_accounts(&self, scope: &Scope) -> Result<u64> {
+        let mut query = QueryBuilder::new("SELECT count(*) FROM mail_accounts WHERE 1");
+        push_scope(&mut query, scope);
+        let count: i64 = query.build_query_scalar().fetch_one(self.pool()).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn begin_poll(
         &self,
         account_id: Uuid,

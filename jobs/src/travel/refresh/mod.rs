@@ -38,7 +38,9 @@ pub const SHARD_KEYS: u32 = 1 << 16;
 
 /// The tenant and user of the jobs the sweep planner enqueues. A
 /// `reservation_refresh` job of this tenant covers every tenant's
-/// reservations; one an admin submits covers only the admin's tenant.
+/// reservations; one an admin submits covers only the admin's tenant. Its
+/// `_` prefix is reserved ([`crate::model::is_reserved_tenant`]): no token
+/// can carry it, so no caller can act as it.
 pub const SYSTEM_TENANT: &str = "_longhaul";
 pub const SYSTEM_USER: &str = "sweep-planner";
 
