@@ -133,6 +133,15 @@ fn noop_jobs(n: usize, tenant: &str) -> Vec<NewJob> {
     (0..n).map(|_| NewJob::new(tenant, "bench", JobKind::Noop, json!({}))).collect()
 }
 
+/// `n` no-op jobs of `tenants` tenants in turn (`bench` alone for one).
+fn tenants_noop_jobs(n: usize, tenants: usize) -> Vec<NewJob> {
+    if tenants <= 1 {
+        return noop_jobs(n, "bench");
+    }
+    let names: Vec<String> = (0..tenants).map(|i| format!("bench-{i}")).collect();
+    (0..n).map(|i| NewJob::new(&names[i % tenants], "bench", JobKind::Noop, json!({}))).collect()
+}
+
 fn runtime_config(concurrency: usize, claim_batch: usize) -> WorkerConfig {
     WorkerConfig {
         lanes: vec![(Lane::Default, concurrency)],
@@ -156,7 +165,10 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
     store.migrate().await?;
 
     // Enqueue, timed on its own.
-    let jobs = noop_jobs(args.jobs, "bench");
+    if args.tenant_share.is_some_and(|share| !(share > 0.0 && share <= 1.0)) {
+        bail!("--tenant-share must be above 0 and at most 1");
+    }
+    let jobs = tenants_noop_jobs(args.jobs, args.tenants);
     let started = Instant::now();
     for chunk in jobs.chunks(args.insert_batch.max(1)) {
         store.insert_jobs(chunk).await?;
@@ -171,7 +183,8 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
     registry.register(CountedNoop { runs: runs.clone() });
     let cpu_before = cpu_times();
     let started = Instant::now();
-    let runtime = Runtime::start(store.clone(), registry, runtime_config(args.concurrency, args.claim_batch));
+    let config = WorkerConfig { tenant_share: args.tenant_share, ..runtime_config(args.concurrency, args.claim_batch) };
+    let runtime = Runtime::start(store.clone(), registry, config);
     while runs.load(Ordering::Relaxed) < args.jobs {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -223,12 +236,14 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
         "peer": "longhaul",
         "version": env!("CARGO_PKG_VERSION"),
         "backend": args.backend,
-        "config": format!("c{}-b{}-{}", args.concurrency, args.claim_batch, args.backend),
+        "config": queue_config_name(args),
         "run": run,
         "n": args.jobs,
         "enqueue_batch": args.insert_batch,
         "concurrency": args.concurrency,
         "claim_batch": args.claim_batch,
+        "tenants": args.tenants.max(1),
+        "tenant_share": args.tenant_share,
         "enqueue_s": round3(enqueue_s),
         "enqueue_jobs_per_s": (args.jobs as f64 / enqueue_s).round(),
         "drain_s": round3(drain_s),
@@ -239,6 +254,18 @@ async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json::Val
         "pickup_p99_ms": round3(percentile(&pickup_ms, 99.0)),
         "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
+}
+
+/// `c4000-b1000-postgres`, with `-t8-s0.5` for 8 tenants at a share of half.
+fn queue_config_name(args: &BenchArgs) -> String {
+    let mut name = format!("c{}-b{}-{}", args.concurrency, args.claim_batch, args.backend);
+    if args.tenants > 1 {
+        name.push_str(&format!("-t{}", args.tenants));
+    }
+    if let Some(share) = args.tenant_share {
+        name.push_str(&format!("-s{share}"));
+    }
+    name
 }
 
 pub(crate) fn round3(value: f64) -> f64 {

@@ -177,6 +177,13 @@ pub struct BenchArgs {
     /// Jobs trickled in afterwards to measure pickup latency
     #[arg(long, default_value_t = 2_000)]
     pub latency_jobs: usize,
+    /// With `--workload queue`: tenants the jobs are spread over, in turn
+    #[arg(long, default_value_t = 1)]
+    pub tenants: usize,
+    /// With `--workload queue`: cap each tenant at this share of the slots,
+    /// as `LONGHAUL_TENANT_SHARE` does (by default uncapped, like the peers)
+    #[arg(long)]
+    pub tenant_share: Option<f64>,
     /// Repeat the whole measurement this many times, each on a fresh database
     #[arg(long, default_value_t = 1)]
     pub runs: usize,

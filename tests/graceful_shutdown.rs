@@ -27,6 +27,8 @@ async fn sigterm_lets_in_flight_jobs_finish_and_exits_zero(backend: Backend) {
         concurrency: 3,
         shutdown_grace_secs: Some(10),
         poll_interval_ms: Some(100),
+        // One tenant's six jobs, three at once: the whole lane is theirs.
+        tenant_share: Some("off"),
         ..WorkerSettings::default()
     };
 
@@ -74,6 +76,7 @@ async fn sigterm_releases_jobs_that_outlive_the_grace_period(backend: Backend) {
         concurrency: 2,
         shutdown_grace_secs: Some(1),
         poll_interval_ms: Some(100),
+        tenant_share: Some("off"),
         ..WorkerSettings::default()
     };
 

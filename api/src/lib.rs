@@ -139,6 +139,7 @@ pub struct AppState {
     pub(crate) secrets: Option<Envelope>,
     pub(crate) limits: Arc<limits::Limiters>,
     pub(crate) timeouts: server::HttpTimeouts,
+    pub(crate) media_checks: Arc<routes::media::MediaChecks>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -167,6 +168,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         shutdown: config.shutdown,
         limits,
         timeouts: config.timeouts,
+        media_checks: Arc::default(),
     };
 
     let api = Router::new()

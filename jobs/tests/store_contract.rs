@@ -39,6 +39,7 @@ longhaul_jobs::on_every_backend!(
     a_claim_interleaves_a_late_tenant_with_an_earlier_backlog,
     a_redrive_interleaves_with_other_tenants_waiting_jobs,
     no_tenant_runs_more_than_its_cap_and_the_platform_has_none,
+    claims_at_once_never_overshoot_a_cap_together,
     a_tenant_pause_holds_only_that_tenants_jobs,
     lane_stats_and_history_of_a_tenant_are_its_own,
 );
@@ -623,6 +624,22 @@ async fn no_tenant_runs_more_than_its_cap_and_the_platform_has_none(backend: Bac
     store.insert_jobs(&sweep).await.expect("insert");
     let system = store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim");
     assert_eq!(count("_longhaul", &system), 6);
+}
+
+/// Claims side by side (claim loops, workers) each count the running jobs;
+/// together they must still start no more than the cap.
+async fn claims_at_once_never_overshoot_a_cap_together(backend: Backend) {
+    let store = store(backend).await;
+    let jobs: Vec<NewJob> = (0..200).map(|_| noop("a", "u")).collect();
+    store.insert_jobs(&jobs).await.expect("insert");
+    for round in 1..=3u32 {
+        let claims = (0..16).map(|_| store.claim_within(Lane::Default, 4, LEASE, "w", Some(10 * round)));
+        let started: usize =
+            futures::future::join_all(claims).await.into_iter().map(|claimed| claimed.expect("claim").len()).sum();
+        let running = store.lane_stats(&Scope::Platform).await.expect("stats");
+        let in_flight = running.iter().find(|lane| lane.lane == Lane::Default).map_or(0, |lane| lane.in_flight);
+        assert_eq!(in_flight, i64::from(10 * round), "round {round}: {started} started; the cap is {}", 10 * round);
+    }
 }
 
 async fn a_tenant_pause_holds_only_that_tenants_jobs(backend: Backend) {

@@ -301,6 +301,10 @@ pub struct WorkerSettings {
     pub poll_interval_ms: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub reap_interval_secs: Option<u64>,
+    /// `LONGHAUL_TENANT_SHARE`; unset, the binary's default (half a lane).
+    /// The tests whose jobs all belong to one tenant and that count jobs in
+    /// flight lift it, as a single-tenant install would.
+    pub tenant_share: Option<&'static str>,
 }
 
 /// Starts `longhaul` processes against one database, each logging to a file
@@ -379,6 +383,9 @@ impl Launcher {
             if let Some(value) = value {
                 command.env(variable, value.to_string());
             }
+        }
+        if let Some(share) = settings.tenant_share {
+            command.env("LONGHAUL_TENANT_SHARE", share);
         }
         Process::spawn(name, command, log)
     }

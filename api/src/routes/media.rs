@@ -5,11 +5,19 @@
 //! local object directory (send the same bearer token). Uploaded bytes are
 //! checked before anything uses them: the type is sniffed from the content,
 //! the image's header must parse, and the size and pixel count are capped
-//! ([`MAX_MEDIA_BYTES`], 100 megapixels). A photo uploaded to S3 is
-//! checked the first time it is read back (`GET`). Photos live under the
-//! tenant's prefix; someone else's is a 404.
+//! ([`MAX_MEDIA_BYTES`], 100 megapixels). A client that declares the
+//! photo's size (`size_bytes`) gets a presigned S3 PUT for exactly that many
+//! bytes (the length is signed, so S3 itself refuses more); one that does
+//! not uploads through the API, which counts as it reads. A photo uploaded
+//! to S3 is checked when it is read back (`GET /v1/media/{id}`), or in the
+//! background after a list showed it pending: a list never reads photos
+//! inline. Photos live under the tenant's prefix; someone else's is a 404.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -51,6 +59,11 @@ pub struct NewMediaBody {
     pub taken_at: Option<DateTime<Utc>>,
     /// At most 200 characters.
     pub caption: Option<String>,
+    /// The photo's size in bytes, 1 to 26,214,400 (25 MiB). With it, and an
+    /// S3 object store, `upload_url` is a presigned S3 PUT of exactly that
+    /// many bytes; without it, the upload goes through the API.
+    #[schema(minimum = 1, maximum = 26214400)]
+    pub size_bytes: Option<u64>,
 }
 
 /// A registered photo and where to upload it.
@@ -161,6 +174,12 @@ pub async fn create_media(
             format!("`{}` is not a photo type; expected one of {}", body.content_type, MEDIA_TYPES.join(", ")),
         ));
     }
+    if body.size_bytes.is_some_and(|size| size == 0 || size > MAX_MEDIA_BYTES) {
+        return Err(Problem::invalid_field(
+            "size_bytes",
+            format!("must be between 1 and {MAX_MEDIA_BYTES} (25 MiB), the largest photo longhaul takes"),
+        ));
+    }
     let caption = body.caption.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
     if caption.as_ref().is_some_and(|c| c.chars().count() > 200) {
         return Err(Problem::invalid_field("caption", "must be at most 200 characters"));
@@ -177,10 +196,11 @@ pub async fn create_media(
             caption,
         })
         .await?;
-    let upload_url = match objects.presign_put(&media.key()?, &declared, UPLOAD_FOR).await.map_err(object_error)? {
-        Some(url) => url,
-        None => format!("/v1/media/{}/upload", media.id),
+    let direct = match body.size_bytes {
+        Some(size) => objects.presign_put(&media.key()?, &declared, size, UPLOAD_FOR).await.map_err(object_error)?,
+        None => None,
     };
+    let upload_url = direct.unwrap_or_else(|| format!("/v1/media/{}/upload", media.id));
     let expires = Utc::now() + chrono::Duration::from_std(UPLOAD_FOR).unwrap_or_default();
     let location = format!("/v1/media/{}", media.id);
     let created = MediaCreated { media, upload_url, upload_expires_at: expires };
@@ -222,11 +242,71 @@ pub async fn list_media(
     let after = decode_cursor(&query.cursor)?;
     let mut items = state.store.list_media(&principal.scope(), after, limit + 1).await?;
     let next_cursor = trim_page(&mut items, limit, |m| (m.created_at, m.id));
-    let mut settled = Vec::with_capacity(items.len());
-    for media in items {
-        settled.push(settle(&state, media).await?);
+    for media in items.iter().filter(|media| media.status == MediaStatus::Pending) {
+        state.media_checks.schedule(&state, media.clone());
     }
-    Ok(Json(MediaList { items: settled, next_cursor }))
+    Ok(Json(MediaList { items, next_cursor }))
+}
+
+/// Checks of pending photos that a list showed, in the background: a list
+/// answers at once with what is stored, and reading photos (up to 25 MiB
+/// each) never holds it up. At most [`MediaChecks::AT_ONCE`] run at once in
+/// this process (more are not queued but left to a later list), and a
+/// photo is checked at most once per [`MediaChecks::AGAIN_AFTER`], however
+/// often it is listed.
+pub(crate) struct MediaChecks {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    recent: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl Default for MediaChecks {
+    fn default() -> Self {
+        MediaChecks {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::AT_ONCE)),
+            recent: Mutex::default(),
+        }
+    }
+}
+
+impl MediaChecks {
+    const AT_ONCE: usize = 4;
+    const AGAIN_AFTER: Duration = Duration::from_secs(30);
+    /// Past this many remembered photos, the old entries are dropped.
+    const REMEMBER: usize = 10_000;
+
+    /// Whether `id` is due a check now; if so, it is noted as checked.
+    fn due(&self, id: Uuid) -> bool {
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recent.get(&id).is_some_and(|at| now.duration_since(*at) < Self::AGAIN_AFTER) {
+            return false;
+        }
+        if recent.len() >= Self::REMEMBER {
+            recent.retain(|_, at| now.duration_since(*at) < Self::AGAIN_AFTER);
+        }
+        recent.insert(id, now);
+        true
+    }
+
+    pub(crate) fn schedule(&self, state: &AppState, media: Media) {
+        if state.objects.is_none() || !self.due(media.id) {
+            return;
+        }
+        // Busy: no task is queued (they would pile up under a flood of
+        // lists); the photo is forgotten, so the next list tries again.
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&media.id);
+            return;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let id = media.id;
+            if let Err(problem) = settle(&state, media).await {
+                tracing::warn!(media_id = %id, error = ?problem, "a pending photo could not be checked; a later read tries again");
+            }
+        });
+    }
 }
 
 /// One photo.
@@ -272,8 +352,9 @@ pub async fn delete_media(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Upload a photo's bytes (on a local object directory; on S3 the upload
-/// goes to the presigned URL instead).
+/// Upload a photo's bytes through the API: on a local object directory, or
+/// on S3 when the photo was registered without `size_bytes` (with it, the
+/// upload goes to the presigned URL instead).
 #[utoipa::path(
     put, path = "/v1/media/{id}/upload", tag = "media",
     params(("id" = Uuid, Path, description = "The photo id")),

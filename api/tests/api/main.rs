@@ -41,6 +41,7 @@ mod dashboard;
 mod events;
 mod health;
 mod idempotency;
+mod isolation;
 mod jobs;
 mod jwks;
 mod limits;

@@ -121,15 +121,19 @@ backend_tests! {
         app.get("/v1/media?cursor=nope", &user).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
     }
 
-    async fn on_s3_the_photo_goes_up_a_presigned_url_and_is_checked_when_read(backend) {
+    async fn on_s3_a_declared_size_gets_a_presigned_url_of_that_length_checked_when_read(backend) {
         let app = TestApp::with_objects(backend, ObjectBackend::S3).await;
         let user = app.user("t1", "u1");
         let http = reqwest::Client::new();
         let mut uploaded = Vec::new();
         for (bytes, declared) in [(png(), "image/png"), (b"plain text".to_vec(), "image/jpeg")] {
-            let created = register(&app, &user, json!({"content_type": declared})).await;
+            let created = register(&app, &user, json!({"content_type": declared, "size_bytes": bytes.len()})).await;
             let url = created["upload_url"].as_str().expect("a URL").to_owned();
             assert!(url.starts_with("http") && url.contains("X-Amz-Signature"), "a presigned URL: {url}");
+            // The length is part of the signature: S3 takes no other (moto
+            // does not check signatures, so the URL is what is checked).
+            let signed = url.split("X-Amz-SignedHeaders=").nth(1).and_then(|rest| rest.split('&').next()).unwrap_or_default();
+            assert!(signed.contains("content-length"), "Content-Length is not signed: {url}");
             let put = http.put(&url).header("content-type", declared).body(bytes).send().await.expect("the PUT");
             assert!(put.status().is_success(), "{}", put.text().await.unwrap_or_default());
             uploaded.push(created["id"].as_str().expect("id").to_owned());
@@ -137,14 +141,42 @@ backend_tests! {
         let good = app.get(&format!("/v1/media/{}", uploaded[0]), &user).await.json();
         assert_eq!((good["status"].clone(), good["content_type"].clone(), good["size_bytes"].clone()), (json!("ready"), json!("image/png"), json!(png().len())));
         assert_eq!(good["width"], 40);
-        let list = app.get("/v1/media", &user).await.json();
-        let bad = list["items"].as_array().expect("items").iter().find(|m| m["id"] == uploaded[1].as_str()).expect("listed").clone();
-        assert_eq!(bad["status"], "rejected", "{bad}");
+        // A list answers with what is stored, and checks pending photos in
+        // the background: the bad upload is rejected soon after.
+        let first = app.get("/v1/media", &user).await.json();
+        let listed = |list: &Value| list["items"].as_array().expect("items").iter().find(|m| m["id"] == uploaded[1].as_str()).expect("listed").clone();
+        assert_eq!(listed(&first)["status"], "pending", "a list does not read photos inline");
+        let mut status = Value::Null;
+        for _ in 0..100 {
+            let stored = app.store.get_media(&longhaul_jobs::Scope::Platform, uploaded[1].parse().expect("uuid")).await.expect("get").expect("media");
+            status = json!(stored.status);
+            if status == "rejected" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, "rejected");
+        assert_eq!(listed(&app.get("/v1/media", &user).await.json())["status"], "rejected");
         let key = ObjectKey::new("t1", &format!("media/{}", uploaded[1])).expect("key");
         assert!(app.objects.get(&key).await.expect("get").is_none(), "a rejected upload's bytes are deleted");
         // A photo registered but never uploaded stays pending.
-        let waiting = register(&app, &user, json!({"content_type": "image/png"})).await;
+        let waiting = register(&app, &user, json!({"content_type": "image/png", "size_bytes": 10})).await;
         let id = waiting["id"].as_str().expect("id");
         assert_eq!(app.get(&format!("/v1/media/{id}"), &user).await.json()["status"], "pending");
+    }
+
+    async fn on_s3_without_a_declared_size_the_upload_goes_through_the_api(backend) {
+        let app = TestApp::with_objects(backend, ObjectBackend::S3).await;
+        let user = app.user("t1", "u1");
+        let created = register(&app, &user, json!({"content_type": "image/png"})).await;
+        let id = created["id"].as_str().expect("id");
+        assert_eq!(created["upload_url"], format!("/v1/media/{id}/upload"));
+        let uploaded = app.put_bytes(&format!("/v1/media/{id}/upload"), &user, png()).await;
+        assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.text());
+        assert_eq!(uploaded.json()["status"], "ready");
+        for size in [0, MAX_MEDIA_BYTES + 1] {
+            let problem = app.post("/v1/media", &user, &json!({"content_type": "image/png", "size_bytes": size})).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(problem["field"], "size_bytes");
+        }
     }
 }

@@ -101,7 +101,13 @@ impl ObjectStore for FileStore {
         Ok(None)
     }
 
-    async fn presign_put(&self, _key: &ObjectKey, _content_type: &str, _ttl: Duration) -> Result<Option<String>> {
+    async fn presign_put(
+        &self,
+        _key: &ObjectKey,
+        _content_type: &str,
+        _length: u64,
+        _ttl: Duration,
+    ) -> Result<Option<String>> {
         Ok(None)
     }
 

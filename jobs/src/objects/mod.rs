@@ -99,9 +99,17 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// when the backend has no such URLs (the API then streams the object).
     async fn presign_get(&self, key: &ObjectKey, ttl: Duration) -> Result<Option<String>>;
 
-    /// A URL a client may PUT the object's bytes to until `ttl` passes, or
-    /// `None` when uploads must go through the API.
-    async fn presign_put(&self, key: &ObjectKey, content_type: &str, ttl: Duration) -> Result<Option<String>>;
+    /// A URL a client may PUT exactly `length` bytes of the object to until
+    /// `ttl` passes (the length is part of the signature, so a larger or
+    /// smaller body is refused by the store itself), or `None` when uploads
+    /// must go through the API.
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        length: u64,
+        ttl: Duration,
+    ) -> Result<Option<String>>;
 
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;

@@ -252,16 +252,27 @@ impl ObjectStore for S3Store {
         Ok(Some(request.uri().to_owned()))
     }
 
-    async fn presign_put(&self, key: &ObjectKey, content_type: &str, ttl: Duration) -> Result<Option<String>> {
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        length: u64,
+        ttl: Duration,
+    ) -> Result<Option<String>> {
         // No encryption header is signed: the client could not be trusted to
         // send it. The bucket's default encryption covers these uploads.
+        // Content-Length is signed (SigV4 signs it when the request has
+        // one): S3 refuses a body of any other size, so a presigned URL
+        // cannot carry more than the caller declared and was allowed.
         let presigning = PresigningConfig::expires_in(ttl).map_err(|err| backend_error("presigning", err))?;
+        let length = i64::try_from(length).map_err(|_| backend_error("presigning", LengthTooLarge))?;
         let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(self.s3_key(key))
             .content_type(content_type)
+            .content_length(length)
             .presigned(presigning)
             .await
             .map_err(|err| backend_error("presign PutObject", err))?;
@@ -273,6 +284,18 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 }
+
+/// A length past what S3's API can carry (over `i64::MAX`).
+#[derive(Debug)]
+struct LengthTooLarge;
+
+impl std::fmt::Display for LengthTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the length is too large to sign")
+    }
+}
+
+impl std::error::Error for LengthTooLarge {}
 
 #[cfg(test)]
 mod tests {

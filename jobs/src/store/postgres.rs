@@ -322,6 +322,32 @@ fn artifact_from_row(row: &PgRow) -> Result<Artifact> {
     })
 }
 
+/// Runs a claim statement of `lane`. Capped claims take turns: each counts
+/// the lane's running jobs per tenant and starts up to the cap, so two at
+/// once (two claim loops, two workers) would see the same count and together
+/// overshoot it. A transaction-scoped advisory lock per lane makes the second
+/// wait until the first has committed, and under READ COMMITTED its
+/// statement then sees the first one's leases. Uncapped claims (no tenant
+/// share configured) need no turn and run side by side.
+async fn run_claim(
+    pool: &PgPool,
+    lane: Lane,
+    capped: bool,
+    claim: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<Vec<PgRow>> {
+    if !capped {
+        return Ok(claim.fetch_all(pool).await?);
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('longhaul.claim/' || $1, 0))")
+        .bind(lane.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let rows = claim.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 fn jobs_from_rows(rows: &[PgRow]) -> Result<Vec<Job>> {
     rows.iter().map(job_from_row).collect()
 }
@@ -682,6 +708,7 @@ impl Store for PgStore {
         // the due jobs in fair order, skipping paused tenants and tenants at
         // their cap, then at most `cap - running` of each tenant's. Reserved
         // tenants (the platform's own work, such as sweep shards) have no cap.
+        // With a cap, claims of the lane take turns (`run_claim`).
         let sql = format!(
             "WITH running AS MATERIALIZED ( \
                SELECT tenant_id, count(*) AS n FROM job_queue \
@@ -713,14 +740,13 @@ impl Store for PgStore {
             unreserved = UNRESERVED_TENANT,
             unreserved_p = UNRESERVED_TENANT.replace("tenant_id", "p.tenant_id"),
         );
-        let rows = sqlx::query(&sql)
+        let claim = sqlx::query(&sql)
             .bind(lane.as_str())
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(seconds(lease))
             .bind(worker_id)
-            .bind(tenant_cap.map_or(i64::MAX, i64::from))
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(tenant_cap.map_or(i64::MAX, i64::from));
+        let rows = run_claim(&self.pool, lane, tenant_cap.is_some(), claim).await?;
         jobs_from_rows(&rows)
     }
 
@@ -1251,15 +1277,14 @@ impl Store for PgStore {
             qualified_columns("j"),
             unreserved_p = UNRESERVED_TENANT.replace("tenant_id", "p.tenant_id"),
         );
-        let rows = sqlx::query(&sql)
+        let claim = sqlx::query(&sql)
             .bind(&ids)
             .bind(&generations)
             .bind(lane.as_str())
             .bind(seconds(lease))
             .bind(worker_id)
-            .bind(tenant_cap.map_or(i64::MAX, i64::from))
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(tenant_cap.map_or(i64::MAX, i64::from));
+        let rows = run_claim(&self.pool, lane, tenant_cap.is_some(), claim).await?;
         let jobs = jobs_from_rows(&rows)?;
         if jobs.len() == messages.len() {
             return Ok(Started { jobs, others: Vec::new() });
