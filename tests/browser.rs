@@ -173,10 +173,8 @@ impl Deployment {
         let claimed = self.store.claim(Lane::Default, 1, Duration::from_secs(60), "browser-test").await.expect("claim");
         assert_eq!(claimed.len(), 1, "the test's job was not there to claim");
         assert_eq!(claimed[0].id.to_string(), id, "claimed another job than the test's");
-        let completion = Completion {
-            attempt: AttemptRef { id: claimed[0].id, attempt: claimed[0].attempts },
-            outcome: Outcome::Dead { error: error.to_owned() },
-        };
+        let completion =
+            Completion { attempt: AttemptRef::of(&claimed[0]), outcome: Outcome::Dead { error: error.to_owned() } };
         let done = self.store.complete(&[completion]).await.expect("complete");
         assert_eq!(done.len(), 1, "the job was not marked dead");
     }

@@ -252,6 +252,11 @@ pub struct Job {
     /// One entry per failed attempt: `{attempt, at, error}`.
     pub errors: Value,
     pub attempts: i32,
+    /// The fencing token: moved on by every claim, and by an admin's retry
+    /// or redrive (which reset `attempts`), never back. A running attempt is
+    /// the job at one generation.
+    #[serde(skip)]
+    pub generation: i32,
     pub max_attempts: i32,
     pub priority: i16,
     /// 0 to 100.

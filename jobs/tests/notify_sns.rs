@@ -104,10 +104,7 @@ async fn the_publisher_drains_the_outbox_to_sns_in_batches() {
     let claimed = store.claim(Lane::Reports, 12, Duration::from_secs(30), "w").await.expect("claim");
     let deaths: Vec<_> = claimed
         .iter()
-        .map(|job| Completion {
-            attempt: AttemptRef { id: job.id, attempt: job.attempts },
-            outcome: Outcome::Dead { error: "no such year".into() },
-        })
+        .map(|job| Completion { attempt: AttemptRef::of(job), outcome: Outcome::Dead { error: "no such year".into() } })
         .collect();
     store.complete(&deaths).await.expect("complete");
 

@@ -18,6 +18,8 @@ longhaul_jobs::on_every_backend!(
     concurrent_claimers_never_share_a_job,
     fencing_rejects_a_stale_attempt,
     fencing_rejects_an_expired_lease,
+    the_fence_never_goes_back_after_a_retry_or_redrive,
+    a_release_keeps_the_fence_moving,
     heartbeat_extends_leases_and_reports_cancels,
     reaper_requeues_expired_leases_and_kills_the_last_attempt,
     release_gives_the_attempt_back,
@@ -62,7 +64,7 @@ async fn insert(store: &TestStore, job: NewJob) -> longhaul_jobs::Job {
 }
 
 fn attempt(job: &longhaul_jobs::Job) -> AttemptRef {
-    AttemptRef { id: job.id, attempt: job.attempts }
+    AttemptRef::of(job)
 }
 
 async fn claims_honour_priority_then_run_at(backend: Backend) {
@@ -174,6 +176,67 @@ async fn fencing_rejects_an_expired_lease(backend: Backend) {
     assert!(store.complete(&[done]).await.expect("complete").is_empty());
     let beat = store.heartbeat(&[attempt(&job)], LEASE).await.expect("heartbeat");
     assert!(!beat[0].held);
+}
+
+/// A worker cut off from the database on attempt 1, whose job an admin then
+/// retried (or redrove) so that a new run is at attempt 1 again, can neither
+/// renew, report progress nor commit: the fence is the generation, which
+/// every claim, retry and redrive moves on and nothing moves back.
+async fn the_fence_never_goes_back_after_a_retry_or_redrive(backend: Backend) {
+    let store = store(backend).await;
+    for redrive in [false, true] {
+        let mut once = noop("t", "u");
+        once.max_attempts = 1;
+        let job = insert(&store, once).await;
+        let cut_off = store.claim(Lane::Default, 1, Duration::from_millis(200), "a").await.expect("claim").remove(0);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(store.reap_expired().await.expect("reap").dead, 1);
+        if redrive {
+            let revived = store.redrive(&Scope::Platform, Lane::Default, Some(&[job.id])).await.expect("redrive");
+            assert_eq!(revived, vec![job.id]);
+        } else {
+            store.retry_job(&Scope::Platform, job.id).await.expect("retry").expect("retried");
+        }
+        let again = store.claim(Lane::Default, 1, LEASE, "b").await.expect("claim").remove(0);
+        assert_eq!((again.id, again.attempts, cut_off.attempts), (job.id, 1, 1), "same attempt number");
+        assert!(
+            again.generation > cut_off.generation,
+            "the fence moved on: {} then {}",
+            cut_off.generation,
+            again.generation
+        );
+
+        let beat = store.heartbeat(&[attempt(&cut_off)], LEASE).await.expect("heartbeat");
+        assert!(!beat[0].held, "the cut-off run must not renew the new run's lease");
+        assert!(!store.set_progress(attempt(&cut_off), 40).await.expect("progress"));
+        let stale = Completion {
+            attempt: attempt(&cut_off),
+            outcome: Outcome::Succeeded { result: Some(json!({"by": "a"})), artifacts: Vec::new() },
+        };
+        assert!(store.complete(&[stale]).await.expect("complete").is_empty(), "the cut-off run must not commit");
+        let fresh = Completion {
+            attempt: attempt(&again),
+            outcome: Outcome::Succeeded { result: Some(json!({"by": "b"})), artifacts: Vec::new() },
+        };
+        assert_eq!(store.complete(&[fresh]).await.expect("complete"), vec![attempt(&again)]);
+        let done = store.get_job(&Scope::Platform, job.id).await.expect("get").expect("exists");
+        assert_eq!((done.status, done.result), (Status::Succeeded, Some(json!({"by": "b"}))));
+    }
+}
+
+/// A release (shutdown) gives the attempt back but not the generation: the
+/// released run cannot commit after the next one starts.
+async fn a_release_keeps_the_fence_moving(backend: Backend) {
+    let store = store(backend).await;
+    insert(&store, noop("t", "u")).await;
+    let first = store.claim(Lane::Default, 1, LEASE, "a").await.expect("claim").remove(0);
+    assert_eq!(store.release(&[attempt(&first)]).await.expect("release"), 1);
+    let second = store.claim(Lane::Default, 1, LEASE, "b").await.expect("claim").remove(0);
+    assert_eq!(second.attempts, first.attempts, "a release spends no attempt");
+    assert!(second.generation > first.generation);
+    let stale =
+        Completion { attempt: attempt(&first), outcome: Outcome::Succeeded { result: None, artifacts: Vec::new() } };
+    assert!(store.complete(&[stale]).await.expect("complete").is_empty());
 }
 
 async fn heartbeat_extends_leases_and_reports_cancels(backend: Backend) {
@@ -464,7 +527,7 @@ async fn artifacts_are_recorded_only_with_a_committed_success(backend: Backend) 
     assert_eq!(claimed.len(), 2);
     let first = claimed.iter().find(|c| c.id == job.id).expect("the first job");
     let second = claimed.iter().find(|c| c.id == other.id).expect("the second job");
-    let stale = AttemptRef { id: second.id, attempt: second.attempts + 1 };
+    let stale = AttemptRef { id: second.id, generation: second.generation + 1 };
     let done = store
         .complete(&[
             Completion {

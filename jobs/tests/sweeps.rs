@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use longhaul_jobs::{
+    store::{AttemptRef, InsertOutcome},
     testing::{Backend, TestStore},
     travel::{
         refresh::{content_hash, AgencyUpdate, PageWrite, ShardTally, SweepStart},
         ChangeOrigin, ReservationFields, ReservationSource, ReservationStatus, ReservationType,
     },
-    Scope,
+    JobKind, NewJob, Scope,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -25,6 +26,7 @@ longhaul_jobs::on_every_backend!(
     ended_trips_leave_the_active_set_and_new_dates_bring_them_back,
     the_report_adds_up_shards_and_staleness,
     pages_walk_a_shard_in_key_order,
+    a_run_that_lost_its_job_writes_nothing,
 );
 
 async fn store(backend: Backend) -> TestStore {
@@ -59,6 +61,21 @@ fn now() -> DateTime<Utc> {
 async fn seed(store: &TestStore, user: &str, count: usize, starts_at: DateTime<Utc>) -> Vec<Uuid> {
     let fields: Vec<_> = (0..count).map(|i| flight(&format!("PNR{i:04}"), starts_at)).collect();
     store.insert_reservations("acme", user, ReservationSource::Email, &fields).await.expect("insert")
+}
+
+/// A running attempt to write under, as a shard's job is: every sweep write
+/// is fenced on one.
+async fn running(store: &TestStore) -> AttemptRef {
+    running_for(store, Duration::from_secs(30), 3).await
+}
+
+async fn running_for(store: &TestStore, lease: Duration, max_attempts: i32) -> AttemptRef {
+    let mut job = NewJob::new("_platform", "sweeper", JobKind::Noop, json!({}));
+    job.max_attempts = max_attempts;
+    let InsertOutcome::Created(job) = store.insert_job(job).await.expect("insert") else { panic!("a new job") };
+    let claimed = store.claim(job.kind.lane(), 1, lease, "test").await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    AttemptRef::of(&claimed[0])
 }
 
 /// Enqueues a started sweep's shards, as the scheduler does.
@@ -98,7 +115,8 @@ async fn running_shards_are_skipped_until_they_finish(backend: Backend) {
     assert_eq!((second.enqueue.len(), second.skipped), (0, 4));
 
     // One shard finishes; another's job is cancelled (so it never will).
-    store.finish_shard(first.sweep_id, first.enqueue[0].0, None).await.expect("finish");
+    let attempt = running(&store).await;
+    assert!(store.finish_shard(attempt, first.sweep_id, first.enqueue[0].0, None).await.expect("finish"));
     let cancelled = first.enqueue[1].1;
     store.cancel_job(&Scope::Platform, cancelled).await.expect("cancel").expect("found");
     let third = store.begin_sweep(slot(10), 10).await.expect("begin").expect("sweep");
@@ -142,7 +160,8 @@ async fn a_change_is_written_once_with_its_history_and_event(backend: Backend) {
         past: vec![],
         tally: ShardTally { checked: 1, ..ShardTally::default() },
     };
-    let outcome = store.commit_page(&page).await.expect("commit");
+    let attempt = running(&store).await;
+    let outcome = store.commit_page(attempt, &page).await.expect("commit").expect("held");
     assert_eq!(outcome.changed.len(), 1);
     assert_eq!(outcome.changed[0].1, Some(chrono::Duration::seconds(42)));
 
@@ -163,8 +182,8 @@ async fn a_change_is_written_once_with_its_history_and_event(backend: Backend) {
     assert_eq!(item.etag.as_deref(), Some("\"B7\""));
 
     // The same page again (a retry of the shard): nothing new.
-    store.start_shard(start.sweep_id, 0, true).await.expect("restart");
-    let again = store.commit_page(&page).await.expect("commit");
+    assert!(store.start_shard(attempt, start.sweep_id, 0, true).await.expect("restart"));
+    let again = store.commit_page(attempt, &page).await.expect("commit").expect("held");
     assert_eq!((again.changed.len(), again.already_applied), (0, 1));
     assert_eq!(store.reservation_changes(&scope, ids[0]).await.unwrap().unwrap().len(), 1);
     let events = store.claim_outbox(100, Duration::from_secs(30)).await.expect("outbox");
@@ -196,7 +215,8 @@ async fn an_answer_like_ours_only_records_the_agency_tags(backend: Backend) {
     let seeded = PageWrite { updates: vec![first.clone()], ..PageWrite::default() };
     // The agency's first answer only adds its own data: recorded, not a
     // change to announce.
-    let outcome = store.commit_page(&seeded).await.expect("commit");
+    let attempt = running(&store).await;
+    let outcome = store.commit_page(attempt, &seeded).await.expect("commit").expect("held");
     assert_eq!((outcome.changed.len(), outcome.baselined), (0, 1));
     let after = store.get_reservation(&scope, ids[0]).await.unwrap().unwrap();
     assert_eq!(after.details["agency"], json!({"gate": "A1"}));
@@ -205,7 +225,8 @@ async fn an_answer_like_ours_only_records_the_agency_tags(backend: Backend) {
     let mut same = first.clone();
     same.etag = Some("\"A1-again\"".into());
     same.hash = first.hash ^ 1; // a hash we do not hold, same fields
-    let outcome = store.commit_page(&PageWrite { updates: vec![same], ..PageWrite::default() }).await.unwrap();
+    let outcome =
+        store.commit_page(attempt, &PageWrite { updates: vec![same], ..PageWrite::default() }).await.unwrap().unwrap();
     assert_eq!((outcome.changed.len(), outcome.baselined), (0, 1));
     let history = store.reservation_changes(&scope, ids[0]).await.unwrap().unwrap();
     assert!(history.is_empty(), "{history:?}");
@@ -225,7 +246,7 @@ async fn ended_trips_leave_the_active_set_and_new_dates_bring_them_back(backend:
         .await
         .expect("insert");
     let page = PageWrite { past: vec![past, trip[0]], ..PageWrite::default() };
-    let outcome = store.commit_page(&page).await.expect("commit");
+    let outcome = store.commit_page(running(&store).await, &page).await.expect("commit").expect("held");
     assert_eq!(outcome.ended, 1, "only the reservation whose trip is over");
     let active: Vec<Uuid> = all_items(&store).await.iter().map(|item| item.id).collect();
     assert!(!active.contains(&past));
@@ -247,6 +268,7 @@ async fn the_report_adds_up_shards_and_staleness(backend: Backend) {
     let start = store.begin_sweep(slot(0), 10).await.expect("begin").expect("sweep");
     assert_eq!(start.shards, 2);
     let now = Utc::now();
+    let attempt = running(&store).await;
     for (shard, chunk) in ids.chunks(10).enumerate() {
         let updates = chunk
             .iter()
@@ -258,11 +280,9 @@ async fn the_report_adds_up_shards_and_staleness(backend: Backend) {
             })
             .collect();
         let tally = ShardTally { checked: 12, not_modified: 2, ..ShardTally::default() };
-        store
-            .commit_page(&PageWrite { shard: Some((start.sweep_id, shard as u32)), updates, past: vec![], tally })
-            .await
-            .expect("commit");
-        store.finish_shard(start.sweep_id, shard as u32, None).await.expect("finish");
+        let page = PageWrite { shard: Some((start.sweep_id, shard as u32)), updates, past: vec![], tally };
+        store.commit_page(attempt, &page).await.expect("commit").expect("held");
+        assert!(store.finish_shard(attempt, start.sweep_id, shard as u32, None).await.expect("finish"));
     }
     let report = &store.sweeps(5).await.expect("sweeps")[0];
     assert_eq!(report.status, "finished");
@@ -307,4 +327,48 @@ async fn pages_walk_a_shard_in_key_order(backend: Backend) {
     let high = store.shard_page(None, (32_768, 65_536), None, 100).await.unwrap();
     assert_eq!(low.len() + high.len(), 26);
     assert!(low.iter().all(|item| item.shard_key < 32_768) && high.iter().all(|item| item.shard_key >= 32_768));
+}
+
+/// A shard run cut off from its job (its lease ran out and another worker
+/// took the job, or an admin retried it) writes nothing: not a page, not
+/// the shard's start or finish. Its writes are fenced on its generation,
+/// which only ever grows, so even a retried job back at the same attempt
+/// count does not let it through.
+async fn a_run_that_lost_its_job_writes_nothing(backend: Backend) {
+    let store = store(backend).await;
+    let starts = now() + chrono::Duration::days(10);
+    let ids = seed(&store, "ana", 1, starts).await;
+    let start = store.begin_sweep(slot(0), 10).await.expect("begin").expect("sweep");
+    // The stale run's worker is cut off from the database: its lease runs
+    // out and the job, on its last attempt, goes dead. An admin retries it,
+    // and it starts again at attempt 1, as the stale run was.
+    let stale = running_for(&store, Duration::from_millis(200), 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.reap_expired().await.expect("reap").dead, 1);
+    let scope = Scope::Platform;
+    store.retry_job(&scope, stale.id).await.expect("retry").expect("retried");
+    let claimed = store.claim(JobKind::Noop.lane(), 1, Duration::from_secs(30), "other").await.expect("claim");
+    assert_eq!((claimed.len(), claimed[0].attempts), (1, 1));
+    let current = AttemptRef::of(&claimed[0]);
+    assert!(current.generation > stale.generation, "{current:?} after {stale:?}");
+
+    let page = PageWrite {
+        shard: Some((start.sweep_id, 0)),
+        updates: vec![update(ids[0], starts + chrono::Duration::hours(1), "D4", Utc::now())],
+        past: vec![],
+        tally: ShardTally { checked: 1, ..ShardTally::default() },
+    };
+    assert!(!store.start_shard(stale, start.sweep_id, 0, false).await.expect("start"));
+    assert_eq!(store.commit_page(stale, &page).await.expect("commit"), None);
+    assert!(!store.finish_shard(stale, start.sweep_id, 0, Some("late")).await.expect("finish"));
+    assert!(!store.set_progress(stale, 50).await.expect("progress"));
+    let reservation = store.get_reservation(&scope, ids[0]).await.expect("get").expect("found");
+    assert_eq!((reservation.version, reservation.starts_at), (1, starts), "the stale page wrote nothing");
+    let report = &store.sweeps(1).await.expect("sweeps")[0];
+    assert_eq!((report.checked, report.finished_shards), (0, 0));
+
+    // The current run writes.
+    let outcome = store.commit_page(current, &page).await.expect("commit").expect("held");
+    assert_eq!(outcome.changed.len(), 1);
+    assert!(store.finish_shard(current, start.sweep_id, 0, None).await.expect("finish"));
 }

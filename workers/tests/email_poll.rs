@@ -256,7 +256,7 @@ async fn a_renumbered_mailbox_is_synced_again_without_duplicates() {
     // recorded under another UIDVALIDITY, through the store's own fenced
     // commit, exactly as if the server had reset it since the last poll.
     let server = mailbox.uid_validity().await;
-    let hold = AttemptRef { id: Uuid::now_v7(), attempt: 1 };
+    let hold = AttemptRef { id: Uuid::now_v7(), generation: 1 };
     let started =
         setup.store.begin_poll(account, TENANT, &mailbox.user, hold, Duration::from_secs(60)).await.expect("begin");
     assert!(matches!(started, PollStart::Granted(_)));
@@ -280,8 +280,8 @@ async fn one_account_is_never_polled_twice_at_once() {
     let mailbox = Mailbox::new();
     let account = setup.connect(&mailbox, &imap_password(), &["atlantica-airways.example"]).await;
     let lease = Duration::from_secs(60);
-    let first = AttemptRef { id: Uuid::now_v7(), attempt: 1 };
-    let second = AttemptRef { id: Uuid::now_v7(), attempt: 1 };
+    let first = AttemptRef { id: Uuid::now_v7(), generation: 1 };
+    let second = AttemptRef { id: Uuid::now_v7(), generation: 1 };
     let begin = |hold| setup.store.begin_poll(account, TENANT, &mailbox.user, hold, lease);
     assert!(matches!(begin(first).await.expect("begin"), PollStart::Granted(_)));
     // Another poll job, while the first holds the account: busy, and its
@@ -292,7 +292,7 @@ async fn one_account_is_never_polled_twice_at_once() {
     assert!(refused.expect("commit").is_none(), "a poll without the hold writes nothing");
     // A later attempt of the same job takes over at once (its earlier
     // attempt lost its lease); once the poll ends, another job may begin.
-    let retry = AttemptRef { id: first.id, attempt: 2 };
+    let retry = AttemptRef { id: first.id, generation: 2 };
     assert!(matches!(begin(retry).await.expect("begin"), PollStart::Granted(_)));
     setup.store.end_poll(account, retry, PollEnd::Done { found_mail: false }, Duration::ZERO).await.expect("end");
     assert!(matches!(begin(second).await.expect("begin"), PollStart::Granted(_)));

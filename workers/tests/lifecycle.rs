@@ -2,15 +2,16 @@
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex,
     },
     time::Duration,
 };
 
 use async_trait::async_trait;
 use longhaul_jobs::{
-    store::InsertOutcome,
+    queue::{Delivery, DynQueue, EmbeddedQueue, Queue, QueueError, RedriveReport, Ticket},
+    store::{AttemptRef, Completion, InsertOutcome, LeaseState},
     testing::{Backend, TestStore},
     Job, JobKind, Lane, NewJob, Scope, Status,
 };
@@ -18,6 +19,8 @@ use longhaul_workers::{
     kinds::JobResult, runtime::RetryPolicy, Handler, JobContext, JobError, Registry, Runtime, WorkerConfig,
 };
 use serde_json::{json, Value};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 longhaul_jobs::on_every_backend!(
     a_job_succeeds,
@@ -29,6 +32,7 @@ longhaul_jobs::on_every_backend!(
     cancel_reaches_a_running_job_before_the_next_heartbeat,
     a_timeout_cancels_the_attempt_and_retries,
     a_worker_that_lost_its_lease_cannot_commit,
+    a_worker_cut_off_from_the_database_stops_before_its_lease_runs_out,
     a_panicking_handler_fails_only_its_job,
     unimplemented_kinds_end_dead_with_a_clear_reason,
     a_worker_takes_no_more_jobs_than_its_free_slots,
@@ -230,6 +234,123 @@ async fn a_worker_that_lost_its_lease_cannot_commit(backend: Backend) {
     assert_eq!(job.result, Some(json!("fresh")), "only the attempt that holds the lease commits");
     assert!(job.attempts >= 2);
     runtime.shutdown().await;
+}
+
+/// The real embedded queue, whose heartbeats can be cut off from the
+/// database (as a worker on the wrong side of a network partition is):
+/// while `cut` is set, every heartbeat fails.
+struct CutOff {
+    inner: EmbeddedQueue,
+    cut: AtomicBool,
+}
+
+#[async_trait]
+impl Queue for CutOff {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn max_receive(&self) -> usize {
+        self.inner.max_receive()
+    }
+    async fn receive(
+        &self,
+        lane: Lane,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+        tenant_cap: Option<u32>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(lane, max, lease, worker_id, tenant_cap, stop).await
+    }
+    async fn idle(&self, lane: Lane, poll: Duration) {
+        self.inner.idle(lane, poll).await
+    }
+    async fn heartbeat(&self, tickets: &[Ticket], lease: Duration) -> Result<Vec<LeaseState>, QueueError> {
+        if self.cut.load(Ordering::SeqCst) {
+            return Err(QueueError::Backend("connection refused (cut off by the test)".into()));
+        }
+        self.inner.heartbeat(tickets, lease).await
+    }
+    async fn complete(&self, completions: &[Completion]) -> Result<Vec<AttemptRef>, QueueError> {
+        self.inner.complete(completions).await
+    }
+    async fn acknowledge(&self, tickets: &[Ticket]) -> Result<(), QueueError> {
+        self.inner.acknowledge(tickets).await
+    }
+    async fn release(&self, tickets: &[Ticket]) -> Result<u64, QueueError> {
+        self.inner.release(tickets).await
+    }
+    async fn redrive(&self, scope: &Scope, lane: Lane) -> Result<RedriveReport, QueueError> {
+        self.inner.redrive(scope, lane).await
+    }
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.inner.ping().await
+    }
+}
+
+/// Calls out (as an IMAP poll or an agency check does) until cancelled,
+/// noting when each run began and ended.
+struct CallsOut {
+    runs: Arc<Mutex<Vec<Run>>>,
+}
+
+/// One run of a job: its attempt, when it began and when it ended.
+type Run = (i32, Instant, Option<Instant>);
+
+#[async_trait]
+impl Handler for CallsOut {
+    fn kind(&self) -> JobKind {
+        JobKind::Noop
+    }
+    async fn run(&self, ctx: &JobContext) -> JobResult {
+        let index = {
+            let mut runs = self.runs.lock().expect("runs");
+            runs.push((ctx.job.attempts, Instant::now(), None));
+            runs.len() - 1
+        };
+        if ctx.job.attempts == 1 {
+            // Ignores nothing: stops as soon as its token trips.
+            ctx.cancel.cancelled().await;
+        }
+        self.runs.lock().expect("runs")[index].2 = Some(Instant::now());
+        Ok(Some(json!({ "attempt": ctx.job.attempts })))
+    }
+}
+
+/// A worker whose heartbeats cannot reach the database stops its attempt
+/// before the lease runs out, rather than running on while another worker
+/// takes the job: the two runs never overlap, and only the second commits.
+async fn a_worker_cut_off_from_the_database_stops_before_its_lease_runs_out(backend: Backend) {
+    let store = store(backend).await;
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = Registry::default();
+    registry.register(CallsOut { runs: runs.clone() });
+    let queue = Arc::new(CutOff { inner: EmbeddedQueue::new(store.store.clone()), cut: AtomicBool::new(false) });
+    let services = longhaul_workers::runtime::Services {
+        store: store.store.clone(),
+        queue: queue.clone() as DynQueue,
+        notifier: Arc::new(longhaul_jobs::notify::LogNotifier),
+        objects: None,
+    };
+    let config = WorkerConfig { cancel_grace: Duration::from_secs(30), ..test_config() };
+    let lease = config.lease;
+    let runtime = Runtime::start_with(services, registry, config);
+    let job = submit(&store, JobKind::Noop, json!({}), 5).await;
+    wait_for(&store, job.id, Some(Status::Running)).await;
+    queue.cut.store(true, Ordering::SeqCst);
+    let cut_at = Instant::now();
+    let job = wait_for(&store, job.id, None).await;
+    queue.cut.store(false, Ordering::SeqCst);
+    runtime.shutdown().await;
+
+    assert_eq!((job.status, job.result), (Status::Succeeded, Some(json!({"attempt": 2}))));
+    let runs = runs.lock().expect("runs").clone();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (first, second) = (runs[0], runs[1]);
+    let stopped = first.2.expect("the cut-off run stopped");
+    assert!(stopped < second.1, "the runs overlapped: {runs:?}");
+    assert!(stopped - cut_at < lease, "stopped {:?} after the cut, with a lease of {lease:?}", stopped - cut_at);
 }
 
 struct Panics;

@@ -144,7 +144,7 @@ backend_tests! {
         let completions: Vec<Completion> = claimed
             .iter()
             .map(|job| Completion {
-                attempt: AttemptRef { id: job.id, attempt: job.attempts },
+                attempt: AttemptRef::of(job),
                 outcome: Outcome::Dead { error: "boom".into() },
             })
             .collect();
@@ -169,7 +169,7 @@ async fn kill(app: &TestApp, count: usize) {
     let completions: Vec<Completion> = claimed
         .iter()
         .map(|job| Completion {
-            attempt: AttemptRef { id: job.id, attempt: job.attempts },
+            attempt: AttemptRef::of(job),
             outcome: Outcome::Dead { error: "the agency said no".into() },
         })
         .collect();

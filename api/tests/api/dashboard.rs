@@ -87,7 +87,7 @@ async fn dead_jobs(app: &TestApp, count: usize) -> Vec<String> {
     let completions: Vec<Completion> = claimed
         .iter()
         .map(|job| Completion {
-            attempt: AttemptRef { id: job.id, attempt: job.attempts },
+            attempt: AttemptRef::of(job),
             outcome: Outcome::Dead { error: "agency answered <b>500</b>".into() },
         })
         .collect();

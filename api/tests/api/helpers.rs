@@ -190,7 +190,7 @@ pub async fn succeed_with_csv(app: &TestApp, tenant: &str) -> longhaul_jobs::sto
         object_key: key.as_str().to_owned(),
         size_bytes: 16,
     };
-    let attempt = AttemptRef { id: claimed[0].id, attempt: claimed[0].attempts };
+    let attempt = AttemptRef::of(&claimed[0]);
     let outcome = Outcome::Succeeded { result: None, artifacts: vec![artifact.clone()] };
     app.store.complete(&[Completion { attempt, outcome }]).await.expect("complete");
     artifact

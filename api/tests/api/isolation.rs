@@ -66,7 +66,7 @@ async fn populate(app: &TestApp) -> Other {
     let completions: Vec<_> = claimed
         .iter()
         .map(|job| longhaul_jobs::store::Completion {
-            attempt: longhaul_jobs::store::AttemptRef { id: job.id, attempt: job.attempts },
+            attempt: longhaul_jobs::store::AttemptRef::of(job),
             outcome: longhaul_jobs::store::Outcome::Dead { error: "the agency said no".into() },
         })
         .collect();

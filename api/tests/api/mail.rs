@@ -39,7 +39,7 @@ backend_tests! {
         assert!(list["next_cursor"].is_null());
 
         // Sealed at rest: the stored bytes hold no trace of the password.
-        let hold = AttemptRef { id: Uuid::now_v7(), attempt: 1 };
+        let hold = AttemptRef { id: Uuid::now_v7(), generation: 1 };
         let start = app.store.begin_poll(id.parse().expect("uuid"), "t1", "u1", hold, std::time::Duration::from_secs(1)).await.expect("begin");
         let PollStart::Granted(grant) = start else { panic!("{start:?}") };
         assert!(!grant.secret.ciphertext.windows(5).any(|w| w == b"horse"));
@@ -75,7 +75,7 @@ backend_tests! {
 
         assert_eq!(app.delete(&path, &user).await.status, StatusCode::NO_CONTENT);
         app.get(&path, &user).await.problem(StatusCode::NOT_FOUND);
-        let gone = app.store.begin_poll(id.parse().expect("uuid"), "t1", "u1", AttemptRef { id: Uuid::now_v7(), attempt: 1 }, std::time::Duration::from_secs(1)).await.expect("begin");
+        let gone = app.store.begin_poll(id.parse().expect("uuid"), "t1", "u1", AttemptRef { id: Uuid::now_v7(), generation: 1 }, std::time::Duration::from_secs(1)).await.expect("begin");
         assert!(matches!(gone, PollStart::Gone), "its credential and sync state went with it");
     }
 

@@ -50,7 +50,7 @@ impl Queue for EmbeddedQueue {
         Ok(claimed
             .into_iter()
             .map(|job| {
-                let ticket = Ticket::embedded(AttemptRef { id: job.id, attempt: job.attempts }, job.lane);
+                let ticket = Ticket::embedded(AttemptRef::of(&job), job.lane);
                 Delivery { job, ticket }
             })
             .collect())

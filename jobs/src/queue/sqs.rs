@@ -1,9 +1,10 @@
 //! The SQS queue: one queue and one dead-letter queue per lane.
 //!
 //! The job row stays the truth. A message carries only the job id, its
-//! generation (the job's `attempts` when it was dispatched), the tenant and
-//! the traceparent; the payload stays in the database. A receive starts the
-//! named jobs in the database, fenced on status and generation, so a
+//! generation (the job's fencing `generation` when it was dispatched, in
+//! the attribute named `attempt`), the tenant and the traceparent; the
+//! payload stays in the database. A receive starts the named jobs in the
+//! database, fenced on status and generation, so a
 //! duplicate, stale or early message never runs anything. Messages are
 //! deleted only after the outcome committed.
 //!
@@ -496,7 +497,7 @@ impl Queue for SqsQueue {
                 let mut copies = receipts.get(&job.id).into_iter().flatten().cloned();
                 let receipt = copies.next();
                 to_delete.extend(copies);
-                let ticket = Ticket { attempt: AttemptRef { id: job.id, attempt: job.attempts }, lane, receipt };
+                let ticket = Ticket { attempt: AttemptRef::of(&job), lane, receipt };
                 Delivery { job, ticket }
             })
             .collect();

@@ -75,15 +75,25 @@ pub struct JobFilter {
     pub limit: u32,
 }
 
-/// A job handed to a worker: the claimed row, whose `attempts` is the fence
-/// token of this run.
+/// A job handed to a worker: the claimed row, whose `generation` is the
+/// fencing token of this run.
 pub type Claimed = Job;
 
-/// One running attempt, as the worker knows it.
+/// One running attempt, as the worker knows it: the job at the generation
+/// its claim gave it. Every write of the attempt is fenced on both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AttemptRef {
     pub id: Uuid,
-    pub attempt: i32,
+    /// The job's `generation` after the claim: it only ever grows, so no
+    /// later run of the job (whatever its attempt count) can share it.
+    pub generation: i32,
+}
+
+impl AttemptRef {
+    /// The attempt a claimed job is at.
+    pub fn of(job: &Job) -> AttemptRef {
+        AttemptRef { id: job.id, generation: job.generation }
+    }
 }
 
 /// The state of a lease after a heartbeat.
@@ -205,7 +215,7 @@ pub struct LaneStats {
 }
 
 /// A message an external queue delivered: it names a job, and the job's
-/// `attempts` when the message was dispatched (its generation).
+/// `generation` when the message was dispatched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
     pub id: Uuid,
@@ -225,7 +235,7 @@ pub enum Undelivered {
 /// What [`Store::start_delivered`] did with a batch of messages.
 #[derive(Debug, Default)]
 pub struct Started {
-    /// Now `running` at `attempts + 1`, leased to the caller.
+    /// Now `running` at `attempts + 1` and a new generation, leased to the caller.
     pub jobs: Vec<Claimed>,
     pub others: Vec<Undelivered>,
 }
@@ -310,7 +320,7 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
     }
 
     /// Claims up to `max` due jobs of `lane`, moving them to `running` with
-    /// `attempts + 1` and a lease of `lease`: highest priority first, then
+    /// `attempts + 1`, the next generation and a lease of `lease`: highest priority first, then
     /// in fair order (tenants interleaved, see migration 0011), and never
     /// more than `tenant_cap` running jobs of one tenant in the lane
     /// (reserved tenants, the platform's own work, have no cap). Paused
@@ -330,8 +340,8 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
     async fn heartbeat(&self, attempts: &[AttemptRef], lease: Duration) -> Result<Vec<LeaseState>>;
 
     /// Commits the outcome of many attempts at once. Each commit is fenced: it
-    /// only applies if the job is still `running` at that attempt with a live
-    /// lease. Returns the attempts that committed.
+    /// only applies if the job is still `running` at that attempt's
+    /// generation with a live lease. Returns the attempts that committed.
     async fn complete(&self, completions: &[Completion]) -> Result<Vec<AttemptRef>>;
 
     /// Gives running attempts back to the queue for immediate redelivery,

@@ -29,7 +29,7 @@ const NOTIFY_CHANNEL: &str = "longhaul_jobs";
 const CANCEL_CHANNEL: &str = "longhaul_cancels";
 
 const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, \
-     attempts, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
+     attempts, generation, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
      idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
 
 /// The outbox values (tenant, type, payload) announcing a job row's new
@@ -41,10 +41,10 @@ const JOB_EVENT_VALUES: &str = "tenant_id, \
        'status', status, 'attempt', attempts, 'error', error, 'at', now())";
 
 /// The dispatch rows for a CTE of jobs that just became `queued` or `dead`
-/// (it must have id, lane, tenant_id, attempts, status, run_at and
+/// (it must have id, lane, tenant_id, generation, status, run_at and
 /// traceparent). Each CTE using it filters on the store's dispatch flag.
 const DISPATCH_COLUMNS: &str = "dispatch (job_id, lane, tenant_id, attempt, dead_letter, send_at, traceparent)";
-const DISPATCH_VALUES: &str = "id, lane, tenant_id, attempts, status = 'dead', run_at, traceparent";
+const DISPATCH_VALUES: &str = "id, lane, tenant_id, generation, status = 'dead', run_at, traceparent";
 
 /// Rows per statement for bulk inserts: large enough to amortise the round
 /// trip, small enough to keep one statement's memory modest.
@@ -131,7 +131,7 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(&format!(
-            "SELECT j.id, j.status, j.attempts, extract(epoch FROM j.run_at - now())::float8 AS wait, \
+            "SELECT j.id, j.status, j.generation, extract(epoch FROM j.run_at - now())::float8 AS wait, \
                coalesce((SELECT paused FROM lanes WHERE lanes.lane = j.lane), false) \
                  OR EXISTS (SELECT 1 FROM tenant_lanes t WHERE t.lane = j.lane AND t.tenant_id = j.tenant_id \
                    AND t.paused) AS paused, \
@@ -148,10 +148,10 @@ impl PgStore {
         for row in &rows {
             let id: Uuid = row.try_get("id")?;
             let status: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
-            let attempts: i32 = row.try_get("attempts")?;
+            let generation: i32 = row.try_get("generation")?;
             let paused: bool = row.try_get("paused")?;
             let at_cap: bool = row.try_get("at_cap")?;
-            found.insert(id, (status, attempts, row.try_get::<f64, _>("wait")?, paused, at_cap));
+            found.insert(id, (status, generation, row.try_get::<f64, _>("wait")?, paused, at_cap));
         }
         // A message whose tenant is at its share is sent again later, as a
         // fresh message (deleting this one): hiding it instead would count
@@ -160,8 +160,8 @@ impl PgStore {
         let over_cap: Vec<(Uuid, i32)> = messages
             .iter()
             .filter(|m| {
-                matches!(found.get(&m.id), Some((Status::Queued, attempts, wait, false, true))
-                    if *attempts == m.generation && *wait <= 1.0)
+                matches!(found.get(&m.id), Some((Status::Queued, generation, wait, false, true))
+                    if *generation == m.generation && *wait <= 1.0)
             })
             .map(|m| (m.id, m.generation))
             .collect();
@@ -171,10 +171,10 @@ impl PgStore {
             .filter(|m| !handled.contains(&m.id))
             .map(|m| match found.get(&m.id) {
                 None => Undelivered::Drop { id: m.id, why: "the job no longer exists" },
-                Some((Status::Queued, attempts, ..)) if *attempts == m.generation && requeued.contains(&m.id) => {
+                Some((Status::Queued, generation, ..)) if *generation == m.generation && requeued.contains(&m.id) => {
                     Undelivered::Drop { id: m.id, why: "its tenant is at its share of the lane; sent again later" }
                 }
-                Some((Status::Queued, attempts, wait, paused, _)) if *attempts == m.generation => {
+                Some((Status::Queued, generation, wait, paused, _)) if *generation == m.generation => {
                     let after = if *paused {
                         // Paused lanes do not receive; this one slipped
                         // through as the pause landed (in a long poll that
@@ -206,10 +206,10 @@ impl PgStore {
         let (ids, generations): (Vec<Uuid>, Vec<i32>) = jobs.iter().copied().unzip();
         let rows = sqlx::query(&format!(
             "INSERT INTO {DISPATCH_COLUMNS} \
-             SELECT j.id, j.lane, j.tenant_id, j.attempts, false, \
+             SELECT j.id, j.lane, j.tenant_id, j.generation, false, \
                now() + (2 + 4 * random()) * interval '1 second', j.traceparent \
              FROM jobs j JOIN unnest($1::uuid[], $2::int4[]) AS m(id, generation) \
-               ON j.id = m.id AND j.attempts = m.generation \
+               ON j.id = m.id AND j.generation = m.generation \
              WHERE j.status = 'queued' RETURNING job_id"
         ))
         .bind(&ids)
@@ -276,6 +276,23 @@ async fn listen(pool: PgPool, wakeups: Arc<Wakeups>, stop: CancellationToken) {
     }
 }
 
+/// The fence of a job's domain writes, in their transaction: true if
+/// `attempt` still holds its job (running, at its generation, with a live
+/// lease). The job row is then share-locked until the transaction ends, so
+/// the reaper (which skips locked rows) and an admin cannot take the job
+/// from under the writes; a heartbeat waits for them.
+pub(crate) async fn attempt_holds(conn: &mut sqlx::PgConnection, attempt: AttemptRef) -> Result<bool> {
+    let held = sqlx::query(
+        "SELECT 1 FROM jobs WHERE id = $1 AND generation = $2 AND status = 'running' AND lease_until > now() \
+         FOR SHARE",
+    )
+    .bind(attempt.id)
+    .bind(attempt.generation)
+    .fetch_optional(conn)
+    .await?;
+    Ok(held.is_some())
+}
+
 fn job_from_row(row: &PgRow) -> Result<Job> {
     Ok(Job {
         id: row.try_get("id")?,
@@ -289,6 +306,7 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
         error: row.try_get("error")?,
         errors: row.try_get("errors")?,
         attempts: row.try_get("attempts")?,
+        generation: row.try_get("generation")?,
         max_attempts: row.try_get("max_attempts")?,
         priority: row.try_get("priority")?,
         progress: row.try_get("progress")?,
@@ -395,7 +413,7 @@ fn seconds(duration: Duration) -> f64 {
 }
 
 fn attempt_arrays(attempts: &[AttemptRef]) -> (Vec<Uuid>, Vec<i32>) {
-    attempts.iter().map(|a| (a.id, a.attempt)).unzip()
+    attempts.iter().map(|a| (a.id, a.generation)).unzip()
 }
 
 #[async_trait]
@@ -534,7 +552,7 @@ impl Store for PgStore {
                    run_at, traceparent) \
                    SELECT id, tenant_id, user_id, kind, lane, 'queued', payload::jsonb, max_attempts, priority, \
                    run_at, traceparent FROM t ORDER BY ord \
-                   RETURNING id, lane, tenant_id, priority, attempts, status, run_at, traceparent), \
+                   RETURNING id, lane, tenant_id, priority, generation, status, run_at, traceparent), \
                  queued AS (INSERT INTO job_queue (id, lane, tenant_id, priority, run_at, fair_at) \
                    SELECT ins.id, ins.lane, ins.tenant_id, ins.priority, ins.run_at, \
                      coalesce(c.base + d.seq * {step}, greatest(ins.run_at, f.v)) \
@@ -652,8 +670,8 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT 1 FROM job_queue WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
         let mut query = QueryBuilder::new(
-            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(), result = NULL, progress = 0, \
-             finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, locked_by = NULL, \
+            "UPDATE jobs SET status = 'queued', attempts = 0, generation = generation + 1, run_at = now(), \
+             result = NULL, progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, locked_by = NULL, \
              updated_at = now() WHERE status IN ('dead', 'failed', 'cancelled') AND id = ",
         );
         query.push_bind(id);
@@ -731,7 +749,7 @@ impl Store for PgStore {
              leased AS ( \
                UPDATE job_queue q SET lease_until = now() + $3 * interval '1 second' \
                FROM allowed WHERE q.id = allowed.id RETURNING q.id) \
-             UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, \
+             UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, generation = j.generation + 1, \
                lease_until = now() + $3 * interval '1 second', locked_by = $4, \
                started_at = now(), updated_at = now() \
              FROM leased WHERE j.id = leased.id \
@@ -760,8 +778,8 @@ impl Store for PgStore {
         let rows = sqlx::query(
             "WITH held AS ( \
                UPDATE jobs j SET lease_until = now() + $3 * interval '1 second', updated_at = now() \
-               FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
-               WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' AND j.lease_until > now() \
+               FROM unnest($1::uuid[], $2::int4[]) AS h(id, generation) \
+               WHERE j.id = h.id AND j.generation = h.generation AND j.status = 'running' AND j.lease_until > now() \
                RETURNING j.id, j.lease_until, j.cancel_requested_at IS NOT NULL AS cancel_requested), \
              queue AS (UPDATE job_queue q SET lease_until = held.lease_until FROM held WHERE q.id = held.id) \
              SELECT id, cancel_requested FROM held",
@@ -790,7 +808,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let mut ids = Vec::with_capacity(completions.len());
-        let mut attempts = Vec::with_capacity(completions.len());
+        let mut generations = Vec::with_capacity(completions.len());
         let mut statuses = Vec::with_capacity(completions.len());
         let mut results: Vec<Option<String>> = Vec::with_capacity(completions.len());
         let mut errors: Vec<Option<&str>> = Vec::with_capacity(completions.len());
@@ -799,7 +817,7 @@ impl Store for PgStore {
         let (mut art_types, mut art_keys, mut art_sizes) = (Vec::new(), Vec::new(), Vec::new());
         for completion in completions {
             ids.push(completion.attempt.id);
-            attempts.push(completion.attempt.attempt);
+            generations.push(completion.attempt.generation);
             statuses.push(completion.outcome.status().as_str());
             match &completion.outcome {
                 Outcome::Succeeded { result, artifacts } => {
@@ -840,9 +858,9 @@ impl Store for PgStore {
                lease_until = NULL, locked_by = NULL, updated_at = now(), \
                finished_at = CASE WHEN c.status = 'queued' THEN NULL ELSE now() END \
              FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
-               AS c(id, attempt, status, result, error, run_at) \
-             WHERE j.id = c.id AND j.attempts = c.attempt AND j.status = 'running' AND j.lease_until > now() \
-             RETURNING j.id, j.attempts, j.status, j.run_at, j.lane, j.tenant_id, j.user_id, j.kind, j.error, \
+               AS c(id, generation, status, result, error, run_at) \
+             WHERE j.id = c.id AND j.generation = c.generation AND j.status = 'running' AND j.lease_until > now() \
+             RETURNING j.id, j.attempts, j.generation, j.status, j.run_at, j.lane, j.tenant_id, j.user_id, j.kind, j.error, \
                j.traceparent), \
              finished AS (DELETE FROM job_queue q USING done \
                WHERE q.id = done.id AND done.status IN ('succeeded', 'cancelled')), \
@@ -866,10 +884,10 @@ impl Store for PgStore {
                FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::int8[]) \
                  AS a(id, job_id, name, content_type, object_key, size_bytes) \
                JOIN done ON done.id = a.job_id AND done.status = 'succeeded') \
-             SELECT id, attempts, (SELECT count(*) FROM events) AS events FROM done"
+             SELECT id, generation, (SELECT count(*) FROM events) AS events FROM done"
         ))
         .bind(&ids)
-        .bind(&attempts)
+        .bind(&generations)
         .bind(&statuses)
         .bind(&results)
         .bind(&errors)
@@ -887,7 +905,9 @@ impl Store for PgStore {
         if rows.iter().any(|row| row.try_get::<i64, _>("events").unwrap_or(0) > 0) {
             self.wakeups.notify_outbox();
         }
-        rows.iter().map(|row| Ok(AttemptRef { id: row.try_get("id")?, attempt: row.try_get("attempts")? })).collect()
+        rows.iter()
+            .map(|row| Ok(AttemptRef { id: row.try_get("id")?, generation: row.try_get("generation")? }))
+            .collect()
     }
 
     async fn release(&self, attempts: &[AttemptRef]) -> Result<u64> {
@@ -902,9 +922,9 @@ impl Store for PgStore {
             "WITH released AS ( \
                UPDATE jobs j SET status = 'queued', attempts = j.attempts - 1, run_at = now(), \
                  lease_until = NULL, locked_by = NULL, updated_at = now() \
-               FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt) \
-               WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running' \
-               RETURNING j.id, j.lane, j.tenant_id, j.attempts, j.status, j.run_at, j.traceparent), \
+               FROM unnest($1::uuid[], $2::int4[]) AS h(id, generation) \
+               WHERE j.id = h.id AND j.generation = h.generation AND j.status = 'running' \
+               RETURNING j.id, j.lane, j.tenant_id, j.generation, j.status, j.run_at, j.traceparent), \
              queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = released.run_at \
                FROM released WHERE q.id = released.id), \
              dispatched AS (INSERT INTO {DISPATCH_COLUMNS} SELECT {DISPATCH_VALUES} FROM released WHERE $3) \
@@ -926,10 +946,10 @@ impl Store for PgStore {
     async fn set_progress(&self, attempt: AttemptRef, progress: i16) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE jobs SET progress = $3, updated_at = now() \
-             WHERE id = $1 AND attempts = $2 AND status = 'running' AND progress <> $3",
+             WHERE id = $1 AND generation = $2 AND status = 'running' AND lease_until > now() AND progress <> $3",
         )
         .bind(attempt.id)
-        .bind(attempt.attempt)
+        .bind(attempt.generation)
         .bind(progress.clamp(0, 100))
         .execute(&self.pool)
         .await?;
@@ -955,8 +975,8 @@ impl Store for PgStore {
                  finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END, \
                  run_at = now(), lease_until = NULL, locked_by = NULL, updated_at = now() \
                FROM locked WHERE j.id = locked.id \
-               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.error, j.run_at, \
-                 j.traceparent), \
+               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.generation, j.error, \
+                 j.run_at, j.traceparent), \
              queue AS (UPDATE job_queue q SET lease_until = NULL, run_at = now(), dead = (reaped.status = 'dead') \
                FROM reaped WHERE q.id = reaped.id), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \
@@ -1180,7 +1200,7 @@ impl Store for PgStore {
         }
         query.push(
             " FOR UPDATE SKIP LOCKED), \
-             revived AS (UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(), result = NULL, \
+             revived AS (UPDATE jobs SET status = 'queued', attempts = 0, generation = generation + 1, run_at = now(), result = NULL, \
                progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, locked_by = NULL, \
                updated_at = now() \
              WHERE status = 'dead' AND id IN (SELECT id FROM picked)",
@@ -1191,7 +1211,7 @@ impl Store for PgStore {
         // jobs interleaves with the others' rather than going before them.
         let lane_sql = format!("'{}'", lane.as_str());
         query.push(format!(
-            " RETURNING id, lane, tenant_id, attempts, status, run_at, traceparent), \
+            " RETURNING id, lane, tenant_id, generation, status, run_at, traceparent), \
              front AS (SELECT {front} AS v), \
              seq AS (SELECT id, tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY id) - 1 AS seq \
                FROM revived), \
@@ -1254,7 +1274,7 @@ impl Store for PgStore {
                WHERE lane = $3 AND lease_until IS NOT NULL GROUP BY tenant_id), \
              picked AS ( \
                SELECT q.id, q.tenant_id, q.priority, q.fair_at, m.generation FROM job_queue q JOIN m USING (id) \
-               JOIN jobs j ON j.id = q.id AND j.status = 'queued' AND j.attempts = m.generation \
+               JOIN jobs j ON j.id = q.id AND j.status = 'queued' AND j.generation = m.generation \
                WHERE q.lane = $3 AND q.lease_until IS NULL AND NOT q.dead \
                  AND q.run_at <= now() + interval '1 second' \
                  AND NOT EXISTS (SELECT 1 FROM lanes WHERE lanes.lane = $3 AND lanes.paused) \
@@ -1267,10 +1287,10 @@ impl Store for PgStore {
                  LEFT JOIN running r USING (tenant_id) \
                WHERE NOT ({unreserved_p}) OR p.rank + coalesce(r.n, 0) <= $6), \
              started AS ( \
-               UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, \
+               UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, generation = j.generation + 1, \
                  lease_until = now() + $4 * interval '1 second', locked_by = $5, \
                  started_at = now(), updated_at = now() \
-               FROM allowed WHERE j.id = allowed.id AND j.status = 'queued' AND j.attempts = allowed.generation \
+               FROM allowed WHERE j.id = allowed.id AND j.status = 'queued' AND j.generation = allowed.generation \
                RETURNING {}), \
              leased AS (UPDATE job_queue q SET lease_until = started.lease_until FROM started WHERE q.id = started.id) \
              SELECT * FROM started",
@@ -1314,8 +1334,8 @@ impl Store for PgStore {
              killed AS (UPDATE jobs j SET status = 'dead', error = $3, finished_at = now(), updated_at = now(), \
                  errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', now(), \
                    'error', $3::text)) \
-               FROM picked WHERE j.id = picked.id AND j.status = 'queued' AND j.attempts = picked.generation \
-               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.error, j.run_at, \
+               FROM picked WHERE j.id = picked.id AND j.status = 'queued' AND j.generation = picked.generation \
+               RETURNING j.id, j.status, j.lane, j.tenant_id, j.user_id, j.kind, j.attempts, j.generation, j.error, j.run_at, \
                  j.traceparent), \
              queue AS (UPDATE job_queue q SET dead = true FROM killed WHERE q.id = killed.id), \
              events AS (INSERT INTO outbox (tenant_id, event_type, payload) \

@@ -25,7 +25,7 @@ use super::{
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
 const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, \
-     attempts, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
+     attempts, generation, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
      idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
 
 /// SQLite allows 32,766 bound parameters per statement; 14 per row.
@@ -70,10 +70,12 @@ pub(crate) fn opt_time(value: Option<i64>) -> Result<Option<DateTime<Utc>>> {
 }
 
 /// `UPDATE jobs SET …` to a fresh start: queued, due now, no attempt spent,
-/// no result. The caller adds which jobs (admin retry, redrive).
+/// no result, and the fence moved on (so nothing from before can commit).
+/// The caller adds which jobs (admin retry, redrive).
 fn start_over() -> QueryBuilder<'static, Sqlite> {
     let now = now_ms();
-    let mut query = QueryBuilder::new("UPDATE jobs SET status = 'queued', attempts = 0, run_at = ");
+    let mut query =
+        QueryBuilder::new("UPDATE jobs SET status = 'queued', attempts = 0, generation = generation + 1, run_at = ");
     query.push_bind(now);
     query.push(
         ", result = NULL, progress = 0, finished_at = NULL, cancel_requested_at = NULL, lease_until = NULL, \
@@ -81,6 +83,20 @@ fn start_over() -> QueryBuilder<'static, Sqlite> {
     );
     query.push_bind(now);
     query
+}
+
+/// The fence of a job's domain writes, in their (immediate) transaction:
+/// true if `attempt` still holds its job (running, at its generation, with a
+/// live lease). SQLite's single writer keeps it so until the commit.
+pub(crate) async fn attempt_holds(conn: &mut sqlx::SqliteConnection, attempt: AttemptRef) -> Result<bool> {
+    let held =
+        sqlx::query("SELECT 1 FROM jobs WHERE id = ?1 AND generation = ?2 AND status = 'running' AND lease_until > ?3")
+            .bind(attempt.id.to_string())
+            .bind(attempt.generation)
+            .bind(now_ms())
+            .fetch_optional(conn)
+            .await?;
+    Ok(held.is_some())
 }
 
 const ARTIFACT_COLUMNS: &str = "id, job_id, tenant_id, user_id, name, content_type, object_key, size_bytes, created_at";
@@ -146,6 +162,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
         error: row.try_get("error")?,
         errors: json(row.try_get("errors")?, "errors")?,
         attempts: row.try_get("attempts")?,
+        generation: row.try_get("generation")?,
         max_attempts: row.try_get("max_attempts")?,
         priority: row.try_get("priority")?,
         progress: row.try_get("progress")?,
@@ -567,8 +584,8 @@ impl Store for SqliteStore {
                    AND tenant_id NOT IN (SELECT tenant_id FROM tenant_lanes t WHERE t.lane = ?4 AND t.paused) \
                    AND tenant_id NOT IN (SELECT tenant_id FROM running WHERE n >= ?6 AND {unreserved}) \
                  ORDER BY priority DESC, fair_at, id LIMIT ?5)) \
-             UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, locked_by = ?2, \
-               started_at = ?3, updated_at = ?3 \
+             UPDATE jobs SET status = 'running', attempts = attempts + 1, generation = generation + 1, \
+               lease_until = ?1, locked_by = ?2, started_at = ?3, updated_at = ?3 \
              WHERE id IN ( \
                SELECT p.id FROM picked p LEFT JOIN running r ON r.tenant_id = p.tenant_id \
                WHERE NOT ({unreserved_p}) OR p.rank + coalesce(r.n, 0) <= ?6) \
@@ -598,13 +615,13 @@ impl Store for SqliteStore {
         for attempt in attempts {
             let row = sqlx::query(
                 "UPDATE jobs SET lease_until = ?1, updated_at = ?2 \
-                 WHERE id = ?3 AND attempts = ?4 AND status = 'running' AND lease_until > ?2 \
+                 WHERE id = ?3 AND generation = ?4 AND status = 'running' AND lease_until > ?2 \
                  RETURNING cancel_requested_at IS NOT NULL AS cancel_requested",
             )
             .bind(now + duration_ms(lease))
             .bind(now)
             .bind(attempt.id.to_string())
-            .bind(attempt.attempt)
+            .bind(attempt.generation)
             .fetch_optional(&mut *tx)
             .await?;
             states.push(match row {
@@ -627,10 +644,10 @@ impl Store for SqliteStore {
         let mut committed = Vec::with_capacity(completions.len());
         let mut events = 0;
         // Fenced: the attempt must still be ours, running, with a live lease.
-        let fence = "WHERE id = ?1 AND attempts = ?2 AND status = 'running' AND lease_until > ?3 \
+        let fence = "WHERE id = ?1 AND generation = ?2 AND status = 'running' AND lease_until > ?3 \
                      RETURNING id, tenant_id, user_id, kind, status, attempts, error";
         for completion in completions {
-            let AttemptRef { id, attempt } = completion.attempt;
+            let AttemptRef { id, generation } = completion.attempt;
             let done = match &completion.outcome {
                 Outcome::Succeeded { result, .. } => {
                     sqlx::query(&format!(
@@ -638,7 +655,7 @@ impl Store for SqliteStore {
                          lease_until = NULL, locked_by = NULL, updated_at = ?3, finished_at = ?3 {fence}"
                     ))
                     .bind(id.to_string())
-                    .bind(attempt)
+                    .bind(generation)
                     .bind(now)
                     .bind(result.as_ref().map(|value| value.to_string()))
                     .fetch_optional(&mut *tx)
@@ -650,7 +667,7 @@ impl Store for SqliteStore {
                          updated_at = ?3, finished_at = ?3 {fence}"
                     ))
                     .bind(id.to_string())
-                    .bind(attempt)
+                    .bind(generation)
                     .bind(now)
                     .bind(reason)
                     .fetch_optional(&mut *tx)
@@ -658,18 +675,18 @@ impl Store for SqliteStore {
                 }
                 Outcome::Retry { error, .. } | Outcome::Dead { error } => {
                     let Some(row) = sqlx::query(
-                        "SELECT errors FROM jobs WHERE id = ?1 AND attempts = ?2 AND status = 'running' \
-                         AND lease_until > ?3",
+                        "SELECT errors, attempts FROM jobs WHERE id = ?1 AND generation = ?2 \
+                         AND status = 'running' AND lease_until > ?3",
                     )
                     .bind(id.to_string())
-                    .bind(attempt)
+                    .bind(generation)
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?
                     else {
                         continue;
                     };
-                    let errors = append_error(row.try_get("errors")?, attempt, error)?;
+                    let errors = append_error(row.try_get("errors")?, row.try_get("attempts")?, error)?;
                     let (status, run_at, finished_at) = match &completion.outcome {
                         Outcome::Retry { run_at, .. } => ("queued", Some(ms(*run_at)), None),
                         _ => ("dead", None, Some(now)),
@@ -680,7 +697,7 @@ impl Store for SqliteStore {
                          finished_at = ?8, lease_until = NULL, locked_by = NULL, updated_at = ?3 {fence}"
                     ))
                     .bind(id.to_string())
-                    .bind(attempt)
+                    .bind(generation)
                     .bind(now)
                     .bind(status)
                     .bind(error)
@@ -733,12 +750,12 @@ impl Store for SqliteStore {
         for attempt in attempts {
             let row = sqlx::query(
                 "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = ?1, lease_until = NULL, \
-                 locked_by = NULL, updated_at = ?1 WHERE id = ?2 AND attempts = ?3 AND status = 'running' \
+                 locked_by = NULL, updated_at = ?1 WHERE id = ?2 AND generation = ?3 AND status = 'running' \
                  RETURNING lane",
             )
             .bind(now)
             .bind(attempt.id.to_string())
-            .bind(attempt.attempt)
+            .bind(attempt.generation)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = row {
@@ -756,10 +773,10 @@ impl Store for SqliteStore {
     async fn set_progress(&self, attempt: AttemptRef, progress: i16) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE jobs SET progress = ?3, updated_at = ?4 \
-             WHERE id = ?1 AND attempts = ?2 AND status = 'running' AND progress <> ?3",
+             WHERE id = ?1 AND generation = ?2 AND status = 'running' AND lease_until > ?4 AND progress <> ?3",
         )
         .bind(attempt.id.to_string())
-        .bind(attempt.attempt)
+        .bind(attempt.generation)
         .bind(progress.clamp(0, 100))
         .bind(now_ms())
         .execute(&self.pool)

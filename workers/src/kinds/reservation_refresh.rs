@@ -105,8 +105,13 @@ impl Handler for ReservationRefresh {
         let tenant = (ctx.job.tenant_id != SYSTEM_TENANT).then_some(ctx.job.tenant_id.as_str());
         let sweep = payload.sweep_id.map(|id| (id, shard));
         let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
+        // Every write below is fenced on this attempt: once another worker
+        // has the job, this one writes nothing more and stops.
+        let attempt = ctx.attempt();
         if let Some((sweep_id, shard)) = sweep {
-            ctx.store.start_shard(sweep_id, shard, ctx.job.attempts > 1).await.map_err(database)?;
+            if !ctx.store.start_shard(attempt, sweep_id, shard, ctx.job.attempts > 1).await.map_err(database)? {
+                return Err(lease_lost());
+            }
         }
 
         let started = Instant::now();
@@ -127,7 +132,9 @@ impl Handler for ReservationRefresh {
                 () = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
             };
             page.shard = sweep;
-            let outcome = ctx.store.commit_page(&page).await.map_err(database)?;
+            let Some(outcome) = ctx.store.commit_page(attempt, &page).await.map_err(database)? else {
+                return Err(lease_lost());
+            };
             for staleness in outcome.changed.iter().filter_map(|(_, staleness)| *staleness) {
                 metrics::histogram!("longhaul_sweep_staleness_seconds")
                     .record(staleness.num_milliseconds().max(0) as f64 / 1000.0);
@@ -190,10 +197,19 @@ impl Handler for ReservationRefresh {
             });
         }
         if let Some((sweep_id, shard)) = sweep {
-            ctx.store.finish_shard(sweep_id, shard, None).await.map_err(database)?;
+            if !ctx.store.finish_shard(attempt, sweep_id, shard, None).await.map_err(database)? {
+                return Err(lease_lost());
+            }
         }
         serde_json::to_value(&summary).map(Some).map_err(|err| JobError::permanent(err.to_string()))
     }
+}
+
+/// The attempt no longer holds its job (its lease ran out, or an admin
+/// retried it): another run has the shard now. This outcome's commit is
+/// fenced off too, so the reason is only logged.
+fn lease_lost() -> JobError {
+    JobError::retryable("this attempt lost its lease; another run of the job has the shard")
 }
 
 impl ReservationRefresh {

@@ -67,7 +67,7 @@ pub struct JobContext {
 
 impl JobContext {
     pub fn attempt(&self) -> AttemptRef {
-        AttemptRef { id: self.job.id, attempt: self.job.attempts }
+        AttemptRef::of(&self.job)
     }
 
     /// The payload as the kind's type. A payload that does not fit is a

@@ -5,7 +5,8 @@
 //! Three tasks cooperate per lane:
 //! - the claim loop (this module's [`run_lane`]) owns the job tasks;
 //! - the heartbeat extends every running lease at once, and trips the token
-//!   of attempts that lost their lease or were asked to cancel;
+//!   of attempts that lost their lease, could not renew it before it runs
+//!   out (the database is out of reach), or were asked to cancel;
 //! - the committer drains finished attempts from a channel, commits them in
 //!   one fenced statement per batch, and only then acknowledges them to the
 //!   queue. A slot frees only after its commit, so the pool never holds more
@@ -47,9 +48,19 @@ const COMMIT_BATCH: usize = 1_000;
 const BACKLOG_WAIT: Duration = Duration::from_millis(5);
 
 /// Attempts running in this pool. Keyed by attempt, not job: after a lease
-/// loss the same job can run here again under a new attempt number while the
+/// loss the same job can run here again under a new generation while the
 /// stale attempt is still winding down.
-type InFlight = Arc<Mutex<HashMap<AttemptRef, (Cancellation, Ticket)>>>;
+type InFlight = Arc<Mutex<HashMap<AttemptRef, Running>>>;
+
+/// One attempt in flight.
+struct Running {
+    cancel: Cancellation,
+    ticket: Ticket,
+    /// When the lease surely runs out, by this process's clock: the moment
+    /// the last renewal that held (or the claim) was asked for, plus the
+    /// lease. The database's own deadline is no earlier.
+    lease_until: Instant,
+}
 
 /// A finished attempt on its way to the committer, holding its slot.
 struct Finished {
@@ -74,7 +85,7 @@ pub(super) struct Lanes {
     pub presence: Arc<super::presence::Presence>,
 }
 
-fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, (Cancellation, Ticket)>> {
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, Running>> {
     // A poisoned map only means a panic elsewhere while it was held; the map
     // itself is still consistent (inserts and removes are single calls).
     in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -127,8 +138,8 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     })
     .await;
     if finished_in_grace.is_err() {
-        for (cancel, _) in lock(&in_flight).values() {
-            cancel.cancel(CancelReason::Shutdown);
+        for running in lock(&in_flight).values() {
+            running.cancel.cancel(CancelReason::Shutdown);
         }
         // Cooperative handlers stop at once; others are dropped.
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -149,7 +160,7 @@ pub(super) async fn run_lane(lanes: Arc<Lanes>, lane: Lane, concurrency: usize, 
     let _ = acknowledger.await;
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
-    let leftovers: Vec<Ticket> = lock(&in_flight).values().map(|(_, ticket)| ticket.clone()).collect();
+    let leftovers: Vec<Ticket> = lock(&in_flight).values().map(|running| running.ticket.clone()).collect();
     if !leftovers.is_empty() {
         match queue.release(&leftovers).await {
             Ok(released) => tracing::info!(%lane, released, "released unfinished jobs for immediate redelivery"),
@@ -216,6 +227,9 @@ async fn claim_loop(
         // Not raced against `stop`: a receive that started jobs must hand
         // them over. The queue ends its own wait for work on `stop`.
         let tenant_cap = config.tenant_cap(lanes.presence.lane_slots(lane, concurrency));
+        // The leases start after this (on SQS, after a long poll): counting
+        // from the receive's end errs by one round trip, which the heartbeat
+        // margin (a whole interval) covers.
         let received = queue.receive(lane, permits.len(), config.lease, &config.worker_id, tenant_cap, &stop).await;
         let claimed = match received {
             Ok(claimed) => claimed,
@@ -228,13 +242,19 @@ async fn claim_loop(
                 }
             }
         };
+        let leased_at = Instant::now();
         let got_all = claimed.len() == permits.len();
         let idle = claimed.is_empty();
         backlog = got_all;
         for delivery in claimed {
             let Some(slot) = permits.pop() else { break };
             let cancel = Cancellation::default();
-            lock(&in_flight).insert(delivery.ticket.attempt, (cancel.clone(), delivery.ticket.clone()));
+            let running = Running {
+                cancel: cancel.clone(),
+                ticket: delivery.ticket.clone(),
+                lease_until: leased_at + config.lease,
+            };
+            lock(&in_flight).insert(delivery.ticket.attempt, running);
             jobs.spawn(run_attempt(lanes.clone(), delivery, cancel, slot, finished_tx.clone()));
         }
         drop(permits);
@@ -281,7 +301,7 @@ async fn run_attempt(
     }
     async move {
         let _attending = lanes.presence.attend(&job);
-        let attempt = AttemptRef { id: job.id, attempt: job.attempts };
+        let attempt = AttemptRef::of(&job);
         let kind = job.kind;
         let timeout = lanes.config.timeout_for(kind);
         let (max_attempts, attempts) = (job.max_attempts, job.attempts);
@@ -476,8 +496,12 @@ async fn acknowledge_loop(queue: DynQueue, mut committed: mpsc::UnboundedReceive
 }
 
 /// Extends every lease of the pool in one statement, and trips the token of
-/// attempts that lost their lease or were asked to cancel. Counts both in
-/// `longhaul_lease_extensions_total{lane}` and `longhaul_leases_lost_total{lane}`.
+/// attempts that lost their lease or were asked to cancel. When the
+/// database cannot be reached, an attempt whose lease would run out before
+/// the next heartbeat could renew it is stopped too: by then another worker
+/// may have it, and its calls out (IMAP, agencies) must not overlap. Counts
+/// both in `longhaul_lease_extensions_total{lane}` and
+/// `longhaul_leases_lost_total{lane}`.
 async fn heartbeat_loop(
     queue: DynQueue,
     store: DynStore,
@@ -497,33 +521,50 @@ async fn heartbeat_loop(
             // A cancel request somewhere: look now rather than at the next tick.
             _ = wakeups.cancels().notified() => {}
         }
-        let tickets: Vec<Ticket> = lock(&in_flight).values().map(|(_, ticket)| ticket.clone()).collect();
+        let tickets: Vec<Ticket> = lock(&in_flight).values().map(|running| running.ticket.clone()).collect();
         if tickets.is_empty() {
             continue;
         }
-        match queue.heartbeat(&tickets, lease).await {
-            Ok(states) => {
-                let (mut extended, mut lost) = (0, 0);
-                let running = lock(&in_flight);
+        let asked = Instant::now();
+        // A renewal that takes longer than the time left is no renewal.
+        let renewal = tokio::time::timeout(every.max(Duration::from_millis(100)), queue.heartbeat(&tickets, lease));
+        let (mut extended, mut lost) = (0, 0);
+        match renewal.await {
+            Ok(Ok(states)) => {
+                let mut running = lock(&in_flight);
                 for state in states {
-                    let Some((cancel, _)) = running.get(&state.attempt) else { continue };
+                    let Some(attempt) = running.get_mut(&state.attempt) else { continue };
                     if !state.held {
-                        tracing::warn!(job_id = %state.attempt.id, attempt = state.attempt.attempt, "lease lost");
-                        cancel.cancel(CancelReason::LeaseLost);
+                        tracing::warn!(job_id = %state.attempt.id, generation = state.attempt.generation, "lease lost; stopping the attempt");
+                        attempt.cancel.cancel(CancelReason::LeaseLost);
                         lost += 1;
                         continue;
                     }
+                    attempt.lease_until = asked + lease;
                     extended += 1;
                     if state.cancel_requested {
-                        cancel.cancel(CancelReason::Requested);
+                        attempt.cancel.cancel(CancelReason::Requested);
                     }
                 }
-                drop(running);
-                metrics::counter!("longhaul_lease_extensions_total", "lane" => lane.as_str()).increment(extended);
-                metrics::counter!("longhaul_leases_lost_total", "lane" => lane.as_str()).increment(lost);
             }
-            Err(err) => tracing::warn!(error = %err, "heartbeat failed; leases may expire"),
+            failed => {
+                let error = match failed {
+                    Ok(Err(err)) => err.to_string(),
+                    _ => format!("no answer within {} ms", every.as_millis()),
+                };
+                tracing::warn!(%error, "heartbeat failed; stopping attempts whose lease runs out before the next one");
+                let horizon = Instant::now() + every;
+                for (attempt, running) in lock(&in_flight).iter() {
+                    if running.lease_until <= horizon && running.cancel.reason().is_none() {
+                        tracing::warn!(job_id = %attempt.id, generation = attempt.generation, "lease cannot be renewed in time; stopping the attempt");
+                        running.cancel.cancel(CancelReason::LeaseLost);
+                        lost += 1;
+                    }
+                }
+            }
         }
+        metrics::counter!("longhaul_lease_extensions_total", "lane" => lane.as_str()).increment(extended);
+        metrics::counter!("longhaul_leases_lost_total", "lane" => lane.as_str()).increment(lost);
     }
 }
 

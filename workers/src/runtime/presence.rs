@@ -47,7 +47,7 @@ fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, Runn
 impl Presence {
     /// Lists the job as running until the returned guard drops.
     pub(crate) fn attend(&self, job: &Job) -> Attending<'_> {
-        let attempt = AttemptRef { id: job.id, attempt: job.attempts };
+        let attempt = AttemptRef::of(job);
         let entry = RunningJob {
             id: job.id,
             kind: job.kind,

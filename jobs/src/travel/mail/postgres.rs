@@ -242,7 +242,7 @@ impl MailStore for PgStore {
         let holder_attempt: Option<i32> = row.try_get("poll_attempt")?;
         let held: Option<bool> = row.try_get("held")?;
         // A live hold by another job, or by a later attempt of this one.
-        let ours = holder == Some(job.id) && holder_attempt.is_none_or(|a| a <= job.attempt);
+        let ours = holder == Some(job.id) && holder_attempt.is_none_or(|a| a <= job.generation);
         if held == Some(true) && !ours {
             return Ok(PollStart::Busy);
         }
@@ -252,7 +252,7 @@ impl MailStore for PgStore {
         )
         .bind(account_id)
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(lease_ms(lease) as f64)
         .execute(&mut *tx)
         .await?;
@@ -276,7 +276,7 @@ impl MailStore for PgStore {
         )
         .bind(account_id)
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(&secret.key_id)
         .bind(&secret.data_key)
         .bind(&secret.nonce)
@@ -297,7 +297,7 @@ impl MailStore for PgStore {
         )
         .bind(account_id)
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(batch.position.uid_validity.map(i64::from))
         .bind(i64::from(batch.position.last_uid))
         .bind(i64::from(batch.messages))
@@ -333,7 +333,7 @@ impl MailStore for PgStore {
         )
         .bind(account_id)
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(error)
         .bind(found_mail)
         .bind(attention)

@@ -260,7 +260,7 @@ impl MailStore for SqliteStore {
         let holder = row.try_get::<Option<&str>, _>("poll_job_id")?.map(uuid).transpose()?;
         let holder_attempt: Option<i32> = row.try_get("poll_attempt")?;
         let held: Option<bool> = row.try_get("held")?;
-        let ours = holder == Some(job.id) && holder_attempt.is_none_or(|a| a <= job.attempt);
+        let ours = holder == Some(job.id) && holder_attempt.is_none_or(|a| a <= job.generation);
         if held == Some(true) && !ours {
             return Ok(PollStart::Busy);
         }
@@ -269,7 +269,7 @@ impl MailStore for SqliteStore {
         )
         .bind(account_id.to_string())
         .bind(job.id.to_string())
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(now.saturating_add(ms_of(lease)))
         .execute(&mut *tx)
         .await?;
@@ -294,7 +294,7 @@ impl MailStore for SqliteStore {
         )
         .bind(account_id.to_string())
         .bind(job.id.to_string())
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(&secret.key_id)
         .bind(&secret.data_key)
         .bind(&secret.nonce)
@@ -316,7 +316,7 @@ impl MailStore for SqliteStore {
         )
         .bind(account_id.to_string())
         .bind(job.id.to_string())
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(batch.position.uid_validity.map(i64::from))
         .bind(i64::from(batch.position.last_uid))
         .bind(i64::from(batch.messages))
@@ -353,7 +353,7 @@ impl MailStore for SqliteStore {
         )
         .bind(account_id.to_string())
         .bind(job.id.to_string())
-        .bind(job.attempt)
+        .bind(job.generation)
         .bind(error)
         .bind(found_mail)
         .bind(attention)

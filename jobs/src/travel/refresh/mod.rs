@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ReservationStatus;
-use crate::store::{Result, StoreError};
+use crate::store::{AttemptRef, Result, StoreError};
 
 /// Shard keys run over `0..SHARD_KEYS`.
 pub const SHARD_KEYS: u32 = 1 << 16;
@@ -316,17 +316,24 @@ pub trait RefreshStore: Send + Sync {
     /// Writes one page's findings in one transaction (see [`PageWrite`]).
     /// An update is applied only if the reservation still holds another
     /// hash: a second run of the same page writes nothing twice.
-    async fn commit_page(&self, page: &PageWrite) -> Result<PageOutcome>;
+    ///
+    /// Fenced like a job's commit: the page is written only while `attempt`
+    /// still holds its job (running, at its generation, with a live lease),
+    /// and the job row stays locked until the page commits. `None` when the
+    /// attempt lost its job: nothing was written.
+    async fn commit_page(&self, attempt: AttemptRef, page: &PageWrite) -> Result<Option<PageOutcome>>;
 
     /// Marks a shard started (its first attempt's start stays). A retry
     /// (`retry`) checks the whole shard again, so the counts of what was
     /// checked start over; what was changed or ended stays counted, since
-    /// each of those was written once.
-    async fn start_shard(&self, sweep_id: Uuid, shard: u32, retry: bool) -> Result<()>;
+    /// each of those was written once. Fenced on `attempt`, like
+    /// [`RefreshStore::commit_page`]: false when it lost its job.
+    async fn start_shard(&self, attempt: AttemptRef, sweep_id: Uuid, shard: u32, retry: bool) -> Result<bool>;
 
     /// Marks a shard finished, with the error that ended it, if any. A
-    /// finished shard no longer holds back the next sweep's.
-    async fn finish_shard(&self, sweep_id: Uuid, shard: u32, error: Option<&str>) -> Result<()>;
+    /// finished shard no longer holds back the next sweep's. Fenced on
+    /// `attempt`: false when it lost its job.
+    async fn finish_shard(&self, attempt: AttemptRef, sweep_id: Uuid, shard: u32, error: Option<&str>) -> Result<bool>;
 
     /// The latest `limit` sweeps, newest first.
     async fn sweeps(&self, limit: u32) -> Result<Vec<SweepReport>>;

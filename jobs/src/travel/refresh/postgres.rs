@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     notify::event_types::RESERVATION_CHANGED,
-    store::{PgStore, Result},
+    store::{postgres::attempt_holds, AttemptRef, PgStore, Result},
     travel::postgres::{regroup, reservation_from_row, RESERVATION_COLUMNS},
 };
 
@@ -155,9 +155,12 @@ impl RefreshStore for PgStore {
             .collect()
     }
 
-    async fn commit_page(&self, page: &PageWrite) -> Result<PageOutcome> {
+    async fn commit_page(&self, attempt: AttemptRef, page: &PageWrite) -> Result<Option<PageOutcome>> {
         let mut outcome = PageOutcome::default();
         let mut tx = self.pool().begin().await?;
+        if !attempt_holds(&mut tx, attempt).await? {
+            return Ok(None);
+        }
         if !page.updates.is_empty() {
             let ids: Vec<Uuid> = page.updates.iter().map(|update| update.id).collect();
             // The owners' trips are locked (as every regrouping does) before
@@ -288,10 +291,14 @@ impl RefreshStore for PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
-    async fn start_shard(&self, sweep_id: Uuid, shard: u32, retry: bool) -> Result<()> {
+    async fn start_shard(&self, attempt: AttemptRef, sweep_id: Uuid, shard: u32, retry: bool) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        if !attempt_holds(&mut tx, attempt).await? {
+            return Ok(false);
+        }
         sqlx::query(
             "UPDATE sweep_shards SET started_at = coalesce(started_at, now()), \
                checked = CASE WHEN $3 THEN 0 ELSE checked END, \
@@ -305,19 +312,25 @@ impl RefreshStore for PgStore {
         .bind(sweep_id)
         .bind(i32::try_from(shard).unwrap_or(i32::MAX))
         .bind(retry)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
-    async fn finish_shard(&self, sweep_id: Uuid, shard: u32, error: Option<&str>) -> Result<()> {
+    async fn finish_shard(&self, attempt: AttemptRef, sweep_id: Uuid, shard: u32, error: Option<&str>) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        if !attempt_holds(&mut tx, attempt).await? {
+            return Ok(false);
+        }
         sqlx::query("UPDATE sweep_shards SET finished_at = now(), error = $3 WHERE sweep_id = $1 AND shard = $2")
             .bind(sweep_id)
             .bind(i32::try_from(shard).unwrap_or(i32::MAX))
             .bind(error)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn sweeps(&self, limit: u32) -> Result<Vec<SweepReport>> {

@@ -17,8 +17,8 @@ use super::{
 use crate::{
     notify::event_types::RESERVATION_CHANGED,
     store::{
-        sqlite::{ms, now_ms, opt_time, time},
-        Result, SqliteStore,
+        sqlite::{attempt_holds, ms, now_ms, opt_time, time},
+        AttemptRef, Result, SqliteStore,
     },
     travel::sqlite::{regroup, reservation_from_row, uuid, RESERVATION_COLUMNS},
 };
@@ -138,9 +138,12 @@ impl RefreshStore for SqliteStore {
             .collect()
     }
 
-    async fn commit_page(&self, page: &PageWrite) -> Result<PageOutcome> {
+    async fn commit_page(&self, attempt: AttemptRef, page: &PageWrite) -> Result<Option<PageOutcome>> {
         let mut outcome = PageOutcome::default();
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        if !attempt_holds(&mut tx, attempt).await? {
+            return Ok(None);
+        }
         let mut regroups = BTreeSet::new();
         for update in &page.updates {
             let row =
@@ -273,10 +276,14 @@ impl RefreshStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
-    async fn start_shard(&self, sweep_id: Uuid, shard: u32, retry: bool) -> Result<()> {
+    async fn start_shard(&self, attempt: AttemptRef, sweep_id: Uuid, shard: u32, retry: bool) -> Result<bool> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        if !attempt_holds(&mut tx, attempt).await? {
+            return Ok(false);
+        }
         sqlx::query(
             "UPDATE sweep_shards SET started_at = coalesce(started_at, ?3), \
                checked = CASE WHEN ?4 THEN 0 ELSE checked END, \
@@ -291,20 +298,26 @@ impl RefreshStore for SqliteStore {
         .bind(i64::from(shard))
         .bind(now_ms())
         .bind(retry)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
-    async fn finish_shard(&self, sweep_id: Uuid, shard: u32, error: Option<&str>) -> Result<()> {
+    async fn finish_shard(&self, attempt: AttemptRef, sweep_id: Uuid, shard: u32, error: Option<&str>) -> Result<bool> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        if !attempt_holds(&mut tx, attempt).await? {
+            return Ok(false);
+        }
         sqlx::query("UPDATE sweep_shards SET finished_at = ?3, error = ?4 WHERE sweep_id = ?1 AND shard = ?2")
             .bind(sweep_id.to_string())
             .bind(i64::from(shard))
             .bind(now_ms())
             .bind(error)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn sweeps(&self, limit: u32) -> Result<Vec<SweepReport>> {
