@@ -24,19 +24,22 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
-# Zones that need no opt-in (no Local Zones); the stack needs three.
+# The three zones the stack spans, pinned by zone ID (the same physical zone
+# in every account, unlike zone names): a closed set, so a zone AWS adds to
+# the region later never moves a subnet, a node group or the database
+# (checkov CKV_AWS_394).
 data "aws_availability_zones" "available" {
   state = "available"
 
   filter {
-    name   = "opt-in-status"
-    values = ["opt-in-not-required"]
+    name   = "zone-id"
+    values = var.availability_zone_ids
   }
 
   lifecycle {
     postcondition {
-      condition     = length(self.names) >= 3
-      error_message = "longhaul runs across three availability zones, and this region offers fewer."
+      condition     = length(self.names) == 3
+      error_message = "longhaul runs across three availability zones; not every zone ID in availability_zone_ids is an available zone of this region."
     }
   }
 }
@@ -49,7 +52,7 @@ locals {
 
   # Exactly three zones: every subnet tier, both node groups and the
   # database subnet group span them.
-  azs = slice(data.aws_availability_zones.available.names, 0, 3)
+  azs = data.aws_availability_zones.available.names
 
   # The lanes of longhaul (jobs/src/model.rs). Each has a queue and a DLQ,
   # a worker Deployment with its own service account and IAM role, and a

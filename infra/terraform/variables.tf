@@ -44,6 +44,16 @@ variable "vpc_cidr" {
   }
 }
 
+variable "availability_zone_ids" {
+  description = "The three availability zones the stack spans, by zone ID (`euw1-az1`, not `eu-west-1a`: IDs name the same physical zone in every account). Pinned, so that a zone AWS adds to the region never changes where anything runs; `aws ec2 describe-availability-zones --query 'AvailabilityZones[].ZoneId'` lists a region's."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.availability_zone_ids) == 3 && length(distinct(var.availability_zone_ids)) == 3 && alltrue([for id in var.availability_zone_ids : can(regex("^[a-z]{2,6}[0-9]+-az[0-9]+$", id))])
+    error_message = "availability_zone_ids must be three distinct zone IDs of the region, such as euw1-az1."
+  }
+}
+
 ################################################################################
 # EKS
 ################################################################################

@@ -244,16 +244,21 @@ def test_the_vpc_spans_exactly_three_availability_zones(root: Config):
     assert expr(attr(vpc, "azs")) == "${local.azs}"
 
     azs = expr(root.locals["azs"])
-    match = re.fullmatch(r"\$\{slice\(data\.aws_availability_zones\.(\w+)\.names,0,(\d+)\)\}", azs)
-    assert match, f"local.azs must be the first zones of a region: {azs}"
-    assert int(match.group(2)) == 3, f"local.azs takes {match.group(2)} zones, not 3"
+    match = re.fullmatch(r"\$\{data\.aws_availability_zones\.(\w+)\.names\}", azs)
+    assert match, f"local.azs must be the zones of the pinned data source: {azs}"
 
-    # The region must have three (the slice would silently take fewer).
+    # The zones are pinned by ID (a closed set: a zone AWS adds later never
+    # joins it; checkov CKV_AWS_394), the variable takes exactly three, and
+    # the data source fails the plan unless all three are available.
     zones = root.data["aws_availability_zones"][match.group(1)]
+    filters = {attr(f, "name"): expr(attr(f, "values")) for f in blocks(zones, "filter")}
+    assert filters.get("zone-id") == "${var.availability_zone_ids}", filters
+    validations = [expr(attr(v, "condition")) for v in blocks(root.variables["availability_zone_ids"], "validation")]
+    assert any("length(var.availability_zone_ids)==3" in v for v in validations), validations
     postconditions = [
         expr(attr(p, "condition")) for lc in blocks(zones, "lifecycle") for p in blocks(lc, "postcondition")
     ]
-    assert "${length(self.names)>=3}" in postconditions
+    assert "${length(self.names)==3}" in postconditions
 
     # Every subnet tier has one subnet per zone.
     for tier in ("private_subnets", "public_subnets", "database_subnets"):

@@ -88,6 +88,8 @@ module "longhaul" {
   endpoint_public_access       = length(var.endpoint_public_access_cidrs) > 0
   endpoint_public_access_cidrs = var.endpoint_public_access_cidrs
   vpc_cidr                     = "10.30.0.0/16"
+  # eu-west-1's zones, by ID; see the variable.
+  availability_zone_ids        = ["euw1-az1", "euw1-az2", "euw1-az3"]
 
   general_nodes = {
     instance_types = ["m7i.xlarge", "m6i.xlarge"]
