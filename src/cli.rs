@@ -31,10 +31,53 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure the queue: bulk insert, then drain no-op jobs with the real runtime.
     Bench(Box<BenchArgs>),
+    /// Run the real binaries under faults (SIGKILL, SIGSTOP past the lease,
+    /// SIGTERM and restart) while submitting jobs, then report from the
+    /// database what was lost, committed twice or dead-lettered. Exits
+    /// non-zero unless none was.
+    Chaos(ChaosArgs),
     /// The travel-agency simulator the refresh tests and bench talk to (a
     /// tool, not part of production).
     #[command(hide = true)]
     AgencySim(longhaul_agency_sim::Args),
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// postgres (api and workers, embedded queue), sqlite (one `up`), or sqs
+    /// (api and workers on PostgreSQL, queues on `AWS_ENDPOINT_URL`)
+    #[arg(long, value_enum, default_value = "postgres")]
+    pub backend: crate::chaos::ChaosBackend,
+    /// How long to submit jobs and inject faults
+    #[arg(long, default_value_t = 60)]
+    pub duration_secs: u64,
+    /// Worker processes (postgres and sqs)
+    #[arg(long, default_value_t = 3)]
+    pub workers: usize,
+    /// Jobs submitted per second
+    #[arg(long, default_value_t = 20)]
+    pub rate: u32,
+    /// The share of the jobs that are `report_build` (the rest are `noop`)
+    #[arg(long, default_value_t = 0.2)]
+    pub report_share: f64,
+    /// The workers' lease; a stopped process stays stopped longer than this
+    #[arg(long, default_value_t = 3)]
+    pub lease_secs: u64,
+    /// Faults to inject, comma-separated: kill, stop, term (all by default)
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub faults: Vec<crate::chaos::Fault>,
+    /// After the run, how long jobs may take to drain before they count as lost
+    #[arg(long, default_value_t = 180)]
+    pub drain_timeout_secs: u64,
+    /// The random seed (faults, victims, payloads); random when unset
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// PostgreSQL server to create the chaos database on [env: LONGHAUL_CHAOS_DATABASE_URL]
+    #[arg(long, env = "LONGHAUL_CHAOS_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+    /// Keep the database and the processes' logs (they are kept anyway when the run fails)
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

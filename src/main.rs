@@ -7,6 +7,7 @@ mod bench_fairness;
 mod bench_refresh;
 #[cfg(feature = "video")]
 mod bench_video;
+mod chaos;
 mod cli;
 mod client;
 mod config;
@@ -22,7 +23,10 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that print for a person or a script keep logs quiet and off stdout.
-    let quiet = matches!(cli.command, Command::Token(_) | Command::Submit(_) | Command::Demo(_) | Command::Bench(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Token(_) | Command::Submit(_) | Command::Demo(_) | Command::Bench(_) | Command::Chaos(_)
+    );
     if let Err(err) = telemetry::init(quiet) {
         eprintln!("error: {err:#}");
         return ExitCode::from(2);
@@ -53,6 +57,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Submit(args) => client::submit(args).await,
         Command::Demo(args) => client::demo(args).await,
         Command::Bench(args) => bench::run(*args).await,
+        Command::Chaos(args) => chaos::run(args).await,
         Command::AgencySim(args) => longhaul_agency_sim::run(args).await.map(|()| ExitCode::SUCCESS),
     }
 }
