@@ -331,7 +331,9 @@ impl Harness {
         report.backend = format!("{:?}", self.backend).to_lowercase();
         report.duration_secs = args.duration_secs;
         report.seed = seed;
-        report.missing = self.db.missing(&accepted).await?;
+        let (found, succeeded) = self.db.found(&accepted).await?;
+        report.missing = report.accepted - found.min(report.accepted);
+        report.accepted_succeeded = succeeded;
         Ok(report)
     }
 
@@ -672,13 +674,16 @@ BEGIN
 END;
 "#;
 
+/// Chaos jobs not yet final.
+const UNFINISHED: &str = "SELECT count(*) FROM jobs WHERE tenant_id = 'chaos' AND status IN ('queued', 'running')";
+
 /// The report's figures, as SQL over the chaos tenant's jobs. Each is one
 /// number; the two backends share them (ids compare as text).
 const FIGURES: &[(&str, &str)] = &[
     ("jobs", "SELECT count(*) FROM jobs WHERE tenant_id = 'chaos'"),
     ("succeeded", "SELECT count(*) FROM jobs WHERE tenant_id = 'chaos' AND status = 'succeeded'"),
     ("dead", "SELECT count(*) FROM jobs WHERE tenant_id = 'chaos' AND status = 'dead'"),
-    ("unfinished", "SELECT count(*) FROM jobs WHERE tenant_id = 'chaos' AND status IN ('queued', 'running')"),
+    ("unfinished", UNFINISHED),
     ("extra_attempts", "SELECT coalesce(sum(attempts - 1), 0) FROM jobs WHERE tenant_id = 'chaos' AND attempts > 1"),
     ("reports", "SELECT count(*) FROM jobs WHERE tenant_id = 'chaos' AND kind = 'report_build'"),
     (
@@ -723,7 +728,7 @@ impl Db {
     }
 
     async fn unfinished(&self) -> anyhow::Result<u64> {
-        self.number(FIGURES[3].1).await
+        self.number(UNFINISHED).await
     }
 
     async fn report(&self) -> anyhow::Result<Report> {
@@ -734,33 +739,35 @@ impl Db {
         Ok(Report { figures, ..Report::default() })
     }
 
-    /// Accepted jobs the database does not have.
-    async fn missing(&self, accepted: &[Uuid]) -> anyhow::Result<u64> {
-        let mut missing = 0;
+    /// Of the accepted jobs, how many the database has, and how many of
+    /// those succeeded.
+    async fn found(&self, accepted: &[Uuid]) -> anyhow::Result<(u64, u64)> {
+        let (mut found, mut succeeded) = (0, 0);
         for chunk in accepted.chunks(500) {
-            let ids: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
-            let found = match self {
-                Db::Postgres(pool) => {
-                    let ids: Vec<Uuid> = chunk.to_vec();
-                    sqlx::query("SELECT count(*) FROM jobs WHERE id = ANY($1)")
-                        .bind(ids)
+            let (all, done): (i64, i64) =
+                match self {
+                    Db::Postgres(pool) => sqlx::query_as(
+                        "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded') FROM jobs WHERE id = ANY($1)",
+                    )
+                    .bind(chunk.to_vec())
+                    .fetch_one(pool)
+                    .await?,
+                    Db::Sqlite(pool) => {
+                        let ids: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
+                        sqlx::query_as(
+                            "SELECT count(*), coalesce(sum(status = 'succeeded'), 0) FROM jobs \
+                         WHERE id IN (SELECT value FROM json_each(?))",
+                        )
+                        .bind(serde_json::to_string(&ids)?)
                         .fetch_one(pool)
                         .await?
-                        .try_get::<i64, _>(0)?
-                }
-                Db::Sqlite(pool) => {
-                    let list = serde_json::to_string(&ids)?;
-                    sqlx::query("SELECT count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?))")
-                        .bind(list)
-                        .fetch_one(pool)
-                        .await?
-                        .try_get::<i64, _>(0)?
-                }
-                Db::Pending => 0,
-            };
-            missing += chunk.len() as u64 - u64::try_from(found).unwrap_or(0);
+                    }
+                    Db::Pending => (0, 0),
+                };
+            found += u64::try_from(all).unwrap_or(0);
+            succeeded += u64::try_from(done).unwrap_or(0);
         }
-        Ok(missing)
+        Ok((found, succeeded))
     }
 
     async fn close(&self) {
@@ -779,6 +786,8 @@ struct Report {
     duration_secs: u64,
     seed: u64,
     accepted: u64,
+    /// Of those, how many succeeded.
+    accepted_succeeded: u64,
     unanswered: u64,
     missing: u64,
     drained: bool,
@@ -795,7 +804,7 @@ impl Report {
     /// Accepted jobs that never succeeded: still unfinished, ended some other
     /// way, or missing altogether.
     fn lost(&self) -> u64 {
-        self.accepted.saturating_sub(self.figure("succeeded")).max(self.missing)
+        self.accepted.saturating_sub(self.accepted_succeeded)
     }
 
     fn server_errors(&self) -> u64 {
