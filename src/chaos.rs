@@ -30,7 +30,7 @@ use nix::{
     sys::signal::{self, Signal},
     unistd::Pid,
 };
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use serde_json::{json, Value};
 use sqlx::{postgres::PgPoolOptions, sqlite::SqlitePoolOptions, Row};
 use uuid::Uuid;
@@ -60,6 +60,9 @@ pub enum Fault {
     Stop,
     /// SIGTERM (a rolling deploy): the process drains and exits; a fresh one starts.
     Term,
+    /// The database out of reach for 3–8 s, as in a restart or a failover:
+    /// every connection is cut and new ones are refused (postgres only).
+    Db,
 }
 
 impl Fault {
@@ -68,6 +71,7 @@ impl Fault {
             Fault::Kill => "kill",
             Fault::Stop => "stop",
             Fault::Term => "term",
+            Fault::Db => "db",
         }
     }
 }
@@ -125,6 +129,9 @@ struct Harness {
     workers: Vec<Proc>,
     spawned: usize,
     lease: Duration,
+    /// Between the processes and PostgreSQL (postgres backend), so the
+    /// database can be taken away from them; the harness reads directly.
+    db_proxy: Option<Proxy>,
 }
 
 impl Harness {
@@ -152,10 +159,17 @@ impl Harness {
             }
         };
         let lease = Duration::from_secs(args.lease_secs.max(2));
+        let (process_database_url, db_proxy) = match args.backend {
+            ChaosBackend::Postgres => {
+                let proxy = Proxy::start(upstream(&database_url)?).await?;
+                (through(&database_url, proxy.address)?, Some(proxy))
+            }
+            _ => (database_url.clone(), None),
+        };
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let mut env: Vec<(String, String)> = vec![
-            ("LONGHAUL_DATABASE_URL".into(), database_url.clone()),
+            ("LONGHAUL_DATABASE_URL".into(), process_database_url),
             ("LONGHAUL_DATA_DIR".into(), data_dir.display().to_string()),
             ("LONGHAUL_DEV_SIGNING_KEY_FILE".into(), dev_key_path(&data_dir).display().to_string()),
             ("LONGHAUL_LOG".into(), "info".into()),
@@ -208,6 +222,7 @@ impl Harness {
             workers: Vec::new(),
             spawned: 0,
             lease,
+            db_proxy,
         };
         // Migrated by the binary itself, then observed.
         let status = harness.command("migrate", &["migrate"])?.0.status().context("cannot run migrate")?;
@@ -264,6 +279,17 @@ impl Harness {
 
     fn spawn_worker(&mut self, index: usize) -> anyhow::Result<Proc> {
         self.spawn(&format!("worker{index}"), &["worker", "--lanes", "default,reports", "--concurrency", "8"])
+    }
+
+    /// Every fault this backend can take. A database outage is injected on
+    /// PostgreSQL with the embedded queue; on SQS it would also spend the
+    /// messages' receive counts (see the README's Guarantees).
+    fn default_faults(&self) -> Vec<Fault> {
+        let mut faults = vec![Fault::Kill, Fault::Stop, Fault::Term];
+        if self.backend == ChaosBackend::Postgres {
+            faults.push(Fault::Db);
+        }
+        faults
     }
 
     /// The processes a fault may hit: the workers, or `up` on SQLite.
@@ -362,14 +388,23 @@ impl Harness {
     /// each kind.
     async fn inject(&mut self, args: &ChaosArgs, seed: u64) -> anyhow::Result<BTreeMap<&'static str, u64>> {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-        let faults: Vec<Fault> =
-            if args.faults.is_empty() { vec![Fault::Kill, Fault::Stop, Fault::Term] } else { args.faults.clone() };
+        let faults: Vec<Fault> = if args.faults.is_empty() { self.default_faults() } else { args.faults.clone() };
+        if faults.contains(&Fault::Db) && self.db_proxy.is_none() {
+            bail!("the `db` fault needs --backend postgres");
+        }
         let mut counts: BTreeMap<&'static str, u64> = faults.iter().map(|fault| (fault.name(), 0)).collect();
         let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
         // Let work get under way before the first fault.
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..2_000))).await;
+        // Faults come in rounds, each a shuffle of every kind, so a short
+        // run still sees every kind.
+        let mut round: Vec<Fault> = Vec::new();
         while Instant::now() < deadline {
-            let fault = faults[rng.random_range(0..faults.len())];
+            if round.is_empty() {
+                round = faults.clone();
+                round.shuffle(&mut rng);
+            }
+            let Some(fault) = round.pop() else { break };
             let index = rng.random_range(0..self.victims());
             match fault {
                 Fault::Kill => {
@@ -389,6 +424,13 @@ impl Harness {
                         victim.signal(Signal::SIGSTOP)?;
                         tokio::time::sleep(pause).await;
                         victim.signal(Signal::SIGCONT)?;
+                    }
+                }
+                Fault::Db => {
+                    if let Some(proxy) = &self.db_proxy {
+                        proxy.cut(true);
+                        tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..8_000))).await;
+                        proxy.cut(false);
                     }
                 }
                 Fault::Term => {
@@ -515,7 +557,9 @@ struct Submitter {
 impl Submitter {
     fn new(url: String, token: String, report_share: f64, seed: u64) -> Submitter {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            // Longer than the API's wait for a database connection (10 s), so
+            // an outage shows as the API's answer (503), not as our timeout.
+            .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(2))
             .build()
             .unwrap_or_default();
@@ -868,6 +912,64 @@ impl Report {
             "passed": self.passed(),
         })
     }
+}
+
+/// A TCP proxy the harness can cut: while cut, it closes every connection
+/// it carries and closes new ones at once, as a restarting server would.
+struct Proxy {
+    address: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> anyhow::Result<Proxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot start the proxy")?;
+        let address = listener.local_addr()?;
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *watching.borrow() {
+                    continue; // dropped: the connection closes at once
+                }
+                let upstream = upstream.clone();
+                let mut watching = watching.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watching.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Ok(Proxy { address, cut, task })
+    }
+
+    fn cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `host:port` of a PostgreSQL URL.
+fn upstream(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url).context("an unreadable database URL")?;
+    let host = parsed.host_str().context("a database URL without a host")?;
+    Ok(format!("{host}:{}", parsed.port().unwrap_or(5432)))
+}
+
+/// `url` pointed at `address` instead of its own host and port.
+fn through(url: &str, address: std::net::SocketAddr) -> anyhow::Result<String> {
+    let mut parsed = reqwest::Url::parse(url).context("an unreadable database URL")?;
+    parsed.set_host(Some(&address.ip().to_string())).map_err(|err| anyhow::anyhow!("cannot set the host: {err}"))?;
+    parsed.set_port(Some(address.port())).map_err(|()| anyhow::anyhow!("cannot set the port"))?;
+    Ok(parsed.to_string())
 }
 
 /// `url` with its database replaced by `database`.

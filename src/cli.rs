@@ -63,7 +63,7 @@ pub struct ChaosArgs {
     /// The workers' lease; a stopped process stays stopped longer than this
     #[arg(long, default_value_t = 3)]
     pub lease_secs: u64,
-    /// Faults to inject, comma-separated: kill, stop, term (all by default)
+    /// Faults to inject, comma-separated: kill, stop, term, db (db on postgres only; all the backend takes by default)
     #[arg(long, value_enum, value_delimiter = ',')]
     pub faults: Vec<crate::chaos::Fault>,
     /// After the run, how long jobs may take to drain before they count as lost

@@ -2,7 +2,8 @@
 //! Each runs the real binaries for about 40 s while jobs (noop and
 //! report_build) arrive through the API and the processes are killed with
 //! SIGKILL, stopped past their lease with SIGSTOP, and redeployed with
-//! SIGTERM; then it drains and counts, with triggers of its own, what was
+//! SIGTERM (and, on PostgreSQL, the database cut away for seconds at a
+//! time); then it drains and counts, with triggers of its own, what was
 //! lost, committed twice, dead-lettered or announced other than once. The
 //! command exits non-zero unless all of those are zero; these tests also
 //! check the counts it prints, so a run that did no work cannot pass.
@@ -60,6 +61,11 @@ async fn chaos_on_postgres_loses_nothing_and_commits_nothing_twice() {
     let url = postgres_admin_url();
     let report = chaos(&["--backend", "postgres", "--database-url", &url], &[]).await;
     assert_survived(&report);
+    // The database went away under the API and the workers, too: the API
+    // said 503 (with Retry-After, which the harness honours), never 500,
+    // and took jobs again once it was back.
+    assert!(report["faults"]["db"].as_u64().unwrap_or(0) > 0, "no database outage: {report}");
+    assert!(report["http"]["503"].as_u64().unwrap_or(0) > 0, "the outage was never answered with 503: {report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -252,8 +252,21 @@ impl From<longhaul_jobs::queue::QueueError> for Problem {
     }
 }
 
+/// How long a client is told to wait when the database is out of reach: a
+/// restart or a failover takes seconds.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
+/// A store failure: 503 with `Retry-After` when the database is out of
+/// reach for now (a restart, a failover, no free connection), so clients
+/// back off and try again; otherwise a 500, logged at `error`, since a store
+/// error reaching a client is then a bug.
 impl From<longhaul_jobs::StoreError> for Problem {
     fn from(err: longhaul_jobs::StoreError) -> Problem {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "the database is out of reach; answering 503");
+            return Problem::unavailable("the database is out of reach for a moment; try again shortly")
+                .with_header(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS));
+        }
         tracing::error!(error = %err, "store operation failed");
         Problem::internal()
     }

@@ -46,6 +46,35 @@ pub enum StoreError {
     Config(String),
 }
 
+impl StoreError {
+    /// The database is out of reach for now (down, restarting, refusing
+    /// connections, or busy), rather than the request or the code being
+    /// wrong: the same request may well succeed in a moment.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(err) = self else { return false };
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // PostgreSQL: connection exceptions (08…), operator
+                // intervention (57P01 admin shutdown, 57P02 crash shutdown,
+                // 57P03 cannot connect now), too many connections (53300),
+                // a read-only standby after a failover (25006).
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => true,
+                Some("53300" | "25006") => true,
+                // SQLite: the database is busy or locked (5, 6).
+                Some("5" | "6") => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// What happened to an insert that carried an idempotency key.
@@ -559,7 +588,19 @@ pub(crate) fn parse_enum<T: std::str::FromStr>(value: &str, what: &str) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, StoreError};
+
+    #[tokio::test]
+    async fn a_database_out_of_reach_is_unavailable_and_a_bad_query_is_not() {
+        use sqlx::Connection;
+        // Nothing listens on port 1: the connection is refused, as during a restart.
+        let refused = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:1/x").await.err();
+        let refused = StoreError::from(refused.expect("no server on port 1"));
+        assert!(refused.is_unavailable(), "{refused}");
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::Corrupt("a bad row".into()).is_unavailable());
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {
