@@ -5,7 +5,7 @@ use axum::http::Method;
 use utoipa::{
     openapi::{
         header::HeaderBuilder,
-        path::Operation,
+        path::{Operation, ParameterIn},
         response::{Response, ResponseBuilder},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
         ContentBuilder, Object, Ref, Type,
@@ -90,7 +90,11 @@ impl Modify for BearerAuth {
 
 /// The answers every operation of a kind can give, added from the rules the
 /// code applies rather than repeated on each handler, so that the document
-/// cannot drift from them: 401 on every operation behind a token; 429 with
+/// cannot drift from them: 401 on every operation behind a token, and 503
+/// with `Retry-After` there too (the database is out of reach for a moment;
+/// see `From<StoreError> for Problem`); 400 and 415 on every operation that
+/// takes a JSON body (not JSON; not `application/json`), and 400 on every
+/// operation with query parameters (one that cannot be read); 429 with
 /// `Retry-After` on every rate-limited write (the same
 /// [`write_class`] the limiter asks); 408 on every operation that takes a
 /// body (see [`crate::server`]).
@@ -120,6 +124,30 @@ fn add_edge_responses(path: &str, method: &Method, operation: &mut Operation) {
     if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
         responses.entry("401".to_owned()).or_insert_with(|| {
             problem_response("No token, or one that is invalid, expired, not yet valid (`nbf`), from another issuer or audience, or naming a reserved tenant", false).into()
+        });
+        responses.entry("503".to_owned()).or_insert_with(|| {
+            problem_response(
+                "A dependency (the database, the job queue) is out of reach for a moment; try again after `Retry-After`",
+                true,
+            )
+            .into()
+        });
+    }
+    let json_body = operation.request_body.as_ref().is_some_and(|body| body.content.contains_key("application/json"));
+    let query = operation.parameters.as_ref().is_some_and(|parameters| {
+        parameters.iter().any(|parameter| matches!(parameter.parameter_in, ParameterIn::Query))
+    });
+    if json_body || query {
+        let what = match (json_body, query) {
+            (true, true) => "The body is not JSON, or a query parameter cannot be read",
+            (true, false) => "The body is not JSON",
+            _ => "A query parameter cannot be read",
+        };
+        responses.entry("400".to_owned()).or_insert_with(|| problem_response(what, false).into());
+    }
+    if json_body {
+        responses.entry("415".to_owned()).or_insert_with(|| {
+            problem_response("The body is not `application/json` (its `Content-Type` says otherwise)", false).into()
         });
     }
     if write_class(method, path).is_some() {

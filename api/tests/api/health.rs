@@ -30,7 +30,7 @@ backend_tests! {
         assert!(document["components"]["securitySchemes"].get("bearer").is_some());
     }
 
-    async fn openapi_lists_401_429_and_408_where_they_can_happen(backend) {
+    async fn openapi_lists_400_401_408_415_429_and_503_where_they_can_happen(backend) {
         let app = TestApp::new(backend).await;
         let document = app.send(request(Method::GET, "/openapi.json", None).body(Body::empty()).expect("a request")).await.json();
         let responses = |path: &str, method: &str| document["paths"][path][method]["responses"].clone();
@@ -48,6 +48,18 @@ backend_tests! {
         assert!(list.get("401").is_some() && list.get("429").is_none(), "{list}");
         assert!(responses("/healthz", "get").get("401").is_none(), "no token, no 401");
         assert!(responses("/v1/media", "post").get("409").is_some(), "the photo quota");
+        // Behind a token the database may be out of reach: 503 with Retry-After.
+        assert!(list["503"]["headers"].get("Retry-After").is_some(), "{list}");
+        assert!(responses("/healthz", "get").get("503").is_none(), "{}", responses("/healthz", "get"));
+        // A JSON body may be no JSON at all (400) or not JSON by its type (415).
+        for (path, method) in [("/v1/jobs", "post"), ("/v1/reservations/{id}", "patch"), ("/v1/mail-accounts", "post")] {
+            for status in ["400", "415"] {
+                assert!(responses(path, method).get(status).is_some(), "{method} {path} lacks {status}");
+            }
+        }
+        // A query parameter may not parse.
+        assert!(list.get("400").is_some(), "{list}");
+        assert!(responses("/v1/jobs/{id}", "get").get("400").is_none(), "no body, no query: no 400");
     }
 }
 
