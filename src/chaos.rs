@@ -97,8 +97,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
     };
     harness.db.close().await;
-    if !args.keep {
+    // A failed run keeps its database, for the post-mortem.
+    if !args.keep && report.passed() {
         harness.drop_database().await;
+    } else if let Some(admin_url) = &harness.admin_url {
+        eprintln!("the database {} is kept on {}", harness.database, longhaul_jobs::store::redact_url(admin_url));
     }
     println!("{}", report.summary());
     println!("{}", report.json());
