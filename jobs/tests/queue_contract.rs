@@ -347,6 +347,38 @@ mod sqs {
         nothing_more(&queue).await;
     }
 
+    /// A worker takes a job and stops (SIGSTOP, a pause) past its lease; the
+    /// reaper queues the job again with a message of the next generation.
+    /// The first message comes back too, once its visibility runs out, and
+    /// both arrive in one batch: the stale one is dropped, and the current
+    /// one still starts the job (found by `longhaul chaos` on SQS, where
+    /// dropping every copy lost the job).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_message_beside_the_current_one_in_a_batch_does_not_lose_the_job() {
+        let queue = sqs_queue().await;
+        let job = submit(&queue, noop("t1")).await;
+        let stopped = queue
+            .queue
+            .receive(LANE, 1, Duration::from_secs(1), "stopped-worker", None, &CancellationToken::new())
+            .await
+            .expect("receive");
+        assert_eq!(stopped.len(), 1);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(queue.store.reap_expired().await.expect("reap").requeued, 1);
+        queue.flush().await.expect("dispatch the next generation's message");
+        // Both messages in one batch (moto delivers in order: the stale one first).
+        let got = queue
+            .queue
+            .receive(LANE, 10, LEASE, "test-worker", None, &CancellationToken::new())
+            .await
+            .expect("receive");
+        assert_eq!(got.len(), 1, "the job must start from its current message");
+        assert_eq!((got[0].job.id, got[0].job.attempts), (job.id, 2));
+        assert!(finish(&queue, &got[0], Outcome::Succeeded { result: None, artifacts: Vec::new() }).await);
+        nothing_more(&queue).await;
+        assert_eq!(status(&queue, &job).await.status, Status::Succeeded);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_message_delivered_too_often_kills_its_job_and_goes_to_the_dead_letter_queue() {
         let queue = sqs_queue().await;

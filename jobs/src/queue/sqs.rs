@@ -442,28 +442,51 @@ impl Queue for SqsQueue {
         }
         let mut to_delete: Vec<Arc<str>> = Vec::new();
         let mut postpone: Vec<(Arc<str>, Duration)> = Vec::new();
-        // Every receipt per job: SQS may deliver two copies in one batch.
+        // One message per job goes on: the one of the highest generation.
+        // A batch may hold two copies of one message (SQS delivers at least
+        // once), and also messages of two generations of one job: a stale
+        // one that came back after its visibility ran out (its worker was
+        // stopped or killed) beside the one sent when the job was queued
+        // again. The lower generation is stale for certain (a job's
+        // generation only grows), so it is deleted here; deciding on it
+        // instead would drop every copy, the current message's too.
         let mut receipts: HashMap<Uuid, Vec<Arc<str>>> = HashMap::new();
-        let mut fresh = Vec::new();
-        let mut poison = Vec::new();
+        let mut best: HashMap<Uuid, (Delivered, u32)> = HashMap::new();
+        let mut order: Vec<Uuid> = Vec::new();
         for message in &messages {
             match read_message(message) {
                 Ok(received) => {
-                    let first = !receipts.contains_key(&received.delivered.id);
-                    receipts.entry(received.delivered.id).or_default().push(received.receipt.clone());
-                    if !first {
-                        continue;
-                    }
-                    if received.receives >= self.config.max_receive_count {
-                        poison.push(received.delivered);
-                    } else {
-                        fresh.push(received.delivered);
+                    let Received { receipt, delivered, receives, .. } = received;
+                    match best.get_mut(&delivered.id) {
+                        None => {
+                            order.push(delivered.id);
+                            best.insert(delivered.id, (delivered, receives));
+                            receipts.entry(delivered.id).or_default().push(receipt);
+                        }
+                        Some((kept, count)) if delivered.generation == kept.generation => {
+                            *count = (*count).max(receives);
+                            receipts.entry(delivered.id).or_default().push(receipt);
+                        }
+                        Some((kept, count)) if delivered.generation > kept.generation => {
+                            (*kept, *count) = (delivered, receives);
+                            to_delete.extend(receipts.insert(delivered.id, vec![receipt]).into_iter().flatten());
+                        }
+                        Some(_) => to_delete.push(receipt),
                     }
                 }
                 Err(receipt) => {
                     tracing::error!(%lane, message_id = message.message_id(), "dropping an SQS message that names no job");
                     to_delete.extend(receipt.map(Into::into));
                 }
+            }
+        }
+        let mut fresh = Vec::new();
+        let mut poison = Vec::new();
+        for (delivered, receives) in order.iter().filter_map(|id| best.get(id)) {
+            if *receives >= self.config.max_receive_count {
+                poison.push(*delivered);
+            } else {
+                fresh.push(*delivered);
             }
         }
         let mut others = Vec::new();
