@@ -199,9 +199,13 @@ impl Harness {
                 bail!("--backend sqs needs AWS_ENDPOINT_URL (a local SQS endpoint, such as moto_server) and AWS credentials");
             }
             let sqs = longhaul_jobs::queue::sqs_client(&longhaul_jobs::queue::load_sdk_config().await);
-            let config = longhaul_jobs::queue::create_lane_queues(&sqs, &format!("chaos-{}-", seed % 1_000_000_000), 5)
-                .await
-                .context("cannot create the chaos run's SQS queues")?;
+            let config = longhaul_jobs::queue::create_lane_queues(
+                &sqs,
+                &format!("chaos-{}-", &Uuid::new_v4().simple().to_string()[..10]),
+                5,
+            )
+            .await
+            .context("cannot create the chaos run's SQS queues")?;
             let url = config
                 .lanes
                 .get(&longhaul_jobs::Lane::Default)
