@@ -56,9 +56,12 @@ type InFlight = Arc<Mutex<HashMap<AttemptRef, Running>>>;
 struct Running {
     cancel: Cancellation,
     ticket: Ticket,
-    /// When the lease surely runs out, by this process's clock: the moment
-    /// the last renewal that held (or the claim) was asked for, plus the
-    /// lease. The database's own deadline is no earlier.
+    /// When the lease runs out, by this process's clock: the moment the
+    /// last renewal that held was asked for, plus the lease (the database's
+    /// own deadline is no earlier), or, before any renewal, the moment the
+    /// claim returned plus the lease (later than the database's by the
+    /// claim's round trip, which the heartbeat's margin of a whole interval
+    /// covers).
     lease_until: Instant,
 }
 
