@@ -61,11 +61,7 @@ impl BenchDb {
                 let admin_url =
                     crate::config::env("LONGHAUL_BENCH_DATABASE_URL").unwrap_or_else(|| args.database_url.clone());
                 let name = format!("longhaul_bench_{}", std::process::id());
-                let mut admin =
-                    PgConnection::connect(&admin_url).await.context("connecting to the bench PostgreSQL")?;
-                admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
-                admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
-                let url = replace_database(&admin_url, &name);
+                let url = create_postgres_database(&admin_url, &name).await?;
                 Ok(BenchDb::Postgres { admin_url, name, url })
             }
             "sqlite" => {
@@ -94,11 +90,29 @@ impl BenchDb {
 
     pub(crate) async fn drop_db(self) -> anyhow::Result<()> {
         if let BenchDb::Postgres { admin_url, name, .. } = self {
-            let mut admin = PgConnection::connect(&admin_url).await?;
-            admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+            drop_postgres_database(&admin_url, &name).await?;
         }
         Ok(())
     }
+}
+
+/// Creates the database `name` afresh (dropping one left by an earlier run)
+/// on the server of `admin_url`, and returns its URL. For the bench and the
+/// chaos harness, whose databases live for one run.
+pub(crate) async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {}", longhaul_jobs::store::redact_url(admin_url)))?;
+    admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+    admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    Ok(replace_database(admin_url, name))
+}
+
+/// Drops the database `name` on the server of `admin_url`, connections and all.
+pub(crate) async fn drop_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+    Ok(())
 }
 
 fn replace_database(url: &str, database: &str) -> String {

@@ -147,18 +147,8 @@ impl Harness {
         let (database_url, admin_url) = match args.backend {
             ChaosBackend::Sqlite => (format!("sqlite://{}", data_dir.join("longhaul.db").display()), None),
             ChaosBackend::Postgres | ChaosBackend::Sqs => {
-                let admin = PgPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(&args.database_url)
-                    .await
-                    .with_context(|| {
-                        format!("cannot reach PostgreSQL at {}", longhaul_jobs::store::redact_url(&args.database_url))
-                    })?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {database}")).execute(&admin).await?;
-                sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await?;
-                admin.close().await;
-                (with_database(&args.database_url, &database), Some(args.database_url.clone()))
+                let url = crate::bench::create_postgres_database(&args.database_url, &database).await?;
+                (url, Some(args.database_url.clone()))
             }
         };
         let lease = Duration::from_secs(args.lease_secs.max(2));
@@ -495,10 +485,8 @@ impl Harness {
 
     async fn drop_database(&self) {
         let Some(admin_url) = &self.admin_url else { return };
-        if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(admin_url).await {
-            let _ =
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)).execute(&admin).await;
-            admin.close().await;
+        if let Err(err) = crate::bench::drop_postgres_database(admin_url, &self.database).await {
+            eprintln!("could not drop the chaos database {}: {err:#}", self.database);
         }
     }
 
@@ -977,17 +965,6 @@ fn through(url: &str, address: std::net::SocketAddr) -> anyhow::Result<String> {
     parsed.set_host(Some(&address.ip().to_string())).map_err(|err| anyhow::anyhow!("cannot set the host: {err}"))?;
     parsed.set_port(Some(address.port())).map_err(|()| anyhow::anyhow!("cannot set the port"))?;
     Ok(parsed.to_string())
-}
-
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let base = base[after_scheme..].find('/').map_or(base, |slash| &base[..after_scheme + slash]);
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -78,12 +78,7 @@ async fn chaos_on_sqlite_loses_nothing_and_commits_nothing_twice() {
 async fn chaos_on_sqs_loses_nothing_and_commits_nothing_twice() {
     let url = postgres_admin_url();
     let endpoint = aws_endpoint_url();
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ];
+    let env = support::local_aws_env(&endpoint);
     // moto answers a handful of receives a second: a gentler rate.
     let report = chaos(&["--backend", "sqs", "--database-url", &url, "--rate", "10"], &env).await;
     assert_survived(&report);

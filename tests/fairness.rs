@@ -70,12 +70,7 @@ async fn a_late_tenant_is_not_starved_by_a_backlog_on_postgres() {
 async fn a_late_tenant_is_not_starved_by_a_backlog_on_sqs() {
     let url = postgres_admin_url();
     let endpoint = aws_endpoint_url();
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ];
+    let env = support::local_aws_env(&endpoint);
     let args =
         ["--backend", "sqs", "--database-url", &url, "--backlog-jobs", "200", "--late-jobs", "8", "--job-ms", "2000"];
     let result = fairness(&args, &env).await;

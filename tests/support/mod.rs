@@ -40,6 +40,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_longhaul");
 /// How often waits poll the database.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The variables that point the AWS SDK of a child process at the local
+/// endpoint (`moto_server`) the test command started.
+pub fn local_aws_env(endpoint: &str) -> [(&'static str, &str); 4] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ]
+}
+
 /// A `noop` job that sleeps `sleep_ms` and then succeeds.
 pub fn noop_job(sleep_ms: u64, max_attempts: i32) -> NewJob {
     let mut job = NewJob::new("e2e-tenant", "e2e-user", JobKind::Noop, json!({ "sleep_ms": sleep_ms }));
