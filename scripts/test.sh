@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, starts the test services, and runs every check
-# and test: formatting, clippy, then the whole workspace's tests.
+# and test: formatting, clippy, the whole workspace's tests, then the API
+# contract (scripts/api-contract.sh).
 #
 #   bash scripts/test.sh [extra arguments for the test runner]
 #
@@ -366,6 +367,10 @@ main() {
         note "(install cargo-nextest for faster, process-isolated runs)"
         cargo test --workspace --locked "$@"
     fi
+
+    # The server against its own OpenAPI document: Schemathesis, every
+    # check, a token of each role; any finding fails.
+    bash scripts/api-contract.sh
 
     heading "All checks passed"
 }

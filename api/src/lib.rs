@@ -26,6 +26,7 @@ mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+mod paging;
 pub mod problem;
 mod routes;
 pub mod server;

@@ -1,6 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations so that
 //! it cannot drift from the code.
 
+mod rules;
+
+use rules::Rules;
+
 use axum::http::Method;
 use utoipa::{
     openapi::{
@@ -62,8 +66,18 @@ use crate::{limits::write_class, problem::ProblemDocument, routes, sse, views};
         routes::health::openapi_json,
         routes::health::metrics,
     ),
-    components(schemas(ProblemDocument, views::JobView, views::JobList, views::Artifact)),
-    modifiers(&BearerAuth, &EdgeResponses),
+    components(schemas(
+        ProblemDocument,
+        views::JobView,
+        views::JobList,
+        views::Artifact,
+        longhaul_jobs::model::NoopPayload,
+        longhaul_jobs::model::EmailPollPayload,
+        longhaul_jobs::model::ReservationRefreshPayload,
+        longhaul_jobs::model::ReportBuildPayload,
+        longhaul_jobs::model::VideoCompilePayload,
+    )),
+    modifiers(&BearerAuth, &EdgeResponses, &Rules),
     tags(
         (name = "jobs", description = "Jobs of the caller (or, for admins, of the tenant)"),
         (name = "travel", description = "Reservations and trips of the caller (or, for admins, of the tenant)"),

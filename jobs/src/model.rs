@@ -484,12 +484,34 @@ pub fn report_locale(tag: &str) -> Option<&'static str> {
     }
 }
 
+/// The locales a report may ask for (`pt` and `en-*` map to `pt-BR` and `en`).
+pub const REPORT_LOCALES: [&str; 5] = ["en", "en-US", "en-GB", "pt", "pt-BR"];
+/// The files a report may be built as.
+pub const REPORT_FORMATS: [&str; 3] = ["pdf", "csv", "json"];
+/// The years a year summary or a yearly video may be of.
+pub const PAYLOAD_YEARS: std::ops::RangeInclusive<i32> = 1970..=2100;
+/// The shapes of a yearly video.
+pub const VIDEO_ASPECTS: [&str; 2] = ["9:16", "16:9"];
+/// The most photos a video may list.
+pub const VIDEO_MEDIA_MAX: usize = 300;
+
+/// `YYYY-MM`, exactly: the pattern the API document gives `month`.
+pub const MONTH_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])$";
+
+fn is_month(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 7
+        && bytes[4] == b'-'
+        && bytes.iter().enumerate().all(|(i, b)| i == 4 || b.is_ascii_digit())
+        && matches!(&value[5..], "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12")
+}
+
 impl ReportBuildPayload {
     fn validate(&self) -> Result<(), PayloadError> {
         match self.report.as_str() {
             "year_summary" => {
                 let year = self.year.ok_or_else(|| PayloadError::new("payload.year", "required for year_summary"))?;
-                if !(1970..=2100).contains(&year) {
+                if !PAYLOAD_YEARS.contains(&year) {
                     return Err(PayloadError::new("payload.year", "must be between 1970 and 2100"));
                 }
             }
@@ -498,7 +520,7 @@ impl ReportBuildPayload {
                     .month
                     .as_deref()
                     .ok_or_else(|| PayloadError::new("payload.month", "required for vendor_analytics"))?;
-                if chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_err() {
+                if !is_month(month) {
                     return Err(PayloadError::new("payload.month", "must look like 2026-10"));
                 }
             }
@@ -510,7 +532,7 @@ impl ReportBuildPayload {
             }
         }
         if let Some(locale) = self.locale.as_deref() {
-            if !matches!(locale, "en" | "en-US" | "en-GB" | "pt" | "pt-BR") {
+            if !REPORT_LOCALES.contains(&locale) {
                 return Err(PayloadError::new(
                     "payload.locale",
                     format!("unknown locale `{locale}`; expected en or pt-BR"),
@@ -518,7 +540,7 @@ impl ReportBuildPayload {
             }
         }
         for format in self.formats.iter().flatten() {
-            if !matches!(format.as_str(), "pdf" | "csv" | "json") {
+            if !REPORT_FORMATS.contains(&format.as_str()) {
                 return Err(PayloadError::new(
                     "payload.formats",
                     format!("unknown format `{format}`; expected pdf, csv or json"),
@@ -570,14 +592,14 @@ impl VideoCompilePayload {
             return Err(PayloadError::new("payload.name", format!("must be at most {VIDEO_NAME_MAX} characters")));
         }
         if let Some(media) = &self.media {
-            if media.len() > 300 {
-                return Err(PayloadError::new("payload.media", "must list at most 300 photos"));
+            if media.len() > VIDEO_MEDIA_MAX {
+                return Err(PayloadError::new("payload.media", format!("must list at most {VIDEO_MEDIA_MAX} photos")));
             }
         }
-        if !(1970..=2100).contains(&self.year) {
+        if !PAYLOAD_YEARS.contains(&self.year) {
             return Err(PayloadError::new("payload.year", "must be between 1970 and 2100"));
         }
-        if !matches!(self.aspect.as_str(), "9:16" | "16:9") {
+        if !VIDEO_ASPECTS.contains(&self.aspect.as_str()) {
             return Err(PayloadError::new("payload.aspect", "must be \"9:16\" or \"16:9\""));
         }
         Ok(())

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use crate::{
     audit::{self, Action, Client},
     auth::{Principal, Role},
+    paging,
     problem::{Problem, ProblemDocument},
     routes::jobs::{list_page, parse_job_id, ListQuery},
     views::{JobList, JobView},
@@ -120,7 +121,8 @@ pub enum SweepItem {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SweepsQuery {
-    pub limit: Option<u32>,
+    #[param(schema_with = paging::sweeps_limit_schema)]
+    pub limit: Option<String>,
     /// Platform operators only: one tenant's part of each sweep.
     pub tenant: Option<String>,
 }
@@ -138,6 +140,7 @@ pub struct SweepsQuery {
     responses(
         (status = 200, body = SweepsView),
         (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A `limit` that is not a whole number from 1", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -147,7 +150,7 @@ pub async fn sweeps(
     Query(query): Query<SweepsQuery>,
 ) -> Result<Json<SweepsView>, Problem> {
     principal.require_admin()?;
-    let limit = query.limit.unwrap_or(20).clamp(1, 288);
+    let limit = paging::SWEEPS.limit(query.limit.as_deref())?;
     Ok(Json(SweepsView { items: sweep_items(&state, &principal, query.tenant.as_deref(), limit).await? }))
 }
 
@@ -467,8 +470,8 @@ pub struct AuditView {
 pub struct AuditQuery {
     /// The `next_before` of the previous page.
     pub before: Option<i64>,
-    /// Entries per page: 1 to 500, default 100.
-    pub limit: Option<u32>,
+    #[param(schema_with = paging::audit_limit_schema)]
+    pub limit: Option<String>,
 }
 
 /// The audit log: who did what, when and from where. An admin reads their
@@ -480,6 +483,7 @@ pub struct AuditQuery {
     responses(
         (status = 200, body = AuditView),
         (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A `limit` that is not a whole number from 1", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -489,7 +493,8 @@ pub async fn audit_log(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditView>, Problem> {
     principal.require_admin()?;
-    Ok(Json(audit_page(&state, &principal, query.before, query.limit.unwrap_or(100)).await?))
+    let limit = paging::AUDIT.limit(query.limit.as_deref())?;
+    Ok(Json(audit_page(&state, &principal, query.before, limit).await?))
 }
 
 pub(crate) async fn audit_page(

@@ -20,17 +20,12 @@ use uuid::Uuid;
 use crate::{
     auth::{Principal, Role},
     extract::JsonBody,
-    idempotency,
+    idempotency, paging,
     problem::{Problem, ProblemDocument},
     tracecontext,
     views::{decode_cursor, encode_cursor, JobList, JobView},
     AppState,
 };
-
-/// A page holds this many jobs unless `limit` says otherwise.
-const DEFAULT_PAGE: u32 = 50;
-/// Larger `limit`s are clamped: a page is for a screen, not an export.
-const MAX_PAGE: u32 = 200;
 
 /// The body of `POST /v1/jobs`. Unknown fields are refused (422), so that a
 /// typo such as `priorty` is not silently ignored.
@@ -249,21 +244,21 @@ pub async fn get_job(
 }
 
 /// The query of job lists. Values are parsed by hand, so that a bad one is a
-/// 422 naming the parameter rather than a generic 400. Empty values count as
-/// absent (`?status=&kind=` is what a form with blank filters sends).
+/// 422 naming the parameter rather than a generic 400. Empty filters count
+/// as absent (`?status=&kind=` is what a form with blank filters sends); see
+/// [`crate::paging`] for `limit` and `cursor`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only jobs in this status.
-    #[param(value_type = Option<Status>)]
+    #[param(schema_with = paging::status_filter_schema)]
     pub status: Option<String>,
     /// Only jobs of this kind.
-    #[param(value_type = Option<JobKind>)]
+    #[param(schema_with = paging::kind_filter_schema)]
     pub kind: Option<String>,
-    /// The `next_cursor` of the previous page.
+    #[param(schema_with = paging::job_cursor_schema)]
     pub cursor: Option<String>,
-    /// Jobs per page: 1 to 200, default 50.
-    #[param(value_type = Option<u32>)]
+    #[param(schema_with = paging::items_limit_schema)]
     pub limit: Option<String>,
     /// Platform operators only: one tenant's jobs. Ignored for other roles,
     /// whose lists are already limited to their tenant.
@@ -285,13 +280,7 @@ impl ListQuery {
         let before = non_empty(&self.cursor)
             .map(|raw| decode_cursor(raw).ok_or_else(|| Problem::invalid_field("cursor", "not a cursor from this API")))
             .transpose()?;
-        let limit = match non_empty(&self.limit) {
-            None => DEFAULT_PAGE,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(limit) if limit >= 1 => limit.min(MAX_PAGE),
-                _ => return Err(Problem::invalid_field("limit", format!("must be a number from 1 to {MAX_PAGE}"))),
-            },
-        };
+        let limit = paging::ITEMS.limit(self.limit.as_deref())?;
         let tenant_id = non_empty(&self.tenant).map(str::to_owned);
         Ok(JobFilter { status, kind, tenant_id, before, limit, ..JobFilter::default() })
     }

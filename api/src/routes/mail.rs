@@ -37,7 +37,14 @@ use crate::{
 };
 
 /// At most this many allowed sender domains per account.
-const MAX_SENDERS: usize = 100;
+pub(crate) const MAX_SENDERS: usize = 100;
+/// The longest host name or sender domain (RFC 1035).
+pub(crate) const HOST_MAX_CHARS: usize = 253;
+/// The longest IMAP user name: an email address at most (RFC 5321).
+pub(crate) const USERNAME_MAX_CHARS: usize = 320;
+pub(crate) const PASSWORD_MAX_CHARS: usize = 4096;
+pub(crate) const CLIENT_ID_MAX_CHARS: usize = 512;
+pub(crate) const REFRESH_TOKEN_MAX_CHARS: usize = 8192;
 
 /// OAuth2 credentials for XOAUTH2: the poll trades the refresh token for an
 /// access token at `token_url` (and stores a rotated refresh token).
@@ -118,12 +125,15 @@ fn envelope(state: &AppState) -> Result<&Envelope, Problem> {
     })
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<String, Problem> {
+/// Text that is not blank, has no control characters (surrounding
+/// whitespace aside, which is trimmed) and at most `max` characters, as
+/// sent: the rule [`crate::openapi::rules`] states in the document.
+pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<String, Problem> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(Problem::invalid_field(field, "must not be empty"));
     }
-    if trimmed.chars().count() > max {
+    if value.chars().count() > max {
         return Err(Problem::invalid_field(field, format!("must be at most {max} characters")));
     }
     if trimmed.chars().any(char::is_control) {
@@ -133,8 +143,8 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<String, Problem> {
 }
 
 /// A host name or an IP address.
-fn check_host(value: &str) -> Result<String, Problem> {
-    let host = check_text("imap_host", value, 253)?.to_ascii_lowercase();
+pub(crate) fn check_host(value: &str) -> Result<String, Problem> {
+    let host = check_text("imap_host", value, HOST_MAX_CHARS)?.to_ascii_lowercase();
     let host = host.trim_end_matches('.').to_owned();
     if host.parse::<IpAddr>().is_ok() {
         return Ok(host);
@@ -152,7 +162,7 @@ fn check_host(value: &str) -> Result<String, Problem> {
     Ok(host)
 }
 
-fn check_senders(senders: &[String]) -> Result<Vec<String>, Problem> {
+pub(crate) fn check_senders(senders: &[String]) -> Result<Vec<String>, Problem> {
     if senders.is_empty() {
         return Err(Problem::invalid_field(
             "allowed_senders",
@@ -166,7 +176,7 @@ fn check_senders(senders: &[String]) -> Result<Vec<String>, Problem> {
     for (index, raw) in senders.iter().enumerate() {
         let field = format!("allowed_senders[{index}]");
         let domain = normalize_domain(raw);
-        let labels_ok = domain.len() <= 253
+        let labels_ok = raw.chars().count() <= HOST_MAX_CHARS
             && domain.split('.').count() >= 2
             && domain.split('.').all(|label| {
                 !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -213,8 +223,11 @@ fn secret_of(
     match (password, oauth2) {
         (Some(_), Some(_)) => Err(Problem::invalid_field("password", "give either `password` or `oauth2`, not both")),
         (Some(password), None) => {
-            if password.is_empty() || password.len() > 4096 {
-                return Err(Problem::invalid_field("password", "must be 1 to 4096 bytes"));
+            if password.is_empty() || password.chars().count() > PASSWORD_MAX_CHARS {
+                return Err(Problem::invalid_field(
+                    "password",
+                    format!("must be 1 to {PASSWORD_MAX_CHARS} characters"),
+                ));
             }
             if password.chars().any(char::is_control) {
                 return Err(Problem::invalid_field("password", "must not contain control characters"));
@@ -223,9 +236,9 @@ fn secret_of(
         }
         (None, Some(oauth2)) => Ok(Some(MailSecret::Oauth2 {
             token_url: check_token_url(&oauth2.token_url)?,
-            client_id: check_text("oauth2.client_id", &oauth2.client_id, 512)?,
+            client_id: check_text("oauth2.client_id", &oauth2.client_id, CLIENT_ID_MAX_CHARS)?,
             client_secret: oauth2.client_secret.filter(|secret| !secret.is_empty()),
-            refresh_token: check_text("oauth2.refresh_token", &oauth2.refresh_token, 8192)?,
+            refresh_token: check_text("oauth2.refresh_token", &oauth2.refresh_token, REFRESH_TOKEN_MAX_CHARS)?,
         })),
         (None, None) if required => {
             Err(Problem::invalid_field("password", "give a `password` or `oauth2` credentials"))
@@ -268,7 +281,7 @@ pub async fn create_mail_account(
         None if body.tls == MailTls::Tls => 993,
         None => 143,
     };
-    let username = check_text("username", &body.username, 320)?;
+    let username = check_text("username", &body.username, USERNAME_MAX_CHARS)?;
     let allowed_senders = check_senders(&body.allowed_senders)?;
     let secret = secret_of(body.password, body.oauth2, true)?
         .ok_or_else(|| Problem::invalid_field("password", "give a `password` or `oauth2` credentials"))?;

@@ -40,14 +40,18 @@ use uuid::Uuid;
 use crate::{
     auth::Principal,
     extract::JsonBody,
+    paging,
     problem::{Problem, ProblemDocument},
-    routes::travel::{decode_cursor, page_limit, trim_page},
+    routes::travel::{decode_cursor, trim_page},
     server::is_body_timeout,
     AppState,
 };
 
 /// How long an upload URL works.
 const UPLOAD_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// The longest caption, in characters as sent.
+pub(crate) const CAPTION_MAX_CHARS: usize = 200;
 
 /// The body of `POST /v1/media`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -88,9 +92,9 @@ pub struct MediaList {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct MediaQuery {
-    /// From the previous page's `next_cursor`.
+    #[param(schema_with = paging::time_cursor_schema)]
     pub cursor: Option<String>,
-    /// 1–200; 50 by default.
+    #[param(schema_with = paging::items_limit_schema)]
     pub limit: Option<String>,
 }
 
@@ -180,10 +184,10 @@ pub async fn create_media(
             format!("must be between 1 and {MAX_MEDIA_BYTES} (25 MiB), the largest photo longhaul takes"),
         ));
     }
-    let caption = body.caption.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
-    if caption.as_ref().is_some_and(|c| c.chars().count() > 200) {
-        return Err(Problem::invalid_field("caption", "must be at most 200 characters"));
+    if body.caption.as_ref().is_some_and(|c| c.chars().count() > CAPTION_MAX_CHARS) {
+        return Err(Problem::invalid_field("caption", format!("must be at most {CAPTION_MAX_CHARS} characters")));
     }
+    let caption = body.caption.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
     let objects = objects(&state)?;
     check_media_quota(&state, &principal).await?;
     let media = state
@@ -238,7 +242,7 @@ pub async fn list_media(
     principal: Principal,
     Query(query): Query<MediaQuery>,
 ) -> Result<Json<MediaList>, Problem> {
-    let limit = page_limit(&query.limit)?;
+    let limit = paging::ITEMS.limit(query.limit.as_deref())?;
     let after = decode_cursor(&query.cursor)?;
     let mut items = state.store.list_media(&principal.scope(), after, limit + 1).await?;
     let next_cursor = trim_page(&mut items, limit, |m| (m.created_at, m.id));
@@ -358,7 +362,7 @@ pub async fn delete_media(
 #[utoipa::path(
     put, path = "/v1/media/{id}/upload", tag = "media",
     params(("id" = Uuid, Path, description = "The photo id")),
-    request_body(content = Vec<u8>, description = "The image", content_type = "application/octet-stream"),
+    request_body(content = String, description = "The image's bytes: JPEG, PNG or WebP, which the bytes decide", content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Stored and checked", body = Media),
         (status = 404, body = ProblemDocument, content_type = "application/problem+json"),

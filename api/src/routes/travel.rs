@@ -24,12 +24,10 @@ use uuid::Uuid;
 use crate::{
     auth::Principal,
     extract::JsonBody,
+    paging,
     problem::{Problem, ProblemDocument},
     AppState,
 };
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 /// The body of `POST /v1/reservations`: a reservation added by hand.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -114,17 +112,16 @@ pub struct TripList {
 pub struct ReservationQuery {
     /// Only reservations of this type.
     #[serde(rename = "type")]
-    #[param(rename = "type", value_type = Option<ReservationType>)]
+    #[param(rename = "type", schema_with = paging::reservation_type_filter_schema)]
     pub kind: Option<String>,
-    #[param(value_type = Option<ReservationStatus>)]
+    #[param(schema_with = paging::reservation_status_filter_schema)]
     pub status: Option<String>,
     /// Only the reservations of this trip.
-    #[param(value_type = Option<Uuid>)]
+    #[param(schema_with = paging::id_filter_schema)]
     pub trip_id: Option<String>,
-    /// The `next_cursor` of the previous page.
+    #[param(schema_with = paging::time_cursor_schema)]
     pub cursor: Option<String>,
-    /// Items per page: 1 to 200, default 50.
-    #[param(value_type = Option<u32>)]
+    #[param(schema_with = paging::items_limit_schema)]
     pub limit: Option<String>,
 }
 
@@ -132,8 +129,9 @@ pub struct ReservationQuery {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    #[param(schema_with = paging::time_cursor_schema)]
     pub cursor: Option<String>,
-    #[param(value_type = Option<u32>)]
+    #[param(schema_with = paging::items_limit_schema)]
     pub limit: Option<String>,
 }
 
@@ -145,15 +143,10 @@ fn parse<T: std::str::FromStr<Err = String>>(field: &str, value: &Option<String>
     non_empty(value).map(|raw| raw.parse::<T>().map_err(|err| Problem::invalid_field(field, err))).transpose()
 }
 
-pub(crate) fn page_limit(value: &Option<String>) -> Result<u32, Problem> {
-    match non_empty(value) {
-        None => Ok(DEFAULT_PAGE),
-        Some(raw) => match raw.parse::<u32>() {
-            Ok(limit) if limit >= 1 => Ok(limit.min(MAX_PAGE)),
-            _ => Err(Problem::invalid_field("limit", format!("must be a number from 1 to {MAX_PAGE}"))),
-        },
-    }
-}
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z: the times a cursor
+/// can stand for, which both databases store and compare.
+const EARLIEST_CURSOR_MICROS: i64 = -62_135_596_800_000_000;
+const LATEST_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
 
 /// Cursors are opaque: the base64url of the last item's start (microseconds)
 /// and id, the key lists are ordered by.
@@ -172,6 +165,9 @@ pub(crate) fn decode_cursor(value: &Option<String>) -> Result<Option<(DateTime<U
     }
     let (micros, id) = bytes.split_at(8);
     let micros = i64::from_be_bytes(micros.try_into().map_err(|_| bad())?);
+    // Any 32 characters of base64url are a cursor (as its schema says): a
+    // time beyond what lists hold is a position past their end.
+    let micros = micros.clamp(EARLIEST_CURSOR_MICROS, LATEST_CURSOR_MICROS);
     let starts_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
     Ok(Some((starts_at, Uuid::from_slice(id).map_err(|_| bad())?)))
 }
@@ -259,9 +255,15 @@ pub async fn list_reservations(
     principal: Principal,
     Query(query): Query<ReservationQuery>,
 ) -> Result<Json<ReservationList>, Problem> {
-    let limit = page_limit(&query.limit)?;
+    let limit = paging::ITEMS.limit(query.limit.as_deref())?;
     let trip_id = non_empty(&query.trip_id)
-        .map(|raw| Uuid::parse_str(raw).map_err(|_| Problem::invalid_field("trip_id", "must be a trip id")))
+        .map(|raw| {
+            // The hyphenated form only, as the parameter's pattern says.
+            (raw.len() == 36)
+                .then(|| Uuid::parse_str(raw).ok())
+                .flatten()
+                .ok_or_else(|| Problem::invalid_field("trip_id", "must be a trip id"))
+        })
         .transpose()?;
     let filter = ReservationFilter {
         kind: parse("type", &query.kind)?,
@@ -404,7 +406,7 @@ pub async fn list_trips(
     principal: Principal,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<TripList>, Problem> {
-    let limit = page_limit(&query.limit)?;
+    let limit = paging::ITEMS.limit(query.limit.as_deref())?;
     let after = decode_cursor(&query.cursor)?;
     let mut items = state.store.list_trips(&principal.scope(), after, limit + 1).await?;
     let next_cursor = trim_page(&mut items, limit, |t| (t.starts_at, t.id));

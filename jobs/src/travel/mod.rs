@@ -167,22 +167,31 @@ fn invalid(field: &'static str, message: impl Into<String>) -> InvalidField {
 }
 
 impl ReservationFields {
+    pub const RESERVATION_NUMBER_MAX_CHARS: usize = 128;
+    pub const PROVIDER_MAX_CHARS: usize = 200;
+    pub const CITY_MAX_CHARS: usize = 200;
+
     /// Checks what a client could get wrong. Codes are normalised to upper case.
     pub fn validate(mut self) -> std::result::Result<ReservationFields, InvalidField> {
+        // Not blank, at most `max` characters as sent, and no control
+        // characters once the surrounding whitespace is trimmed.
         let text = |field: &'static str, value: &str, max: usize| {
             let trimmed = value.trim();
             if trimmed.is_empty() {
                 Err(invalid(field, "must not be empty"))
-            } else if trimmed.chars().count() > max {
+            } else if value.chars().count() > max {
                 Err(invalid(field, format!("must be at most {max} characters")))
+            } else if trimmed.chars().any(char::is_control) {
+                Err(invalid(field, "must not contain control characters"))
             } else {
                 Ok(trimmed.to_owned())
             }
         };
-        self.reservation_number = text("reservation_number", &self.reservation_number, 128)?;
-        self.provider = text("provider", &self.provider, 200)?;
+        self.reservation_number =
+            text("reservation_number", &self.reservation_number, Self::RESERVATION_NUMBER_MAX_CHARS)?;
+        self.provider = text("provider", &self.provider, Self::PROVIDER_MAX_CHARS)?;
         if let Some(city) = &self.city {
-            self.city = Some(text("city", city, 200)?);
+            self.city = Some(text("city", city, Self::CITY_MAX_CHARS)?);
         }
         let code = |field: &'static str, value: &Option<String>, len: usize, what: &str| match value {
             None => Ok(None),
