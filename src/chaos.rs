@@ -5,7 +5,9 @@
 //! `worker`s, or one `up` on SQLite), submits a mix of `noop` and
 //! `report_build` jobs through the API for a set time while it hits the
 //! processes with SIGKILL, SIGSTOP for longer than the lease (then
-//! SIGCONT), and SIGTERM followed by a restart (a rolling deploy). Then it
+//! SIGCONT), and SIGTERM followed by a restart (a rolling deploy), and, on
+//! a timeline of their own, takes dependencies away behind TCP proxies: the
+//! database (postgres), the SQS endpoint and S3 (sqs). Then it
 //! lets everything drain and reports, from the database: jobs lost (accepted
 //! but never succeeded), jobs committed twice, extra attempts, jobs the chaos
 //! dead-lettered, and `job.succeeded` events that are not exactly one per job.
@@ -63,6 +65,12 @@ pub enum Fault {
     /// The database out of reach for 3–8 s, as in a restart or a failover:
     /// every connection is cut and new ones are refused (postgres only).
     Db,
+    /// The SQS endpoint out of reach for `--queue-outage-secs` (sqs only):
+    /// the API keeps accepting jobs, dispatch and receives resume after.
+    Queue,
+    /// The object store (S3) out of reach for 3–8 s while reports are built
+    /// (sqs only, whose run keeps its objects on S3): the jobs retry.
+    Store,
 }
 
 impl Fault {
@@ -72,7 +80,14 @@ impl Fault {
             Fault::Stop => "stop",
             Fault::Term => "term",
             Fault::Db => "db",
+            Fault::Queue => "queue",
+            Fault::Store => "store",
         }
+    }
+
+    /// A dependency taken away (on a timeline of its own), not a process hit.
+    fn is_outage(self) -> bool {
+        matches!(self, Fault::Db | Fault::Queue | Fault::Store)
     }
 }
 
@@ -132,9 +147,7 @@ struct Harness {
     workers: Vec<Proc>,
     spawned: usize,
     lease: Duration,
-    /// Between the processes and PostgreSQL (postgres backend), so the
-    /// database can be taken away from them; the harness reads directly.
-    db_proxy: Option<Proxy>,
+    outages: Outages,
 }
 
 impl Harness {
@@ -152,12 +165,15 @@ impl Harness {
             }
         };
         let lease = Duration::from_secs(args.lease_secs.max(2));
-        let (process_database_url, db_proxy) = match args.backend {
+        let mut outages = Outages { queue_outage: Duration::from_secs(args.queue_outage_secs), ..Outages::default() };
+        let process_database_url = match args.backend {
             ChaosBackend::Postgres => {
                 let proxy = Proxy::start(upstream(&database_url)?).await?;
-                (through(&database_url, proxy.address)?, Some(proxy))
+                let url = through(&database_url, proxy.address)?;
+                outages.db = Some(Arc::new(proxy));
+                url
             }
-            _ => (database_url.clone(), None),
+            _ => database_url.clone(),
         };
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
@@ -185,9 +201,9 @@ impl Harness {
         ];
         if args.backend == ChaosBackend::Sqs {
             // Fresh queues of their own on the endpoint the AWS_* variables name.
-            if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-                bail!("--backend sqs needs AWS_ENDPOINT_URL (a local SQS endpoint, such as moto_server) and AWS credentials");
-            }
+            let Some(endpoint) = crate::config::env("AWS_ENDPOINT_URL") else {
+                bail!("--backend sqs needs AWS_ENDPOINT_URL (a local SQS and S3 endpoint, such as moto_server) and AWS credentials");
+            };
             let sqs = longhaul_jobs::queue::sqs_client(&longhaul_jobs::queue::load_sdk_config().await);
             let config = longhaul_jobs::queue::create_lane_queues(
                 &sqs,
@@ -204,6 +220,29 @@ impl Harness {
             let prefix = url.strip_suffix("default").context("a queue URL that does not end in its lane")?;
             env.push(("LONGHAUL_QUEUE".into(), "sqs".into()));
             env.push(("LONGHAUL_SQS_QUEUE_PREFIX".into(), prefix.to_owned()));
+
+            // Reports keep their artifacts on S3, in a fresh bucket.
+            let bucket = format!("longhaul-chaos-{}", &Uuid::new_v4().simple().to_string()[..12]);
+            let store_url = format!("s3://{bucket}/chaos");
+            let store = longhaul_jobs::objects::S3Store::from_env(&store_url).await?;
+            store
+                .client()
+                .create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .map_err(|err| anyhow::anyhow!("cannot create the chaos run's bucket {bucket}: {err:?}"))?;
+            env.push(("LONGHAUL_OBJECT_STORE".into(), store_url));
+
+            // SQS and S3 each reach the processes through a proxy of their
+            // own (the SDKs take `AWS_ENDPOINT_URL_<SERVICE>` over
+            // `AWS_ENDPOINT_URL`), so either can be taken away alone.
+            let queue = Proxy::start(upstream(&endpoint)?).await?;
+            env.push(("AWS_ENDPOINT_URL_SQS".into(), through_endpoint(&endpoint, queue.address)?));
+            outages.queue = Some(Arc::new(queue));
+            let store = Proxy::start(upstream(&endpoint)?).await?;
+            env.push(("AWS_ENDPOINT_URL_S3".into(), through_endpoint(&endpoint, store.address)?));
+            outages.store = Some(Arc::new(store));
         }
         let mut harness = Harness {
             exe,
@@ -219,7 +258,7 @@ impl Harness {
             workers: Vec::new(),
             spawned: 0,
             lease,
-            db_proxy,
+            outages,
         };
         // Migrated by the binary itself, then observed.
         let status = harness.command("migrate", &["migrate"])?.0.status().context("cannot run migrate")?;
@@ -278,14 +317,13 @@ impl Harness {
         self.spawn(&format!("worker{index}"), &["worker", "--lanes", "default,reports", "--concurrency", "8"])
     }
 
-    /// Every fault this backend can take. A database outage is injected on
-    /// PostgreSQL with the embedded queue; on SQS it would also spend the
-    /// messages' receive counts (see the README's Guarantees).
+    /// Every fault this backend can take: the process faults, and an outage
+    /// of each dependency the run put behind a proxy. A database outage is
+    /// injected on PostgreSQL with the embedded queue; on SQS it would also
+    /// spend the messages' receive counts (see the README's Guarantees).
     fn default_faults(&self) -> Vec<Fault> {
         let mut faults = vec![Fault::Kill, Fault::Stop, Fault::Term];
-        if self.backend == ChaosBackend::Postgres {
-            faults.push(Fault::Db);
-        }
+        faults.extend([Fault::Db, Fault::Queue, Fault::Store].into_iter().filter(|&f| self.outages.proxy(f).is_some()));
         faults
     }
 
@@ -381,27 +419,37 @@ impl Harness {
         }
     }
 
-    /// Hits random processes with faults until the run's time is up; counts
-    /// each kind.
+    /// Injects faults until the run's time is up, and counts each kind. The
+    /// processes are hit on one timeline and the dependencies are taken away
+    /// on another, so that a 30 s queue outage does not pause the kills.
     async fn inject(&mut self, args: &ChaosArgs, seed: u64) -> anyhow::Result<BTreeMap<&'static str, u64>> {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
         let faults: Vec<Fault> = if args.faults.is_empty() { self.default_faults() } else { args.faults.clone() };
-        if faults.contains(&Fault::Db) && self.db_proxy.is_none() {
-            bail!("the `db` fault needs --backend postgres");
+        if let Some(&fault) = faults.iter().find(|&&f| f.is_outage() && self.outages.proxy(f).is_none()) {
+            let backend = if fault == Fault::Db { "postgres" } else { "sqs" };
+            bail!("the `{}` fault needs --backend {backend}", fault.name());
         }
-        let mut counts: BTreeMap<&'static str, u64> = faults.iter().map(|fault| (fault.name(), 0)).collect();
+        let (outages, processes): (Vec<Fault>, Vec<Fault>) = faults.into_iter().partition(|f| f.is_outage());
         let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+        let outages = self.outages.clone().inject(outages, deadline, StdRng::seed_from_u64(seed ^ 0x0d7a6e));
+        let processes = self.hit_processes(processes, deadline, StdRng::seed_from_u64(seed ^ 0x5eed));
+        let (mut counts, processes) = tokio::join!(outages, processes);
+        counts.extend(processes?);
+        Ok(counts)
+    }
+
+    /// Hits random processes with `faults` until `deadline`.
+    async fn hit_processes(
+        &mut self,
+        faults: Vec<Fault>,
+        deadline: Instant,
+        mut rng: StdRng,
+    ) -> anyhow::Result<BTreeMap<&'static str, u64>> {
+        let mut counts = Rounds::counts(&faults);
         // Let work get under way before the first fault.
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..2_000))).await;
-        // Faults come in rounds, each a shuffle of every kind, so a short
-        // run still sees every kind.
-        let mut round: Vec<Fault> = Vec::new();
+        let mut rounds = Rounds::new(faults);
         while Instant::now() < deadline {
-            if round.is_empty() {
-                round = faults.clone();
-                round.shuffle(&mut rng);
-            }
-            let Some(fault) = round.pop() else { break };
+            let Some(fault) = rounds.next(&mut rng) else { break };
             let index = rng.random_range(0..self.victims());
             match fault {
                 Fault::Kill => {
@@ -423,13 +471,6 @@ impl Harness {
                         victim.signal(Signal::SIGCONT)?;
                     }
                 }
-                Fault::Db => {
-                    if let Some(proxy) = &self.db_proxy {
-                        proxy.cut(true);
-                        tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..8_000))).await;
-                        proxy.cut(false);
-                    }
-                }
                 Fault::Term => {
                     if let Some(victim) = self.victim(index) {
                         victim.signal(Signal::SIGTERM)?;
@@ -443,6 +484,8 @@ impl Harness {
                     }
                     self.respawn(index)?;
                 }
+                // On the other timeline (see `inject`).
+                Fault::Db | Fault::Queue | Fault::Store => continue,
             }
             *counts.entry(fault.name()).or_default() += 1;
             if self.backend == ChaosBackend::Sqlite {
@@ -909,6 +952,84 @@ impl Report {
     }
 }
 
+/// Faults in rounds, each a shuffle of every kind, so that a short run
+/// still sees every kind.
+struct Rounds {
+    faults: Vec<Fault>,
+    round: Vec<Fault>,
+}
+
+impl Rounds {
+    fn new(faults: Vec<Fault>) -> Rounds {
+        Rounds { faults, round: Vec::new() }
+    }
+
+    /// Zero of each kind, so that a kind never injected still shows.
+    fn counts(faults: &[Fault]) -> BTreeMap<&'static str, u64> {
+        faults.iter().map(|fault| (fault.name(), 0)).collect()
+    }
+
+    fn next(&mut self, rng: &mut StdRng) -> Option<Fault> {
+        if self.round.is_empty() {
+            self.round = self.faults.clone();
+            self.round.shuffle(rng);
+        }
+        self.round.pop()
+    }
+}
+
+/// The dependencies the harness can take away from the processes, each
+/// behind a [`Proxy`] of its own; the harness itself reaches them directly.
+#[derive(Clone, Default)]
+struct Outages {
+    /// PostgreSQL (postgres backend).
+    db: Option<Arc<Proxy>>,
+    /// The SQS endpoint (sqs backend).
+    queue: Option<Arc<Proxy>>,
+    /// S3 (sqs backend).
+    store: Option<Arc<Proxy>>,
+    /// How long the queue stays away (`--queue-outage-secs`).
+    queue_outage: Duration,
+}
+
+impl Outages {
+    fn proxy(&self, fault: Fault) -> Option<&Arc<Proxy>> {
+        match fault {
+            Fault::Db => self.db.as_ref(),
+            Fault::Queue => self.queue.as_ref(),
+            Fault::Store => self.store.as_ref(),
+            Fault::Kill | Fault::Stop | Fault::Term => None,
+        }
+    }
+
+    /// Takes the dependencies `faults` name away in turn, one at a time,
+    /// until `deadline`; each comes back before the next goes, and before
+    /// this returns.
+    async fn inject(self, faults: Vec<Fault>, deadline: Instant, mut rng: StdRng) -> BTreeMap<&'static str, u64> {
+        let mut counts = Rounds::counts(&faults);
+        if faults.is_empty() {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..4_000))).await;
+        let mut rounds = Rounds::new(faults);
+        while Instant::now() < deadline {
+            let Some(fault) = rounds.next(&mut rng) else { break };
+            let Some(proxy) = self.proxy(fault) else { continue };
+            let outage = match fault {
+                Fault::Queue => self.queue_outage,
+                _ => Duration::from_millis(rng.random_range(3_000..8_000)),
+            };
+            proxy.cut(true);
+            tokio::time::sleep(outage).await;
+            proxy.cut(false);
+            *counts.entry(fault.name()).or_default() += 1;
+            let gap = Duration::from_millis(rng.random_range(2_000..5_000));
+            tokio::time::sleep(gap.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        counts
+    }
+}
+
 /// A TCP proxy the harness can cut: while cut, it closes every connection
 /// it carries and closes new ones at once, as a restarting server would.
 struct Proxy {
@@ -952,19 +1073,25 @@ impl Drop for Proxy {
     }
 }
 
-/// `host:port` of a PostgreSQL URL.
+/// `host:port` of a PostgreSQL or HTTP URL.
 fn upstream(url: &str) -> anyhow::Result<String> {
-    let parsed = reqwest::Url::parse(url).context("an unreadable database URL")?;
-    let host = parsed.host_str().context("a database URL without a host")?;
-    Ok(format!("{host}:{}", parsed.port().unwrap_or(5432)))
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("an unreadable URL: {url}"))?;
+    let host = parsed.host_str().with_context(|| format!("a URL without a host: {url}"))?;
+    Ok(format!("{host}:{}", parsed.port_or_known_default().unwrap_or(5432)))
 }
 
 /// `url` pointed at `address` instead of its own host and port.
 fn through(url: &str, address: std::net::SocketAddr) -> anyhow::Result<String> {
-    let mut parsed = reqwest::Url::parse(url).context("an unreadable database URL")?;
+    let mut parsed = reqwest::Url::parse(url).with_context(|| format!("an unreadable URL: {url}"))?;
     parsed.set_host(Some(&address.ip().to_string())).map_err(|err| anyhow::anyhow!("cannot set the host: {err}"))?;
     parsed.set_port(Some(address.port())).map_err(|()| anyhow::anyhow!("cannot set the port"))?;
     Ok(parsed.to_string())
+}
+
+/// An AWS endpoint URL pointed at `address`, without the trailing slash the
+/// SDKs would double.
+fn through_endpoint(url: &str, address: std::net::SocketAddr) -> anyhow::Result<String> {
+    Ok(through(url, address)?.trim_end_matches('/').to_owned())
 }
 
 fn free_port() -> anyhow::Result<u16> {

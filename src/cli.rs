@@ -63,9 +63,12 @@ pub struct ChaosArgs {
     /// The workers' lease; a stopped process stays stopped longer than this
     #[arg(long, default_value_t = 3)]
     pub lease_secs: u64,
-    /// Faults to inject, comma-separated: kill, stop, term, db (db on postgres only; all the backend takes by default)
+    /// Faults to inject, comma-separated: kill, stop, term, db (postgres only), queue, store (sqs only); all the backend takes by default
     #[arg(long, value_enum, value_delimiter = ',')]
     pub faults: Vec<crate::chaos::Fault>,
+    /// How long a `queue` fault keeps the SQS endpoint away
+    #[arg(long, default_value_t = 30)]
+    pub queue_outage_secs: u64,
     /// After the run, how long jobs may take to drain before they count as lost
     #[arg(long, default_value_t = 180)]
     pub drain_timeout_secs: u64,

@@ -1,13 +1,20 @@
 //! The long-running commands: `up`, `api`, `worker`, and `migrate`.
 
-use std::{future::IntoFuture, path::Path, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    future::IntoFuture,
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json};
+use backon::{ExponentialBuilder, Retryable};
 use longhaul_api::{auth, problem::Problem, ApiConfig, ReadinessCheck};
 use longhaul_jobs::{
     objects::DynObjectStore,
-    queue::{DynQueue, EmbeddedQueue, SqsQueue},
+    queue::{DynQueue, EmbeddedQueue, QueueError, SqsQueue},
     store::{redact_url, QueueMode},
     DynStore,
 };
@@ -139,10 +146,34 @@ async fn open_queue(
         config::QueueSettings::Embedded => Ok((Arc::new(EmbeddedQueue::new(store.clone())), Vec::new())),
         config::QueueSettings::Sqs(sqs) => {
             let queue: DynQueue = Arc::new(SqsQueue::from_env(store.clone(), sqs.clone()).await?);
-            queue.ping().await.context("the SQS queues do not answer (LONGHAUL_SQS_QUEUE_PREFIX, AWS_*)")?;
+            wait_for_queue(&queue).await?;
             Ok((queue.clone(), vec![Arc::new(QueueReady(queue))]))
         }
     }
+}
+
+/// How long a process that starts while the queue service does not answer
+/// (an outage, a network still coming up) waits for it before it gives up.
+const QUEUE_STARTUP_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits until every queue answers. A process started during a queue outage
+/// waits for the queue instead of crashing (and crash-looping) through it;
+/// a queue that answers "no" (missing, forbidden) fails the start at once.
+async fn wait_for_queue(queue: &DynQueue) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let retries = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times();
+    (|| queue.ping())
+        .retry(retries)
+        .when(|err| !matches!(err, QueueError::Config(_)) && started.elapsed() < QUEUE_STARTUP_WAIT)
+        .notify(|err, next| {
+            tracing::warn!(error = %err, retry_in_ms = next.as_millis() as u64, "the SQS queues do not answer yet; waiting");
+        })
+        .await
+        .context("the SQS queues do not answer (LONGHAUL_SQS_QUEUE_PREFIX, AWS_*)")
 }
 
 /// Trips on SIGTERM or SIGINT.

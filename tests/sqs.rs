@@ -331,6 +331,53 @@ async fn jobs_submitted_while_sqs_is_away_wait_in_the_outbox_and_all_run_when_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_starts_while_sqs_is_away_waits_for_it_and_a_wrong_queue_stops_it_at_once() {
+    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
+    let sqs = sqs_client(&aws_sdk_config().await);
+    let (prefix, _) = lane_queues(&sqs).await;
+    let target = aws_endpoint_url().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut proxy = TcpProxy::start(&target).await;
+    let mut env = aws_env(&proxy.url());
+    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    let mut deployment = deploy(&store, &env).await;
+    deployment.worker.kill();
+
+    // SQS goes away; a worker starts (a pod rescheduled mid-outage). It
+    // waits for the queue instead of exiting, and the API takes a job.
+    proxy.stop().await;
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut late = deployment.launcher.spawn(&["worker", "--lanes", "default", "--concurrency", "2"], &env_refs);
+    let id = deployment.submit(json!({})).await;
+    eventually(Duration::from_secs(30), "the late worker to say it waits for SQS", || async {
+        if late.log_tail(200).contains("do not answer yet") {
+            Ok(())
+        } else {
+            Err(late.log_tail(10))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(late.try_exit_status().is_none(), "the worker gave up during the outage:\n{}", late.log_tail(30));
+
+    // SQS comes back: the waiting worker, the only one, runs the job.
+    proxy.resume().await;
+    let job = deployment.wait_for_status(&id, "succeeded").await;
+    assert_eq!(job["attempts"], 1, "{job}");
+
+    // Queues that SQS says do not exist are a configuration error: no wait.
+    let missing = format!("{}/000000000000/longhaul-missing-", aws_endpoint_url().trim_end_matches('/'));
+    let mut wrong: Vec<(&str, &str)> =
+        env_refs.iter().copied().filter(|(k, _)| *k != "LONGHAUL_SQS_QUEUE_PREFIX").collect();
+    wrong.push(("LONGHAUL_SQS_QUEUE_PREFIX", &missing));
+    let mut misconfigured = deployment.launcher.spawn(&["worker", "--lanes", "default"], &wrong);
+    let status = misconfigured.wait_for_exit(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|status| !status.success()), "{}", misconfigured.log_tail(30));
+    assert!(misconfigured.log_tail(50).contains("do not answer"), "{}", misconfigured.log_tail(30));
+    drop(late);
+    drop(deployment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_releases_running_jobs_to_the_next_worker_without_spending_an_attempt() {
     let store = TestStore::new(Backend::Postgres).await.expect("a test database");
     let sqs = sqs_client(&aws_sdk_config().await);

@@ -4,8 +4,9 @@
 //! one at a time, so an hour of video never sits in memory; a failed upload
 //! is aborted, so no half-written object (or billed orphan part) remains.
 //! Every write asks for server-side encryption. When an endpoint is
-//! configured (`AWS_ENDPOINT_URL`, a local S3), path-style addressing is
-//! used, because local endpoints do not resolve bucket subdomains.
+//! configured (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3`, a local S3),
+//! path-style addressing is used, because local endpoints do not resolve
+//! bucket subdomains.
 
 use std::{path::Path, time::Duration};
 
@@ -55,6 +56,13 @@ fn parse_url(url: &str) -> Result<(String, String)> {
     Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
 }
 
+/// Whether S3 is reached at an endpoint of our choosing (`AWS_ENDPOINT_URL`,
+/// or `AWS_ENDPOINT_URL_S3`, which the SDK prefers for S3 alone): a local S3
+/// that addresses buckets by path, not by subdomain.
+fn local_endpoint(sdk_config: &aws_config::SdkConfig) -> bool {
+    sdk_config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|url| !url.is_empty())
+}
+
 impl S3Store {
     /// From `s3://bucket/prefix` and the standard AWS configuration
     /// (`AWS_REGION`, credentials from the default chain, `AWS_ENDPOINT_URL`).
@@ -68,7 +76,7 @@ impl S3Store {
     pub fn new(sdk_config: &aws_config::SdkConfig, url: &str, kms_key_id: Option<String>) -> Result<S3Store> {
         let (bucket, prefix) = parse_url(url)?;
         let config = aws_sdk_s3::config::Builder::from(sdk_config)
-            .force_path_style(sdk_config.endpoint_url().is_some())
+            .force_path_style(local_endpoint(sdk_config))
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .build();
         Ok(S3Store { client: Client::from_conf(config), bucket, prefix, kms_key_id, part_size: MIN_PART_SIZE })

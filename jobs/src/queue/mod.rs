@@ -132,6 +132,9 @@ pub trait Queue: Send + Sync + 'static {
     async fn redrive(&self, scope: &Scope, lane: Lane) -> Result<RedriveReport>;
 
     /// A cheap round trip to every queue this process uses, for readiness.
+    /// [`QueueError::Config`] when the queue service answered that a queue
+    /// is wrong (missing, forbidden); [`QueueError::Backend`] when it did
+    /// not answer, which may pass.
     async fn ping(&self) -> Result<()>;
 
     /// Background work the queue needs in worker processes (the SQS

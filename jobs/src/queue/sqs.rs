@@ -28,7 +28,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_sqs::{
     config::{retry::RetryConfig, timeout::TimeoutConfig},
-    error::DisplayErrorContext,
+    error::{DisplayErrorContext, SdkError},
     types::{
         ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
         MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
@@ -652,7 +652,19 @@ impl Queue for SqsQueue {
                 .attribute_names(QueueAttributeName::QueueArn)
                 .send()
                 .await
-                .map_err(|err| backend_error("GetQueueAttributes", err))?;
+                .map_err(|err| {
+                    // SQS answered no (the queue does not exist, access is
+                    // denied): the configuration is wrong, and waiting will
+                    // not mend it. Anything else (no answer, a 5xx) may pass.
+                    let refused =
+                        matches!(&err, SdkError::ServiceError(service) if service.raw().status().is_client_error());
+                    let err = backend_error("GetQueueAttributes", err);
+                    if refused {
+                        QueueError::Config(err.to_string())
+                    } else {
+                        err
+                    }
+                })?;
         }
         Ok(())
     }

@@ -47,6 +47,18 @@ const COMMIT_BATCH: usize = 1_000;
 /// How long a claim waits for more free slots while the queue has a backlog.
 const BACKLOG_WAIT: Duration = Duration::from_millis(5);
 
+/// The longest wait between claims while the queue keeps failing (an
+/// outage): the poll interval doubles with each failure up to this.
+const MAX_CLAIM_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long to wait after `failures` failed claims in a row: the poll
+/// interval after the first, doubling up to [`MAX_CLAIM_BACKOFF`] (or the
+/// poll interval, if that is longer).
+fn claim_backoff(poll_interval: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    poll_interval.saturating_mul(1 << doublings).min(MAX_CLAIM_BACKOFF).max(poll_interval)
+}
+
 /// Attempts running in this pool. Keyed by attempt, not job: after a lease
 /// loss the same job can run here again under a new generation while the
 /// stale attempt is still winding down.
@@ -194,6 +206,7 @@ async fn claim_loop(
     // The smallest claim worth a round trip while the queue has a backlog.
     let min_batch = (max_batch / 4).min(concurrency / (2 * config.claimers.max(1))).max(1);
     let mut backlog = false;
+    let mut failures: u32 = 0;
     loop {
         while jobs.try_join_next().is_some() {}
         // Wait for at least one free slot, then take every other free one.
@@ -235,13 +248,24 @@ async fn claim_loop(
         // margin (a whole interval) covers.
         let received = queue.receive(lane, permits.len(), config.lease, &config.worker_id, tenant_cap, &stop).await;
         let claimed = match received {
-            Ok(claimed) => claimed,
+            Ok(claimed) => {
+                failures = 0;
+                claimed
+            }
             Err(err) => {
-                tracing::warn!(%lane, error = %err, "claim failed; retrying after the poll interval");
+                failures = failures.saturating_add(1);
+                let backoff = claim_backoff(config.poll_interval, failures);
+                tracing::warn!(
+                    %lane,
+                    error = %err,
+                    failures,
+                    retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                    "claim failed; retrying"
+                );
                 drop(permits);
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(config.poll_interval) => continue,
+                    _ = tokio::time::sleep(backoff) => continue,
                 }
             }
         };
@@ -572,7 +596,7 @@ async fn heartbeat_loop(
 }
 
 #[cfg(all(test, feature = "otlp"))]
-mod tests {
+mod otlp_tests {
     use super::*;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -593,5 +617,20 @@ mod tests {
             let parent = context.span();
             assert_eq!(parent.span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_back_off_while_the_queue_keeps_failing() {
+        let poll = Duration::from_millis(100);
+        let waits: Vec<u128> = (1..=8).map(|failures| claim_backoff(poll, failures).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1_600, 3_200, 5_000, 5_000]);
+        assert_eq!(claim_backoff(poll, u32::MAX), MAX_CLAIM_BACKOFF);
+        // A poll interval longer than the cap is never shortened.
+        assert_eq!(claim_backoff(Duration::from_secs(30), 3), Duration::from_secs(30));
     }
 }
