@@ -15,7 +15,9 @@
 //! The counts come from triggers the harness installs in the database before
 //! any job arrives (`chaos_*` tables), so they do not trust the code under
 //! test. It exits non-zero unless nothing was lost, doubled, dead-lettered or
-//! announced twice, and the API never answered 500.
+//! announced twice, the API never answered 500, and no process exited
+//! without a fault telling it to (such a process is started again, so the
+//! run goes on, and named in the report).
 
 use std::{
     collections::BTreeMap,
@@ -148,6 +150,9 @@ struct Harness {
     spawned: usize,
     lease: Duration,
     outages: Outages,
+    /// Processes that exited without a fault telling them to (name and
+    /// log), each started again.
+    crashed: Vec<String>,
 }
 
 impl Harness {
@@ -259,6 +264,7 @@ impl Harness {
             spawned: 0,
             lease,
             outages,
+            crashed: Vec::new(),
         };
         // Migrated by the binary itself, then observed.
         let status = harness.command("migrate", &["migrate"])?.0.status().context("cannot run migrate")?;
@@ -392,6 +398,7 @@ impl Harness {
         report.backend = format!("{:?}", self.backend).to_lowercase();
         report.duration_secs = args.duration_secs;
         report.seed = seed;
+        report.crashed = self.crashed.clone();
         let (found, succeeded) = self.db.found(&accepted).await?;
         report.missing = report.accepted - found.min(report.accepted);
         report.accepted_succeeded = succeeded;
@@ -449,6 +456,7 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..2_000))).await;
         let mut rounds = Rounds::new(faults);
         while Instant::now() < deadline {
+            self.revive()?;
             let Some(fault) = rounds.next(&mut rng) else { break };
             let index = rng.random_range(0..self.victims());
             match fault {
@@ -497,10 +505,42 @@ impl Harness {
         Ok(counts)
     }
 
+    /// Starts again every process that exited without a fault telling it
+    /// to, and records it: a crash is a finding, but the run goes on.
+    fn revive(&mut self) -> anyhow::Result<()> {
+        let mut exited = Vec::new();
+        if let Some(api) = self.api.as_mut() {
+            if let Some(status) = api.child.try_wait()? {
+                exited.push((None, format!("`{}` exited ({status}); see {}", api.name, api.log.display())));
+            }
+        }
+        for (index, worker) in self.workers.iter_mut().enumerate() {
+            if let Some(status) = worker.child.try_wait()? {
+                exited
+                    .push((Some(index), format!("`{}` exited ({status}); see {}", worker.name, worker.log.display())));
+            }
+        }
+        for (index, what) in exited {
+            eprintln!("chaos: {what}");
+            self.crashed.push(what);
+            match index {
+                Some(index) => {
+                    let fresh = self.spawn_worker(index)?;
+                    if let Some(slot) = self.workers.get_mut(index) {
+                        *slot = fresh;
+                    }
+                }
+                None => self.api = Some(self.spawn_api()?),
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until no chaos job is queued or running. False if the time ran out.
     async fn drain(&mut self, timeout: Duration) -> anyhow::Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
+            self.revive()?;
             if self.db.unfinished().await? == 0 {
                 return Ok(true);
             }
@@ -876,6 +916,8 @@ struct Report {
     http: BTreeMap<String, u64>,
     faults: BTreeMap<&'static str, u64>,
     figures: BTreeMap<&'static str, u64>,
+    /// Processes that exited by themselves.
+    crashed: Vec<String>,
 }
 
 impl Report {
@@ -901,6 +943,7 @@ impl Report {
             && self.figure("events_wrong") == 0
             && self.server_errors() == 0
             && self.unanswered == 0
+            && self.crashed.is_empty()
             && self.accepted > 0
     }
 
@@ -909,8 +952,8 @@ impl Report {
         let http: Vec<String> = self.http.iter().map(|(status, n)| format!("{status} ×{n}")).collect();
         format!(
             "chaos {} ({} s, seed {}): {} jobs accepted ({} report_build), {} succeeded; \
-             lost {}, doubled {}, dead {}, extra attempts {}, job.succeeded events wrong {}; \
-             faults: {}; API answers: {}; {}",
+             lost {}, doubled {}, dead {}, extra attempts {}, job.succeeded events wrong {}, \
+             processes crashed {}; faults: {}; API answers: {}; {}",
             self.backend,
             self.duration_secs,
             self.seed,
@@ -922,6 +965,7 @@ impl Report {
             self.figure("dead"),
             self.figure("extra_attempts"),
             self.figure("events_wrong"),
+            self.crashed.len(),
             faults.join(", "),
             http.join(", "),
             if self.passed() { "PASSED" } else { "FAILED" },
@@ -947,6 +991,7 @@ impl Report {
             "artifacts": self.figure("artifacts"),
             "faults": self.faults,
             "http": self.http,
+            "crashed": self.crashed.len(),
             "passed": self.passed(),
         })
     }
@@ -1012,9 +1057,19 @@ impl Outages {
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..4_000))).await;
         let mut rounds = Rounds::new(faults);
+        // After a queue outage the queue stays up for twice as long before
+        // the next: a long outage now and then, not a queue that is mostly
+        // away (each receive an outage cuts in flight counts towards its
+        // message's poison limit; see the README's Guarantees).
+        let mut queue_again_at = Instant::now();
         while Instant::now() < deadline {
             let Some(fault) = rounds.next(&mut rng) else { break };
             let Some(proxy) = self.proxy(fault) else { continue };
+            if fault == Fault::Queue && Instant::now() < queue_again_at {
+                tokio::time::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+                continue;
+            }
             let outage = match fault {
                 Fault::Queue => self.queue_outage,
                 _ => Duration::from_millis(rng.random_range(3_000..8_000)),
@@ -1022,6 +1077,9 @@ impl Outages {
             proxy.cut(true);
             tokio::time::sleep(outage).await;
             proxy.cut(false);
+            if fault == Fault::Queue {
+                queue_again_at = Instant::now() + 2 * outage;
+            }
             *counts.entry(fault.name()).or_default() += 1;
             let gap = Duration::from_millis(rng.random_range(2_000..5_000));
             tokio::time::sleep(gap.min(deadline.saturating_duration_since(Instant::now()))).await;

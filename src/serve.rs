@@ -13,7 +13,7 @@ use axum::{extract::State, http::header, response::IntoResponse, routing::get, J
 use backon::{ExponentialBuilder, Retryable};
 use longhaul_api::{auth, problem::Problem, ApiConfig, ReadinessCheck};
 use longhaul_jobs::{
-    objects::DynObjectStore,
+    objects::{DynObjectStore, ObjectError},
     queue::{DynQueue, EmbeddedQueue, QueueError, SqsQueue},
     store::{redact_url, QueueMode},
     DynStore,
@@ -63,12 +63,15 @@ pub fn dev_key_path(data_dir: &Path) -> std::path::PathBuf {
 }
 
 /// Opens the object store and checks it answers, so that a misconfigured
-/// bucket fails the start rather than the first artifact.
+/// bucket fails the start rather than the first artifact (an outage is
+/// waited out; see [`wait_for`]).
 async fn open_objects(data_dir: &Path) -> anyhow::Result<DynObjectStore> {
     let url = config::object_store_url(data_dir);
     let objects =
         longhaul_jobs::objects::connect(&url).await.with_context(|| format!("cannot open the object store {url}"))?;
-    objects.ping().await.with_context(|| format!("the object store {url} does not answer"))?;
+    wait_for("the object store", || objects.ping(), |err| matches!(err, ObjectError::Config(_)))
+        .await
+        .with_context(|| format!("the object store {url} does not answer"))?;
     Ok(objects)
 }
 
@@ -146,34 +149,41 @@ async fn open_queue(
         config::QueueSettings::Embedded => Ok((Arc::new(EmbeddedQueue::new(store.clone())), Vec::new())),
         config::QueueSettings::Sqs(sqs) => {
             let queue: DynQueue = Arc::new(SqsQueue::from_env(store.clone(), sqs.clone()).await?);
-            wait_for_queue(&queue).await?;
+            wait_for("the SQS queues", || queue.ping(), |err| matches!(err, QueueError::Config(_)))
+                .await
+                .context("the SQS queues do not answer (LONGHAUL_SQS_QUEUE_PREFIX, AWS_*)")?;
             Ok((queue.clone(), vec![Arc::new(QueueReady(queue))]))
         }
     }
 }
 
-/// How long a process that starts while the queue service does not answer
-/// (an outage, a network still coming up) waits for it before it gives up.
-const QUEUE_STARTUP_WAIT: Duration = Duration::from_secs(300);
+/// How long a process that starts while a dependency (the queue service,
+/// the object store) does not answer, as in an outage or while the network
+/// comes up, waits for it before it gives up.
+const STARTUP_WAIT: Duration = Duration::from_secs(300);
 
-/// Waits until every queue answers. A process started during a queue outage
-/// waits for the queue instead of crashing (and crash-looping) through it;
-/// a queue that answers "no" (missing, forbidden) fails the start at once.
-async fn wait_for_queue(queue: &DynQueue) -> anyhow::Result<()> {
+/// Pings `dependency` until it answers. A process started during an outage
+/// waits instead of exiting (and crash-looping) through it; an answer that
+/// says the configuration is wrong (`refused`: missing, forbidden) fails the
+/// start at once, as does an outage longer than [`STARTUP_WAIT`].
+async fn wait_for<E, Fut>(dependency: &str, ping: impl FnMut() -> Fut, refused: impl Fn(&E) -> bool) -> Result<(), E>
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
     let started = Instant::now();
     let retries = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
         .with_max_delay(Duration::from_secs(10))
         .with_jitter()
         .without_max_times();
-    (|| queue.ping())
-        .retry(retries)
-        .when(|err| !matches!(err, QueueError::Config(_)) && started.elapsed() < QUEUE_STARTUP_WAIT)
+    ping.retry(retries)
+        .when(|err| !refused(err) && started.elapsed() < STARTUP_WAIT)
         .notify(|err, next| {
-            tracing::warn!(error = %err, retry_in_ms = next.as_millis() as u64, "the SQS queues do not answer yet; waiting");
+            let retry_in_ms = u64::try_from(next.as_millis()).unwrap_or(u64::MAX);
+            tracing::warn!(dependency, error = %err, retry_in_ms, "a dependency does not answer yet; waiting for it");
         })
         .await
-        .context("the SQS queues do not answer (LONGHAUL_SQS_QUEUE_PREFIX, AWS_*)")
 }
 
 /// Trips on SIGTERM or SIGINT.

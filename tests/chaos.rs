@@ -48,7 +48,7 @@ fn assert_survived(report: &Value) {
         2 * count("report_build"),
         "each report_build leaves its two artifacts once: {report}"
     );
-    for zero in ["lost", "doubled", "dead", "events_wrong", "missing", "unanswered"] {
+    for zero in ["lost", "doubled", "dead", "events_wrong", "missing", "unanswered", "crashed"] {
         assert_eq!(count(zero), 0, "{zero}: {report}");
     }
     for fault in ["kill", "stop", "term"] {

@@ -349,7 +349,7 @@ async fn a_worker_that_starts_while_sqs_is_away_waits_for_it_and_a_wrong_queue_s
     let mut late = deployment.launcher.spawn(&["worker", "--lanes", "default", "--concurrency", "2"], &env_refs);
     let id = deployment.submit(json!({})).await;
     eventually(Duration::from_secs(30), "the late worker to say it waits for SQS", || async {
-        if late.log_tail(200).contains("do not answer yet") {
+        if late.log_tail(200).contains("does not answer yet") {
             Ok(())
         } else {
             Err(late.log_tail(10))

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectKey, ObjectReader, ObjectStore, Result};
+use super::{ObjectError, ObjectKey, ObjectReader, ObjectStore, Result};
 
 pub struct FileStore {
     root: PathBuf,
@@ -111,8 +111,12 @@ impl ObjectStore for FileStore {
         Ok(None)
     }
 
+    /// A directory that cannot be read is a configuration error
+    /// ([`ObjectError::Config`]), not an outage to wait out.
     async fn ping(&self) -> Result<()> {
-        tokio::fs::metadata(&self.root).await?;
+        tokio::fs::metadata(&self.root)
+            .await
+            .map_err(|err| ObjectError::Config(format!("cannot read {}: {err}", self.root.display())))?;
         Ok(())
     }
 }

@@ -287,8 +287,19 @@ impl ObjectStore for S3Store {
         Ok(Some(request.uri().to_owned()))
     }
 
+    /// [`ObjectError::Config`] when S3 answers that the bucket is wrong
+    /// (missing, forbidden); [`ObjectError::Backend`] when it does not
+    /// answer, which may pass.
     async fn ping(&self) -> Result<()> {
-        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|err| backend_error("HeadBucket", err))?;
+        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|err| {
+            let refused = matches!(&err, SdkError::ServiceError(service) if service.raw().status().is_client_error());
+            let err = backend_error("HeadBucket", err);
+            if refused {
+                ObjectError::Config(err.to_string())
+            } else {
+                err
+            }
+        })?;
         Ok(())
     }
 }
