@@ -1,13 +1,14 @@
 //! The chaos suite in CI: a short `longhaul chaos` run on every backend.
-//! Each runs the real binaries for about 40 s while jobs (noop and
-//! report_build) arrive through the API and the processes are killed with
-//! SIGKILL, stopped past their lease with SIGSTOP, and redeployed with
-//! SIGTERM, while dependencies are cut away behind proxies (on PostgreSQL
-//! the database, for seconds at a time; on SQS the SQS endpoint for 30 s
-//! and S3 for seconds); then it drains and counts, with triggers of its
-//! own, what was lost, committed twice, dead-lettered or announced other
-//! than once. The command exits non-zero unless all of those are zero; these tests also
-//! check the counts it prints, so a run that did no work cannot pass.
+//! Each runs the real binaries for about 40 s (60 s on SQS) while jobs
+//! (noop and report_build) arrive through the API and the processes are
+//! killed with SIGKILL, stopped past their lease with SIGSTOP, and
+//! redeployed with SIGTERM, while dependencies are cut away behind proxies
+//! (on PostgreSQL the database, for seconds at a time; on SQS the SQS
+//! endpoint for 30 s and S3 for seconds); then it drains and counts, with
+//! triggers of its own, what was lost, committed twice, dead-lettered or
+//! announced other than once, and which processes exited by themselves.
+//! The command exits non-zero unless all of those are zero; these tests
+//! also check the counts it prints, so a run that did no work cannot pass.
 //!
 //! A longer run, for release checks, is in the README (Guarantees).
 
@@ -22,7 +23,10 @@ use support::Launcher;
 /// Runs `longhaul chaos` with `args` and returns its JSON report.
 async fn chaos(args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut launcher = Launcher::new("sqlite://unused");
-    let mut all = vec!["chaos", "--duration-secs", "40"];
+    let mut all = vec!["chaos"];
+    if !args.contains(&"--duration-secs") {
+        all.extend(["--duration-secs", "40"]);
+    }
     all.extend_from_slice(args);
     let mut process = launcher.spawn(&all, env);
     let status = process.wait_for_exit(Duration::from_secs(600)).await.expect("the chaos run ends within 10 minutes");
@@ -80,8 +84,11 @@ async fn chaos_on_sqs_loses_nothing_and_commits_nothing_twice() {
     let url = postgres_admin_url();
     let endpoint = aws_endpoint_url();
     let env = support::local_aws_env(&endpoint);
-    // moto answers a handful of receives a second: a gentler rate.
-    let report = chaos(&["--backend", "sqs", "--database-url", &url, "--rate", "10"], &env).await;
+    // moto answers a handful of receives a second: a gentler rate. 60 s, so
+    // that a 30 s queue outage and an S3 outage both fit whichever comes
+    // first.
+    let report =
+        chaos(&["--backend", "sqs", "--database-url", &url, "--rate", "10", "--duration-secs", "60"], &env).await;
     assert_survived(&report);
     // The SQS endpoint went away for 30 s (the API kept accepting; dispatch
     // and receives resumed after), and S3 for seconds while reports were
