@@ -378,6 +378,34 @@ async fn a_worker_that_starts_while_sqs_is_away_waits_for_it_and_a_wrong_queue_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_upload_rides_out_a_short_s3_outage_without_spending_an_attempt() {
+    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
+    let sdk = aws_sdk_config().await;
+    let (prefix, _) = lane_queues(&sqs_client(&sdk)).await;
+    let bucket = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    s3.create_bucket().bucket(&bucket).send().await.expect("create a bucket");
+    // S3 alone goes through the proxy; SQS stays up.
+    let target = aws_endpoint_url().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut proxy = TcpProxy::start(&target).await;
+    let mut env = aws_env(&aws_endpoint_url());
+    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    env.push(("AWS_ENDPOINT_URL_S3", proxy.url()));
+    env.push(("LONGHAUL_OBJECT_STORE", format!("s3://{bucket}/outage")));
+    let deployment = deploy(&store, &env).await;
+
+    proxy.stop().await;
+    let id = deployment.submit(json!({"artifact": "written after the outage"})).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(deployment.job(&id).await["status"], "running", "the upload waits for S3 inside its attempt");
+    proxy.resume().await;
+    let job = deployment.wait_for_status(&id, "succeeded").await;
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(job["artifacts"].as_array().map(Vec::len), Some(1), "{job}");
+    drop(deployment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_releases_running_jobs_to_the_next_worker_without_spending_an_attempt() {
     let store = TestStore::new(Backend::Postgres).await.expect("a test database");
     let sqs = sqs_client(&aws_sdk_config().await);

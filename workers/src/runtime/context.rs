@@ -2,11 +2,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use std::{path::Path, sync::Mutex};
+use std::{path::Path, sync::Mutex, time::Duration};
 
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use longhaul_jobs::{
-    objects::{DynObjectStore, ObjectKey},
+    objects::{DynObjectStore, ObjectError, ObjectKey},
     store::{AttemptRef, NewArtifact},
     DynStore, Job,
 };
@@ -14,6 +15,10 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::kinds::JobError;
+
+/// How long an artifact upload keeps trying while the object store fails in
+/// a way that may pass, before the attempt fails.
+pub const UPLOAD_PATIENCE: Duration = Duration::from_secs(20);
 
 /// Why an attempt's cancellation token tripped. The first reason wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,23 +116,49 @@ impl JobContext {
     ) -> Result<ObjectKey, JobError> {
         let key = self.artifact_key(name)?;
         let size = bytes.len() as u64;
-        self.objects()?
-            .put_bytes(&key, bytes, content_type)
-            .await
-            .map_err(|err| JobError::retryable(format!("cannot store the artifact `{name}`: {err}")))?;
+        let objects = self.objects()?;
+        self.riding_out_outages(name, || objects.put_bytes(&key, bytes.clone(), content_type)).await?;
         self.record_artifact(name, content_type, &key, size);
         Ok(key)
+    }
+
+    /// Runs an upload of the artifact `name`, again while the store fails
+    /// in a way that may pass (an outage, a reset connection: a blip of S3
+    /// should cost a few seconds, not one of the job's attempts), for up to
+    /// about [`UPLOAD_PATIENCE`]; then, or at once for an error that will
+    /// not pass, the attempt fails (retryably). Gives way to the attempt's
+    /// cancellation.
+    async fn riding_out_outages<T, Fut>(&self, name: &str, upload: impl FnMut() -> Fut) -> Result<T, JobError>
+    where
+        Fut: std::future::Future<Output = Result<T, ObjectError>>,
+    {
+        let retries = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(4))
+            .with_jitter()
+            .without_max_times()
+            .with_total_delay(Some(UPLOAD_PATIENCE));
+        let uploading = upload
+            .retry(retries)
+            .when(|err| matches!(err, ObjectError::Backend(_) | ObjectError::Io(_)))
+            .notify(|err, next| {
+                let retry_in_ms = u64::try_from(next.as_millis()).unwrap_or(u64::MAX);
+                tracing::warn!(artifact = name, error = %err, retry_in_ms, "cannot store an artifact yet; trying again");
+            });
+        tokio::select! {
+            uploaded = uploading => {
+                uploaded.map_err(|err| JobError::retryable(format!("cannot store the artifact `{name}`: {err}")))
+            }
+            () = self.cancel.cancelled() => Err(JobError::Cancelled),
+        }
     }
 
     /// Uploads the file at `path` as the artifact `name`, streaming it
     /// (multipart on S3).
     pub async fn put_artifact_file(&self, name: &str, content_type: &str, path: &Path) -> Result<ObjectKey, JobError> {
         let key = self.artifact_key(name)?;
-        let size = self
-            .objects()?
-            .put_file(&key, path, content_type)
-            .await
-            .map_err(|err| JobError::retryable(format!("cannot store the artifact `{name}`: {err}")))?;
+        let objects = self.objects()?;
+        let size = self.riding_out_outages(name, || objects.put_file(&key, path, content_type)).await?;
         self.record_artifact(name, content_type, &key, size);
         Ok(key)
     }
