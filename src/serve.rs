@@ -15,7 +15,7 @@ use longhaul_api::{auth, problem::Problem, ApiConfig, ReadinessCheck};
 use longhaul_jobs::{
     objects::{DynObjectStore, ObjectError},
     queue::{DynQueue, EmbeddedQueue, QueueError, SqsQueue},
-    store::{redact_url, QueueMode},
+    store::{redact_url, QueueMode, StoreError},
     DynStore,
 };
 use longhaul_workers::{
@@ -129,13 +129,17 @@ async fn open_store(
         config::QueueSettings::Embedded => QueueMode::Embedded,
         config::QueueSettings::Sqs(_) => QueueMode::Dispatch,
     };
-    let store = longhaul_jobs::store::connect_with(url, mode)
+    // A database server may be away for a moment (a restart, a failover),
+    // and is waited for; a database file that cannot be opened is not.
+    let server = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let refused = |err: &StoreError| !(server && err.is_unavailable());
+    let store = wait_for("the database", || longhaul_jobs::store::connect_with(url, mode), refused)
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
     if migrate {
         store.migrate().await.context("applying migrations")?;
     }
-    store.check_queue_mode(mode, record_mode).await?;
+    wait_for("the database", || store.check_queue_mode(mode, record_mode), refused).await?;
     Ok(store)
 }
 
@@ -157,19 +161,19 @@ async fn open_queue(
     }
 }
 
-/// How long a process that starts while a dependency (the queue service,
-/// the object store) does not answer, as in an outage or while the network
-/// comes up, waits for it before it gives up.
+/// How long a process that starts while a dependency (the database server,
+/// the queue service, the object store) does not answer, as in an outage or
+/// while the network comes up, waits for it before it gives up.
 const STARTUP_WAIT: Duration = Duration::from_secs(300);
 
 /// Pings `dependency` until it answers. A process started during an outage
 /// waits instead of exiting (and crash-looping) through it; an answer that
 /// says the configuration is wrong (`refused`: missing, forbidden) fails the
 /// start at once, as does an outage longer than [`STARTUP_WAIT`].
-async fn wait_for<E, Fut>(dependency: &str, ping: impl FnMut() -> Fut, refused: impl Fn(&E) -> bool) -> Result<(), E>
+async fn wait_for<T, E, Fut>(dependency: &str, ping: impl FnMut() -> Fut, refused: impl Fn(&E) -> bool) -> Result<T, E>
 where
     E: std::fmt::Display,
-    Fut: std::future::Future<Output = Result<(), E>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let started = Instant::now();
     let retries = ExponentialBuilder::default()

@@ -12,7 +12,7 @@ use std::{collections::HashSet, time::Duration};
 
 use longhaul_jobs::{testing::Backend, NewJob, Status};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use support::{eventually, noop_job, unfinished, Launcher, TestDb, WorkerSettings};
+use support::{eventually, noop_job, unfinished, Launcher, TcpProxy, TestDb, WorkerSettings};
 use uuid::Uuid;
 
 /// Short leases, so that a killed worker's jobs come back within seconds.
@@ -140,4 +140,38 @@ async fn thousand_jobs_with_random_kills_none_lost_none_twice(backend: Backend) 
 
     let retried = all.iter().filter(|job| job.attempts > 1).count();
     println!("{retried} of {JOBS} jobs needed more than one attempt");
+}
+
+/// A worker rescheduled while PostgreSQL restarts waits for it, rather than
+/// exiting (and crash-looping) through the outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_starts_while_the_database_is_away_waits_for_it() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let job = noop_job(0, 5);
+    db.insert(std::slice::from_ref(&job)).await;
+    let mut url = reqwest::Url::parse(db.url()).expect("a database URL");
+    let target = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432));
+    let mut proxy = TcpProxy::start(&target).await;
+    proxy.stop().await;
+    url.set_host(Some("127.0.0.1")).expect("a host");
+    url.set_port(Some(proxy.port)).expect("a port");
+    let mut launcher = Launcher::new(url.as_str());
+    let mut worker = launcher.spawn_worker(&short_lease_worker(1));
+
+    eventually(Duration::from_secs(30), "the worker to say it waits for the database", || async {
+        if worker.log_tail(200).contains("does not answer yet") {
+            Ok(())
+        } else {
+            Err(worker.log_tail(10))
+        }
+    })
+    .await;
+    assert!(worker.try_exit_status().is_none(), "the worker gave up:\n{}", worker.log_tail(30));
+
+    proxy.resume().await;
+    db.wait_for_jobs(&[job.id], Duration::from_secs(60), "the waiting worker to run the job", |jobs| {
+        jobs[0].status == Status::Succeeded
+    })
+    .await;
+    drop(worker);
 }
