@@ -37,6 +37,18 @@ fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A test database, fresh lane queues, and the environment of processes
+/// that reach the local AWS endpoint through a proxy the test can stop.
+async fn behind_a_proxy() -> (TestStore, TcpProxy, Vec<(&'static str, String)>) {
+    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
+    let (prefix, _) = lane_queues(&sqs_client(&aws_sdk_config().await)).await;
+    let target = aws_endpoint_url().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let proxy = TcpProxy::start(&target).await;
+    let mut env = aws_env(&proxy.url());
+    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    (store, proxy, env)
+}
+
 struct Deployment {
     launcher: Launcher,
     api: Process,
@@ -288,13 +300,7 @@ async fn api_and_worker_run_jobs_through_sqs_s3_and_sns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_submitted_while_sqs_is_away_wait_in_the_outbox_and_all_run_when_it_returns() {
-    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
-    let sqs = sqs_client(&aws_sdk_config().await);
-    let (prefix, _) = lane_queues(&sqs).await;
-    let target = aws_endpoint_url().trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let mut proxy = TcpProxy::start(&target).await;
-    let mut env = aws_env(&proxy.url());
-    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    let (store, mut proxy, env) = behind_a_proxy().await;
     let deployment = deploy(&store, &env).await;
 
     let mut ids = Vec::new();
@@ -332,13 +338,7 @@ async fn jobs_submitted_while_sqs_is_away_wait_in_the_outbox_and_all_run_when_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_starts_while_sqs_is_away_waits_for_it_and_a_wrong_queue_stops_it_at_once() {
-    let store = TestStore::new(Backend::Postgres).await.expect("a test database");
-    let sqs = sqs_client(&aws_sdk_config().await);
-    let (prefix, _) = lane_queues(&sqs).await;
-    let target = aws_endpoint_url().trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let mut proxy = TcpProxy::start(&target).await;
-    let mut env = aws_env(&proxy.url());
-    env.push(("LONGHAUL_SQS_QUEUE_PREFIX", prefix));
+    let (store, mut proxy, env) = behind_a_proxy().await;
     let mut deployment = deploy(&store, &env).await;
     deployment.worker.kill();
 
