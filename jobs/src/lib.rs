@@ -2,6 +2,8 @@
 //! embedded queue), and the configuration they both read.
 
 pub mod admin;
+#[cfg(feature = "aws")]
+mod aws;
 pub mod media;
 pub mod model;
 pub mod notify;

@@ -292,7 +292,7 @@ impl ObjectStore for S3Store {
     /// answer, which may pass.
     async fn ping(&self) -> Result<()> {
         self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|err| {
-            let refused = matches!(&err, SdkError::ServiceError(service) if service.raw().status().is_client_error());
+            let refused = crate::aws::refused(&err);
             let err = backend_error("HeadBucket", err);
             if refused {
                 ObjectError::Config(err.to_string())

@@ -28,7 +28,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_sqs::{
     config::{retry::RetryConfig, timeout::TimeoutConfig},
-    error::{DisplayErrorContext, SdkError},
+    error::DisplayErrorContext,
     types::{
         ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
         MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
@@ -653,11 +653,7 @@ impl Queue for SqsQueue {
                 .send()
                 .await
                 .map_err(|err| {
-                    // SQS answered no (the queue does not exist, access is
-                    // denied): the configuration is wrong, and waiting will
-                    // not mend it. Anything else (no answer, a 5xx) may pass.
-                    let refused =
-                        matches!(&err, SdkError::ServiceError(service) if service.raw().status().is_client_error());
+                    let refused = crate::aws::refused(&err);
                     let err = backend_error("GetQueueAttributes", err);
                     if refused {
                         QueueError::Config(err.to_string())
