@@ -355,6 +355,9 @@ main() {
     heading "Lints with OTLP traces: cargo clippy -p longhaul -p longhaul-workers --all-targets --locked --features otlp -- -D warnings"
     cargo clippy -p longhaul -p longhaul-workers --all-targets --locked --features otlp -- -D warnings
 
+    # No unused dependency, and duplicated code within its budget.
+    bash scripts/hygiene.sh
+
     # Terraform, Kubernetes manifests and Dockerfiles, offline.
     heading "Infrastructure: bash infra/check.sh"
     bash infra/check.sh

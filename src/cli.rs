@@ -182,20 +182,13 @@ pub struct DemoArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// What to measure: `queue` (no-op jobs through the queue), `year-summary`
-    /// (the year report of one user with `--reservations` reservations) or
-    /// `vendor-analytics` (a tenant's month of `--reservations` reservations,
-    /// PostgreSQL only) or `video` (a film of `--photos` photos against the
-    /// same film made by the ffmpeg CLI) or `email` (parse-and-extract
-    /// throughput over a corpus; with `--imap`, the commands of an idle poll)
-    /// or `refresh` (reservation sweeps against the agency simulator,
-    /// PostgreSQL only) or `fairness` (a late tenant's pickup while another
-    /// tenant's backlog drains; sqlite, postgres or sqs)
-    #[arg(long, default_value = "queue")]
-    pub workload: String,
-    /// sqlite, postgres, or sqs (SQS requests per job, on PostgreSQL and a local AWS_ENDPOINT_URL)
-    #[arg(long, default_value = "postgres")]
-    pub backend: String,
+    /// What to measure (see `longhaul bench --help` for each workload)
+    #[arg(long, value_enum, default_value = "queue")]
+    pub workload: crate::bench::Workload,
+    /// Where the jobs are kept: sqlite, postgres, or sqs (SQS requests per
+    /// job, on PostgreSQL and a local AWS_ENDPOINT_URL)
+    #[arg(long, value_enum, default_value = "postgres")]
+    pub backend: crate::bench::Backend,
     /// Reservations in the report: the user's year for `year-summary`
     /// (default 5,000), the tenant's month for `vendor-analytics` (default
     /// 1,000,000)

@@ -2,11 +2,6 @@
 //! tools. This file only wires the CLI; each command lives in its module.
 
 mod bench;
-mod bench_email;
-mod bench_fairness;
-mod bench_refresh;
-#[cfg(feature = "video")]
-mod bench_video;
 mod chaos;
 mod cli;
 mod client;

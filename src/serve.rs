@@ -14,8 +14,8 @@ use backon::{ExponentialBuilder, Retryable};
 use longhaul_api::{auth, problem::Problem, ApiConfig, ReadinessCheck};
 use longhaul_jobs::{
     objects::{DynObjectStore, ObjectError},
-    queue::{DynQueue, EmbeddedQueue, QueueError, SqsQueue},
-    store::{redact_url, QueueMode, StoreError},
+    queue::{DynQueue, EmbeddedQueue, QueueError, SqsConfig, SqsQueue},
+    store::{redact_url, DynDispatchStore, QueueMode, StoreError},
     DynStore,
 };
 use longhaul_workers::{
@@ -117,6 +117,23 @@ impl ReadinessCheck for StoreReady {
     }
 }
 
+/// The store a process opened, with what its queue needs of it: on SQS, the
+/// store's dispatch port, so that the SQS queue cannot be built on a store
+/// without an outbox.
+enum Opened {
+    Embedded(DynStore),
+    Sqs(DynDispatchStore, SqsConfig),
+}
+
+impl Opened {
+    fn store(&self) -> DynStore {
+        match self {
+            Opened::Embedded(store) => store.clone(),
+            Opened::Sqs(dispatch, _) => dispatch.clone(),
+        }
+    }
+}
+
 /// The store, opened for the queue the settings name. Its queue mode is
 /// checked against the database's (`record_mode`: set it, for `migrate`).
 async fn open_store(
@@ -124,35 +141,42 @@ async fn open_store(
     migrate: bool,
     record_mode: bool,
     queue: &config::QueueSettings,
-) -> anyhow::Result<DynStore> {
-    let mode = match queue {
-        config::QueueSettings::Embedded => QueueMode::Embedded,
-        config::QueueSettings::Sqs(_) => QueueMode::Dispatch,
-    };
+) -> anyhow::Result<Opened> {
     // A database server may be away for a moment (a restart, a failover),
     // and is waited for; a database file that cannot be opened is not.
     let server = url.starts_with("postgres://") || url.starts_with("postgresql://");
     let refused = |err: &StoreError| !(server && err.is_unavailable());
-    let store = wait_for("the database", || longhaul_jobs::store::connect_with(url, mode), refused)
-        .await
-        .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    let opened = match queue {
+        config::QueueSettings::Embedded => Opened::Embedded(
+            wait_for("the database", || longhaul_jobs::store::connect(url), refused)
+                .await
+                .with_context(|| format!("cannot open the database at {}", redact_url(url)))?,
+        ),
+        config::QueueSettings::Sqs(sqs) => Opened::Sqs(
+            wait_for("the database", || longhaul_jobs::store::connect_dispatch(url), refused)
+                .await
+                .with_context(|| format!("cannot open the database at {}", redact_url(url)))?,
+            sqs.clone(),
+        ),
+    };
+    let (store, mode) = match &opened {
+        Opened::Embedded(store) => (store.clone(), QueueMode::Embedded),
+        Opened::Sqs(dispatch, _) => (dispatch.clone() as DynStore, QueueMode::Dispatch),
+    };
     if migrate {
         store.migrate().await.context("applying migrations")?;
     }
     wait_for("the database", || store.check_queue_mode(mode, record_mode), refused).await?;
-    Ok(store)
+    Ok(opened)
 }
 
-/// The queue the settings name, checked to answer, with the readiness
+/// The queue of the opened store, checked to answer, with the readiness
 /// checks it adds.
-async fn open_queue(
-    store: &DynStore,
-    settings: &config::QueueSettings,
-) -> anyhow::Result<(DynQueue, Vec<Arc<dyn ReadinessCheck>>)> {
-    match settings {
-        config::QueueSettings::Embedded => Ok((Arc::new(EmbeddedQueue::new(store.clone())), Vec::new())),
-        config::QueueSettings::Sqs(sqs) => {
-            let queue: DynQueue = Arc::new(SqsQueue::from_env(store.clone(), sqs.clone()).await?);
+async fn open_queue(opened: &Opened) -> anyhow::Result<(DynQueue, Vec<Arc<dyn ReadinessCheck>>)> {
+    match opened {
+        Opened::Embedded(store) => Ok((Arc::new(EmbeddedQueue::new(store.clone())), Vec::new())),
+        Opened::Sqs(dispatch, sqs) => {
+            let queue: DynQueue = Arc::new(SqsQueue::from_env(dispatch.clone(), sqs.clone()).await);
             wait_for("the SQS queues", || queue.ping(), |err| matches!(err, QueueError::Config(_)))
                 .await
                 .context("the SQS queues do not answer (LONGHAUL_SQS_QUEUE_PREFIX, AWS_*)")?;
@@ -260,9 +284,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         config::env("LONGHAUL_DEV_SIGNING_KEY_FILE").map(Into::into).unwrap_or_else(|| dev_key_path(&data_dir));
     let dev_key = auth::load_or_create_dev_key(&key_path)?;
     let url = config::database_url(&data_dir);
-    let store = open_store(&url, true, false, &queue_settings).await?;
+    let opened = open_store(&url, true, false, &queue_settings).await?;
+    let store = opened.store();
     let objects = open_objects(&data_dir).await?;
-    let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
+    let (queue, mut readiness) = open_queue(&opened).await?;
     readiness.push(Arc::new(ObjectStoreReady(objects.clone())));
     let worker_config = config::worker(&[], None)?;
     let secrets = config::secrets(&data_dir, true)?;
@@ -312,9 +337,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 pub async fn api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let queue_settings = config::queue()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
-    let store = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
+    let opened = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
+    let store = opened.store();
     let objects = open_objects(&data_dir).await?;
-    let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
+    let (queue, mut readiness) = open_queue(&opened).await?;
     readiness.push(Arc::new(ObjectStoreReady(objects.clone())));
     // Dev tokens only when the key file is named: production names none.
     let dev_key = match config::env("LONGHAUL_DEV_SIGNING_KEY_FILE") {
@@ -345,8 +371,9 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let queue_settings = config::queue()?;
     let data_dir = config::data_dir(&args.data_dir.data_dir);
     let worker_config: WorkerConfig = config::worker(&args.lanes, args.concurrency)?;
-    let store = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
-    let (queue, mut readiness) = open_queue(&store, &queue_settings).await?;
+    let opened = open_store(&config::database_url(&data_dir), false, false, &queue_settings).await?;
+    let store = opened.store();
+    let (queue, mut readiness) = open_queue(&opened).await?;
     readiness.insert(0, Arc::new(StoreReady(store.clone())));
     let objects = open_objects(&data_dir).await?;
     // Bound before anything runs, so that a port in use fails the start;

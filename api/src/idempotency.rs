@@ -96,17 +96,17 @@ mod tests {
             serde_json::from_str(r#"{"report":"year_summary","year":2026,"o":{"b":1,"a":2}}"#).expect("json");
         let b: Value =
             serde_json::from_str(r#"{"o":{"a":2,"b":1},"year":2026,"report":"year_summary"}"#).expect("json");
-        assert_eq!(request_hash(JobKind::ReportBuild, &a, None, 0), request_hash(JobKind::ReportBuild, &b, None, 0));
+        assert_eq!(request_hash(JobKind::REPORT_BUILD, &a, None, 0), request_hash(JobKind::REPORT_BUILD, &b, None, 0));
     }
 
     #[test]
     fn every_part_of_the_request_changes_the_hash() {
         let payload = json!({"sleep_ms": 1});
-        let base = request_hash(JobKind::Noop, &payload, None, 0);
-        assert_ne!(base, request_hash(JobKind::Noop, &json!({"sleep_ms": 2}), None, 0));
-        assert_ne!(base, request_hash(JobKind::Noop, &payload, None, 1));
-        assert_ne!(base, request_hash(JobKind::Noop, &payload, Some(Utc::now()), 0));
-        assert_ne!(base, request_hash(JobKind::EmailPoll, &payload, None, 0));
+        let base = request_hash(JobKind::NOOP, &payload, None, 0);
+        assert_ne!(base, request_hash(JobKind::NOOP, &json!({"sleep_ms": 2}), None, 0));
+        assert_ne!(base, request_hash(JobKind::NOOP, &payload, None, 1));
+        assert_ne!(base, request_hash(JobKind::NOOP, &payload, Some(Utc::now()), 0));
+        assert_ne!(base, request_hash(JobKind::EMAIL_POLL, &payload, None, 0));
     }
 
     #[test]

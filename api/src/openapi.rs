@@ -71,11 +71,6 @@ use crate::{limits::write_class, problem::ProblemDocument, routes, sse, views};
         views::JobView,
         views::JobList,
         views::Artifact,
-        longhaul_jobs::model::NoopPayload,
-        longhaul_jobs::model::EmailPollPayload,
-        longhaul_jobs::model::ReservationRefreshPayload,
-        longhaul_jobs::model::ReportBuildPayload,
-        longhaul_jobs::model::VideoCompilePayload,
     )),
     modifiers(&BearerAuth, &EdgeResponses, &Rules),
     tags(

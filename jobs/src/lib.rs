@@ -4,6 +4,7 @@
 pub mod admin;
 #[cfg(feature = "aws")]
 mod aws;
+pub mod kind;
 pub mod media;
 pub mod model;
 pub mod notify;
@@ -14,5 +15,7 @@ pub mod store;
 pub mod testing;
 pub mod travel;
 
-pub use model::{Job, JobKind, Lane, NewJob, Scope, Status};
+pub use inventory;
+pub use kind::{JobKind, Kind};
+pub use model::{Job, Lane, NewJob, Scope, Status};
 pub use store::{connect, DynStore, Store, StoreError};

@@ -21,6 +21,8 @@ pub enum Backend {
 /// A migrated store that cleans up after itself.
 pub struct TestStore {
     pub store: DynStore,
+    /// The same store as a dispatch port, when opened in dispatch mode.
+    pub dispatch: Option<crate::store::DynDispatchStore>,
     /// The URL other processes (the real binary) can use to reach it.
     pub url: String,
     pub backend: Backend,
@@ -58,7 +60,13 @@ impl TestStore {
                 let url = format!("sqlite://{}", dir.path().join("longhaul.db").display());
                 let store = SqliteStore::connect(&url).await?;
                 crate::store::Store::migrate(&store).await?;
-                Ok(TestStore { store: Arc::new(store), url, backend, cleanup: Some(Cleanup::Sqlite { _dir: dir }) })
+                Ok(TestStore {
+                    store: Arc::new(store),
+                    dispatch: None,
+                    url,
+                    backend,
+                    cleanup: Some(Cleanup::Sqlite { _dir: dir }),
+                })
             }
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -71,10 +79,13 @@ impl TestStore {
                 })?;
                 admin.execute(format!("CREATE DATABASE {database}").as_str()).await?;
                 let url = with_database(&admin_url, &database);
-                let store = PgStore::connect_with(&url, mode).await?;
-                crate::store::Store::migrate(&store).await?;
+                let store = Arc::new(PgStore::connect_with(&url, mode).await?);
+                crate::store::Store::migrate(store.as_ref()).await?;
+                let dispatch = (mode == crate::store::QueueMode::Dispatch)
+                    .then(|| -> crate::store::DynDispatchStore { store.clone() });
                 Ok(TestStore {
-                    store: Arc::new(store),
+                    store,
+                    dispatch,
                     url,
                     backend,
                     cleanup: Some(Cleanup::Postgres { admin_url, database }),
@@ -265,7 +276,10 @@ impl TestQueue {
                     ))
                 })?;
                 config.wait = std::time::Duration::from_secs(1);
-                let queue = Arc::new(crate::queue::SqsQueue::new(store.store.clone(), client.clone(), config.clone())?);
+                let dispatch = store.dispatch.clone().ok_or_else(|| {
+                    crate::queue::QueueError::Config("the test store was not opened in dispatch mode".into())
+                })?;
+                let queue = Arc::new(crate::queue::SqsQueue::new(dispatch, client.clone(), config.clone()));
                 Ok(TestQueue { queue, store, backend, sqs: Some((client, config)) })
             }
         }
@@ -275,8 +289,8 @@ impl TestQueue {
     /// the embedded queue.
     pub async fn flush(&self) -> std::result::Result<usize, crate::queue::QueueError> {
         #[cfg(feature = "aws")]
-        if let Some((client, config)) = &self.sqs {
-            let dispatcher = crate::queue::Dispatcher::new(self.store.store.clone(), client.clone(), config.clone());
+        if let (Some((client, config)), Some(dispatch)) = (&self.sqs, &self.store.dispatch) {
+            let dispatcher = crate::queue::Dispatcher::new(dispatch.clone(), client.clone(), config.clone());
             let mut sent = 0;
             loop {
                 let round = dispatcher.dispatch_once().await?;

@@ -98,7 +98,7 @@ async fn the_publisher_drains_the_outbox_to_sns_in_batches() {
     let store = TestStore::new(Backend::Postgres).await.expect("a test database");
     // Twelve reports die: twelve job.dead events, two batches.
     for _ in 0..12 {
-        let job = NewJob::new("acme", "u", JobKind::ReportBuild, json!({"report": "year_summary", "year": 2026}));
+        let job = NewJob::new("acme", "u", JobKind::REPORT_BUILD, json!({"report": "year_summary", "year": 2026}));
         assert!(matches!(store.insert_job(job).await.expect("insert"), InsertOutcome::Created(_)));
     }
     let claimed = store.claim(Lane::Reports, 12, Duration::from_secs(30), "w").await.expect("claim");

@@ -53,7 +53,7 @@ async fn store(backend: Backend) -> TestStore {
 }
 
 fn noop(tenant: &str, user: &str) -> NewJob {
-    NewJob::new(tenant, user, JobKind::Noop, json!({}))
+    NewJob::new(tenant, user, JobKind::NOOP, json!({}))
 }
 
 async fn insert(store: &TestStore, job: NewJob) -> longhaul_jobs::Job {
@@ -423,7 +423,7 @@ async fn pruning_keeps_recent_and_unfinished_jobs(backend: Backend) {
 }
 
 fn report(tenant: &str) -> NewJob {
-    NewJob::new(tenant, "u", JobKind::ReportBuild, json!({"report": "year_summary", "year": 2026}))
+    NewJob::new(tenant, "u", JobKind::REPORT_BUILD, json!({"report": "year_summary", "year": 2026}))
 }
 
 async fn outcomes_write_their_events_with_the_status(backend: Backend) {

@@ -70,7 +70,7 @@ async fn running(store: &TestStore) -> AttemptRef {
 }
 
 async fn running_for(store: &TestStore, lease: Duration, max_attempts: i32) -> AttemptRef {
-    let mut job = NewJob::new("_platform", "sweeper", JobKind::Noop, json!({}));
+    let mut job = NewJob::new("_platform", "sweeper", JobKind::NOOP, json!({}));
     job.max_attempts = max_attempts;
     let InsertOutcome::Created(job) = store.insert_job(job).await.expect("insert") else { panic!("a new job") };
     let claimed = store.claim(job.kind.lane(), 1, lease, "test").await.expect("claim");
@@ -347,7 +347,7 @@ async fn a_run_that_lost_its_job_writes_nothing(backend: Backend) {
     assert_eq!(store.reap_expired().await.expect("reap").dead, 1);
     let scope = Scope::Platform;
     store.retry_job(&scope, stale.id).await.expect("retry").expect("retried");
-    let claimed = store.claim(JobKind::Noop.lane(), 1, Duration::from_secs(30), "other").await.expect("claim");
+    let claimed = store.claim(JobKind::NOOP.lane(), 1, Duration::from_secs(30), "other").await.expect("claim");
     assert_eq!((claimed.len(), claimed[0].attempts), (1, 1));
     let current = AttemptRef::of(&claimed[0]);
     assert!(current.generation > stale.generation, "{current:?} after {stale:?}");

@@ -24,10 +24,10 @@ use std::{
 };
 
 use longhaul_jobs::{
-    model::{JobKind, NewJob, Scope},
+    model::{NewJob, Scope},
     store::JobFilter,
     testing::{Backend, TestStore},
-    Job,
+    Job, JobKind,
 };
 use nix::sys::signal::{self, Signal};
 use serde_json::json;
@@ -53,7 +53,7 @@ pub fn local_aws_env(endpoint: &str) -> [(&'static str, &str); 4] {
 
 /// A `noop` job that sleeps `sleep_ms` and then succeeds.
 pub fn noop_job(sleep_ms: u64, max_attempts: i32) -> NewJob {
-    let mut job = NewJob::new("e2e-tenant", "e2e-user", JobKind::Noop, json!({ "sleep_ms": sleep_ms }));
+    let mut job = NewJob::new("e2e-tenant", "e2e-user", JobKind::NOOP, json!({ "sleep_ms": sleep_ms }));
     job.max_attempts = max_attempts;
     job
 }

@@ -3,16 +3,24 @@
 //! - [`runtime`]: lane pools that claim jobs, run them under a lease with a
 //!   heartbeat, commit their outcomes in batches, retry with backoff, and shut
 //!   down gracefully; and the leader-elected scheduler.
-//! - [`kinds`]: one module per job kind, each a [`kinds::Handler`].
+//! - [`handler`]: the [`Handler`] a kind implements, handed its payload
+//!   already typed, and the [`Registry`] of a process's handlers; [`context`]:
+//!   what a handler gets for one attempt; [`error`]: how an attempt fails.
+//! - [`kinds`]: one handler module per job kind.
 //! - [`agency`]: the travel agencies `reservation_refresh` asks, behind one
 //!   port, with the HTTP JSON adapter.
 
 pub mod agency;
+pub mod context;
+pub mod error;
+pub mod handler;
 pub mod kinds;
 pub mod runtime;
 
-pub use kinds::{Handler, JobError, Registry};
-pub use runtime::{JobContext, Runtime, WorkerConfig};
+pub use context::JobContext;
+pub use error::{JobError, JobResult};
+pub use handler::{DynHandler, Handler, Registry};
+pub use runtime::{Runtime, WorkerConfig};
 
 pub mod fonts;
 #[cfg(feature = "video")]

@@ -12,7 +12,7 @@ use std::{
 };
 
 use longhaul_jobs::{
-    model::{JobKind, NewJob, Scope, Status},
+    model::{NewJob, Scope, Status},
     notify::LogNotifier,
     queue::EmbeddedQueue,
     store::{AttemptRef, InsertOutcome, JobFilter},
@@ -24,7 +24,7 @@ use longhaul_jobs::{
         },
         ReservationFilter, ReservationStatus,
     },
-    Job, Lane,
+    Job, JobKind, Lane,
 };
 use longhaul_workers::{
     kinds::{EmailPoll, MailSettings},
@@ -148,7 +148,7 @@ impl Setup {
 
     /// Runs one poll of `account` to its end.
     async fn poll(&self, user: &str, account: Uuid) -> Job {
-        let job = NewJob::new(TENANT, user, JobKind::EmailPoll, json!({ "account_id": account.to_string() }));
+        let job = NewJob::new(TENANT, user, JobKind::EMAIL_POLL, json!({ "account_id": account.to_string() }));
         let job = match self.store.insert_job(job).await.expect("insert") {
             InsertOutcome::Created(job) => job,
             other => panic!("{other:?}"),
@@ -415,7 +415,7 @@ async fn the_scheduler_polls_each_inbox_and_backs_off_while_it_stays_idle() {
     let account = setup.connect(&mailbox, &imap_password(), &["atlantica-airways.example"]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let polls = loop {
-        let filter = JobFilter { kind: Some(JobKind::EmailPoll), limit: 50, ..JobFilter::default() };
+        let filter = JobFilter { kind: Some(JobKind::EMAIL_POLL), limit: 50, ..JobFilter::default() };
         let polls = setup.store.list_jobs(&Scope::Platform, &filter).await.expect("list");
         if polls.len() >= 4 {
             break polls;

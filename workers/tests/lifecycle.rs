@@ -10,13 +10,14 @@ use std::{
 
 use async_trait::async_trait;
 use longhaul_jobs::{
+    kind::NoopPayload,
     queue::{Delivery, DynQueue, EmbeddedQueue, Queue, QueueError, RedriveReport, Ticket},
     store::{AttemptRef, Completion, InsertOutcome, LeaseState},
     testing::{Backend, TestStore},
     Job, JobKind, Lane, NewJob, Scope, Status,
 };
 use longhaul_workers::{
-    kinds::JobResult, runtime::RetryPolicy, Handler, JobContext, JobError, Registry, Runtime, WorkerConfig,
+    runtime::RetryPolicy, DynHandler, Handler, JobContext, JobError, JobResult, Registry, Runtime, WorkerConfig,
 };
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -85,7 +86,7 @@ async fn wait_for(store: &TestStore, id: uuid::Uuid, want: Option<Status>) -> Jo
 async fn a_job_succeeds(backend: Backend) {
     let store = store(backend).await;
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), test_config());
-    let job = submit(&store, JobKind::Noop, json!({"sleep_ms": 10}), 3).await;
+    let job = submit(&store, JobKind::NOOP, json!({"sleep_ms": 10}), 3).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts, job.progress), (Status::Succeeded, 1, 100));
     assert!(job.started_at.is_some() && job.finished_at.is_some());
@@ -95,7 +96,7 @@ async fn a_job_succeeds(backend: Backend) {
 async fn a_failing_job_is_retried_with_backoff_then_succeeds(backend: Backend) {
     let store = store(backend).await;
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), test_config());
-    let job = submit(&store, JobKind::Noop, json!({"fail_times": 2}), 5).await;
+    let job = submit(&store, JobKind::NOOP, json!({"fail_times": 2}), 5).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts), (Status::Succeeded, 3));
     let history = job.errors.as_array().expect("errors is an array");
@@ -106,7 +107,7 @@ async fn a_failing_job_is_retried_with_backoff_then_succeeds(backend: Backend) {
 async fn a_job_goes_dead_after_max_attempts(backend: Backend) {
     let store = store(backend).await;
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), test_config());
-    let job = submit(&store, JobKind::Noop, json!({"fail_times": 10}), 3).await;
+    let job = submit(&store, JobKind::NOOP, json!({"fail_times": 10}), 3).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts), (Status::Dead, 3));
     assert!(job.error.as_deref().unwrap_or_default().contains("gave up after 3 attempts"), "{:?}", job.error);
@@ -116,7 +117,7 @@ async fn a_job_goes_dead_after_max_attempts(backend: Backend) {
 async fn a_permanent_error_goes_dead_at_once(backend: Backend) {
     let store = store(backend).await;
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), test_config());
-    let job = submit(&store, JobKind::Noop, json!({"fail_permanently": true}), 5).await;
+    let job = submit(&store, JobKind::NOOP, json!({"fail_permanently": true}), 5).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts), (Status::Dead, 1));
     runtime.shutdown().await;
@@ -126,7 +127,7 @@ async fn cancel_while_queued_never_runs(backend: Backend) {
     let store = store(backend).await;
     store.set_lane_paused(Lane::Default, true).await.expect("pause");
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), test_config());
-    let job = submit(&store, JobKind::Noop, json!({}), 3).await;
+    let job = submit(&store, JobKind::NOOP, json!({}), 3).await;
     store.cancel_job(&Scope::Platform, job.id).await.expect("cancel");
     store.set_lane_paused(Lane::Default, false).await.expect("resume");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -138,7 +139,7 @@ async fn cancel_while_queued_never_runs(backend: Backend) {
 async fn cancel_while_running_stops_the_handler(backend: Backend) {
     let store = store(backend).await;
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), test_config());
-    let job = submit(&store, JobKind::Noop, json!({"sleep_ms": 60_000}), 3).await;
+    let job = submit(&store, JobKind::NOOP, json!({"sleep_ms": 60_000}), 3).await;
     wait_for(&store, job.id, Some(Status::Running)).await;
     let asked = tokio::time::Instant::now();
     store.cancel_job(&Scope::Platform, job.id).await.expect("cancel");
@@ -152,7 +153,7 @@ async fn cancel_reaches_a_running_job_before_the_next_heartbeat(backend: Backend
     let store = store(backend).await;
     let config = WorkerConfig { lease: Duration::from_secs(60), heartbeat: Duration::from_secs(20), ..test_config() };
     let runtime = Runtime::start(store.store.clone(), Registry::with_defaults(), config);
-    let job = submit(&store, JobKind::Noop, json!({"sleep_ms": 60_000}), 3).await;
+    let job = submit(&store, JobKind::NOOP, json!({"sleep_ms": 60_000}), 3).await;
     wait_for(&store, job.id, Some(Status::Running)).await;
     // Let the first heartbeat tick (which fires at once) pass.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -171,10 +172,8 @@ struct Stubborn {
 
 #[async_trait]
 impl Handler for Stubborn {
-    fn kind(&self) -> JobKind {
-        JobKind::Noop
-    }
-    async fn run(&self, _ctx: &JobContext) -> JobResult {
+    type Kind = longhaul_jobs::kind::Noop;
+    async fn run(&self, _ctx: &JobContext, _payload: NoopPayload) -> JobResult {
         self.runs.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(60)).await;
         Ok(Some(json!("finished")))
@@ -187,9 +186,9 @@ async fn a_timeout_cancels_the_attempt_and_retries(backend: Backend) {
     let mut registry = Registry::default();
     registry.register(Stubborn { runs: runs.clone() });
     let mut config = test_config();
-    config.timeouts.insert(JobKind::Noop, Duration::from_millis(300));
+    config.timeouts.insert(JobKind::NOOP, Duration::from_millis(300));
     let runtime = Runtime::start(store.store.clone(), registry, config);
-    let job = submit(&store, JobKind::Noop, json!({}), 2).await;
+    let job = submit(&store, JobKind::NOOP, json!({}), 2).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts), (Status::Dead, 2));
     assert!(job.error.as_deref().unwrap_or_default().contains("timed out"), "{:?}", job.error);
@@ -202,10 +201,8 @@ struct LeaseLoser;
 
 #[async_trait]
 impl Handler for LeaseLoser {
-    fn kind(&self) -> JobKind {
-        JobKind::Noop
-    }
-    async fn run(&self, ctx: &JobContext) -> JobResult {
+    type Kind = longhaul_jobs::kind::Noop;
+    async fn run(&self, ctx: &JobContext, _payload: NoopPayload) -> JobResult {
         if ctx.job.attempts == 1 {
             // Outlive the lease while another "worker" (the reaper plus a
             // second claim below) takes over.
@@ -228,7 +225,7 @@ async fn a_worker_that_lost_its_lease_cannot_commit(backend: Backend) {
         ..test_config()
     };
     let runtime = Runtime::start(store.store.clone(), registry, config);
-    let job = submit(&store, JobKind::Noop, json!({}), 5).await;
+    let job = submit(&store, JobKind::NOOP, json!({}), 5).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!(job.status, Status::Succeeded);
     assert_eq!(job.result, Some(json!("fresh")), "only the attempt that holds the lease commits");
@@ -300,10 +297,8 @@ type Run = (i32, Instant, Option<Instant>);
 
 #[async_trait]
 impl Handler for CallsOut {
-    fn kind(&self) -> JobKind {
-        JobKind::Noop
-    }
-    async fn run(&self, ctx: &JobContext) -> JobResult {
+    type Kind = longhaul_jobs::kind::Noop;
+    async fn run(&self, ctx: &JobContext, _payload: NoopPayload) -> JobResult {
         let index = {
             let mut runs = self.runs.lock().expect("runs");
             runs.push((ctx.job.attempts, Instant::now(), None));
@@ -336,7 +331,7 @@ async fn a_worker_cut_off_from_the_database_stops_before_its_lease_runs_out(back
     let config = WorkerConfig { cancel_grace: Duration::from_secs(30), ..test_config() };
     let lease = config.lease;
     let runtime = Runtime::start_with(services, registry, config);
-    let job = submit(&store, JobKind::Noop, json!({}), 5).await;
+    let job = submit(&store, JobKind::NOOP, json!({}), 5).await;
     wait_for(&store, job.id, Some(Status::Running)).await;
     queue.cut.store(true, Ordering::SeqCst);
     let cut_at = Instant::now();
@@ -356,11 +351,11 @@ async fn a_worker_cut_off_from_the_database_stops_before_its_lease_runs_out(back
 struct Panics;
 
 #[async_trait]
-impl Handler for Panics {
+impl DynHandler for Panics {
     fn kind(&self) -> JobKind {
-        JobKind::Noop
+        JobKind::NOOP
     }
-    async fn run(&self, ctx: &JobContext) -> JobResult {
+    async fn run_job(&self, ctx: &JobContext) -> JobResult {
         if ctx.job.payload["panic"].as_bool() == Some(true) {
             panic!("a bug in a handler");
         }
@@ -373,8 +368,8 @@ async fn a_panicking_handler_fails_only_its_job(backend: Backend) {
     let mut registry = Registry::default();
     registry.register(Panics);
     let runtime = Runtime::start(store.store.clone(), registry, test_config());
-    let bad = submit(&store, JobKind::Noop, json!({"panic": true}), 1).await;
-    let good = submit(&store, JobKind::Noop, json!({}), 1).await;
+    let bad = submit(&store, JobKind::NOOP, json!({"panic": true}), 1).await;
+    let good = submit(&store, JobKind::NOOP, json!({}), 1).await;
     let bad = wait_for(&store, bad.id, None).await;
     assert_eq!(bad.status, Status::Dead);
     assert!(bad.error.as_deref().unwrap_or_default().contains("panicked"), "{:?}", bad.error);
@@ -388,9 +383,9 @@ async fn unimplemented_kinds_end_dead_with_a_clear_reason(backend: Backend) {
     // A kind left out of a build (video_compile without the `video`
     // feature) is registered as `NotImplemented`.
     let mut registry = Registry::with_defaults();
-    registry.register(longhaul_workers::kinds::NotImplemented(JobKind::ReservationRefresh));
+    registry.register(longhaul_workers::kinds::NotImplemented(JobKind::RESERVATION_REFRESH));
     let runtime = Runtime::start(store.store.clone(), registry, config);
-    let job = submit(&store, JobKind::ReservationRefresh, json!({}), 3).await;
+    let job = submit(&store, JobKind::RESERVATION_REFRESH, json!({}), 3).await;
     let job = wait_for(&store, job.id, None).await;
     assert_eq!((job.status, job.attempts), (Status::Dead, 1));
     assert!(job.error.as_deref().unwrap_or_default().contains("not implemented yet"), "{:?}", job.error);
@@ -405,10 +400,8 @@ struct Gauge {
 
 #[async_trait]
 impl Handler for Gauge {
-    fn kind(&self) -> JobKind {
-        JobKind::Noop
-    }
-    async fn run(&self, _ctx: &JobContext) -> JobResult {
+    type Kind = longhaul_jobs::kind::Noop;
+    async fn run(&self, _ctx: &JobContext, _payload: NoopPayload) -> JobResult {
         let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(running, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -419,7 +412,7 @@ impl Handler for Gauge {
 
 async fn a_worker_takes_no_more_jobs_than_its_free_slots(backend: Backend) {
     let store = store(backend).await;
-    let jobs: Vec<_> = (0..60).map(|_| NewJob::new("acme", "alice", JobKind::Noop, json!({}))).collect();
+    let jobs: Vec<_> = (0..60).map(|_| NewJob::new("acme", "alice", JobKind::NOOP, json!({}))).collect();
     store.insert_jobs(&jobs).await.expect("insert");
     let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut registry = Registry::default();
@@ -443,7 +436,7 @@ async fn a_worker_takes_no_more_jobs_than_its_free_slots(backend: Backend) {
 
 async fn a_worker_reports_its_lanes_and_running_jobs_and_leaves_when_stopped(backend: Backend) {
     let store = store(backend).await;
-    let job = submit(&store, JobKind::Noop, json!({"sleep_ms": 4_000}), 1).await;
+    let job = submit(&store, JobKind::NOOP, json!({"sleep_ms": 4_000}), 1).await;
     let mut registry = Registry::default();
     registry.register(longhaul_workers::kinds::Noop);
     let config = WorkerConfig {
@@ -466,7 +459,7 @@ async fn a_worker_reports_its_lanes_and_running_jobs_and_leaves_when_stopped(bac
     assert_eq!(seen.host, "pod-7");
     assert_eq!(seen.lanes, [longhaul_jobs::admin::WorkerLane { lane: Lane::Default, concurrency: 2 }]);
     assert_eq!(seen.running.len(), 1);
-    assert_eq!((seen.running[0].id, seen.running[0].kind, seen.running[0].attempt), (job.id, JobKind::Noop, 1));
+    assert_eq!((seen.running[0].id, seen.running[0].kind, seen.running[0].attempt), (job.id, JobKind::NOOP, 1));
     assert_eq!(seen.running[0].tenant_id, "acme");
     runtime.shutdown().await;
     assert_eq!(store.workers(Duration::from_secs(15)).await.expect("workers"), [], "a stopped worker leaves");

@@ -5,14 +5,14 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
 use longhaul_jobs::{
-    model::{JobKind, NewJob, Scope, Status},
+    model::{NewJob, Scope, Status},
     notify::LogNotifier,
     objects::ObjectKey,
     queue::EmbeddedQueue,
     store::InsertOutcome,
     testing::{Backend, ObjectBackend, TestObjectStore, TestStore},
     travel::{sample_year, ChangeOrigin, ReservationFields, ReservationSource, ReservationStatus, ReservationType},
-    Job, Lane,
+    Job, JobKind, Lane,
 };
 use longhaul_workers::{runtime::Services, Registry, Runtime, WorkerConfig};
 use serde_json::{json, Value};
@@ -57,11 +57,15 @@ async fn load_sample(store: &TestStore, tenant: &str, user: &str) {
 }
 
 async fn run_report(setup: &Setup, user: &str, payload: Value) -> Job {
-    let job =
-        match setup.store.insert_job(NewJob::new("acme", user, JobKind::ReportBuild, payload)).await.expect("insert") {
-            InsertOutcome::Created(job) => job,
-            other => panic!("{other:?}"),
-        };
+    let job = match setup
+        .store
+        .insert_job(NewJob::new("acme", user, JobKind::REPORT_BUILD, payload))
+        .await
+        .expect("insert")
+    {
+        InsertOutcome::Created(job) => job,
+        other => panic!("{other:?}"),
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let job = setup.store.get_job(&Scope::Platform, job.id).await.expect("get").expect("the job");

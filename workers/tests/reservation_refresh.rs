@@ -143,7 +143,7 @@ async fn seed(store: &TestStore, sim: &Sim, provider: &str, count: u64) -> Vec<U
 /// Submits a refresh of every active reservation of `acme` and waits for
 /// it to end.
 async fn refresh(store: &TestStore) -> Job {
-    let job = NewJob::new("acme", "admin", JobKind::ReservationRefresh, json!({}));
+    let job = NewJob::new("acme", "admin", JobKind::RESERVATION_REFRESH, json!({}));
     let id = job.id;
     store.insert_jobs(&[job]).await.expect("submit");
     wait_for(store, id, Duration::from_secs(30)).await
@@ -249,7 +249,7 @@ async fn a_provider_down_opens_its_circuit_while_the_others_carry_on(backend: Ba
     sim.change_now("railco", 2).expect("change");
     sim.set_down("skyways", true);
     let requests_before = sim.stats().providers["skyways"].requests;
-    let job = NewJob::new("acme", "admin", JobKind::ReservationRefresh, json!({}));
+    let job = NewJob::new("acme", "admin", JobKind::RESERVATION_REFRESH, json!({}));
     let id = job.id;
     setup.store.insert_jobs(&[job]).await.expect("submit");
 
@@ -321,7 +321,7 @@ async fn sweeps_run_once_across_planners_and_failover() {
 
     let sweeps = store.sweeps(100).await.expect("sweeps");
     assert!(sweeps.len() >= 4, "a sweep a second, through the failover: {}", sweeps.len());
-    let filter = JobFilter { kind: Some(JobKind::ReservationRefresh), limit: 1000, ..JobFilter::default() };
+    let filter = JobFilter { kind: Some(JobKind::RESERVATION_REFRESH), limit: 1000, ..JobFilter::default() };
     let jobs = store.list_jobs(&Scope::Platform, &filter).await.expect("jobs");
     let mut shards: Vec<(String, u64)> = jobs
         .iter()

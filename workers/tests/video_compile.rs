@@ -13,14 +13,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use longhaul_jobs::{
     media::{check, NewMedia},
-    model::{JobKind, NewJob, Scope, Status},
+    model::{NewJob, Scope, Status},
     notify::LogNotifier,
     objects::ObjectKey,
     queue::EmbeddedQueue,
     store::InsertOutcome,
     testing::{Backend, ObjectBackend, TestObjectStore, TestStore},
     travel::{sample_year, ReservationSource},
-    Job, Lane,
+    Job, JobKind, Lane,
 };
 use longhaul_workers::{runtime::Services, video::Timing, Registry, Runtime, WorkerConfig};
 use serde_json::{json, Value};
@@ -97,7 +97,7 @@ async fn upload_unchecked(setup: &Setup, user: &str, bytes: Vec<u8>, taken_at: &
 }
 
 async fn submit(setup: &Setup, user: &str, payload: Value) -> Job {
-    match setup.store.insert_job(NewJob::new("acme", user, JobKind::VideoCompile, payload)).await.expect("insert") {
+    match setup.store.insert_job(NewJob::new("acme", user, JobKind::VIDEO_COMPILE, payload)).await.expect("insert") {
         InsertOutcome::Created(job) => job,
         other => panic!("{other:?}"),
     }

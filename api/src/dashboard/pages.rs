@@ -404,7 +404,7 @@ fn filters(viewer: &Viewer<'_>, form: &JobsForm<'_>, action: &str, with_status: 
             }
             label { "Kind " select name="kind" #filter-kind {
                 option value="" { "any" }
-                @for kind in JobKind::ALL { (option(kind.as_str(), form.kind)) }
+                @for kind in JobKind::all() { (option(kind.as_str(), form.kind)) }
             } }
             label { "Lane " select name="lane" #filter-lane {
                 option value="" { "any" }

@@ -33,11 +33,8 @@ use crate::routes::{
     media::CAPTION_MAX_CHARS,
 };
 use longhaul_jobs::{
+    kind::{ReservationRefreshPayload, LOCALE_PATTERN, MONTH_PATTERN, PAYLOAD_YEARS, VIDEO_MEDIA_MAX, VIDEO_NAME_MAX},
     media::MEDIA_TYPES,
-    model::{
-        ReservationRefreshPayload, MONTH_PATTERN, PAYLOAD_YEARS, REPORT_FORMATS, REPORT_LOCALES, VIDEO_ASPECTS,
-        VIDEO_MEDIA_MAX, VIDEO_MUSIC, VIDEO_NAME_MAX,
-    },
     travel::ReservationFields,
     JobKind,
 };
@@ -202,21 +199,25 @@ fn apply(openapi: &mut OpenApi) -> Vec<String> {
     rules.missing
 }
 
-/// Each kind's payload, and `POST /v1/jobs` tied to them: a body whose
-/// `kind` is `report_build` has a `ReportBuildPayload`, and so on.
+/// Each registered kind's payload, as components (with the enums they
+/// refer to), the rules their types cannot carry, and `POST /v1/jobs` tied
+/// to them: a body whose `kind` is `report_build` has a
+/// `ReportBuildPayload`, and so on.
 fn payloads(rules: &mut Edits) {
-    let enumerated = |values: &[&str]| Some(values.iter().map(|v| json!(v)).collect::<Vec<_>>());
+    let components = rules.openapi.components.get_or_insert_with(Default::default);
+    for kind in JobKind::all() {
+        let mut schemas = Vec::new();
+        (kind.spec().schemas)(&mut schemas);
+        components.schemas.extend(schemas);
+    }
+
     let years = |s: &mut Object| {
         s.minimum = Some((*PAYLOAD_YEARS.start()).into());
         s.maximum = Some((*PAYLOAD_YEARS.end()).into());
     };
-    rules.string("ReportBuildPayload", "report", |s| s.enum_values = enumerated(&["year_summary", "vendor_analytics"]));
     rules.string("ReportBuildPayload", "year", years);
     rules.string("ReportBuildPayload", "month", |s| s.pattern = Some(MONTH_PATTERN.to_owned()));
-    rules.string("ReportBuildPayload", "locale", |s| s.enum_values = enumerated(&REPORT_LOCALES));
-    rules.array("ReportBuildPayload", "formats", None, None, |s| {
-        s.enum_values = enumerated(&REPORT_FORMATS);
-    });
+    rules.string("ReportBuildPayload", "locale", |s| s.pattern = Some(LOCALE_PATTERN.to_owned()));
     // What each report needs besides its name.
     let report = |name: &'static str, needs: &'static str| -> Variant {
         Box::new(move |v| {
@@ -227,9 +228,6 @@ fn payloads(rules: &mut Edits) {
     rules.one_of("ReportBuildPayload", vec![report("year_summary", "year"), report("vendor_analytics", "month")]);
 
     rules.string("VideoCompilePayload", "year", years);
-    rules.string("VideoCompilePayload", "aspect", |s| s.enum_values = enumerated(&VIDEO_ASPECTS));
-    let music: Vec<&str> = VIDEO_MUSIC.iter().copied().chain(["none"]).collect();
-    rules.string("VideoCompilePayload", "music", |s| s.enum_values = enumerated(&music));
     rules.string("VideoCompilePayload", "name", |s| s.max_length = Some(VIDEO_NAME_MAX));
     rules.array("VideoCompilePayload", "media", None, Some(VIDEO_MEDIA_MAX), |_| {});
 
@@ -240,18 +238,12 @@ fn payloads(rules: &mut Edits) {
         s.maximum = Some(max_shards.into());
     });
 
-    let variants = JobKind::ALL
-        .into_iter()
+    let variants = JobKind::all()
+        .iter()
         .map(|kind| -> Variant {
-            let payload = match kind {
-                JobKind::Noop => "NoopPayload",
-                JobKind::EmailPoll => "EmailPollPayload",
-                JobKind::ReservationRefresh => "ReservationRefreshPayload",
-                JobKind::ReportBuild => "ReportBuildPayload",
-                JobKind::VideoCompile => "VideoCompilePayload",
-            };
+            let (name, payload) = (kind.as_str(), (kind.spec().schema_name)());
             Box::new(move |v| {
-                only(v, "kind", kind.as_str());
+                only(v, "kind", name);
                 v.properties.insert("payload".to_owned(), RefOr::Ref(Ref::from_schema_name(payload)));
             })
         })
@@ -486,6 +478,8 @@ mod tests {
     use regex::Regex;
     use utoipa::OpenApi as _;
 
+    use longhaul_jobs::kind::{ReportLocale, YearMonth};
+
     use super::*;
     use crate::routes::mail::{check_host, check_senders, check_text};
 
@@ -549,6 +543,20 @@ mod tests {
         let domain = compiled(&domain_pattern());
         for value in ["airline.example", " Airline.Example. ", "a-.b", "localhost", "a..b", "x@y.example", ""] {
             assert_eq!(domain.is_match(value), check_senders(&[value.to_owned()]).is_ok(), "domain {value:?}");
+        }
+    }
+
+    #[test]
+    fn the_payload_patterns_agree_with_the_payload_parsers() {
+        let locale = compiled(LOCALE_PATTERN);
+        for value in
+            ["en", "en-GB", "EN_us", "pt", "pt-BR", "pt-PT", "pt_br", "fr", "", "en-", " en", "english", "pt-abcdefghi"]
+        {
+            assert_eq!(locale.is_match(value), ReportLocale::from_tag(value).is_some(), "locale {value:?}");
+        }
+        let month = compiled(MONTH_PATTERN);
+        for value in ["2026-10", "1999-01", "2026-13", "2026-00", "2026-1", "202610", "2026-10-01", ""] {
+            assert_eq!(month.is_match(value), YearMonth::parse(value).is_some(), "month {value:?}");
         }
     }
 

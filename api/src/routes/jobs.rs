@@ -8,7 +8,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use longhaul_jobs::{
-    model::{report_locale, PRIORITY_MAX, PRIORITY_MIN, VIDEO_NAME_MAX},
+    kind::{Owner, Submitter},
+    model::{PRIORITY_MAX, PRIORITY_MIN},
     store::{CancelOutcome, InsertOutcome, JobFilter},
     Job, JobKind, NewJob, Status,
 };
@@ -85,18 +86,20 @@ pub async fn submit_job(
     JsonBody(body): JsonBody<SubmitJob>,
 ) -> Result<Response, Problem> {
     let kind: JobKind = body.kind.parse().map_err(|_| {
-        let known: Vec<&str> = JobKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        let known: Vec<&str> = JobKind::all().iter().map(|kind| kind.as_str()).collect();
         Problem::invalid_field("kind", format!("unknown kind `{}`; expected one of {}", body.kind, known.join(", ")))
     })?;
-    if kind.admin_only_with(&body.payload) && principal.role < Role::Admin {
-        return Err(Problem::forbidden(if kind.admin_only() {
-            format!("only admins may submit `{kind}` jobs")
-        } else {
-            format!("only admins may submit this `{kind}` job: its report covers the whole tenant")
-        }));
+    if kind.admin_only() && principal.role < Role::Admin {
+        return Err(Problem::forbidden(format!("only admins may submit `{kind}` jobs")));
     }
-    kind.validate_payload(&body.payload).map_err(|err| Problem::invalid_field(err.field, err.message))?;
-    refuse_platform_fields(kind, &body.payload)?;
+    let admitted = kind
+        .admit(&body.payload, &submitter(&principal, &headers))
+        .map_err(|err| Problem::invalid_field(err.field, err.message))?;
+    if admitted.needs_admin && principal.role < Role::Admin {
+        return Err(Problem::forbidden(format!(
+            "only admins may submit this `{kind}` job: its report covers the whole tenant"
+        )));
+    }
     let priority = body.priority.unwrap_or(0);
     let highest = highest_priority(principal.role);
     if !(PRIORITY_MIN..=highest).contains(&priority) {
@@ -119,19 +122,11 @@ pub async fn submit_job(
     // The hash is of the request as sent: a retry from a phone whose
     // language changed meanwhile is still the same request.
     let request_hash = idempotency::request_hash(kind, &body.payload, body.run_at, priority);
-    let mut payload = body.payload;
-    if kind == JobKind::ReportBuild {
-        default_report_locale(&mut payload, &principal, &headers);
-    }
-    if kind == JobKind::VideoCompile {
-        default_video_name(&mut payload, &principal);
-    }
-    // A poll runs as the inbox's owner: an admin may poll a user's inbox.
-    let (tenant, owner) = match kind {
-        JobKind::EmailPoll => super::mail::poll_owner(&state, &principal, &payload).await?,
-        _ => (principal.tenant_id.clone(), principal.user_id.clone()),
+    let (tenant, owner) = match admitted.owner {
+        Owner::Submitter => (principal.tenant_id.clone(), principal.user_id.clone()),
+        Owner::MailAccount(account) => super::mail::poll_owner(&state, &principal, account).await?,
     };
-    let mut job = NewJob::new(tenant, owner, kind, payload);
+    let mut job = NewJob::new(tenant, owner, kind, admitted.payload);
     job.request_hash = Some(request_hash);
     job.priority = priority;
     if let Some(run_at) = run_at {
@@ -192,19 +187,6 @@ fn checked_run_at(run_at: DateTime<Utc>) -> Result<DateTime<Utc>, Problem> {
         return Err(Problem::invalid_field("run_at", format!("must be within {RUN_AT_HORIZON_DAYS} days from now")));
     }
     Ok(run_at.max(now))
-}
-
-/// Payload fields that only the platform's own scheduler sets: a
-/// `reservation_refresh` naming a sweep would write into the platform's
-/// sweep records (its shards' tallies, across every tenant).
-fn refuse_platform_fields(kind: JobKind, payload: &Value) -> Result<(), Problem> {
-    if kind == JobKind::ReservationRefresh && payload.get("sweep_id").is_some_and(|value| !value.is_null()) {
-        return Err(Problem::invalid_field(
-            "payload.sweep_id",
-            "is set only by the platform's sweep planner; leave it out to refresh your tenant's reservations",
-        ));
-    }
-    Ok(())
 }
 
 fn is_own(principal: &Principal, job: &Job) -> bool {
@@ -370,29 +352,12 @@ pub async fn cancel_job(
     }
 }
 
-/// A video without a `name` shows the token's OpenID `name` claim, cut to
-/// the longest a title card shows.
-fn default_video_name(payload: &mut Value, principal: &Principal) {
-    let Some(fields) = payload.as_object_mut() else { return };
-    if fields.get("name").is_some_and(|name| !name.is_null()) {
-        return;
-    }
-    if let Some(name) = &principal.name {
-        let name: String = name.chars().take(VIDEO_NAME_MAX).collect();
-        fields.insert("name".to_owned(), Value::String(name));
-    }
-}
-
-/// A report without a `locale` is written in the user's: the token's
-/// `locale` claim, else the best language of `Accept-Language` that longhaul
-/// has (`en` or `pt-BR`), else English (the worker's default).
-fn default_report_locale(payload: &mut Value, principal: &Principal, headers: &HeaderMap) {
-    let Some(fields) = payload.as_object_mut() else { return };
-    if fields.get("locale").is_some_and(|locale| !locale.is_null()) {
-        return;
-    }
-    let from_header = || {
-        let header = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+/// Who submits a job, for the kind to fill its defaults from: the token's
+/// name, and its `locale` claim, then the request's `Accept-Language`
+/// ranges, best first.
+fn submitter(principal: &Principal, headers: &HeaderMap) -> Submitter {
+    let mut languages: Vec<String> = principal.locale.iter().cloned().collect();
+    if let Some(header) = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()) {
         let mut ranges: Vec<(&str, f32)> = header
             .split(',')
             .filter_map(|range| {
@@ -407,10 +372,7 @@ fn default_report_locale(payload: &mut Value, principal: &Principal, headers: &H
             .collect();
         // Stable: equal qualities keep the client's order.
         ranges.sort_by(|a, b| b.1.total_cmp(&a.1));
-        ranges.into_iter().find_map(|(tag, _)| report_locale(tag))
-    };
-    let locale = principal.locale.as_deref().and_then(report_locale).or_else(from_header);
-    if let Some(locale) = locale {
-        fields.insert("locale".to_owned(), Value::String(locale.to_owned()));
+        languages.extend(ranges.into_iter().map(|(tag, _)| tag.to_owned()));
     }
+    Submitter { languages, name: principal.name.clone() }
 }

@@ -15,13 +15,13 @@ use axum::{
     Json,
 };
 use longhaul_jobs::{
-    model::EmailPollPayload,
+    kind::{EmailPoll, EmailPollPayload},
     store::InsertOutcome,
     travel::mail::{
         normalize_domain, DkimPolicy, Envelope, MailAccount, MailAccountUpdate, MailSecret, MailTls, NewMailAccount,
         SECRET_KEYS_VAR,
     },
-    JobKind, NewJob,
+    NewJob,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -446,9 +446,8 @@ pub async fn poll_mail_account(
 ) -> Result<Response, Problem> {
     let id = parse_id(&id)?;
     let account = state.store.get_mail_account(&principal.scope(), id).await?.ok_or_else(|| not_found(id))?;
-    let payload = serde_json::to_value(EmailPollPayload { account_id: id.to_string() })
+    let mut job = NewJob::of::<EmailPoll>(account.tenant_id, account.user_id, &EmailPollPayload { account_id: id })
         .map_err(|err| Problem::internal().with_detail(err.to_string()))?;
-    let mut job = NewJob::new(account.tenant_id, account.user_id, JobKind::EmailPoll, payload);
     job.traceparent = Some(tracecontext::traceparent_for(&headers));
     match state.store.insert_job(job).await? {
         InsertOutcome::Created(job) | InsertOutcome::Existing(job) | InsertOutcome::Conflict(job) => {
@@ -464,17 +463,13 @@ pub async fn poll_mail_account(
 pub(crate) async fn poll_owner(
     state: &AppState,
     principal: &Principal,
-    payload: &serde_json::Value,
+    account: Uuid,
 ) -> Result<(String, String), Problem> {
-    let field = "payload.account_id";
-    let raw = payload.get("account_id").and_then(|v| v.as_str()).unwrap_or_default();
-    let id =
-        Uuid::parse_str(raw).map_err(|_| Problem::invalid_field(field, format!("`{raw}` is not a mail account id")))?;
     let account = state
         .store
-        .get_mail_account(&principal.scope(), id)
+        .get_mail_account(&principal.scope(), account)
         .await?
-        .ok_or_else(|| Problem::invalid_field(field, format!("no mail account `{id}`")))?;
+        .ok_or_else(|| Problem::invalid_field("payload.account_id", format!("no mail account `{account}`")))?;
     Ok((account.tenant_id, account.user_id))
 }
 

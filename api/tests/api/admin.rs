@@ -273,7 +273,7 @@ backend_tests! {
         let now = chrono::Utc::now();
         let running = |tenant: &str| RunningJob {
             id: uuid::Uuid::now_v7(),
-            kind: longhaul_jobs::JobKind::Noop,
+            kind: longhaul_jobs::JobKind::NOOP,
             lane: Lane::Default,
             tenant_id: tenant.to_owned(),
             attempt: 1,

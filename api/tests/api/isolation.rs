@@ -107,7 +107,7 @@ async fn populate(app: &TestApp) -> Other {
         lanes: vec![WorkerLane { lane: Lane::Default, concurrency: 8 }],
         running: vec![RunningJob {
             id: running,
-            kind: JobKind::Noop,
+            kind: JobKind::NOOP,
             lane: Lane::Default,
             tenant_id: B.to_owned(),
             attempt: 1,

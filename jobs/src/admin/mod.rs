@@ -7,6 +7,7 @@
 //! can check one, a logout ends it everywhere, and only a hash of the
 //! cookie's secret is kept.
 
+use crate::store::Columns;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
@@ -20,8 +21,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    model::{JobKind, Lane, Scope},
+    model::{Lane, Scope},
     store::Result,
+    JobKind,
 };
 
 /// An admin action to record.
@@ -172,4 +174,32 @@ pub trait AdminStore {
     /// jobs are left alone: queued and running ones must be cancelled first,
     /// and succeeded ones keep their artifacts until retention prunes them.
     async fn delete_jobs(&self, scope: &Scope, ids: &[Uuid]) -> Result<Vec<Uuid>>;
+}
+
+pub(crate) fn audit_from_row(row: &impl Columns) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.get("id")?,
+        at: row.time("at")?,
+        tenant_id: row.get("tenant_id")?,
+        actor: row.get("actor")?,
+        role: row.get("role")?,
+        action: row.get("action")?,
+        target: row.get("target")?,
+        subject_tenant: row.get("subject_tenant")?,
+        detail: row.json("detail")?,
+        source_ip: row.get("source_ip")?,
+        user_agent: row.get("user_agent")?,
+    })
+}
+
+pub(crate) fn worker_from_row(row: &impl Columns) -> Result<WorkerPresence> {
+    Ok(WorkerPresence {
+        id: row.get("id")?,
+        host: row.get("host")?,
+        version: row.get("version")?,
+        lanes: row.json_as("lanes")?,
+        running: row.json_as("running")?,
+        started_at: row.time("started_at")?,
+        seen_at: row.time("seen_at")?,
+    })
 }

@@ -1,9 +1,10 @@
 //! [`AdminStore`] on PostgreSQL.
 
+use super::{audit_from_row, worker_from_row};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{postgres::PgRow, QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{corrupt, AdminStore, AuditEntry, LaneMinute, NewAudit, Session, WorkerPresence, MAX_HISTORY_MINUTES};
@@ -11,34 +12,6 @@ use crate::{
     model::Scope,
     store::{parse_enum, postgres::push_scope, PgStore, Result},
 };
-
-fn audit_from_row(row: &PgRow) -> Result<AuditEntry> {
-    Ok(AuditEntry {
-        id: row.try_get("id")?,
-        at: row.try_get("at")?,
-        tenant_id: row.try_get("tenant_id")?,
-        actor: row.try_get("actor")?,
-        role: row.try_get("role")?,
-        action: row.try_get("action")?,
-        target: row.try_get("target")?,
-        subject_tenant: row.try_get("subject_tenant")?,
-        detail: row.try_get("detail")?,
-        source_ip: row.try_get("source_ip")?,
-        user_agent: row.try_get("user_agent")?,
-    })
-}
-
-fn worker_from_row(row: &PgRow) -> Result<WorkerPresence> {
-    Ok(WorkerPresence {
-        id: row.try_get("id")?,
-        host: row.try_get("host")?,
-        version: row.try_get("version")?,
-        lanes: serde_json::from_value(row.try_get("lanes")?).map_err(corrupt("workers.lanes"))?,
-        running: serde_json::from_value(row.try_get("running")?).map_err(corrupt("workers.running"))?,
-        started_at: row.try_get("started_at")?,
-        seen_at: row.try_get("seen_at")?,
-    })
-}
 
 #[async_trait]
 impl AdminStore for PgStore {

@@ -1,9 +1,10 @@
 //! [`AdminStore`] on SQLite. Times are milliseconds since the epoch.
 
+use super::{audit_from_row, worker_from_row};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{corrupt, AdminStore, AuditEntry, LaneMinute, NewAudit, Session, WorkerPresence, MAX_HISTORY_MINUTES};
@@ -11,40 +12,12 @@ use crate::{
     model::Scope,
     store::{
         parse_enum,
-        sqlite::{duration_ms, json, ms, now_ms, push_scope, time},
+        sqlite::{duration_ms, ms, now_ms, push_scope, time},
         Result, SqliteStore, StoreError,
     },
 };
 
 const MINUTE_MS: i64 = 60_000;
-
-fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
-    Ok(AuditEntry {
-        id: row.try_get("id")?,
-        at: time(row.try_get("at")?)?,
-        tenant_id: row.try_get("tenant_id")?,
-        actor: row.try_get("actor")?,
-        role: row.try_get("role")?,
-        action: row.try_get("action")?,
-        target: row.try_get("target")?,
-        subject_tenant: row.try_get("subject_tenant")?,
-        detail: json(row.try_get("detail")?, "audit_log.detail")?,
-        source_ip: row.try_get("source_ip")?,
-        user_agent: row.try_get("user_agent")?,
-    })
-}
-
-fn worker_from_row(row: &SqliteRow) -> Result<WorkerPresence> {
-    Ok(WorkerPresence {
-        id: row.try_get("id")?,
-        host: row.try_get("host")?,
-        version: row.try_get("version")?,
-        lanes: serde_json::from_str(row.try_get("lanes")?).map_err(corrupt("workers.lanes"))?,
-        running: serde_json::from_str(row.try_get("running")?).map_err(corrupt("workers.running"))?,
-        started_at: time(row.try_get("started_at")?)?,
-        seen_at: time(row.try_get("seen_at")?)?,
-    })
-}
 
 fn push_ids(query: &mut QueryBuilder<'_, Sqlite>, ids: &[Uuid]) {
     query.push("(");

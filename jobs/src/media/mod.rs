@@ -8,6 +8,7 @@
 //! `rejected`, with the reason. Objects live under the tenant's prefix, at
 //! `tenants/<tenant>/media/<id>`.
 
+use crate::store::Columns;
 mod postgres;
 mod sqlite;
 
@@ -230,6 +231,25 @@ pub trait MediaStore: Send + Sync {
     /// How many photos `scope` sees, whatever their status (a rejected
     /// photo keeps its row until it is deleted). The API caps a user's.
     async fn count_media(&self, scope: &Scope) -> Result<u64>;
+}
+
+pub(crate) fn media_from_row(row: &impl Columns) -> Result<Media> {
+    Ok(Media {
+        id: row.uuid("id")?,
+        tenant_id: row.get("tenant_id")?,
+        user_id: row.get("user_id")?,
+        status: row.parsed("status", "media status")?,
+        declared_type: row.get("declared_type")?,
+        content_type: row.get("content_type")?,
+        size_bytes: row.get("size_bytes")?,
+        width: row.get("width")?,
+        height: row.get("height")?,
+        taken_at: row.opt_time("taken_at")?,
+        caption: row.get("caption")?,
+        error: row.get("error")?,
+        object_key: row.get("object_key")?,
+        created_at: row.time("created_at")?,
+    })
 }
 
 #[cfg(test)]

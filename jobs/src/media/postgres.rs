@@ -1,37 +1,19 @@
 //! Photos on PostgreSQL.
 
+use super::media_from_row;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{postgres::PgRow, QueryBuilder, Row};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::{media_key, Media, MediaCheck, MediaStore, NewMedia};
 use crate::{
     model::Scope,
-    store::{parse_enum, postgres::push_scope, PgStore, Result},
+    store::{postgres::push_scope, PgStore, Result},
 };
 
 const MEDIA_COLUMNS: &str = "id, tenant_id, user_id, status, declared_type, content_type, size_bytes, width, height, \
      taken_at, caption, error, object_key, created_at";
-
-fn media_from_row(row: &PgRow) -> Result<Media> {
-    Ok(Media {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        status: parse_enum(row.try_get::<&str, _>("status")?, "media status")?,
-        declared_type: row.try_get("declared_type")?,
-        content_type: row.try_get("content_type")?,
-        size_bytes: row.try_get("size_bytes")?,
-        width: row.try_get("width")?,
-        height: row.try_get("height")?,
-        taken_at: row.try_get("taken_at")?,
-        caption: row.try_get("caption")?,
-        error: row.try_get("error")?,
-        object_key: row.try_get("object_key")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 #[async_trait]
 impl MediaStore for PgStore {

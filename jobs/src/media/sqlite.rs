@@ -1,42 +1,22 @@
 //! Photos on SQLite (times in milliseconds, as in the jobs table).
 
+use super::media_from_row;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{sqlite::SqliteRow, QueryBuilder, Row};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::{media_key, Media, MediaCheck, MediaStore, NewMedia};
 use crate::{
     model::Scope,
     store::{
-        parse_enum,
-        sqlite::{ms, now_ms, opt_time, push_scope, time},
-        Result, SqliteStore, StoreError,
+        sqlite::{ms, now_ms, push_scope},
+        Result, SqliteStore,
     },
 };
 
 const MEDIA_COLUMNS: &str = "id, tenant_id, user_id, status, declared_type, content_type, size_bytes, width, height, \
      taken_at, caption, error, object_key, created_at";
-
-fn media_from_row(row: &SqliteRow) -> Result<Media> {
-    let id: &str = row.try_get("id")?;
-    Ok(Media {
-        id: Uuid::parse_str(id).map_err(|err| StoreError::Corrupt(format!("media id `{id}`: {err}")))?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        status: parse_enum(row.try_get::<&str, _>("status")?, "media status")?,
-        declared_type: row.try_get("declared_type")?,
-        content_type: row.try_get("content_type")?,
-        size_bytes: row.try_get("size_bytes")?,
-        width: row.try_get("width")?,
-        height: row.try_get("height")?,
-        taken_at: opt_time(row.try_get("taken_at")?)?,
-        caption: row.try_get("caption")?,
-        error: row.try_get("error")?,
-        object_key: row.try_get("object_key")?,
-        created_at: time(row.try_get("created_at")?)?,
-    })
-}
 
 #[async_trait]
 impl MediaStore for SqliteStore {

@@ -7,9 +7,13 @@
 //! The embedded queue lives here too: a queued job *is* its message, and a
 //! claim is an `UPDATE … RETURNING` that moves rows to `running` under a lease.
 
+mod columns;
+mod dispatch;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod wakeups;
+
+pub(crate) use columns::Columns;
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,11 +26,15 @@ use uuid::Uuid;
 use crate::{
     admin::AdminStore,
     media::MediaStore,
-    model::{Job, JobKind, Lane, NewJob, Scope, Status},
+    model::{Job, Lane, NewJob, Scope, Status},
     notify::{event_types, OutboxEvent},
     travel::{mail::MailStore, refresh::RefreshStore, TravelStore},
+    JobKind,
 };
 
+pub use dispatch::{
+    connect_dispatch, DeadLettered, Delivered, Dispatch, DispatchStore, DynDispatchStore, Started, Undelivered,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use wakeups::Wakeups;
@@ -243,54 +251,6 @@ pub struct LaneStats {
     pub tenant_paused: Option<bool>,
 }
 
-/// A message an external queue delivered: it names a job, and the job's
-/// `generation` when the message was dispatched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
-    pub id: Uuid,
-    pub generation: i32,
-}
-
-/// What to do with a delivered message that did not start its job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Undelivered {
-    /// The message is stale: its job is gone, finished, running under another
-    /// message, or was dispatched again since. Delete it.
-    Drop { id: Uuid, why: &'static str },
-    /// The message is current but early (or its job is busy): hide it for this long.
-    Postpone { id: Uuid, after: Duration },
-}
-
-/// What [`Store::start_delivered`] did with a batch of messages.
-#[derive(Debug, Default)]
-pub struct Started {
-    /// Now `running` at `attempts + 1` and a new generation, leased to the caller.
-    pub jobs: Vec<Claimed>,
-    pub others: Vec<Undelivered>,
-}
-
-/// What [`Store::dead_letter_delivered`] did with a batch of messages.
-#[derive(Debug, Default)]
-pub struct DeadLettered {
-    /// Now `dead`, with a dispatch row for the dead-letter queue.
-    pub killed: Vec<Uuid>,
-    pub others: Vec<Undelivered>,
-}
-
-/// A job's message waiting in the dispatch outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dispatch {
-    pub id: i64,
-    pub job_id: Uuid,
-    pub lane: Lane,
-    pub tenant_id: String,
-    pub generation: i32,
-    /// Bound for the lane's dead-letter queue.
-    pub dead_letter: bool,
-    pub send_at: DateTime<Utc>,
-    pub traceparent: Option<String>,
-}
-
 /// Where queued jobs wait, which decides what a store writes when a job
 /// becomes `queued`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -423,55 +383,6 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
     /// fresh attempts; with `only`, just those of them. Returns the ids requeued.
     async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>>;
 
-    /// Starts the jobs that delivered messages name, the way `claim` does,
-    /// if each is queued, due, and at the message's generation. Says what to
-    /// do with the other messages. [`QueueMode::Dispatch`] only.
-    ///
-    /// A message whose tenant is at `tenant_cap` (and whose job is due) is
-    /// sent again later as a fresh message, and this one is to be dropped.
-    async fn start_delivered(
-        &self,
-        lane: Lane,
-        messages: &[Delivered],
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-    ) -> Result<Started> {
-        let _ = (lane, messages, lease, worker_id, tenant_cap);
-        Err(not_dispatching(self.backend()))
-    }
-
-    /// Moves queued jobs whose messages were delivered `receives` times
-    /// without finishing to `dead`, and dispatches them to the dead-letter
-    /// queue; says what to do with the messages of the others.
-    /// [`QueueMode::Dispatch`] only.
-    async fn dead_letter_delivered(&self, messages: &[Delivered], receives: u32) -> Result<DeadLettered> {
-        let _ = (messages, receives);
-        Err(not_dispatching(self.backend()))
-    }
-
-    /// Leases up to `max` dispatch rows that are due within `horizon` and
-    /// that nobody holds, oldest first. [`QueueMode::Dispatch`] only.
-    async fn claim_dispatch(&self, max: usize, horizon: Duration, lease: Duration) -> Result<Vec<Dispatch>> {
-        let _ = (max, horizon, lease);
-        Err(not_dispatching(self.backend()))
-    }
-
-    /// Writes a fresh dispatch row for each of these jobs that is `queued`
-    /// (its message was lost, say to a dead-letter queue). Returns their ids.
-    /// [`QueueMode::Dispatch`] only.
-    async fn redispatch(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        let _ = ids;
-        Err(not_dispatching(self.backend()))
-    }
-
-    /// Gives up the lease of dispatch rows that could not be sent, so that
-    /// the next round tries them at once.
-    async fn release_dispatch(&self, ids: &[i64]) -> Result<u64> {
-        let _ = ids;
-        Err(not_dispatching(self.backend()))
-    }
-
     /// Checks that this process queues jobs the way the database's other
     /// processes do: one started without `LONGHAUL_QUEUE=sqs` against an SQS
     /// deployment would write jobs that never reach a worker. The first
@@ -483,17 +394,6 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
             QueueMode::Embedded => Ok(()),
             QueueMode::Dispatch => Err(not_dispatching(self.backend())),
         }
-    }
-
-    /// Removes dispatch rows whose messages were sent.
-    async fn delete_dispatch(&self, ids: &[i64]) -> Result<u64> {
-        let _ = ids;
-        Err(not_dispatching(self.backend()))
-    }
-
-    /// Dispatch rows not yet sent, for the queue view and for tests.
-    async fn dispatch_backlog(&self) -> Result<i64> {
-        Ok(0)
     }
 }
 
@@ -534,7 +434,7 @@ fn event_payload(
 
 /// The kinds whose outcomes are announced, for SQL that filters on them.
 fn emitting_kinds() -> Vec<&'static str> {
-    crate::model::JobKind::ALL.into_iter().filter(|kind| kind.emits_events()).map(|kind| kind.as_str()).collect()
+    crate::JobKind::all().iter().filter(|kind| kind.emits_events()).map(|kind| kind.as_str()).collect()
 }
 
 /// Opens the store a URL names: `sqlite://path` or `postgres://…`, for the
@@ -584,6 +484,59 @@ fn error_entry(attempt: i32, at: DateTime<Utc>, error: &str) -> Value {
 
 pub(crate) fn parse_enum<T: std::str::FromStr>(value: &str, what: &str) -> Result<T> {
     value.parse().map_err(|_| StoreError::Corrupt(format!("unknown {what} `{value}` in the jobs table")))
+}
+
+/// A job row, from either database.
+pub(crate) fn job_from_row(row: &impl Columns) -> Result<Job> {
+    Ok(Job {
+        id: row.uuid("id")?,
+        tenant_id: row.get("tenant_id")?,
+        user_id: row.get("user_id")?,
+        kind: row.parsed("kind", "kind")?,
+        lane: row.parsed("lane", "lane")?,
+        status: row.parsed("status", "status")?,
+        payload: row.json("payload")?,
+        result: row.opt_json("result")?,
+        error: row.get("error")?,
+        errors: row.json("errors")?,
+        attempts: row.get("attempts")?,
+        generation: row.get("generation")?,
+        max_attempts: row.get("max_attempts")?,
+        priority: row.get("priority")?,
+        progress: row.get("progress")?,
+        run_at: row.time("run_at")?,
+        lease_until: row.opt_time("lease_until")?,
+        locked_by: row.get("locked_by")?,
+        cancel_requested_at: row.opt_time("cancel_requested_at")?,
+        idempotency_key: row.get("idempotency_key")?,
+        request_hash: row.get("request_hash")?,
+        traceparent: row.get("traceparent")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+        started_at: row.opt_time("started_at")?,
+        finished_at: row.opt_time("finished_at")?,
+    })
+}
+
+pub(crate) fn jobs_from_rows<R: Columns>(rows: &[R]) -> Result<Vec<Job>> {
+    rows.iter().map(job_from_row).collect()
+}
+
+pub(crate) const ARTIFACT_COLUMNS: &str =
+    "id, job_id, tenant_id, user_id, name, content_type, object_key, size_bytes, created_at";
+
+pub(crate) fn artifact_from_row(row: &impl Columns) -> Result<Artifact> {
+    Ok(Artifact {
+        id: row.uuid("id")?,
+        job_id: row.uuid("job_id")?,
+        tenant_id: row.get("tenant_id")?,
+        user_id: row.get("user_id")?,
+        name: row.get("name")?,
+        content_type: row.get("content_type")?,
+        object_key: row.get("object_key")?,
+        size_bytes: row.get("size_bytes")?,
+        created_at: row.time("created_at")?,
+    })
 }
 
 #[cfg(test)]

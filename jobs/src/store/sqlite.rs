@@ -7,6 +7,7 @@
 //! the write lock up front instead of failing with SQLITE_BUSY when a reader
 //! tries to upgrade. Times are stored as milliseconds since the epoch.
 
+use super::{artifact_from_row, job_from_row, jobs_from_rows, ARTIFACT_COLUMNS};
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -99,26 +100,6 @@ pub(crate) async fn attempt_holds(conn: &mut sqlx::SqliteConnection, attempt: At
     Ok(held.is_some())
 }
 
-const ARTIFACT_COLUMNS: &str = "id, job_id, tenant_id, user_id, name, content_type, object_key, size_bytes, created_at";
-
-fn artifact_from_row(row: &SqliteRow) -> Result<Artifact> {
-    let uuid = |column: &str| -> Result<Uuid> {
-        let text: &str = row.try_get(column)?;
-        Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("{column} `{text}`: {err}")))
-    };
-    Ok(Artifact {
-        id: uuid("id")?,
-        job_id: uuid("job_id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        name: row.try_get("name")?,
-        content_type: row.try_get("content_type")?,
-        object_key: row.try_get("object_key")?,
-        size_bytes: row.try_get("size_bytes")?,
-        created_at: time(row.try_get("created_at")?)?,
-    })
-}
-
 pub(crate) fn json(text: &str, column: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("{column} is not JSON: {err}")))
 }
@@ -146,42 +127,6 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-}
-
-fn job_from_row(row: &SqliteRow) -> Result<Job> {
-    let id: &str = row.try_get("id")?;
-    Ok(Job {
-        id: Uuid::parse_str(id).map_err(|err| StoreError::Corrupt(format!("job id `{id}`: {err}")))?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        kind: parse_enum(row.try_get::<&str, _>("kind")?, "kind")?,
-        lane: parse_enum(row.try_get::<&str, _>("lane")?, "lane")?,
-        status: parse_enum(row.try_get::<&str, _>("status")?, "status")?,
-        payload: json(row.try_get("payload")?, "payload")?,
-        result: row.try_get::<Option<&str>, _>("result")?.map(|text| json(text, "result")).transpose()?,
-        error: row.try_get("error")?,
-        errors: json(row.try_get("errors")?, "errors")?,
-        attempts: row.try_get("attempts")?,
-        generation: row.try_get("generation")?,
-        max_attempts: row.try_get("max_attempts")?,
-        priority: row.try_get("priority")?,
-        progress: row.try_get("progress")?,
-        run_at: time(row.try_get("run_at")?)?,
-        lease_until: opt_time(row.try_get("lease_until")?)?,
-        locked_by: row.try_get("locked_by")?,
-        cancel_requested_at: opt_time(row.try_get("cancel_requested_at")?)?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        request_hash: row.try_get("request_hash")?,
-        traceparent: row.try_get("traceparent")?,
-        created_at: time(row.try_get("created_at")?)?,
-        updated_at: time(row.try_get("updated_at")?)?,
-        started_at: opt_time(row.try_get("started_at")?)?,
-        finished_at: opt_time(row.try_get("finished_at")?)?,
-    })
-}
-
-fn jobs_from_rows(rows: &[SqliteRow]) -> Result<Vec<Job>> {
-    rows.iter().map(job_from_row).collect()
 }
 
 pub(crate) fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
@@ -212,7 +157,7 @@ fn append_error(errors: &str, attempt: i32, error: &str) -> Result<String> {
 /// status have one, in the caller's transaction. `row` carries id, tenant_id,
 /// user_id, kind, status, attempts and error. Returns how many were written.
 async fn insert_job_event(tx: &mut sqlx::SqliteConnection, row: &SqliteRow, now: i64) -> Result<u32> {
-    let kind: crate::model::JobKind = parse_enum(row.try_get::<&str, _>("kind")?, "kind")?;
+    let kind: crate::JobKind = parse_enum(row.try_get::<&str, _>("kind")?, "kind")?;
     let status: Status = parse_enum(row.try_get::<&str, _>("status")?, "status")?;
     let Some(event_type) = event_type(status).filter(|_| kind.emits_events()) else {
         return Ok(0);

@@ -5,6 +5,7 @@
 //! write regroups the user's confirmed reservations (see [`group_into_trips`]),
 //! in the same transaction, so a reservation's `trip_id` is never stale.
 
+use crate::store::Columns;
 pub mod airports;
 pub mod mail;
 pub(crate) mod postgres;
@@ -478,4 +479,30 @@ pub(crate) fn year_bounds(year: i32) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
             .ok_or_else(|| crate::store::StoreError::Config(format!("the year {y} is out of range")))
     };
     Ok((start(year)?, start(year.saturating_add(1))?))
+}
+
+pub(crate) fn reservation_from_row(row: &impl Columns) -> Result<Reservation> {
+    Ok(Reservation {
+        id: row.uuid("id")?,
+        tenant_id: row.get("tenant_id")?,
+        user_id: row.get("user_id")?,
+        kind: row.parsed("type", "reservation type")?,
+        reservation_number: row.get("reservation_number")?,
+        provider: row.get("provider")?,
+        status: row.parsed("status", "reservation status")?,
+        starts_at: row.time("starts_at")?,
+        ends_at: row.opt_time("ends_at")?,
+        trip_id: row.opt_uuid("trip_id")?,
+        trip_pinned: row.get("trip_pinned")?,
+        source: row.parsed("source", "reservation source")?,
+        details: row.json("details")?,
+        city: row.get("city")?,
+        country: row.get("country")?,
+        origin: row.get("origin")?,
+        destination: row.get("destination")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+        version: row.get("version")?,
+        checked_at: row.opt_time("checked_at")?,
+    })
 }

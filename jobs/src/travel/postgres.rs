@@ -1,8 +1,9 @@
 //! Reservations and trips on PostgreSQL.
 
+use super::reservation_from_row;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{postgres::PgRow, PgConnection, QueryBuilder, Row};
+use sqlx::{PgConnection, QueryBuilder, Row};
 use uuid::Uuid;
 
 use serde_json::Value;
@@ -22,32 +23,6 @@ pub(super) const RESERVATION_COLUMNS: &str =
     "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
      ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, \
      version, checked_at";
-
-pub(super) fn reservation_from_row(row: &PgRow) -> Result<Reservation> {
-    Ok(Reservation {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        kind: parse_enum(row.try_get::<&str, _>("type")?, "reservation type")?,
-        reservation_number: row.try_get("reservation_number")?,
-        provider: row.try_get("provider")?,
-        status: parse_enum(row.try_get::<&str, _>("status")?, "reservation status")?,
-        starts_at: row.try_get("starts_at")?,
-        ends_at: row.try_get("ends_at")?,
-        trip_id: row.try_get("trip_id")?,
-        trip_pinned: row.try_get("trip_pinned")?,
-        source: parse_enum(row.try_get::<&str, _>("source")?, "reservation source")?,
-        details: row.try_get("details")?,
-        city: row.try_get("city")?,
-        country: row.try_get("country")?,
-        origin: row.try_get("origin")?,
-        destination: row.try_get("destination")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        version: row.try_get("version")?,
-        checked_at: row.try_get("checked_at")?,
-    })
-}
 
 /// Regroups one user's trips, inside the caller's transaction. The user's
 /// trips are locked first, so two writes for one user regroup one at a time.

@@ -1,9 +1,10 @@
 //! Reservations and trips on SQLite (times in milliseconds, as in the jobs
 //! table).
 
+use super::reservation_from_row;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::{
@@ -28,32 +29,6 @@ pub(super) const RESERVATION_COLUMNS: &str =
 
 pub(super) fn uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("id `{text}`: {err}")))
-}
-
-pub(super) fn reservation_from_row(row: &SqliteRow) -> Result<Reservation> {
-    Ok(Reservation {
-        id: uuid(row.try_get("id")?)?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        kind: parse_enum(row.try_get::<&str, _>("type")?, "reservation type")?,
-        reservation_number: row.try_get("reservation_number")?,
-        provider: row.try_get("provider")?,
-        status: parse_enum(row.try_get::<&str, _>("status")?, "reservation status")?,
-        starts_at: time(row.try_get("starts_at")?)?,
-        ends_at: opt_time(row.try_get("ends_at")?)?,
-        trip_id: row.try_get::<Option<&str>, _>("trip_id")?.map(uuid).transpose()?,
-        trip_pinned: row.try_get("trip_pinned")?,
-        source: parse_enum(row.try_get::<&str, _>("source")?, "reservation source")?,
-        details: json(row.try_get("details")?, "details")?,
-        city: row.try_get("city")?,
-        country: row.try_get("country")?,
-        origin: row.try_get("origin")?,
-        destination: row.try_get("destination")?,
-        created_at: time(row.try_get("created_at")?)?,
-        updated_at: time(row.try_get("updated_at")?)?,
-        version: row.try_get("version")?,
-        checked_at: opt_time(row.try_get("checked_at")?)?,
-    })
 }
 
 /// Regroups one user's trips, inside the caller's write transaction (SQLite

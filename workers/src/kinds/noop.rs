@@ -5,21 +5,17 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use longhaul_jobs::{model::NoopPayload, JobKind};
+use longhaul_jobs::kind::{self, NoopPayload};
 
-use super::{Handler, JobError, JobResult};
-use crate::runtime::JobContext;
+use crate::{context::JobContext, error::JobError, handler::Handler, JobResult};
 
 pub struct Noop;
 
 #[async_trait]
 impl Handler for Noop {
-    fn kind(&self) -> JobKind {
-        JobKind::Noop
-    }
+    type Kind = kind::Noop;
 
-    async fn run(&self, ctx: &JobContext) -> JobResult {
-        let payload: NoopPayload = ctx.payload()?;
+    async fn run(&self, ctx: &JobContext, payload: NoopPayload) -> JobResult {
         if payload.fail_permanently {
             return Err(JobError::permanent("noop asked to fail permanently"));
         }

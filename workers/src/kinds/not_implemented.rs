@@ -5,19 +5,18 @@
 use async_trait::async_trait;
 use longhaul_jobs::JobKind;
 
-use super::{Handler, JobError, JobResult};
-use crate::runtime::JobContext;
+use crate::{context::JobContext, error::JobError, handler::DynHandler, JobResult};
 
 pub struct NotImplemented(pub JobKind);
 
 #[async_trait]
-impl Handler for NotImplemented {
+impl DynHandler for NotImplemented {
     fn kind(&self) -> JobKind {
         self.0
     }
 
-    async fn run(&self, _ctx: &JobContext) -> JobResult {
-        if self.0 == JobKind::VideoCompile {
+    async fn run_job(&self, _ctx: &JobContext) -> JobResult {
+        if self.0 == JobKind::VIDEO_COMPILE {
             return Err(JobError::permanent(
                 "this worker was built without the `video` feature (libav); run video jobs on a worker built with it",
             ));

@@ -24,17 +24,16 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::{stream, StreamExt};
 use longhaul_jobs::{
-    model::ReservationRefreshPayload,
+    kind::{self, ReservationRefreshPayload},
     travel::refresh::{content_hash, shard_keys, AgencyUpdate, PageWrite, ShardItem, ShardTally, SYSTEM_TENANT},
-    JobKind,
 };
 use serde::Serialize;
 
-use super::{Handler, JobError, JobResult};
 use crate::{
     agency::{Agencies, Agency, AgencyError, Fetched, Lookup},
     runtime::JobContext,
 };
+use crate::{Handler, JobError, JobResult};
 
 /// How a refresh runs.
 #[derive(Debug, Clone)]
@@ -89,16 +88,10 @@ struct Summary {
 
 #[async_trait]
 impl Handler for ReservationRefresh {
-    fn kind(&self) -> JobKind {
-        JobKind::ReservationRefresh
-    }
+    type Kind = kind::ReservationRefresh;
 
-    async fn run(&self, ctx: &JobContext) -> JobResult {
-        let payload: ReservationRefreshPayload = ctx.payload()?;
-        let (shard, shards) = (payload.shard.unwrap_or(0), payload.shards.unwrap_or(1));
-        if shards == 0 || shard >= shards || shards > ReservationRefreshPayload::MAX_SHARDS {
-            return Err(JobError::permanent(format!("shard {shard} of {shards} does not exist")));
-        }
+    async fn run(&self, ctx: &JobContext, payload: ReservationRefreshPayload) -> JobResult {
+        let (shard, shards) = payload.shard_of().map_err(|err| JobError::permanent(err.to_string()))?;
         let keys = shard_keys(shard, shards);
         // The planner's shards cover every tenant; an admin's refresh only
         // the admin's own.

@@ -23,50 +23,42 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Utc};
 use longhaul_jobs::{
+    kind::{self, Music, VideoCompilePayload},
     media::{Media, MediaStatus, MAX_MEDIA_BYTES},
-    model::{Scope, VideoCompilePayload},
+    model::Scope,
     objects::DynObjectStore,
     travel::Trip,
-    JobKind,
 };
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Handler, JobError, JobResult};
 use crate::{
-    runtime::JobContext,
-    video::{
-        self, film::describe, Aspect, Card, FilmError, FilmSpec, PhotoSource, PhotoSpec, Skipped, Timing, Watch, X264,
-    },
+    video::{self, film::describe, Card, FilmError, FilmSpec, PhotoSource, PhotoSpec, Skipped, Timing, Watch, X264},
+    Handler, JobContext, JobError, JobResult,
 };
 
 /// The most photos one film shows: about 10 minutes.
 pub const MAX_PHOTOS: usize = 300;
 
 /// The soundtrack when the payload names none.
-pub const DEFAULT_MUSIC: &str = "daybreak";
+pub const DEFAULT_MUSIC: Music = Music::Daybreak;
 
 pub struct VideoCompile;
 
 #[async_trait]
 impl Handler for VideoCompile {
-    fn kind(&self) -> JobKind {
-        JobKind::VideoCompile
-    }
+    type Kind = kind::VideoCompile;
 
-    async fn run(&self, ctx: &JobContext) -> JobResult {
-        let payload: VideoCompilePayload = ctx.payload()?;
-        let aspect = Aspect::parse(&payload.aspect).ok_or_else(|| {
-            JobError::permanent(format!("aspect must be \"9:16\" or \"16:9\", not {:?}", payload.aspect))
-        })?;
-        let music_name = payload.music.clone().unwrap_or_else(|| DEFAULT_MUSIC.to_owned());
-        let music = match music_name.as_str() {
-            "none" => None,
-            name => Some(
+    async fn run(&self, ctx: &JobContext, payload: VideoCompilePayload) -> JobResult {
+        let aspect = payload.aspect;
+        let track = payload.music.unwrap_or(DEFAULT_MUSIC).track();
+        let music = match track {
+            Some(name) => Some(
                 video::music(name).ok_or_else(|| JobError::permanent(format!("there is no music called {name:?}")))?,
             ),
+            None => None,
         };
         let objects = ctx.objects()?.clone();
         let scope = Scope::User { tenant_id: ctx.job.tenant_id.clone(), user_id: ctx.job.user_id.clone() };
@@ -158,9 +150,9 @@ impl Handler for VideoCompile {
             Err(join) => return Err(JobError::retryable(format!("the video encoder stopped: {join}"))),
         };
         ctx.set_progress(99).await;
-        let name = format!("video-{}-{}.mp4", payload.year, aspect_slug(aspect));
+        let name = format!("video-{}-{}.mp4", payload.year, aspect.slug());
         ctx.put_artifact_file(&name, "video/mp4", &out).await?;
-        let thumbnail = format!("video-{}-{}.jpg", payload.year, aspect_slug(aspect));
+        let thumbnail = format!("video-{}-{}.jpg", payload.year, aspect.slug());
         let thumbnail_bytes = film.thumbnail.len();
         ctx.put_artifact_bytes(&thumbnail, "image/jpeg", film.thumbnail.into()).await?;
         skipped.extend(film.skipped);
@@ -172,19 +164,12 @@ impl Handler for VideoCompile {
             "fps": film.fps,
             "frames": film.frames,
             "duration_seconds": film.seconds,
-            "music": music.map(|_| music_name),
+            "music": track,
             "photos": film.shown.len(),
             "skipped": skipped,
             "files": [name, thumbnail],
             "thumbnail_bytes": thumbnail_bytes,
         })))
-    }
-}
-
-fn aspect_slug(aspect: Aspect) -> &'static str {
-    match aspect {
-        Aspect::Portrait => "9x16",
-        Aspect::Landscape => "16x9",
     }
 }
 

@@ -5,7 +5,6 @@
 //! [`Runtime::shutdown`] stops receiving, lets in-flight jobs finish within the
 //! grace period, releases the rest, and returns when everything has stopped.
 
-mod context;
 mod pool;
 mod presence;
 mod retry;
@@ -22,11 +21,11 @@ use longhaul_jobs::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use context::{CancelReason, Cancellation, JobContext};
+pub use crate::context::{CancelReason, Cancellation, JobContext};
 pub use presence::REPORT_INTERVAL;
 pub use retry::RetryPolicy;
 
-use crate::kinds::Registry;
+use crate::handler::Registry;
 
 /// How a worker process runs. Every field has a production default; the CLI
 /// fills them from flags and `LONGHAUL_*` variables.

@@ -35,11 +35,12 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{
+use super::WorkerConfig;
+use crate::{
     context::{CancelReason, Cancellation, JobContext},
-    WorkerConfig,
+    error::JobError,
+    handler::Registry,
 };
-use crate::kinds::{JobError, Registry};
 
 /// Most outcomes committed in one statement.
 const COMMIT_BATCH: usize = 1_000;
@@ -344,7 +345,7 @@ async fn run_attempt(
                     objects: lanes.objects.clone(),
                     artifacts: Default::default(),
                 };
-                let run = AssertUnwindSafe(handler.run(&ctx)).catch_unwind();
+                let run = AssertUnwindSafe(handler.run_job(&ctx)).catch_unwind();
                 let result = tokio::select! {
                     outcome = run => outcome.unwrap_or_else(|panic| Err(JobError::retryable(format!(
                         "the handler panicked: {}", panic_message(&panic)

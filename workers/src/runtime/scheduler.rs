@@ -8,7 +8,10 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use longhaul_jobs::{model::EmailPollPayload, DynStore, JobKind, NewJob};
+use longhaul_jobs::{
+    kind::{EmailPoll, EmailPollPayload},
+    DynStore, NewJob,
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -35,8 +38,8 @@ async fn enqueue_due_polls(store: &DynStore, config: &WorkerConfig) -> longhaul_
     let jobs: Vec<NewJob> = due
         .iter()
         .filter_map(|poll| {
-            let payload = serde_json::to_value(EmailPollPayload { account_id: poll.account_id.to_string() }).ok()?;
-            Some(NewJob::new(poll.tenant_id.clone(), poll.user_id.clone(), JobKind::EmailPoll, payload))
+            let payload = EmailPollPayload { account_id: poll.account_id };
+            NewJob::of::<EmailPoll>(poll.tenant_id.clone(), poll.user_id.clone(), &payload).ok()
         })
         .collect();
     store.insert_jobs(&jobs).await?;

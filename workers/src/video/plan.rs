@@ -2,39 +2,7 @@
 //! Everything here is arithmetic, so that a test or a bench can say how long
 //! a film must be without making one.
 
-/// The two shapes a film comes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aspect {
-    /// 9:16, 1080×1920: a phone held upright, stories and reels.
-    Portrait,
-    /// 16:9, 1920×1080: a television or a laptop.
-    Landscape,
-}
-
-impl Aspect {
-    pub fn parse(text: &str) -> Option<Aspect> {
-        match text {
-            "9:16" => Some(Aspect::Portrait),
-            "16:9" => Some(Aspect::Landscape),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Aspect::Portrait => "9:16",
-            Aspect::Landscape => "16:9",
-        }
-    }
-
-    /// Width and height in pixels; both even, as 4:2:0 needs.
-    pub fn size(self) -> (u32, u32) {
-        match self {
-            Aspect::Portrait => (1080, 1920),
-            Aspect::Landscape => (1920, 1080),
-        }
-    }
-}
+pub use longhaul_jobs::kind::Aspect;
 
 /// How long each part of the film lasts, in frames.
 ///

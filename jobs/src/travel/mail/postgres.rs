@@ -1,10 +1,11 @@
 //! Mail accounts on PostgreSQL.
 
+use super::{account_from_row, sealed_from_row};
+use crate::travel::reservation_from_row;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
-use sqlx::{postgres::PgRow, PgConnection, QueryBuilder, Row};
+use sqlx::{PgConnection, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
@@ -13,49 +14,15 @@ use super::{
 };
 use crate::{
     model::Scope,
-    store::{parse_enum, postgres::push_scope, AttemptRef, PgStore, Result, StoreError},
+    store::{postgres::push_scope, AttemptRef, PgStore, Result, StoreError},
     travel::{
-        postgres::{record_change, regroup, reservation_from_row, RESERVATION_COLUMNS},
+        postgres::{record_change, regroup, RESERVATION_COLUMNS},
         ChangeOrigin, ReservationSource,
     },
 };
 
 const ACCOUNT_COLUMNS: &str = "id, tenant_id, user_id, imap_host, imap_port, tls, username, auth, allowed_senders, \
      dkim, status, last_error, messages_seen, reservations_found, last_polled_at, next_poll_at, created_at, updated_at";
-
-fn account_from_row(row: &PgRow) -> Result<MailAccount> {
-    let port: i32 = row.try_get("imap_port")?;
-    Ok(MailAccount {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        imap_host: row.try_get("imap_host")?,
-        imap_port: u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("imap_port {port}")))?,
-        tls: parse_enum(row.try_get::<&str, _>("tls")?, "mail tls")?,
-        username: row.try_get("username")?,
-        auth: parse_enum(row.try_get::<&str, _>("auth")?, "mail auth")?,
-        allowed_senders: serde_json::from_value(row.try_get::<Value, _>("allowed_senders")?)
-            .map_err(|err| StoreError::Corrupt(format!("allowed_senders: {err}")))?,
-        dkim: parse_enum(row.try_get::<&str, _>("dkim")?, "dkim policy")?,
-        status: parse_enum(row.try_get::<&str, _>("status")?, "mail account status")?,
-        last_error: row.try_get("last_error")?,
-        messages_seen: row.try_get("messages_seen")?,
-        reservations_found: row.try_get("reservations_found")?,
-        last_polled_at: row.try_get("last_polled_at")?,
-        next_poll_at: row.try_get("next_poll_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn sealed_from_row(row: &PgRow) -> Result<Sealed> {
-    Ok(Sealed {
-        key_id: row.try_get("secret_key_id")?,
-        data_key: row.try_get("secret_data_key")?,
-        nonce: row.try_get("secret_nonce")?,
-        ciphertext: row.try_get("secret")?,
-    })
-}
 
 fn uid(value: Option<i64>, column: &str) -> Result<Option<u32>> {
     value.map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column} {v}")))).transpose()

@@ -2,10 +2,12 @@
 //! Writes run in `BEGIN IMMEDIATE` transactions: SQLite has one writer, so
 //! the account's row needs no lock of its own.
 
+use super::{account_from_row, sealed_from_row};
+use crate::travel::reservation_from_row;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::{
@@ -15,12 +17,11 @@ use super::{
 use crate::{
     model::Scope,
     store::{
-        parse_enum,
-        sqlite::{json, now_ms, opt_time, push_scope, time},
+        sqlite::{now_ms, push_scope},
         AttemptRef, Result, SqliteStore, StoreError,
     },
     travel::{
-        sqlite::{record_change, regroup, reservation_from_row, RESERVATION_COLUMNS},
+        sqlite::{record_change, regroup, RESERVATION_COLUMNS},
         ChangeOrigin, ReservationSource,
     },
 };
@@ -30,40 +31,6 @@ const ACCOUNT_COLUMNS: &str = "id, tenant_id, user_id, imap_host, imap_port, tls
 
 fn uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|err| StoreError::Corrupt(format!("id `{text}`: {err}")))
-}
-
-fn account_from_row(row: &SqliteRow) -> Result<MailAccount> {
-    let port: i64 = row.try_get("imap_port")?;
-    Ok(MailAccount {
-        id: uuid(row.try_get("id")?)?,
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("user_id")?,
-        imap_host: row.try_get("imap_host")?,
-        imap_port: u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("imap_port {port}")))?,
-        tls: parse_enum(row.try_get::<&str, _>("tls")?, "mail tls")?,
-        username: row.try_get("username")?,
-        auth: parse_enum(row.try_get::<&str, _>("auth")?, "mail auth")?,
-        allowed_senders: serde_json::from_value(json(row.try_get("allowed_senders")?, "allowed_senders")?)
-            .map_err(|err| StoreError::Corrupt(format!("allowed_senders: {err}")))?,
-        dkim: parse_enum(row.try_get::<&str, _>("dkim")?, "dkim policy")?,
-        status: parse_enum(row.try_get::<&str, _>("status")?, "mail account status")?,
-        last_error: row.try_get("last_error")?,
-        messages_seen: row.try_get("messages_seen")?,
-        reservations_found: row.try_get("reservations_found")?,
-        last_polled_at: opt_time(row.try_get("last_polled_at")?)?,
-        next_poll_at: time(row.try_get("next_poll_at")?)?,
-        created_at: time(row.try_get("created_at")?)?,
-        updated_at: time(row.try_get("updated_at")?)?,
-    })
-}
-
-fn sealed_from_row(row: &SqliteRow) -> Result<Sealed> {
-    Ok(Sealed {
-        key_id: row.try_get("secret_key_id")?,
-        data_key: row.try_get("secret_data_key")?,
-        nonce: row.try_get("secret_nonce")?,
-        ciphertext: row.try_get("secret")?,
-    })
 }
 
 fn uid(value: Option<i64>, column: &str) -> Result<Option<u32>> {

@@ -81,17 +81,13 @@ impl SweepStart {
         self.enqueue
             .iter()
             .filter_map(|&(shard, job_id)| {
-                let payload = crate::model::ReservationRefreshPayload {
+                let payload = crate::kind::ReservationRefreshPayload {
                     sweep_id: Some(self.sweep_id),
                     shard: Some(shard),
                     shards: Some(self.shards),
                 };
-                let mut job = crate::NewJob::new(
-                    SYSTEM_TENANT,
-                    SYSTEM_USER,
-                    crate::JobKind::ReservationRefresh,
-                    serde_json::to_value(payload).ok()?,
-                );
+                let mut job =
+                    crate::NewJob::of::<crate::kind::ReservationRefresh>(SYSTEM_TENANT, SYSTEM_USER, &payload).ok()?;
                 job.id = job_id;
                 Some(job)
             })

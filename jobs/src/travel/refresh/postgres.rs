@@ -1,6 +1,7 @@
 //! The sweep's storage on PostgreSQL: batched, one statement per kind of
 //! write (UNNEST of arrays), one transaction per page.
 
+use crate::travel::reservation_from_row;
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use super::{
 use crate::{
     notify::event_types::RESERVATION_CHANGED,
     store::{postgres::attempt_holds, AttemptRef, PgStore, Result},
-    travel::postgres::{regroup, reservation_from_row, RESERVATION_COLUMNS},
+    travel::postgres::{regroup, RESERVATION_COLUMNS},
 };
 
 /// A change the page applies, gathered for the batched statements.

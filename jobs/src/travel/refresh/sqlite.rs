@@ -2,6 +2,7 @@
 //! row inside one write transaction per page (SQLite has one writer, and
 //! no arrays to unnest).
 
+use crate::travel::reservation_from_row;
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
@@ -20,7 +21,7 @@ use crate::{
         sqlite::{attempt_holds, ms, now_ms, opt_time, time},
         AttemptRef, Result, SqliteStore,
     },
-    travel::sqlite::{regroup, reservation_from_row, uuid, RESERVATION_COLUMNS},
+    travel::sqlite::{regroup, uuid, RESERVATION_COLUMNS},
 };
 
 #[async_trait]

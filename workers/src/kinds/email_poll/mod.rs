@@ -40,12 +40,11 @@ use std::{sync::Arc, time::Duration};
 use async_imap::imap_proto::{BodyStructure, ContentEncoding, SectionPath};
 use async_trait::async_trait;
 use longhaul_jobs::{
-    model::EmailPollPayload,
+    kind::{self, EmailPollPayload},
     travel::mail::{
         Envelope, FoundReservation, MailSecret, PollEnd, PollGrant, PollSchedule, PollStart, SyncBatch, SyncPosition,
         SECRET_KEYS_VAR,
     },
-    JobKind,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -54,8 +53,8 @@ use uuid::Uuid;
 pub use guard::ImapLimits;
 pub use imap::Transcript;
 
-use super::{Handler, JobError, JobResult};
 use crate::runtime::JobContext;
+use crate::{Handler, JobError, JobResult};
 
 /// How long a poll holds its account: longer than the kind's timeout, so
 /// that a hold only outlives its poll when the worker died.
@@ -189,14 +188,10 @@ struct PollReport {
 
 #[async_trait]
 impl Handler for EmailPoll {
-    fn kind(&self) -> JobKind {
-        JobKind::EmailPoll
-    }
+    type Kind = kind::EmailPoll;
 
-    async fn run(&self, ctx: &JobContext) -> JobResult {
-        let payload: EmailPollPayload = ctx.payload()?;
-        let account_id = Uuid::parse_str(payload.account_id.trim())
-            .map_err(|_| JobError::permanent(format!("`{}` is not a mail account id", payload.account_id)))?;
+    async fn run(&self, ctx: &JobContext, payload: EmailPollPayload) -> JobResult {
+        let account_id = payload.account_id;
         let secrets = self.settings.secrets.as_ref().ok_or_else(|| {
             JobError::permanent(format!(
                 "this worker has no key to open mail credentials with: set {SECRET_KEYS_VAR} as on the API"

@@ -10,7 +10,7 @@ use longhaul_jobs::{
 };
 use tempfile::NamedTempFile;
 
-use crate::{kinds::JobError, runtime::JobContext};
+use crate::{JobContext, JobError};
 
 /// Reservations read per query.
 const PAGE: u32 = 1_000;

@@ -1,6 +1,7 @@
 //! Dates, numbers and words of a report, in `en` or `pt-BR`.
 
 use chrono::{DateTime, Datelike, Utc};
+use longhaul_jobs::kind::ReportLocale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Locale {
@@ -8,16 +9,16 @@ pub enum Locale {
     PtBr,
 }
 
-impl Locale {
-    /// The payload's locale; English when absent.
-    pub fn parse(tag: Option<&str>) -> Result<Locale, String> {
-        match tag.map(str::trim) {
-            None | Some("") | Some("en") | Some("en-US") | Some("en-GB") => Ok(Locale::En),
-            Some("pt-BR") | Some("pt") => Ok(Locale::PtBr),
-            Some(other) => Err(format!("unknown locale `{other}`; expected en or pt-BR")),
+impl From<ReportLocale> for Locale {
+    fn from(locale: ReportLocale) -> Locale {
+        match locale {
+            ReportLocale::En => Locale::En,
+            ReportLocale::PtBr => Locale::PtBr,
         }
     }
+}
 
+impl Locale {
     /// 89694 → "89,694" (en) or "89.694" (pt-BR).
     pub fn number(self, value: i64) -> String {
         let digits = value.unsigned_abs().to_string();
@@ -280,12 +281,5 @@ mod tests {
         assert_eq!(Locale::En.percent(5, 5), "100.0%");
         assert_eq!(Locale::PtBr.percent(123_456, 10_000), "1.234,6%");
         assert_eq!(Locale::En.percent(3, 0), "–");
-    }
-
-    #[test]
-    fn unknown_locales_are_refused() {
-        assert_eq!(Locale::parse(None), Ok(Locale::En));
-        assert_eq!(Locale::parse(Some("pt-BR")), Ok(Locale::PtBr));
-        assert!(Locale::parse(Some("klingon")).is_err());
     }
 }

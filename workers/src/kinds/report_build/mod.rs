@@ -20,46 +20,27 @@ mod pdf;
 use locale::Locale;
 
 use async_trait::async_trait;
-use longhaul_jobs::{model::ReportBuildPayload, travel::month_bounds, JobKind};
+use longhaul_jobs::kind::{self, ReportBuildPayload, ReportFormat, ReportRequest};
 use serde_json::json;
 
-use super::{Handler, JobError, JobResult};
-use crate::runtime::JobContext;
+use crate::{Handler, JobContext, JobError, JobResult};
 
 pub struct ReportBuild;
 
-const FORMATS: [&str; 3] = ["pdf", "csv", "json"];
-
 #[async_trait]
 impl Handler for ReportBuild {
-    fn kind(&self) -> JobKind {
-        JobKind::ReportBuild
-    }
+    type Kind = kind::ReportBuild;
 
-    async fn run(&self, ctx: &JobContext) -> JobResult {
-        let payload: ReportBuildPayload = ctx.payload()?;
-        let formats: Vec<String> = match &payload.formats {
-            Some(formats) if !formats.is_empty() => formats.clone(),
-            _ => FORMATS.iter().map(|f| (*f).to_owned()).collect(),
-        };
-        match payload.report.as_str() {
-            "year_summary" => {
-                let year = payload.year.ok_or_else(|| JobError::permanent("year_summary needs a year"))?;
-                let locale = Locale::parse(payload.locale.as_deref()).map_err(JobError::permanent)?;
-                year_summary(ctx, year, &formats, locale).await
-            }
-            "vendor_analytics" => {
-                let month = payload.month.ok_or_else(|| JobError::permanent("vendor_analytics needs a month"))?;
-                month_bounds(&month).map_err(|err| JobError::permanent(err.to_string()))?;
-                let locale = Locale::parse(payload.locale.as_deref()).map_err(JobError::permanent)?;
-                vendor_analytics(ctx, &month, &formats, locale).await
-            }
-            other => Err(JobError::permanent(format!("unknown report `{other}`"))),
+    async fn run(&self, ctx: &JobContext, payload: ReportBuildPayload) -> JobResult {
+        let (formats, locale) = (payload.formats(), Locale::from(payload.locale()));
+        match payload.request().map_err(|err| JobError::permanent(err.to_string()))? {
+            ReportRequest::YearSummary { year } => year_summary(ctx, year, &formats, locale).await,
+            ReportRequest::VendorAnalytics { month } => vendor_analytics(ctx, month.as_str(), &formats, locale).await,
         }
     }
 }
 
-async fn year_summary(ctx: &JobContext, year: i32, formats: &[String], locale: Locale) -> JobResult {
+async fn year_summary(ctx: &JobContext, year: i32, formats: &[ReportFormat], locale: Locale) -> JobResult {
     let (tenant, user) = (&ctx.job.tenant_id, &ctx.job.user_id);
     let summary = ctx
         .store
@@ -68,14 +49,14 @@ async fn year_summary(ctx: &JobContext, year: i32, formats: &[String], locale: L
         .map_err(|err| JobError::retryable(format!("cannot count the year: {err}")))?;
     ctx.set_progress(20).await;
     let mut artifacts = Vec::new();
-    if formats.iter().any(|f| f == "pdf") {
+    if formats.contains(&ReportFormat::Pdf) {
         let bytes = pdf::year_summary(&summary, user, locale)
             .map_err(|err| JobError::permanent(format!("cannot typeset the PDF report: {err}")))?;
         let name = format!("year-summary-{year}.pdf");
         ctx.put_artifact_bytes(&name, "application/pdf", bytes.into()).await?;
         artifacts.push(name);
     }
-    if formats.iter().any(|f| f == "json") {
+    if formats.contains(&ReportFormat::Json) {
         let document = json!({
             "report": "year_summary",
             "year": year,
@@ -90,7 +71,7 @@ async fn year_summary(ctx: &JobContext, year: i32, formats: &[String], locale: L
         artifacts.push(name);
     }
     ctx.set_progress(40).await;
-    if formats.iter().any(|f| f == "csv") {
+    if formats.contains(&ReportFormat::Csv) {
         let name = format!("year-summary-{year}.csv");
         let file = csv_export::year_reservations(ctx, year).await?;
         ctx.put_artifact_file(&name, "text/csv; charset=utf-8", file.path()).await?;
@@ -105,7 +86,7 @@ async fn year_summary(ctx: &JobContext, year: i32, formats: &[String], locale: L
     })))
 }
 
-async fn vendor_analytics(ctx: &JobContext, month: &str, formats: &[String], locale: Locale) -> JobResult {
+async fn vendor_analytics(ctx: &JobContext, month: &str, formats: &[ReportFormat], locale: Locale) -> JobResult {
     let tenant = &ctx.job.tenant_id;
     let analytics = ctx
         .store
@@ -114,14 +95,14 @@ async fn vendor_analytics(ctx: &JobContext, month: &str, formats: &[String], loc
         .map_err(|err| JobError::retryable(format!("cannot count the month: {err}")))?;
     ctx.set_progress(50).await;
     let mut artifacts = Vec::new();
-    if formats.iter().any(|f| f == "pdf") {
+    if formats.contains(&ReportFormat::Pdf) {
         let bytes = pdf::vendor_analytics(&analytics, tenant, locale)
             .map_err(|err| JobError::permanent(format!("cannot typeset the PDF report: {err}")))?;
         let name = format!("vendor-analytics-{month}.pdf");
         ctx.put_artifact_bytes(&name, "application/pdf", bytes.into()).await?;
         artifacts.push(name);
     }
-    if formats.iter().any(|f| f == "json") {
+    if formats.contains(&ReportFormat::Json) {
         let document = json!({
             "report": "vendor_analytics",
             "month": month,
@@ -136,7 +117,7 @@ async fn vendor_analytics(ctx: &JobContext, month: &str, formats: &[String], loc
         ctx.put_artifact_bytes(&name, "application/json", bytes.into()).await?;
         artifacts.push(name);
     }
-    if formats.iter().any(|f| f == "csv") {
+    if formats.contains(&ReportFormat::Csv) {
         let bytes = csv_export::vendor_rows(&analytics.rows)?;
         let name = format!("vendor-analytics-{month}.csv");
         ctx.put_artifact_bytes(&name, "text/csv; charset=utf-8", bytes.into()).await?;

@@ -11,10 +11,9 @@ use longhaul_jobs::{
     store::{AttemptRef, NewArtifact},
     DynStore, Job,
 };
-use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::kinds::JobError;
+use crate::error::JobError;
 
 /// How long an artifact upload keeps trying while the object store fails in
 /// a way that may pass, before the attempt fails.
@@ -73,13 +72,6 @@ pub struct JobContext {
 impl JobContext {
     pub fn attempt(&self) -> AttemptRef {
         AttemptRef::of(&self.job)
-    }
-
-    /// The payload as the kind's type. A payload that does not fit is a
-    /// permanent error: it will not fit any better next time.
-    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, JobError> {
-        T::deserialize(&self.job.payload)
-            .map_err(|err| JobError::permanent(format!("invalid {} payload: {err}", self.job.kind)))
     }
 
     /// The object store, or the permanent error of a worker that has none.

@@ -22,14 +22,12 @@ use std::{
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
-use longhaul_jobs::{store::JobFilter, DynStore, JobKind, Lane, NewJob, Scope};
-use longhaul_workers::{kinds::JobResult, runtime::Services, Handler, JobContext, Registry, Runtime, WorkerConfig};
+use longhaul_jobs::{kind::NoopPayload, store::JobFilter, DynStore, JobKind, Lane, NewJob, Scope};
+use longhaul_workers::{runtime::Services, Handler, JobContext, JobResult, Registry, Runtime, WorkerConfig};
 use serde_json::{json, Value};
 
-use crate::{
-    bench::{percentile, round3, BenchDb, SqsBench},
-    cli::BenchArgs,
-};
+use super::{percentile, round3, Backend, BenchDb, SqsBench};
+use crate::cli::BenchArgs;
 
 const TENANT_A: &str = "tenant-a";
 const TENANT_B: &str = "tenant-b";
@@ -52,11 +50,9 @@ struct Watched {
 
 #[async_trait]
 impl Handler for Watched {
-    fn kind(&self) -> JobKind {
-        JobKind::Noop
-    }
+    type Kind = longhaul_jobs::kind::Noop;
 
-    async fn run(&self, ctx: &JobContext) -> JobResult {
+    async fn run(&self, ctx: &JobContext, payload: NoopPayload) -> JobResult {
         let tenant = ctx.job.tenant_id.clone();
         let now_running = {
             let mut running = self.watch.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -72,7 +68,7 @@ impl Handler for Watched {
             self.watch.a_started_when_b_done.fetch_max(a_started, Ordering::SeqCst);
             self.watch.b_started.fetch_add(1, Ordering::SeqCst);
         }
-        let result = longhaul_workers::kinds::Noop.run(ctx).await;
+        let result = Handler::run(&longhaul_workers::kinds::Noop, ctx, payload).await;
         let mut running = self.watch.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(count) = running.get_mut(&tenant) {
             *count = count.saturating_sub(1);
@@ -82,7 +78,7 @@ impl Handler for Watched {
 }
 
 fn job(tenant: &str, job_ms: u64) -> NewJob {
-    NewJob::new(tenant, "bench", JobKind::Noop, json!({ "sleep_ms": job_ms }))
+    NewJob::new(tenant, "bench", JobKind::NOOP, json!({ "sleep_ms": job_ms }))
 }
 
 /// Polls `done` every 5 ms until it holds, for at most `limit`.
@@ -97,10 +93,10 @@ async fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) -> any
     Ok(())
 }
 
-pub async fn run(args: &BenchArgs, run: usize) -> anyhow::Result<Value> {
-    let (db, store, queue) = match args.backend.as_str() {
-        "sqs" => {
-            let SqsBench { db, store, queue } = SqsBench::create(args, run).await?;
+async fn one_run(args: &BenchArgs, run: usize) -> anyhow::Result<Value> {
+    let (db, store, queue) = match args.backend {
+        Backend::Sqs => {
+            let SqsBench { db, store, queue, .. } = SqsBench::create(args, run).await?;
             (db, store, Some(queue))
         }
         _ => {
@@ -206,4 +202,26 @@ async fn measure(
         "b_pickup_max_ms": round3(pickup_ms.last().copied().unwrap_or(0.0)),
         "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
+}
+
+pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    for run in 1..=args.runs.max(1) {
+        let result = one_run(args, run).await?;
+        eprintln!(
+            "longhaul fairness {} run {run}: tenant B's {} jobs all started when tenant A had started {} of \
+             its {} ({}%); B's pickup p50 {} ms, p99 {} ms; A ran at most {} at once (cap {} of {} slots)",
+            args.backend,
+            result["late_jobs"],
+            result["a_started_when_b_done"],
+            result["backlog_jobs"],
+            result["a_done_pct_when_b_done"],
+            result["b_pickup_p50_ms"],
+            result["b_pickup_p99_ms"],
+            result["a_max_running"],
+            result["tenant_cap"],
+            result["slots"],
+        );
+        println!("{result}");
+    }
+    Ok(())
 }

@@ -147,7 +147,7 @@ fn cli_command(files: &[PathBuf], timing: &Timing, x264: &X264, aspect: Aspect, 
     command
 }
 
-pub async fn run(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+async fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let aspect =
         Aspect::parse(&args.aspect).with_context(|| format!("--aspect must be 9:16 or 16:9, not {}", args.aspect))?;
     let dir = args.photos_dir.clone().unwrap_or_else(|| PathBuf::from("assets/photos"));
@@ -234,4 +234,22 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         std::fs::copy(&theirs, keep.join("ffmpeg-cli.mp4"))?;
     }
     Ok(result)
+}
+
+pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let result = measure(args).await?;
+    eprintln!(
+        "longhaul video ({} photos, {}, {} fps, {} frames): longhaul {} s, ffmpeg CLI {} s, ratio {}; peak RSS longhaul {} MiB, ffmpeg CLI {} MiB",
+        result["photos"],
+        result["aspect"],
+        result["fps"],
+        result["frames"],
+        result["longhaul_s"],
+        result["ffmpeg_cli_s"],
+        result["ratio"],
+        result["longhaul_peak_rss_mib"],
+        result["ffmpeg_cli_peak_rss_mib"],
+    );
+    println!("{result}");
+    Ok(())
 }

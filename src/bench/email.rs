@@ -19,12 +19,12 @@ use std::{
 
 use anyhow::{bail, Context};
 use longhaul_jobs::{
-    model::{JobKind, NewJob, Scope},
+    model::{NewJob, Scope},
     notify::LogNotifier,
     queue::EmbeddedQueue,
     store::InsertOutcome,
     travel::mail::{DkimPolicy, Envelope, LocalKeys, MailSecret, MailTls, NewMailAccount},
-    DynStore, Job, Lane,
+    DynStore, Job, JobKind, Lane,
 };
 use longhaul_workers::{
     kinds::{email_poll::message::extract_message, EmailPoll, MailSettings},
@@ -64,7 +64,7 @@ fn senders(messages: &[(String, Vec<u8>)]) -> Vec<String> {
     domains
 }
 
-pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
+async fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
     let dir = args.corpus.clone().unwrap_or_else(|| PathBuf::from("tests/fixtures/email"));
     let messages = corpus(&dir)?;
     let bytes: usize = messages.iter().map(|(_, raw)| raw.len()).sum();
@@ -180,7 +180,7 @@ async fn imap_polls(addr: &str, password: &str, messages: &[(String, Vec<u8>)]) 
 }
 
 async fn poll(store: &DynStore, user: &str, account: Uuid) -> anyhow::Result<(Job, f64)> {
-    let job = NewJob::new("bench", user, JobKind::EmailPoll, json!({ "account_id": account.to_string() }));
+    let job = NewJob::new("bench", user, JobKind::EMAIL_POLL, json!({ "account_id": account.to_string() }));
     let InsertOutcome::Created(job) = store.insert_job(job).await? else { bail!("the poll job was not created") };
     let started = Instant::now();
     loop {
@@ -201,4 +201,18 @@ async fn poll(store: &DynStore, user: &str, account: Uuid) -> anyhow::Result<(Jo
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let result = measure(args).await?;
+    eprintln!(
+        "longhaul email: parse+extract {} messages/s ({} µs/message, {} MiB/s) over {} messages; idle poll: {}",
+        result["parse_extract_messages_per_s"],
+        result["parse_extract_us_per_message"],
+        result["parse_extract_mib_per_s"],
+        result["corpus_messages"],
+        result["imap"]["idle_poll"]["imap_commands"],
+    );
+    println!("{result}");
+    Ok(())
 }

@@ -39,10 +39,8 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use crate::{
-    bench::{round3, BenchDb},
-    cli::BenchArgs,
-};
+use super::{round3, Backend, BenchDb};
+use crate::cli::BenchArgs;
 
 /// The simulator, stopped when dropped.
 struct Simulator {
@@ -181,8 +179,8 @@ struct Measured {
     machine_busy_s: f64,
 }
 
-pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
-    if args.backend != "postgres" {
+async fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
+    if args.backend != Backend::Postgres {
         bail!("the refresh bench runs on PostgreSQL (--backend postgres)");
     }
     let total = args.reservations.unwrap_or(1_000_000) as u64;
@@ -234,10 +232,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Value> {
         let Some(latest) = store.sweeps(1).await?.into_iter().next() else { continue };
         match &current {
             None if !measured.iter().any(|m| m.report.id == latest.id) => {
-                current = Some((latest.id, own_cpu_seconds(), simulator.cpu_seconds(), crate::bench::cpu_times()));
+                current = Some((latest.id, own_cpu_seconds(), simulator.cpu_seconds(), super::cpu_times()));
             }
             Some((id, cpu, sim_cpu, machine)) if *id == latest.id && latest.status == "finished" => {
-                let machine_busy_s = match (machine, crate::bench::cpu_times()) {
+                let machine_busy_s = match (machine, super::cpu_times()) {
                     (Some((busy0, _)), Some((busy1, _))) => (busy1 - busy0) as f64 / 100.0,
                     _ => 0.0,
                 };
@@ -311,4 +309,10 @@ fn per_million(cpu_s: f64, checks: i64) -> f64 {
         return 0.0;
     }
     cpu_s * 1_000_000.0 / checks as f64
+}
+
+pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let result = measure(args).await?;
+    println!("{result}");
+    Ok(())
 }
