@@ -23,8 +23,12 @@ MACHETE_VERSION=0.9.1
 # that removes twins lowers it in the same commit; code that must add a twin
 # raises it and says why in the commit. Issue 20 started from 245 pairs
 # (239 counted) and aims under 82: the two store backends are most of the
-# rest, and sharing their control flow is its next step.
-DUPLICATES_BUDGET=228
+# rest, and sharing their control flow is its next step. It stands at 234:
+# the row codec took ~500 lines of twins out, but pairs count places, not
+# lines; the *_from_row functions, now once per domain, share the shape of a
+# struct read column by column, and files split by concept show the same
+# trait signatures under more names.
+DUPLICATES_BUDGET=234
 
 # Pairs that are twins by design, as extended regular expressions over a row
 # `Dn a:lines ~ b:lines`:

@@ -308,7 +308,7 @@ pub fn agencies() -> anyhow::Result<longhaul_workers::agency::Agencies> {
     };
     let config = longhaul_workers::agency::config::load(std::path::Path::new(&path))
         .with_context(|| format!("LONGHAUL_AGENCIES_FILE={path}"))?;
-    longhaul_workers::agency::config::build(&config).with_context(|| format!("LONGHAUL_AGENCIES_FILE={path}"))
+    longhaul_workers::agency::build(&config).with_context(|| format!("LONGHAUL_AGENCIES_FILE={path}"))
 }
 
 /// How long polls wait on an IMAP server: `LONGHAUL_MAIL_READ_TIMEOUT_SECS`

@@ -13,6 +13,7 @@ use axum::{extract::State, http::header, response::IntoResponse, routing::get, J
 use backon::{ExponentialBuilder, Retryable};
 use longhaul_api::{auth, problem::Problem, ApiConfig, ReadinessCheck};
 use longhaul_jobs::{
+    database,
     objects::{DynObjectStore, ObjectError},
     queue::{DynQueue, EmbeddedQueue, QueueError, SqsConfig, SqsQueue},
     store::{redact_url, DynDispatchStore, QueueMode, StoreError},
@@ -122,14 +123,13 @@ impl ReadinessCheck for StoreReady {
 /// without an outbox.
 enum Opened {
     Embedded(DynStore),
-    Sqs(DynDispatchStore, SqsConfig),
+    Sqs(DynStore, DynDispatchStore, SqsConfig),
 }
 
 impl Opened {
     fn store(&self) -> DynStore {
         match self {
-            Opened::Embedded(store) => store.clone(),
-            Opened::Sqs(dispatch, _) => dispatch.clone(),
+            Opened::Embedded(store) | Opened::Sqs(store, _, _) => store.clone(),
         }
     }
 }
@@ -148,20 +148,20 @@ async fn open_store(
     let refused = |err: &StoreError| !(server && err.is_unavailable());
     let opened = match queue {
         config::QueueSettings::Embedded => Opened::Embedded(
-            wait_for("the database", || longhaul_jobs::store::connect(url), refused)
+            wait_for("the database", || database::connect(url), refused)
                 .await
                 .with_context(|| format!("cannot open the database at {}", redact_url(url)))?,
         ),
-        config::QueueSettings::Sqs(sqs) => Opened::Sqs(
-            wait_for("the database", || longhaul_jobs::store::connect_dispatch(url), refused)
+        config::QueueSettings::Sqs(sqs) => {
+            let (store, dispatch) = wait_for("the database", || database::connect_dispatch(url), refused)
                 .await
-                .with_context(|| format!("cannot open the database at {}", redact_url(url)))?,
-            sqs.clone(),
-        ),
+                .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+            Opened::Sqs(store, dispatch, sqs.clone())
+        }
     };
     let (store, mode) = match &opened {
         Opened::Embedded(store) => (store.clone(), QueueMode::Embedded),
-        Opened::Sqs(dispatch, _) => (dispatch.clone() as DynStore, QueueMode::Dispatch),
+        Opened::Sqs(store, _, _) => (store.clone(), QueueMode::Dispatch),
     };
     if migrate {
         store.migrate().await.context("applying migrations")?;
@@ -175,7 +175,7 @@ async fn open_store(
 async fn open_queue(opened: &Opened) -> anyhow::Result<(DynQueue, Vec<Arc<dyn ReadinessCheck>>)> {
     match opened {
         Opened::Embedded(store) => Ok((Arc::new(EmbeddedQueue::new(store.clone())), Vec::new())),
-        Opened::Sqs(dispatch, sqs) => {
+        Opened::Sqs(_, dispatch, sqs) => {
             let queue: DynQueue = Arc::new(SqsQueue::from_env(dispatch.clone(), sqs.clone()).await);
             wait_for("the SQS queues", || queue.ping(), |err| matches!(err, QueueError::Config(_)))
                 .await

@@ -319,7 +319,7 @@ async fn jobs_submitted_while_sqs_is_away_wait_in_the_outbox_and_all_run_when_it
         during.push(deployment.submit(json!({})).await);
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let outbox = longhaul_jobs::store::connect_dispatch(&store.url).await.expect("the outbox");
+    let (_, outbox) = longhaul_jobs::database::connect_dispatch(&store.url).await.expect("the outbox");
     assert_eq!(outbox.dispatch_backlog().await.expect("the outbox"), 30, "every job waits for its message");
     for id in &during {
         assert_eq!(deployment.job(id).await["status"], "queued");

@@ -210,7 +210,7 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/v1/admin/lanes/{lane}/redrive", post(routes::admin::redrive_lane))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        .route("/openapi.json", get(routes::health::openapi_json))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(routes::health::metrics))
         .merge(dashboard::routes())
         .fallback(problem::not_found_fallback)

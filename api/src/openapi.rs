@@ -63,7 +63,7 @@ use crate::{limits::write_class, problem::ProblemDocument, routes, sse, views};
         routes::admin::workers,
         routes::health::healthz,
         routes::health::readyz,
-        routes::health::openapi_json,
+        openapi_json,
         routes::health::metrics,
     ),
     components(schemas(
@@ -186,4 +186,21 @@ fn problem_response(description: &str, retry_after: bool) -> Response {
         response = response.header("Retry-After", header);
     }
     response.build()
+}
+
+/// The OpenAPI 3.1 document of this API, generated from the handlers.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+pub async fn openapi_json() -> impl axum::response::IntoResponse {
+    use axum::{http::header, response::IntoResponse};
+    let document = ApiDoc::openapi();
+    match document.to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialize the OpenAPI document");
+            crate::problem::Problem::internal().into_response()
+        }
+    }
 }

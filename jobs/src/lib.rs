@@ -4,6 +4,7 @@
 pub mod admin;
 #[cfg(feature = "aws")]
 mod aws;
+pub mod database;
 pub mod kind;
 pub mod media;
 pub mod model;
@@ -15,7 +16,8 @@ pub mod store;
 pub mod testing;
 pub mod travel;
 
+pub use database::{connect, DynStore, Store};
 pub use inventory;
 pub use kind::{JobKind, Kind};
 pub use model::{Job, Lane, NewJob, Scope, Status};
-pub use store::{connect, DynStore, Store, StoreError};
+pub use store::{JobStore, StoreError};

@@ -9,7 +9,10 @@ use std::{ops::Deref, sync::Arc};
 
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::store::{DynStore, PgStore, Result, SqliteStore, StoreError};
+use crate::{
+    store::{PgStore, Result, SqliteStore, StoreError},
+    DynStore,
+};
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +62,7 @@ impl TestStore {
                 let dir = tempfile::tempdir().map_err(|err| StoreError::Config(format!("temp dir: {err}")))?;
                 let url = format!("sqlite://{}", dir.path().join("longhaul.db").display());
                 let store = SqliteStore::connect(&url).await?;
-                crate::store::Store::migrate(&store).await?;
+                crate::store::JobStore::migrate(&store).await?;
                 Ok(TestStore {
                     store: Arc::new(store),
                     dispatch: None,
@@ -80,7 +83,7 @@ impl TestStore {
                 admin.execute(format!("CREATE DATABASE {database}").as_str()).await?;
                 let url = with_database(&admin_url, &database);
                 let store = Arc::new(PgStore::connect_with(&url, mode).await?);
-                crate::store::Store::migrate(store.as_ref()).await?;
+                crate::store::JobStore::migrate(store.as_ref()).await?;
                 let dispatch = (mode == crate::store::QueueMode::Dispatch)
                     .then(|| -> crate::store::DynDispatchStore { store.clone() });
                 Ok(TestStore {

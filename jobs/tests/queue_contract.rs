@@ -385,7 +385,40 @@ mod sqs {
         let queue = sqs_queue().await;
         let job = submit(&queue, noop("t1")).await;
         let (client, config) = queue.sqs.as_ref().expect("sqs");
-        // Workers that took the message and died before starting the job.
+        // Workers that took the message and died before starting the job,
+        // round after round: each time the message reaches the receive
+        // limit it is sent afresh, until it has been sent afresh
+        // SQS_MAX_RESENDS times; then it is poison.
+        for round in 0..=longhaul_jobs::queue::SQS_MAX_RESENDS {
+            for _ in 1..config.max_receive_count {
+                let out = client
+                    .receive_message()
+                    .queue_url(lane_url(&queue))
+                    .wait_time_seconds(1)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .expect("receive");
+                assert_eq!(out.messages().len(), 1, "round {round}");
+            }
+            nothing_more(&queue).await;
+            let now = status(&queue, &job).await;
+            if round < longhaul_jobs::queue::SQS_MAX_RESENDS {
+                assert_eq!(now.status, Status::Queued, "lost receives are not the job's fault (round {round})");
+            }
+        }
+        let dead = status(&queue, &job).await;
+        assert_eq!(dead.status, Status::Dead);
+        assert!(dead.error.as_deref().unwrap_or_default().contains("poison"), "{:?}", dead.error);
+        queue.flush().await.expect("dispatch");
+        assert_eq!(dead_letters(&queue).await, Some(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_whose_receives_were_lost_is_sent_afresh_and_its_job_runs() {
+        let queue = sqs_queue().await;
+        let job = submit(&queue, noop("t1")).await;
+        let (client, config) = queue.sqs.as_ref().expect("sqs");
         for _ in 1..config.max_receive_count {
             let out = client
                 .receive_message()
@@ -397,12 +430,17 @@ mod sqs {
                 .expect("receive");
             assert_eq!(out.messages().len(), 1);
         }
+        // At the limit: sent afresh, not started, not killed.
         nothing_more(&queue).await;
-        let dead = status(&queue, &job).await;
-        assert_eq!(dead.status, Status::Dead);
-        assert!(dead.error.as_deref().unwrap_or_default().contains("poison"), "{:?}", dead.error);
-        queue.flush().await.expect("dispatch");
-        assert_eq!(dead_letters(&queue).await, Some(1));
+        assert_eq!(status(&queue, &job).await.status, Status::Queued);
+        // The copy starts the job once, at its first attempt.
+        let got = receive(&queue, 10, 1).await;
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].job.id, got[0].job.attempts), (job.id, 1));
+        assert!(finish(&queue, &got[0], Outcome::Succeeded { result: None, artifacts: Vec::new() }).await);
+        nothing_more(&queue).await;
+        assert_eq!(status(&queue, &job).await.status, Status::Succeeded);
+        assert_eq!(dead_letters(&queue).await, Some(0));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

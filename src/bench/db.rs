@@ -106,8 +106,8 @@ impl SqsBench {
         )?;
         let postgres = BenchArgs { backend: Backend::Postgres, ..args.clone() };
         let db = BenchDb::create(&postgres).await?;
-        let outbox = longhaul_jobs::store::connect_dispatch(db.url()).await?;
-        outbox.migrate().await?;
+        let (store, outbox) = longhaul_jobs::database::connect_dispatch(db.url()).await?;
+        store.migrate().await?;
         let sdk_config = aws_config_from_env().await;
         let client = sqs_client(&sdk_config);
         let prefix = format!("bench-{}-{}-{run}-", args.workload, std::process::id());
@@ -115,7 +115,7 @@ impl SqsBench {
             .await
             .with_context(|| format!("cannot create the bench queues at {endpoint}"))?;
         let queue: longhaul_jobs::queue::DynQueue = Arc::new(SqsQueue::new(outbox.clone(), client, config));
-        Ok(SqsBench { db, store: outbox.clone(), outbox, queue })
+        Ok(SqsBench { db, store, outbox, queue })
     }
 }
 

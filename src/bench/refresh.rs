@@ -30,7 +30,7 @@ use longhaul_jobs::{
     Lane,
 };
 use longhaul_workers::{
-    agency::config::{build, from_json},
+    agency::{build, config::from_json},
     kinds::{RefreshSettings, ReservationRefresh},
     runtime::SweepConfig,
     Registry, Runtime, WorkerConfig,

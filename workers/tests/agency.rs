@@ -366,7 +366,7 @@ async fn agencies_built_from_config_route_by_name_and_alias() {
         sim.base_url("skyways"),
         sim.base_url("grandhotels"),
     );
-    let agencies = config::build(&config::from_json(&json).expect("a config")).expect("agencies");
+    let agencies = longhaul_workers::agency::build(&config::from_json(&json).expect("a config")).expect("agencies");
     let skyways = agencies.for_provider(" skyways airlines").expect("routed by alias");
     let fetched = skyways.fetch(&[lookup("skyways", 9, None)]).await.expect("an answer");
     assert_eq!(fetched, [current(&sim, "skyways", 9)]);
@@ -523,7 +523,7 @@ fn configured(base_url: &str, batch: bool, timeout_ms: u64) -> Arc<dyn Agency> {
     let json = format!(
         r#"{{"providers": [{{"name": "hostile", "base_url": "{base_url}", "timeout_ms": {timeout_ms}, "max_retries": 0{batch_path}}}]}}"#
     );
-    let agencies = config::build(&config::from_json(&json).expect("a config")).expect("agencies");
+    let agencies = longhaul_workers::agency::build(&config::from_json(&json).expect("a config")).expect("agencies");
     Arc::clone(agencies.for_provider("hostile").expect("the agency"))
 }
 

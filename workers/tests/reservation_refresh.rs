@@ -20,7 +20,7 @@ use longhaul_jobs::{
     Job, JobKind, Lane, NewJob, Scope, Status,
 };
 use longhaul_workers::{
-    agency::config::{build, from_json},
+    agency::{build, config::from_json},
     kinds::{RefreshSettings, ReservationRefresh},
     runtime::{RetryPolicy, Services, SweepConfig},
     Registry, Runtime, WorkerConfig,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use axum::{extract::State, http::header, response::IntoResponse, Json};
 use longhaul_jobs::DynStore;
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use crate::{
     problem::{Problem, ProblemDocument},
@@ -82,22 +82,6 @@ async fn run_check(check: Arc<dyn ReadinessCheck>) -> Option<String> {
     };
     tracing::warn!(check = check.name(), error, "readiness check failed");
     Some(check.name().to_owned())
-}
-
-/// The OpenAPI 3.1 document of this API, generated from the handlers.
-#[utoipa::path(
-    get, path = "/openapi.json", tag = "health",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
-)]
-pub async fn openapi_json() -> impl IntoResponse {
-    let document = crate::openapi::ApiDoc::openapi();
-    match document.to_json() {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot serialize the OpenAPI document");
-            Problem::internal().into_response()
-        }
-    }
 }
 
 /// Prometheus metrics of this process, in the text exposition format, with

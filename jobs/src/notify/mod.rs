@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[cfg(feature = "aws")]
 pub use sns::SnsNotifier;
 
-use crate::store::DynStore;
+use crate::store::DynJobStore;
 
 /// The `event_type`s longhaul publishes, each with `event_type` and
 /// `tenant_id` message attributes on SNS.
@@ -91,7 +91,7 @@ impl Notifier for LogNotifier {
 /// Drains the outbox to a notifier until stopped. Any number of publishers
 /// may run (one per worker process): each claims its batches under a lease.
 pub struct Publisher {
-    pub store: DynStore,
+    pub store: DynJobStore,
     pub notifier: DynNotifier,
     /// How long a claimed batch is this publisher's before another may take it.
     pub lease: Duration,

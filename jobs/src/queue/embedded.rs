@@ -9,15 +9,15 @@ use tokio_util::sync::CancellationToken;
 use super::{Delivery, Queue, RedriveReport, Result, Ticket};
 use crate::{
     model::{Lane, Scope},
-    store::{AttemptRef, Completion, DynStore, LeaseState},
+    store::{AttemptRef, Completion, DynJobStore, LeaseState},
 };
 
 pub struct EmbeddedQueue {
-    store: DynStore,
+    store: DynJobStore,
 }
 
 impl EmbeddedQueue {
-    pub fn new(store: DynStore) -> EmbeddedQueue {
+    pub fn new(store: DynJobStore) -> EmbeddedQueue {
         EmbeddedQueue { store }
     }
 }

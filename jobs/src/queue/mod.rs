@@ -25,7 +25,7 @@ pub use embedded::EmbeddedQueue;
 #[cfg(feature = "aws")]
 pub use sqs::{
     client as sqs_client, create_lane_queues, load_sdk_config, Dispatcher, SqsConfig, SqsLane, SqsQueue,
-    REDRIVE_POLICY_MARGIN,
+    MAX_RESENDS as SQS_MAX_RESENDS, REDRIVE_POLICY_MARGIN,
 };
 
 use crate::{

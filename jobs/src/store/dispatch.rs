@@ -4,7 +4,8 @@
 //! also writes a row to the dispatch outbox, in the same transaction; the
 //! dispatcher sends the rows as messages, and a receive starts the jobs its
 //! messages name. Only PostgreSQL keeps an outbox, so only it implements
-//! [`DispatchStore`], and [`connect_dispatch`] is the one way to open one:
+//! [`DispatchStore`], and [`crate::database::connect_dispatch`] is the one
+//! way to open one:
 //! the SQS queue takes a [`DynDispatchStore`], so a queue on a store that
 //! cannot feed it does not compile.
 
@@ -14,12 +15,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{postgres::PgStore, Claimed, QueueMode, Result, Store, StoreError};
+use super::{Claimed, JobStore, Result};
 use crate::model::Lane;
 
 /// A store with a dispatch outbox.
 #[async_trait]
-pub trait DispatchStore: Store {
+pub trait DispatchStore: JobStore {
     /// Starts the jobs that delivered messages name, the way `claim` does,
     /// if each is queued, due, and at the message's generation. Says what to
     /// do with the other messages.
@@ -60,19 +61,6 @@ pub trait DispatchStore: Store {
 }
 
 pub type DynDispatchStore = Arc<dyn DispatchStore>;
-
-/// Opens the PostgreSQL store a URL names in dispatch mode, for the SQS
-/// queue. The same store serves as a [`Store`](super::Store) too
-/// (`let store: DynStore = dispatch.clone();`).
-pub async fn connect_dispatch(url: &str) -> Result<DynDispatchStore> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect_with(url, QueueMode::Dispatch).await?))
-    } else {
-        Err(StoreError::Config(
-            "the SQS queue needs PostgreSQL: set LONGHAUL_DATABASE_URL=postgres://…, or LONGHAUL_QUEUE=embedded".into(),
-        ))
-    }
-}
 
 /// A message an external queue delivered: it names a job, and the job's
 /// `generation` when the message was dispatched.

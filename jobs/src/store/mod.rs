@@ -1,6 +1,6 @@
 //! The Store: one API over PostgreSQL and SQLite.
 //!
-//! Each backend implements [`Store`] with its own SQL, the way River's drivers
+//! Each backend implements [`JobStore`] with its own SQL, the way River's drivers
 //! keep its client free of any one database library. Every read of user data
 //! takes a [`Scope`], so a query cannot forget its tenant.
 //!
@@ -15,6 +15,9 @@ mod wakeups;
 
 pub(crate) use columns::Columns;
 
+/// The jobs port, shared by every task of the process.
+pub type DynJobStore = Arc<dyn JobStore>;
+
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -24,23 +27,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    admin::AdminStore,
-    media::MediaStore,
     model::{Job, Lane, NewJob, Scope, Status},
     notify::{event_types, OutboxEvent},
-    travel::{mail::MailStore, refresh::RefreshStore, TravelStore},
     JobKind,
 };
 
-pub use dispatch::{
-    connect_dispatch, DeadLettered, Delivered, Dispatch, DispatchStore, DynDispatchStore, Started, Undelivered,
-};
+pub use dispatch::{DeadLettered, Delivered, Dispatch, DispatchStore, DynDispatchStore, Started, Undelivered};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use wakeups::Wakeups;
-
-/// A store shared by every task of the process.
-pub type DynStore = Arc<dyn Store>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -263,11 +258,12 @@ pub enum QueueMode {
     Dispatch,
 }
 
-/// The one API over both databases. Reservations and trips, the domain the
-/// jobs work on, are its [`TravelStore`] part; users' photos its
-/// [`MediaStore`] part.
+/// The jobs and their leases: the port the queue, the lane pools, the
+/// scheduler and the API's job routes use. The domains beside the jobs have
+/// ports of their own (`TravelStore`, `MediaStore`, …); [`crate::Store`] is
+/// all of them together.
 #[async_trait]
-pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + Send + Sync + 'static {
+pub trait JobStore: Send + Sync + 'static {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
 
@@ -303,7 +299,7 @@ pub trait Store: TravelStore + RefreshStore + MediaStore + MailStore + AdminStor
     async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>>;
 
     /// Claims up to `max` due jobs of `lane`, with no cap on any tenant's
-    /// share: [`Store::claim_within`] without `tenant_cap`.
+    /// share: [`JobStore::claim_within`] without `tenant_cap`.
     async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
         self.claim_within(lane, max, lease, worker_id, None).await
     }
@@ -435,32 +431,6 @@ fn event_payload(
 /// The kinds whose outcomes are announced, for SQL that filters on them.
 fn emitting_kinds() -> Vec<&'static str> {
     crate::JobKind::all().iter().filter(|kind| kind.emits_events()).map(|kind| kind.as_str()).collect()
-}
-
-/// Opens the store a URL names: `sqlite://path` or `postgres://…`, for the
-/// embedded queue.
-pub async fn connect(url: &str) -> Result<DynStore> {
-    connect_with(url, QueueMode::Embedded).await
-}
-
-/// Opens the store a URL names, for the queue `mode` says.
-pub async fn connect_with(url: &str, mode: QueueMode) -> Result<DynStore> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect_with(url, mode).await?))
-    } else if url.starts_with("sqlite:") {
-        if mode == QueueMode::Dispatch {
-            return Err(StoreError::Config(
-                "the SQS queue needs PostgreSQL: set LONGHAUL_DATABASE_URL=postgres://…, or LONGHAUL_QUEUE=embedded"
-                    .into(),
-            ));
-        }
-        Ok(Arc::new(SqliteStore::connect(url).await?))
-    } else {
-        Err(StoreError::Config(format!(
-            "unsupported database URL `{}`: expected sqlite://… or postgres://…",
-            redact_url(url)
-        )))
-    }
 }
 
 /// A URL without its password, fit for logs and errors.

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     error_entry, event_payload, event_type, parse_enum, Artifact, AttemptRef, CancelOutcome, Claimed, Completion,
-    InsertOutcome, JobFilter, LaneStats, LeaseState, OutboxEvent, Outcome, ReapReport, Result, Store, StoreError,
+    InsertOutcome, JobFilter, JobStore, LaneStats, LeaseState, OutboxEvent, Outcome, ReapReport, Result, StoreError,
     Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
@@ -297,7 +297,7 @@ async fn retag(tx: &mut sqlx::SqliteConnection, rows: &[SqliteRow], lane: Lane, 
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl JobStore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }

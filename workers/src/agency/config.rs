@@ -22,7 +22,6 @@ use std::{
     collections::{BTreeMap, HashMap},
     num::{NonZeroU32, NonZeroUsize},
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
@@ -33,7 +32,7 @@ use reqwest::{
 };
 use serde::Deserialize;
 
-use super::{http::HttpJsonAgency, limit::MAX_RATE_PER_SEC, Agencies};
+use super::limit::MAX_RATE_PER_SEC;
 
 /// The most items a batch may hold, the most requests in flight per
 /// provider, and the most retries: beyond these a value is surely a typo.
@@ -214,30 +213,6 @@ pub fn load(path: &Path) -> Result<AgenciesConfig, ConfigError> {
 /// Reads and checks a configuration from JSON text.
 pub fn from_json(text: &str) -> Result<AgenciesConfig, ConfigError> {
     AgenciesConfig::parse(text, None)
-}
-
-/// The agencies `config` describes, sharing one HTTP client, each routed by
-/// its name and aliases. Reads the `env:` headers from the environment.
-pub fn build(config: &AgenciesConfig) -> Result<Agencies, ConfigError> {
-    config.validate()?;
-    // An agency's address is the operator's choice, not a user's, so it is
-    // neither checked against private ranges nor pinned against DNS
-    // rebinding as mail hosts are. What the agency answers is not trusted,
-    // though: bodies are capped and JSON depth limited (`http.rs`), and
-    // redirects are not followed, since one could lead the request (and
-    // the reservation details read from its answer) to any address the
-    // worker can reach, such as the cloud's metadata service.
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("longhaul/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|err| ConfigError::Client(err.to_string()))?;
-    let mut agencies = Agencies::default();
-    for provider in &config.providers {
-        let agency = HttpJsonAgency::new(provider, client.clone())?;
-        agencies.add(provider.routed_names(), Arc::new(agency));
-    }
-    Ok(agencies)
 }
 
 impl AgenciesConfig {
@@ -647,24 +622,5 @@ mod tests {
         assert!(message.contains("agencies.json"), "{message}");
         let message = load(&dir.path().join("missing.json")).expect_err("refused").to_string();
         assert!(message.contains("missing.json"), "{message}");
-    }
-
-    #[test]
-    fn build_routes_names_and_aliases() {
-        let config = from_json(
-            r#"{"providers": [
-                {"name": "skyways", "base_url": "http://127.0.0.1:9", "aliases": ["Skyways Airlines"], "max_batch": 25,
-                 "batch_path": "/reservations/batch"},
-                {"name": "grandhotels", "base_url": "http://127.0.0.1:9"}
-            ]}"#,
-        )
-        .expect("a config");
-        let agencies = build(&config).expect("agencies");
-        let sky = agencies.for_provider("  skyways airlines ").expect("routed");
-        assert_eq!(sky.name(), "skyways");
-        assert_eq!(sky.max_batch(), 25);
-        assert_eq!(agencies.for_provider("SKYWAYS").map(|a| a.name()), Some("skyways"));
-        assert_eq!(agencies.for_provider("GrandHotels").map(|a| a.max_batch()), Some(100));
-        assert!(agencies.for_provider("nope").is_none());
     }
 }

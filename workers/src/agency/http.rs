@@ -45,9 +45,9 @@ use serde_json::Value;
 
 use super::{
     breaker::{Breaker, BreakerState},
-    config::{ConfigError, FieldsConfig, ProviderConfig},
+    config::{AgenciesConfig, ConfigError, FieldsConfig, ProviderConfig},
     limit::Limiter,
-    Agency, AgencyError, AgencyReservation, Fetched, Lookup,
+    Agencies, Agency, AgencyError, AgencyReservation, Fetched, Lookup,
 };
 
 /// The largest response body read; a larger one is a bad response, refused
@@ -79,7 +79,7 @@ pub struct HttpJsonAgency {
 
 impl HttpJsonAgency {
     /// The adapter for `config`, sending through `client` (share one client
-    /// between providers: it pools connections; `config::build` makes one
+    /// between providers: it pools connections; `build` makes one
     /// that follows no redirects). Checks `config` and reads its `env:`
     /// headers from the environment.
     pub fn new(config: &ProviderConfig, client: Client) -> Result<Self, ConfigError> {
@@ -595,12 +595,55 @@ fn date(value: &Value, pointer: &str, field: &str) -> Result<Option<DateTime<Utc
     }
 }
 
+/// The agencies `config` describes, sharing one HTTP client, each routed by
+/// its name and aliases. Reads the `env:` headers from the environment.
+pub fn build(config: &AgenciesConfig) -> Result<Agencies, ConfigError> {
+    config.validate()?;
+    // An agency's address is the operator's choice, not a user's, so it is
+    // neither checked against private ranges nor pinned against DNS
+    // rebinding as mail hosts are. What the agency answers is not trusted,
+    // though: bodies are capped and JSON depth limited (`http.rs`), and
+    // redirects are not followed, since one could lead the request (and
+    // the reservation details read from its answer) to any address the
+    // worker can reach, such as the cloud's metadata service.
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("longhaul/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|err| ConfigError::Client(err.to_string()))?;
+    let mut agencies = Agencies::default();
+    for provider in &config.providers {
+        let agency = HttpJsonAgency::new(provider, client.clone())?;
+        agencies.add(provider.routed_names(), std::sync::Arc::new(agency));
+    }
+    Ok(agencies)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn build_routes_names_and_aliases() {
+        let config = super::super::config::from_json(
+            r#"{"providers": [
+                {"name": "skyways", "base_url": "http://127.0.0.1:9", "aliases": ["Skyways Airlines"], "max_batch": 25,
+                 "batch_path": "/reservations/batch"},
+                {"name": "grandhotels", "base_url": "http://127.0.0.1:9"}
+            ]}"#,
+        )
+        .expect("a config");
+        let agencies = build(&config).expect("agencies");
+        let sky = agencies.for_provider("  skyways airlines ").expect("routed");
+        assert_eq!(sky.name(), "skyways");
+        assert_eq!(sky.max_batch(), 25);
+        assert_eq!(agencies.for_provider("SKYWAYS").map(|a| a.name()), Some("skyways"));
+        assert_eq!(agencies.for_provider("GrandHotels").map(|a| a.max_batch()), Some(100));
+        assert!(agencies.for_provider("nope").is_none());
+    }
 
     fn reader() -> Reader {
         Reader { fields: FieldsConfig::default(), statuses: HashMap::new() }

@@ -15,7 +15,7 @@ pub mod http;
 pub mod limit;
 
 pub use config::{AgenciesConfig, ConfigError, ProviderConfig};
-pub use http::HttpJsonAgency;
+pub use http::{build, HttpJsonAgency};
 
 use std::{collections::HashMap, fmt, sync::Arc};
 

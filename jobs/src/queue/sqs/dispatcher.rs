@@ -99,20 +99,21 @@ impl Dispatcher {
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
             let delay = (row.send_at - now).to_std().unwrap_or_default().min(MAX_DELAY);
-            let body = serde_json::json!({ "job_id": row.job_id, "attempt": row.generation }).to_string();
-            let mut entry = SendMessageBatchRequestEntry::builder()
+            let envelope = Envelope {
+                job_id: row.job_id,
+                generation: row.generation,
+                tenant_id: &row.tenant_id,
+                traceparent: row.traceparent.as_deref(),
+                resends: 0,
+            };
+            let entry = SendMessageBatchRequestEntry::builder()
                 .id(row.id.to_string())
-                .message_body(body)
+                .message_body(envelope.body())
                 .delay_seconds(if row.dead_letter { 0 } else { secs_i32(delay) })
                 // Fair queues: a tenant with a flood of jobs does not hold
                 // up the others.
                 .message_group_id(message_group_id(&row.tenant_id))
-                .message_attributes("job_id", attribute("String", row.job_id.to_string())?)
-                .message_attributes("attempt", attribute("Number", row.generation.to_string())?)
-                .message_attributes("tenant_id", attribute("String", row.tenant_id.clone())?);
-            if let Some(traceparent) = &row.traceparent {
-                entry = entry.message_attributes("traceparent", attribute("String", traceparent.clone())?);
-            }
+                .set_message_attributes(Some(envelope.attributes()?));
             entries.push(entry.build().map_err(|err| QueueError::Backend(format!("building a message: {err}")))?);
         }
         count("send_message_batch");

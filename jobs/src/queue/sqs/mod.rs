@@ -75,6 +75,10 @@ const PARALLEL_REQUESTS: usize = 8;
 const REDRIVE_BUDGET: Duration = Duration::from_secs(20);
 /// How long a lane's pause state is trusted before it is read again.
 const PAUSE_TTL: Duration = Duration::from_secs(1);
+/// How many times a message that reached the receive limit without starting
+/// its job is sent afresh before it counts as poison: receives lost to
+/// restarts and outages are not the job's fault.
+pub const MAX_RESENDS: u32 = 3;
 
 /// A lane's queues.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +170,39 @@ fn attribute(data_type: &str, value: impl Into<String>) -> Result<MessageAttribu
         .string_value(value)
         .build()
         .map_err(|err| QueueError::Backend(format!("building a message attribute: {err}")))
+}
+
+/// What a message says: the job, its generation when the message was sent
+/// (in the attribute `attempt`), the tenant, the trace, and how many times
+/// the message was sent afresh at the receive limit. The body repeats the
+/// job and generation for people reading a queue.
+struct Envelope<'a> {
+    job_id: Uuid,
+    generation: i32,
+    tenant_id: &'a str,
+    traceparent: Option<&'a str>,
+    resends: u32,
+}
+
+impl Envelope<'_> {
+    fn body(&self) -> String {
+        serde_json::json!({ "job_id": self.job_id, "attempt": self.generation }).to_string()
+    }
+
+    fn attributes(&self) -> Result<HashMap<String, MessageAttributeValue>> {
+        let mut attributes = HashMap::from([
+            ("job_id".to_owned(), attribute("String", self.job_id.to_string())?),
+            ("attempt".to_owned(), attribute("Number", self.generation.to_string())?),
+            ("tenant_id".to_owned(), attribute("String", self.tenant_id)?),
+        ]);
+        if let Some(traceparent) = self.traceparent {
+            attributes.insert("traceparent".to_owned(), attribute("String", traceparent)?);
+        }
+        if self.resends > 0 {
+            attributes.insert("resends".to_owned(), attribute("Number", self.resends.to_string())?);
+        }
+        Ok(attributes)
+    }
 }
 
 /// A received message, read.

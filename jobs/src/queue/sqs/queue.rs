@@ -7,7 +7,10 @@ struct Received {
     receipt: Arc<str>,
     delivered: Delivered,
     tenant_id: Option<String>,
+    traceparent: Option<String>,
     receives: u32,
+    /// How many times this message was sent afresh at the receive limit.
+    resends: u32,
 }
 
 /// Reads a message's attributes. `Err` carries the receipt of a message
@@ -23,6 +26,8 @@ fn read_message(message: &Message) -> std::result::Result<Received, Option<Strin
             receipt: receipt.into(),
             delivered: Delivered { id, generation },
             tenant_id: text("tenant_id").map(str::to_owned),
+            traceparent: text("traceparent").map(str::to_owned),
+            resends: text("resends").and_then(|count| count.parse().ok()).unwrap_or(0),
             receives: message
                 .attributes()
                 .and_then(|attrs| attrs.get(&MessageSystemAttributeName::ApproximateReceiveCount))
@@ -55,6 +60,53 @@ impl SqsQueue {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Sends a copy of a message that reached the receive limit, with its
+    /// `resends` counted up, so that SQS counts its receives from zero. The
+    /// old one is deleted only once the copy is in; a copy that cannot be
+    /// sent leaves the old message to come back and try again.
+    async fn send_afresh(&self, url: &str, received: &Received) -> bool {
+        let Delivered { id, generation } = received.delivered;
+        let tenant_id = received.tenant_id.as_deref().unwrap_or_default();
+        let envelope = Envelope {
+            job_id: id,
+            generation,
+            tenant_id,
+            traceparent: received.traceparent.as_deref(),
+            resends: received.resends + 1,
+        };
+        let attributes = match envelope.attributes() {
+            Ok(attributes) => attributes,
+            Err(err) => {
+                tracing::warn!(job_id = %id, %err, "cannot send a message afresh");
+                return false;
+            }
+        };
+        let send = self
+            .client
+            .send_message()
+            .queue_url(url)
+            .message_body(envelope.body())
+            .message_group_id(message_group_id(tenant_id))
+            .set_message_attributes(Some(attributes));
+        count("send_message");
+        match send.send().await {
+            Ok(_) => {
+                tracing::warn!(
+                    job_id = %id,
+                    receives = received.receives,
+                    resends = received.resends + 1,
+                    "a message reached the receive limit without starting its job (its receives were lost to \
+                     restarts or an outage); sent afresh"
+                );
+                true
+            }
+            Err(err) => {
+                tracing::warn!(job_id = %id, err = %aws_sdk_sqs::error::DisplayErrorContext(err), "cannot send a message afresh; it will come back");
+                false
+            }
+        }
     }
 
     /// The dispatcher that sends this queue's dispatch outbox.
@@ -236,27 +288,28 @@ impl Queue for SqsQueue {
         // generation only grows), so it is deleted here; deciding on it
         // instead would drop every copy, the current message's too.
         let mut receipts: HashMap<Uuid, Vec<Arc<str>>> = HashMap::new();
-        let mut best: HashMap<Uuid, (Delivered, u32)> = HashMap::new();
+        let mut best: HashMap<Uuid, Received> = HashMap::new();
         let mut order: Vec<Uuid> = Vec::new();
         for message in &messages {
             match read_message(message) {
                 Ok(received) => {
-                    let Received { receipt, delivered, receives, .. } = received;
-                    match best.get_mut(&delivered.id) {
+                    let id = received.delivered.id;
+                    match best.get_mut(&id) {
                         None => {
-                            order.push(delivered.id);
-                            best.insert(delivered.id, (delivered, receives));
-                            receipts.entry(delivered.id).or_default().push(receipt);
+                            order.push(id);
+                            receipts.entry(id).or_default().push(received.receipt.clone());
+                            best.insert(id, received);
                         }
-                        Some((kept, count)) if delivered.generation == kept.generation => {
-                            *count = (*count).max(receives);
-                            receipts.entry(delivered.id).or_default().push(receipt);
+                        Some(kept) if received.delivered.generation == kept.delivered.generation => {
+                            kept.receives = kept.receives.max(received.receives);
+                            kept.resends = kept.resends.max(received.resends);
+                            receipts.entry(id).or_default().push(received.receipt);
                         }
-                        Some((kept, count)) if delivered.generation > kept.generation => {
-                            (*kept, *count) = (delivered, receives);
-                            to_delete.extend(receipts.insert(delivered.id, vec![receipt]).into_iter().flatten());
+                        Some(kept) if received.delivered.generation > kept.delivered.generation => {
+                            to_delete.extend(receipts.insert(id, vec![received.receipt.clone()]).into_iter().flatten());
+                            *kept = received;
                         }
-                        Some(_) => to_delete.push(receipt),
+                        Some(_) => to_delete.push(received.receipt),
                     }
                 }
                 Err(receipt) => {
@@ -265,20 +318,29 @@ impl Queue for SqsQueue {
                 }
             }
         }
+        // A message at the receive limit whose job it never started lost
+        // its receives on the way: to workers killed or stopped before the
+        // start committed, or to a database that was away. It is sent
+        // afresh, a few times ([`MAX_RESENDS`]), before it counts as poison.
         let mut fresh = Vec::new();
         let mut poison = Vec::new();
-        for (delivered, receives) in order.iter().filter_map(|id| best.get(id)) {
-            if *receives >= self.config.max_receive_count {
-                poison.push(*delivered);
+        for received in order.iter().filter_map(|id| best.get(id)) {
+            if received.receives < self.config.max_receive_count {
+                fresh.push(received.delivered);
+            } else if received.resends < MAX_RESENDS {
+                if self.send_afresh(&url, received).await {
+                    to_delete.extend(receipts.get(&received.delivered.id).into_iter().flatten().cloned());
+                }
             } else {
-                fresh.push(*delivered);
+                poison.push(received.delivered);
             }
         }
         let mut others = Vec::new();
         if !poison.is_empty() {
-            let dead = self.store.dead_letter_delivered(&poison, self.config.max_receive_count).await?;
+            let receives = self.config.max_receive_count * (MAX_RESENDS + 1);
+            let dead = self.store.dead_letter_delivered(&poison, receives).await?;
             for job_id in &dead.killed {
-                tracing::error!(%lane, %job_id, receives = self.config.max_receive_count, "poison message: the job is dead and goes to the dead-letter queue");
+                tracing::error!(%lane, %job_id, receives, "poison message: the job is dead and goes to the dead-letter queue");
                 to_delete.extend(receipts.get(job_id).into_iter().flatten().cloned());
             }
             others.extend(dead.others);

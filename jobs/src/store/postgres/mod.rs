@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{
     emitting_kinds, parse_enum, Artifact, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter,
-    LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, Store, StoreError, Wakeups,
+    JobStore, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, StoreError, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -89,11 +89,8 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Opens the store for the embedded queue.
-    pub async fn connect(url: &str) -> Result<PgStore> {
-        PgStore::connect_with(url, QueueMode::Embedded).await
-    }
-
+    /// Opens the store for the queue `mode` says (`database::connect` and
+    /// `database::connect_dispatch` are the ways in from outside the crate).
     pub(crate) async fn connect_with(url: &str, mode: QueueMode) -> Result<PgStore> {
         let max_connections = match std::env::var("LONGHAUL_DATABASE_MAX_CONNECTIONS") {
             Ok(value) if !value.trim().is_empty() => {
@@ -267,7 +264,7 @@ fn attempt_arrays(attempts: &[AttemptRef]) -> (Vec<Uuid>, Vec<i32>) {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl JobStore for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
