@@ -182,7 +182,7 @@ pub struct DemoArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// What to measure (see `longhaul bench --help` for each workload)
+    /// What to measure
     #[arg(long, value_enum, default_value = "queue")]
     pub workload: crate::bench::Workload,
     /// Where the jobs are kept: sqlite, postgres, or sqs (SQS requests per
