@@ -95,10 +95,8 @@ pub async fn submit_job(
     let admitted = kind
         .admit(&body.payload, &submitter(&principal, &headers))
         .map_err(|err| Problem::invalid_field(err.field, err.message))?;
-    if admitted.needs_admin && principal.role < Role::Admin {
-        return Err(Problem::forbidden(format!(
-            "only admins may submit this `{kind}` job: its report covers the whole tenant"
-        )));
+    if let Some(why) = admitted.needs_admin.filter(|_| principal.role < Role::Admin) {
+        return Err(Problem::forbidden(format!("only admins may submit this `{kind}` job: {why}")));
     }
     let priority = body.priority.unwrap_or(0);
     let highest = highest_priority(principal.role);

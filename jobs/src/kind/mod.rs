@@ -63,10 +63,10 @@ pub trait Kind: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Whether this payload asks for more than a user may (a report of a
-    /// whole tenant), beyond [`Kind::ADMIN_ONLY`].
-    fn needs_admin(_payload: &Self::Payload) -> bool {
-        Self::ADMIN_ONLY
+    /// Why only an admin may submit this payload, if so (a report of a
+    /// whole tenant): asked of kinds that are not [`Kind::ADMIN_ONLY`].
+    fn needs_admin(_payload: &Self::Payload) -> Option<&'static str> {
+        None
     }
 
     /// Fills what the submitter left out, from who they are.
@@ -110,7 +110,8 @@ pub struct Admitted {
     /// The payload as stored: the parsed value written back, with what
     /// [`Kind::complete`] filled in.
     pub payload: Value,
-    pub needs_admin: bool,
+    /// Why only an admin may submit it, if so.
+    pub needs_admin: Option<&'static str>,
     pub owner: Owner,
 }
 

@@ -22,8 +22,8 @@ impl Kind for ReportBuild {
         payload.request().map(drop)
     }
 
-    fn needs_admin(payload: &ReportBuildPayload) -> bool {
-        payload.report == Report::VendorAnalytics
+    fn needs_admin(payload: &ReportBuildPayload) -> Option<&'static str> {
+        (payload.report == Report::VendorAnalytics).then_some("its report covers the whole tenant")
     }
 
     /// A report without a `locale` is written in the submitter's language
