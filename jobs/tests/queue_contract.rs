@@ -380,27 +380,34 @@ mod sqs {
         assert_eq!(status(&queue, &job).await.status, Status::Succeeded);
     }
 
+    /// Receives the lane's one message straight from SQS, one time short of
+    /// the receive limit, and lets it go each time: workers that took it
+    /// and died before starting its job.
+    async fn lose_receives_up_to_the_limit(queue: &TestQueue, context: &str) {
+        let (client, config) = queue.sqs.as_ref().expect("sqs");
+        for _ in 1..config.max_receive_count {
+            let out = client
+                .receive_message()
+                .queue_url(lane_url(queue))
+                .wait_time_seconds(1)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("receive");
+            assert_eq!(out.messages().len(), 1, "{context}");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_message_delivered_too_often_kills_its_job_and_goes_to_the_dead_letter_queue() {
         let queue = sqs_queue().await;
         let job = submit(&queue, noop("t1")).await;
-        let (client, config) = queue.sqs.as_ref().expect("sqs");
         // Workers that took the message and died before starting the job,
         // round after round: each time the message reaches the receive
         // limit it is sent afresh, until it has been sent afresh
         // SQS_MAX_RESENDS times; then it is poison.
         for round in 0..=longhaul_jobs::queue::SQS_MAX_RESENDS {
-            for _ in 1..config.max_receive_count {
-                let out = client
-                    .receive_message()
-                    .queue_url(lane_url(&queue))
-                    .wait_time_seconds(1)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .expect("receive");
-                assert_eq!(out.messages().len(), 1, "round {round}");
-            }
+            lose_receives_up_to_the_limit(&queue, &format!("round {round}")).await;
             nothing_more(&queue).await;
             let now = status(&queue, &job).await;
             if round < longhaul_jobs::queue::SQS_MAX_RESENDS {
@@ -418,18 +425,7 @@ mod sqs {
     async fn a_message_whose_receives_were_lost_is_sent_afresh_and_its_job_runs() {
         let queue = sqs_queue().await;
         let job = submit(&queue, noop("t1")).await;
-        let (client, config) = queue.sqs.as_ref().expect("sqs");
-        for _ in 1..config.max_receive_count {
-            let out = client
-                .receive_message()
-                .queue_url(lane_url(&queue))
-                .wait_time_seconds(1)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .expect("receive");
-            assert_eq!(out.messages().len(), 1);
-        }
+        lose_receives_up_to_the_limit(&queue, "the only round").await;
         // At the limit: sent afresh, not started, not killed.
         nothing_more(&queue).await;
         assert_eq!(status(&queue, &job).await.status, Status::Queued);
