@@ -22,13 +22,14 @@ MACHETE_VERSION=0.9.1
 # The budget is a ratchet: the count of pairs when it was last lowered. Code
 # that removes twins lowers it in the same commit; code that must add a twin
 # raises it and says why in the commit. Issue 20 started from 245 pairs
-# (239 counted) and aims under 82: the two store backends are most of the
-# rest, and sharing their control flow is its next step. It stands at 234:
-# the row codec took ~500 lines of twins out, but pairs count places, not
-# lines; the *_from_row functions, now once per domain, share the shape of a
-# struct read column by column, and files split by concept show the same
-# trait signatures under more names.
-DUPLICATES_BUDGET=234
+# (239 counted) and aims under 82. The row codec took it to 234; writing
+# every domain store once over one SQL layer (store/sql) took it to 202:
+# ten files of twins went, but pairs count places, not lines. Most of what
+# remains is not logic written twice: a trait's method signatures again in
+# each impl (the queue port, its two queues, the store port and its two
+# backends), a struct read column by column in each domain, the handlers'
+# extract-authorise-respond shape, and the tests' setup.
+DUPLICATES_BUDGET=202
 
 # Pairs that are twins by design, as extended regular expressions over a row
 # `Dn a:lines ~ b:lines`:

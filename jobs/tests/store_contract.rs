@@ -44,6 +44,9 @@ longhaul_jobs::on_every_backend!(
     claims_at_once_never_overshoot_a_cap_together,
     a_tenant_pause_holds_only_that_tenants_jobs,
     lane_stats_and_history_of_a_tenant_are_its_own,
+    an_insert_wakes_its_lane_here_and_in_other_processes_on_postgres,
+    a_cancel_request_wakes_the_heartbeats,
+    an_event_wakes_the_publisher_which_drains_it_once,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -740,4 +743,72 @@ async fn lane_stats_and_history_of_a_tenant_are_its_own(backend: Backend) {
     assert_eq!(finished(store.lane_history(&tenant("a"), 60).await.expect("history")), 1);
     assert_eq!(finished(store.lane_history(&tenant("b"), 60).await.expect("history")), 0);
     assert_eq!(finished(store.lane_history(&Scope::Platform, 60).await.expect("history")), 1);
+}
+
+/// How long a wake-up may take: a NOTIFY's round trip, with room for a busy
+/// machine. Idle pools poll once a second without one, so a test that waits
+/// less than that sees the wake-up, not the poll.
+const WAKE: Duration = Duration::from_millis(900);
+
+/// The notifier of inserts: a lane pool waiting in this process wakes at
+/// once. On PostgreSQL, so does one in another process (LISTEN/NOTIFY); on
+/// SQLite, whose processes share no channel, the other polls.
+async fn an_insert_wakes_its_lane_here_and_in_other_processes_on_postgres(backend: Backend) {
+    let store = store(backend).await;
+    let other = longhaul_jobs::database::connect(&store.url).await.expect("a second process's store");
+    let here = store.wakeups().lane(Lane::Default).expect("the default lane").notified();
+    insert(&store, noop("t", "u")).await;
+    tokio::time::timeout(WAKE, here).await.expect("the insert woke this process's pool");
+    if backend == Backend::Postgres {
+        let there = other.wakeups().lane(Lane::Reports).expect("the reports lane");
+        let mut woken = false;
+        for _ in 0..20 {
+            // The listener may still be connecting: each insert is a fresh chance.
+            insert(&store, report("acme")).await;
+            if tokio::time::timeout(Duration::from_millis(250), there.notified()).await.is_ok() {
+                woken = true;
+                break;
+            }
+        }
+        assert!(woken, "an insert in one process wakes the lane in another");
+    }
+}
+
+/// A cancel request of a running job wakes the heartbeats, so that the
+/// worker hears of it in a round trip rather than a heartbeat period.
+async fn a_cancel_request_wakes_the_heartbeats(backend: Backend) {
+    let store = store(backend).await;
+    let created = insert(&store, noop("t", "u")).await;
+    store.claim(Lane::Default, 1, LEASE, "w").await.expect("claim");
+    let woken = store.wakeups().cancels().notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    assert!(matches!(
+        store.cancel_job(&Scope::Platform, created.id).await.expect("cancel"),
+        Some(CancelOutcome::Requested(_))
+    ));
+    tokio::time::timeout(WAKE, woken).await.expect("the cancel request woke the heartbeats");
+}
+
+/// An outcome that announces itself wakes the publisher, which sends each
+/// event once through the notifier and leaves the outbox empty.
+async fn an_event_wakes_the_publisher_which_drains_it_once(backend: Backend) {
+    use longhaul_jobs::notify::{LogNotifier, Publisher};
+    let store = store(backend).await;
+    let outbox = store.wakeups().outbox().notified();
+    insert(&store, report("acme")).await;
+    let job = store.claim(Lane::Reports, 1, LEASE, "w").await.expect("claim").remove(0);
+    let done =
+        Completion { attempt: attempt(&job), outcome: Outcome::Succeeded { result: None, artifacts: Vec::new() } };
+    store.complete(&[done]).await.expect("complete");
+    tokio::time::timeout(WAKE, outbox).await.expect("the event woke the publisher");
+    let publisher = Publisher {
+        store: store.store.clone(),
+        notifier: std::sync::Arc::new(LogNotifier),
+        lease: LEASE,
+        idle: Duration::from_secs(1),
+    };
+    assert_eq!(publisher.drain_once().await.expect("publish"), 1, "the one event went out");
+    assert_eq!(publisher.drain_once().await.expect("publish"), 0, "and only once");
+    assert!(store.claim_outbox(10, Duration::from_millis(1)).await.expect("events").is_empty());
 }

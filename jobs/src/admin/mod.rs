@@ -8,8 +8,7 @@
 //! cookie's secret is kept.
 
 use crate::store::Columns;
-pub(crate) mod postgres;
-pub(crate) mod sqlite;
+mod sql;
 
 use std::time::Duration;
 

@@ -9,8 +9,7 @@
 //! `tenants/<tenant>/media/<id>`.
 
 use crate::store::Columns;
-mod postgres;
-mod sqlite;
+mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -10,6 +10,8 @@
 mod columns;
 mod dispatch;
 pub(crate) mod postgres;
+mod records;
+pub(crate) mod sql;
 pub(crate) mod sqlite;
 mod wakeups;
 

@@ -7,7 +7,11 @@
 //! the write lock up front instead of failing with SQLITE_BUSY when a reader
 //! tries to upgrade. Times are stored as milliseconds since the epoch.
 
-use super::{artifact_from_row, job_from_row, jobs_from_rows, ARTIFACT_COLUMNS};
+use super::{
+    job_from_row, jobs_from_rows,
+    records::{self, JOB_COLUMNS},
+    sql::SqlStore,
+};
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -24,10 +28,6 @@ use super::{
     Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
-
-const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, \
-     attempts, generation, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
-     idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
 
 /// SQLite allows 32,766 bound parameters per statement; 14 per row.
 const INSERT_CHUNK: usize = 2_000;
@@ -66,10 +66,6 @@ pub(crate) fn time(value: i64) -> Result<DateTime<Utc>> {
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {value} is out of range")))
 }
 
-pub(crate) fn opt_time(value: Option<i64>) -> Result<Option<DateTime<Utc>>> {
-    value.map(time).transpose()
-}
-
 /// `UPDATE jobs SET …` to a fresh start: queued, due now, no attempt spent,
 /// no result, and the fence moved on (so nothing from before can commit).
 /// The caller adds which jobs (admin retry, redrive).
@@ -84,20 +80,6 @@ fn start_over() -> QueryBuilder<'static, Sqlite> {
     );
     query.push_bind(now);
     query
-}
-
-/// The fence of a job's domain writes, in their (immediate) transaction:
-/// true if `attempt` still holds its job (running, at its generation, with a
-/// live lease). SQLite's single writer keeps it so until the commit.
-pub(crate) async fn attempt_holds(conn: &mut sqlx::SqliteConnection, attempt: AttemptRef) -> Result<bool> {
-    let held =
-        sqlx::query("SELECT 1 FROM jobs WHERE id = ?1 AND generation = ?2 AND status = 'running' AND lease_until > ?3")
-            .bind(attempt.id.to_string())
-            .bind(attempt.generation)
-            .bind(now_ms())
-            .fetch_optional(conn)
-            .await?;
-    Ok(held.is_some())
 }
 
 pub(crate) fn json(text: &str, column: &str) -> Result<serde_json::Value> {
@@ -312,8 +294,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        records::ping(self.db()).await
     }
 
     async fn insert_job(&self, job: NewJob) -> Result<InsertOutcome> {
@@ -407,38 +388,11 @@ impl JobStore for SqliteStore {
     }
 
     async fn get_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
-        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = "));
-        query.push_bind(id.to_string());
-        push_scope(&mut query, scope);
-        let row = query.build().fetch_optional(&self.pool).await?;
-        row.as_ref().map(job_from_row).transpose()
+        records::get_job(self.db(), scope, id).await
     }
 
     async fn list_jobs(&self, scope: &Scope, filter: &JobFilter) -> Result<Vec<Job>> {
-        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1"));
-        push_scope(&mut query, scope);
-        if let (Scope::Platform, Some(tenant_id)) = (scope, &filter.tenant_id) {
-            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(kind) = filter.kind {
-            query.push(" AND kind = ").push_bind(kind.as_str());
-        }
-        if let Some(lane) = filter.lane {
-            query.push(" AND lane = ").push_bind(lane.as_str());
-        }
-        if filter.delayed {
-            query.push(" AND status = 'queued' AND run_at > ").push_bind(now_ms());
-        }
-        if let Some(before) = filter.before {
-            // Hyphenated lower-case UUIDv7 text sorts like the UUID itself.
-            query.push(" AND id < ").push_bind(before.to_string());
-        }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit.max(1)));
-        let rows = query.build().fetch_all(&self.pool).await?;
-        jobs_from_rows(&rows)
+        records::list_jobs(self.db(), scope, filter).await
     }
 
     async fn cancel_job(&self, scope: &Scope, id: Uuid) -> Result<Option<CancelOutcome>> {
@@ -716,17 +670,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn set_progress(&self, attempt: AttemptRef, progress: i16) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET progress = ?3, updated_at = ?4 \
-             WHERE id = ?1 AND generation = ?2 AND status = 'running' AND lease_until > ?4 AND progress <> ?3",
-        )
-        .bind(attempt.id.to_string())
-        .bind(attempt.generation)
-        .bind(progress.clamp(0, 100))
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        records::set_progress(self.db(), attempt, progress).await
     }
 
     async fn reap_expired(&self) -> Result<ReapReport> {
@@ -793,14 +737,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn lane_paused(&self, lane: Lane) -> Result<bool> {
-        let row = sqlx::query("SELECT paused FROM lanes WHERE lane = ?1")
-            .bind(lane.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get("paused")?,
-            None => false,
-        })
+        records::lane_paused(self.db(), lane).await
     }
 
     async fn set_tenant_lane_paused(&self, tenant_id: &str, lane: Lane, paused: bool, by: &str) -> Result<()> {
@@ -870,29 +807,11 @@ impl JobStore for SqliteStore {
     }
 
     async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let now = now_ms();
-        let row = sqlx::query(
-            "INSERT INTO leader_leases (name, holder, lease_until) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until \
-             WHERE leader_leases.holder = excluded.holder OR leader_leases.lease_until < ?4 \
-             RETURNING holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now + duration_ms(ttl))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        records::try_lead(self.db(), name, holder, ttl).await
     }
 
     async fn resign(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM leader_leases WHERE name = ? AND holder = ?")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        records::resign(self.db(), name, holder).await
     }
 
     async fn prune_finished(&self, age: Duration) -> Result<u64> {
@@ -934,38 +853,15 @@ impl JobStore for SqliteStore {
     }
 
     async fn delete_outbox(&self, ids: &[i64]) -> Result<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE id IN (");
-        let mut separated = query.separated(", ");
-        for id in ids {
-            separated.push_bind(*id);
-        }
-        query.push(")");
-        Ok(query.build().execute(&self.pool).await?.rows_affected())
+        records::delete_outbox(self.db(), ids).await
     }
 
     async fn job_artifacts(&self, job_ids: &[Uuid]) -> Result<Vec<Artifact>> {
-        if job_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut query = QueryBuilder::new(format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE job_id IN ("));
-        let mut ids = query.separated(", ");
-        for id in job_ids {
-            ids.push_bind(id.to_string());
-        }
-        query.push(") ORDER BY id");
-        let rows = query.build().fetch_all(&self.pool).await?;
-        rows.iter().map(artifact_from_row).collect()
+        records::job_artifacts(self.db(), job_ids).await
     }
 
     async fn get_artifact(&self, scope: &Scope, id: Uuid) -> Result<Option<Artifact>> {
-        let mut query = QueryBuilder::new(format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE id = "));
-        query.push_bind(id.to_string());
-        push_scope(&mut query, scope);
-        let row = query.build().fetch_optional(&self.pool).await?;
-        row.as_ref().map(artifact_from_row).transpose()
+        records::get_artifact(self.db(), scope, id).await
     }
 
     async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>> {

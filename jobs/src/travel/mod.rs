@@ -8,10 +8,9 @@
 use crate::store::Columns;
 pub mod airports;
 pub mod mail;
-pub(crate) mod postgres;
 pub mod refresh;
 mod sample;
-pub(crate) mod sqlite;
+pub(crate) mod sql;
 mod summary;
 mod trips;
 mod vendors;

@@ -7,7 +7,11 @@
 
 mod dispatch;
 
-use super::{artifact_from_row, job_from_row, jobs_from_rows, ARTIFACT_COLUMNS};
+use super::{
+    job_from_row, jobs_from_rows,
+    records::{self, JOB_COLUMNS},
+    sql::SqlStore,
+};
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -29,10 +33,6 @@ use crate::model::{Job, Lane, NewJob, Scope, Status};
 const NOTIFY_CHANNEL: &str = "longhaul_jobs";
 /// The channel cancel requests of running jobs notify.
 const CANCEL_CHANNEL: &str = "longhaul_cancels";
-
-const JOB_COLUMNS: &str = "id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, \
-     attempts, generation, max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, \
-     idempotency_key, request_hash, traceparent, created_at, updated_at, started_at, finished_at";
 
 /// The outbox values (tenant, type, payload) announcing a job row's new
 /// status, selected from a CTE of updated jobs. The payload has the shape of
@@ -174,23 +174,6 @@ async fn listen(pool: PgPool, wakeups: Arc<Wakeups>, stop: CancellationToken) {
     }
 }
 
-/// The fence of a job's domain writes, in their transaction: true if
-/// `attempt` still holds its job (running, at its generation, with a live
-/// lease). The job row is then share-locked until the transaction ends, so
-/// the reaper (which skips locked rows) and an admin cannot take the job
-/// from under the writes; a heartbeat waits for them.
-pub(crate) async fn attempt_holds(conn: &mut sqlx::PgConnection, attempt: AttemptRef) -> Result<bool> {
-    let held = sqlx::query(
-        "SELECT 1 FROM jobs WHERE id = $1 AND generation = $2 AND status = 'running' AND lease_until > now() \
-         FOR SHARE",
-    )
-    .bind(attempt.id)
-    .bind(attempt.generation)
-    .fetch_optional(conn)
-    .await?;
-    Ok(held.is_some())
-}
-
 /// Runs a claim statement of `lane`. Capped claims take turns: each counts
 /// the lane's running jobs per tenant and starts up to the cap, so two at
 /// once (two claim loops, two workers) would see the same count and together
@@ -279,8 +262,7 @@ impl JobStore for PgStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        records::ping(self.db()).await
     }
 
     async fn insert_job(&self, job: NewJob) -> Result<InsertOutcome> {
@@ -435,37 +417,11 @@ impl JobStore for PgStore {
     }
 
     async fn get_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>> {
-        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = "));
-        query.push_bind(id);
-        push_scope(&mut query, scope);
-        let row = query.build().fetch_optional(&self.pool).await?;
-        row.as_ref().map(job_from_row).transpose()
+        records::get_job(self.db(), scope, id).await
     }
 
     async fn list_jobs(&self, scope: &Scope, filter: &JobFilter) -> Result<Vec<Job>> {
-        let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE true"));
-        push_scope(&mut query, scope);
-        if let (Scope::Platform, Some(tenant_id)) = (scope, &filter.tenant_id) {
-            query.push(" AND tenant_id = ").push_bind(tenant_id.clone());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(kind) = filter.kind {
-            query.push(" AND kind = ").push_bind(kind.as_str());
-        }
-        if let Some(lane) = filter.lane {
-            query.push(" AND lane = ").push_bind(lane.as_str());
-        }
-        if filter.delayed {
-            query.push(" AND status = 'queued' AND run_at > now()");
-        }
-        if let Some(before) = filter.before {
-            query.push(" AND id < ").push_bind(before);
-        }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit.max(1)));
-        let rows = query.build().fetch_all(&self.pool).await?;
-        jobs_from_rows(&rows)
+        records::list_jobs(self.db(), scope, filter).await
     }
 
     async fn cancel_job(&self, scope: &Scope, id: Uuid) -> Result<Option<CancelOutcome>> {
@@ -791,16 +747,7 @@ impl JobStore for PgStore {
     }
 
     async fn set_progress(&self, attempt: AttemptRef, progress: i16) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET progress = $3, updated_at = now() \
-             WHERE id = $1 AND generation = $2 AND status = 'running' AND lease_until > now() AND progress <> $3",
-        )
-        .bind(attempt.id)
-        .bind(attempt.generation)
-        .bind(progress.clamp(0, 100))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        records::set_progress(self.db(), attempt, progress).await
     }
 
     async fn reap_expired(&self) -> Result<ReapReport> {
@@ -865,14 +812,7 @@ impl JobStore for PgStore {
     }
 
     async fn lane_paused(&self, lane: Lane) -> Result<bool> {
-        let row = sqlx::query("SELECT paused FROM lanes WHERE lane = $1")
-            .bind(lane.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get("paused")?,
-            None => false,
-        })
+        records::lane_paused(self.db(), lane).await
     }
 
     async fn set_tenant_lane_paused(&self, tenant_id: &str, lane: Lane, paused: bool, by: &str) -> Result<()> {
@@ -943,27 +883,11 @@ impl JobStore for PgStore {
     }
 
     async fn try_lead(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let row = sqlx::query(
-            "INSERT INTO leader_leases (name, holder, lease_until) VALUES ($1, $2, now() + $3 * interval '1 second') \
-             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until \
-             WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.lease_until < now() \
-             RETURNING holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(seconds(ttl))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        records::try_lead(self.db(), name, holder, ttl).await
     }
 
     async fn resign(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM leader_leases WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        records::resign(self.db(), name, holder).await
     }
 
     async fn prune_finished(&self, age: Duration) -> Result<u64> {
@@ -1013,30 +937,15 @@ impl JobStore for PgStore {
     }
 
     async fn delete_outbox(&self, ids: &[i64]) -> Result<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await?;
-        Ok(done.rows_affected())
+        records::delete_outbox(self.db(), ids).await
     }
 
     async fn job_artifacts(&self, job_ids: &[Uuid]) -> Result<Vec<Artifact>> {
-        if job_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE job_id = ANY($1) ORDER BY id"))
-            .bind(job_ids)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(artifact_from_row).collect()
+        records::job_artifacts(self.db(), job_ids).await
     }
 
     async fn get_artifact(&self, scope: &Scope, id: Uuid) -> Result<Option<Artifact>> {
-        let mut query = QueryBuilder::new(format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE id = "));
-        query.push_bind(id);
-        push_scope(&mut query, scope);
-        let row = query.build().fetch_optional(&self.pool).await?;
-        row.as_ref().map(artifact_from_row).transpose()
+        records::get_artifact(self.db(), scope, id).await
     }
 
     async fn redrive(&self, scope: &Scope, lane: Lane, only: Option<&[Uuid]>) -> Result<Vec<Uuid>> {

@@ -19,9 +19,8 @@
 //! and is not polled until its owner updates it.
 
 use crate::store::{Columns, StoreError};
-mod postgres;
 pub mod secrets;
-mod sqlite;
+mod sql;
 
 use std::time::Duration;
 

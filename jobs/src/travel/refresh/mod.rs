@@ -19,8 +19,7 @@
 //! An answer that matches the content hash we hold writes nothing, and a
 //! 304 is never even read that far.
 
-pub(crate) mod postgres;
-pub(crate) mod sqlite;
+mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,0 +1,488 @@
+//! Reservations and trips in SQL, once for both databases (see
+//! `store::sql`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    group_into_trips, reservation_from_row,
+    trips::{places, Member},
+    year_bounds, ChangeOrigin, MoveOutcome, Reservation, ReservationChange, ReservationFields, ReservationFilter,
+    ReservationSource, ReservationStatus, TravelStore, Trip, TripSpan, VendorFigures, YearFigures,
+};
+use crate::{
+    model::Scope,
+    store::{
+        sql::{Dialect, Exec, Sql, SqlStore, Table, Tx},
+        Columns, Result,
+    },
+};
+
+pub(crate) const RESERVATION_COLUMNS: &str =
+    "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
+     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, \
+     version, checked_at";
+
+/// Regroups one user's trips, inside the caller's transaction. On
+/// PostgreSQL the user's trips are locked first, so two writes for one user
+/// regroup one at a time; SQLite's one writer does that already.
+pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres {
+        let lock =
+            tx.sql("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))").bind(tenant_id).bind(user_id);
+        tx.execute(lock).await?;
+    }
+    // Every reservation of the user, through the user's index: the
+    // confirmed ones are grouped, the cancelled ones leave their trip. (A
+    // statement of its own for the cancelled ones, cached as a generic plan,
+    // can pick the `trip_id` index instead and read every trip's rows.)
+    let select = tx
+        .sql(
+            "SELECT id, type, status, starts_at, ends_at, city, origin, destination, trip_id, trip_pinned \
+             FROM reservations WHERE tenant_id = $1 AND user_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(user_id);
+    let mut leaving = Vec::new();
+    let mut members = Vec::new();
+    for row in tx.rows(select).await? {
+        let trip_id = row.opt_uuid("trip_id")?;
+        if row.get::<String>("status")? != "confirmed" {
+            leaving.extend(trip_id.map(|_| row.uuid("id")).transpose()?);
+            continue;
+        }
+        let (city, origin, destination): (Option<String>, Option<String>, Option<String>) =
+            (row.get("city")?, row.get("origin")?, row.get("destination")?);
+        members.push(Member {
+            id: row.uuid("id")?,
+            starts_at: row.time("starts_at")?,
+            ends_at: row.opt_time("ends_at")?,
+            places: places(city.as_deref(), origin.as_deref(), destination.as_deref()),
+            leaves_from_unknown: matches!(row.get::<String>("type")?.as_str(), "train" | "bus"),
+            city,
+            trip_id,
+            pinned: row.get("trip_pinned")?,
+        });
+    }
+    let plans = group_into_trips(members);
+    let trip_ids: Vec<Uuid> = plans.iter().map(|plan| plan.id).collect();
+    let trips = Table::new()
+        .column("id", trip_ids.clone())
+        .column("name", plans.iter().map(|plan| plan.name.clone()).collect::<Vec<_>>())
+        .column("starts_at", plans.iter().map(|plan| plan.starts_at).collect::<Vec<_>>())
+        .column("ends_at", plans.iter().map(|plan| plan.ends_at).collect::<Vec<_>>());
+    let mut upsert = tx
+        .sql(
+            "INSERT INTO trips (id, tenant_id, user_id, name, starts_at, ends_at, created_at, updated_at) \
+             SELECT id, $1, $2, name, starts_at, ends_at, now(), now() FROM ",
+        )
+        .bind(tenant_id)
+        .bind(user_id);
+    upsert.push_table(trips, "t").push(
+        " WHERE true ON CONFLICT (id) DO UPDATE SET name = excluded.name, starts_at = excluded.starts_at, \
+           ends_at = excluded.ends_at, updated_at = excluded.updated_at \
+         WHERE trips.name IS DISTINCT FROM excluded.name OR trips.starts_at IS DISTINCT FROM excluded.starts_at \
+           OR trips.ends_at IS DISTINCT FROM excluded.ends_at",
+    );
+    tx.execute(upsert).await?;
+    let (members, member_trips): (Vec<Uuid>, Vec<Uuid>) =
+        plans.iter().flat_map(|plan| plan.members.iter().map(move |id| (*id, plan.id))).unzip();
+    let mut join = tx.sql("UPDATE reservations SET trip_id = m.trip_id FROM ");
+    join.push_table(Table::new().column("id", members).column("trip_id", member_trips), "m")
+        .push(" WHERE reservations.id = m.id AND reservations.trip_id IS DISTINCT FROM m.trip_id");
+    tx.execute(join).await?;
+    if !leaving.is_empty() {
+        let mut leave = tx.sql("UPDATE reservations SET trip_id = NULL WHERE ");
+        leave.push_any("id", leaving);
+        tx.execute(leave).await?;
+    }
+    let mut delete =
+        tx.sql("DELETE FROM trips WHERE tenant_id = $1 AND user_id = $2 AND NOT ").bind(tenant_id).bind(user_id);
+    delete.push("(").push_any("id", trip_ids).push(")");
+    tx.execute(delete).await?;
+    Ok(())
+}
+
+/// Writes a reservation's new fields and the history row of what changed,
+/// inside the caller's transaction: every update (by its owner, in a newer
+/// email, by the agency sweep) goes through here.
+pub(crate) async fn record_change(
+    tx: &mut Tx,
+    tenant_id: &str,
+    id: Uuid,
+    fields: &ReservationFields,
+    changes: serde_json::Map<String, Value>,
+    origin: ChangeOrigin,
+) -> Result<()> {
+    let update = tx
+        .sql(
+            "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
+             starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
+             destination = $12, vendor_changes = vendor_changes + $13, version = version + 1, ended = false, \
+             updated_at = now() WHERE id = $1",
+        )
+        .bind(id);
+    let update = bind_fields(update, fields).bind(i32::from(origin.is_vendor()));
+    tx.execute(update).await?;
+    let history = tx
+        .sql(
+            "INSERT INTO reservation_changes (tenant_id, reservation_id, source, changes, changed_at, detected_at) \
+             VALUES ($1, $2, $3, $4, $5, now())",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(origin.source.as_str())
+        .bind(Value::Object(changes))
+        .bind(origin.changed_at);
+    tx.execute(history).await?;
+    Ok(())
+}
+
+/// Binds a reservation's fields, in the order of its columns: type,
+/// reservation_number, provider, status, starts_at, ends_at, details, city,
+/// country, origin, destination.
+fn bind_fields(sql: Sql, fields: &ReservationFields) -> Sql {
+    sql.bind(fields.kind.as_str())
+        .bind(&fields.reservation_number)
+        .bind(&fields.provider)
+        .bind(fields.status.as_str())
+        .bind(fields.starts_at)
+        .bind(fields.ends_at)
+        .bind(&fields.details)
+        .bind(&fields.city)
+        .bind(&fields.country)
+        .bind(&fields.origin)
+        .bind(&fields.destination)
+}
+
+/// Inserts one reservation, inside the caller's transaction (which then
+/// regroups its owner's trips). `dedupe_key` is the key an email's finding
+/// is upserted by. Returns its id.
+pub(crate) async fn insert_reservation(
+    tx: &mut Tx,
+    tenant_id: &str,
+    user_id: &str,
+    source: ReservationSource,
+    fields: &ReservationFields,
+    dedupe_key: Option<&str>,
+) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    let insert = tx
+        .sql(
+            "INSERT INTO reservations (id, tenant_id, user_id, source, dedupe_key, type, reservation_number, \
+             provider, status, starts_at, ends_at, details, city, country, origin, destination, created_at, \
+             updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), now())",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(source.as_str())
+        .bind(dedupe_key);
+    let insert = bind_fields(insert, fields);
+    tx.execute(insert).await?;
+    Ok(id)
+}
+
+async fn reservation(tx: &mut Tx, id: Uuid) -> Result<Option<Reservation>> {
+    let select = tx.sql(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1")).bind(id);
+    tx.maybe(select, reservation_from_row).await
+}
+
+/// One reservation in scope, locked for the caller's transaction.
+async fn locked_reservation(tx: &mut Tx, scope: &Scope, id: Uuid) -> Result<Option<Reservation>> {
+    let mut select = tx.sql(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = "));
+    select.push_bind(id).push_scope(scope).push_lock(" FOR UPDATE");
+    tx.maybe(select, reservation_from_row).await
+}
+
+#[async_trait]
+impl<S: SqlStore> TravelStore for S {
+    async fn insert_reservations(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        source: ReservationSource,
+        reservations: &[ReservationFields],
+    ) -> Result<Vec<Uuid>> {
+        let mut tx = self.db().begin().await?;
+        let mut ids = Vec::with_capacity(reservations.len());
+        for fields in reservations {
+            ids.push(insert_reservation(&mut tx, tenant_id, user_id, source, fields, None).await?);
+        }
+        regroup(&mut tx, tenant_id, user_id).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn get_reservation(&self, scope: &Scope, id: Uuid) -> Result<Option<Reservation>> {
+        let mut db = self.db();
+        let mut select = db.sql(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = "));
+        select.push_bind(id).push_scope(scope);
+        db.maybe(select, reservation_from_row).await
+    }
+
+    async fn list_reservations(&self, scope: &Scope, filter: &ReservationFilter) -> Result<Vec<Reservation>> {
+        let mut db = self.db();
+        let mut select = db.sql(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE true"));
+        select.push_scope(scope);
+        if let Some(kind) = filter.kind {
+            select.push(" AND type = ").push_bind(kind.as_str());
+        }
+        if let Some(status) = filter.status {
+            select.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(trip_id) = filter.trip_id {
+            select.push(" AND trip_id = ").push_bind(trip_id);
+        }
+        if let Some(from) = filter.starts_from {
+            select.push(" AND starts_at >= ").push_bind(from);
+        }
+        if let Some(before) = filter.starts_before {
+            select.push(" AND starts_at < ").push_bind(before);
+        }
+        let (after, order) = if filter.oldest_first { (">", "ASC") } else { ("<", "DESC") };
+        if let Some((starts_at, id)) = filter.after {
+            select.push(&format!(" AND (starts_at, id) {after} (")).push_bind(starts_at).push(", ").push_bind(id);
+            select.push(")");
+        }
+        select
+            .push(&format!(" ORDER BY starts_at {order}, id {order} LIMIT "))
+            .push_bind(i64::from(filter.limit.max(1)));
+        db.all(select, reservation_from_row).await
+    }
+
+    async fn update_reservation(
+        &self,
+        scope: &Scope,
+        id: Uuid,
+        fields: ReservationFields,
+        origin: ChangeOrigin,
+    ) -> Result<Option<Reservation>> {
+        let mut tx = self.db().begin().await?;
+        let Some(before) = locked_reservation(&mut tx, scope, id).await? else {
+            return Ok(None);
+        };
+        let changes = fields.changes_from(&before.fields());
+        if changes.is_empty() {
+            return Ok(Some(before));
+        }
+        record_change(&mut tx, &before.tenant_id, id, &fields, changes, origin).await?;
+        regroup(&mut tx, &before.tenant_id, &before.user_id).await?;
+        let updated = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn reservation_changes(&self, scope: &Scope, id: Uuid) -> Result<Option<Vec<ReservationChange>>> {
+        let mut db = self.db();
+        let mut exists = db.sql("SELECT id FROM reservations WHERE id = ");
+        exists.push_bind(id).push_scope(scope);
+        if db.optional(exists).await?.is_none() {
+            return Ok(None);
+        }
+        let select = db
+            .sql(
+                "SELECT id, source, changes, changed_at, detected_at FROM reservation_changes \
+                 WHERE reservation_id = $1 ORDER BY id",
+            )
+            .bind(id);
+        let changes = db
+            .all(select, |row| {
+                Ok(ReservationChange {
+                    id: row.get("id")?,
+                    source: row.parsed("source", "change source")?,
+                    changes: row.json("changes")?,
+                    changed_at: row.opt_time("changed_at")?,
+                    detected_at: row.time("detected_at")?,
+                })
+            })
+            .await?;
+        Ok(Some(changes))
+    }
+
+    async fn move_reservation(&self, scope: &Scope, id: Uuid, trip: Option<Uuid>) -> Result<MoveOutcome> {
+        let mut tx = self.db().begin().await?;
+        let Some(current) = locked_reservation(&mut tx, scope, id).await? else {
+            return Ok(MoveOutcome::NoReservation);
+        };
+        if let Some(trip) = trip {
+            if current.status == ReservationStatus::Cancelled {
+                return Ok(MoveOutcome::Cancelled);
+            }
+            let owned = tx
+                .sql("SELECT 1 AS owned FROM trips WHERE id = $1 AND tenant_id = $2 AND user_id = $3")
+                .bind(trip)
+                .bind(&current.tenant_id)
+                .bind(&current.user_id);
+            if tx.optional(owned).await?.is_none() {
+                return Ok(MoveOutcome::NoTrip);
+            }
+        }
+        let update = tx
+            .sql(
+                "UPDATE reservations SET trip_id = coalesce($2, trip_id), trip_pinned = $3, updated_at = now() \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(trip)
+            .bind(trip.is_some());
+        tx.execute(update).await?;
+        regroup(&mut tx, &current.tenant_id, &current.user_id).await?;
+        let moved = reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(moved.map_or(MoveOutcome::NoReservation, |r| MoveOutcome::Moved(Box::new(r))))
+    }
+
+    async fn delete_reservation(&self, scope: &Scope, id: Uuid) -> Result<bool> {
+        let mut tx = self.db().begin().await?;
+        let mut delete = tx.sql("DELETE FROM reservations WHERE id = ");
+        delete.push_bind(id).push_scope(scope).push(" RETURNING tenant_id, user_id");
+        let Some(row) = tx.optional(delete).await? else {
+            return Ok(false);
+        };
+        let (tenant_id, user_id): (String, String) = (row.get("tenant_id")?, row.get("user_id")?);
+        regroup(&mut tx, &tenant_id, &user_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_trips(&self, scope: &Scope, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<Trip>> {
+        let mut db = self.db();
+        let mut select = db.sql(
+            "SELECT t.id, t.name, t.starts_at, t.ends_at, \
+               (SELECT count(*) FROM reservations r WHERE r.trip_id = t.id) AS reservation_count \
+             FROM trips t WHERE true",
+        );
+        select.push_scope(scope);
+        if let Some((starts_at, id)) = after {
+            select.push(" AND (t.starts_at, t.id) < (").push_bind(starts_at).push(", ").push_bind(id).push(")");
+        }
+        select.push(" ORDER BY t.starts_at DESC, t.id DESC LIMIT ").push_bind(i64::from(limit.max(1)));
+        db.all(select, |row| {
+            Ok(Trip {
+                id: row.uuid("id")?,
+                name: row.get("name")?,
+                starts_at: row.time("starts_at")?,
+                ends_at: row.time("ends_at")?,
+                reservation_count: row.get("reservation_count")?,
+            })
+        })
+        .await
+    }
+
+    async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearFigures> {
+        let (from, to) = year_bounds(year)?;
+        let mut db = self.db();
+        let dialect = db.dialect();
+        // Every query reads one user's year through `reservations_user`.
+        let year = |select: &str, rest: &str| {
+            db.sql(&format!(
+                "SELECT {select} FROM reservations \
+                 WHERE tenant_id = $1 AND user_id = $2 AND starts_at >= $3 AND starts_at < $4 {rest}"
+            ))
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(from)
+            .bind(to)
+        };
+        let confirmed = "AND status = 'confirmed'";
+        let by_type = year("type, status, count(*) AS n", "GROUP BY type, status");
+        let by_month = year(
+            &format!("{} AS month, count(*) AS n", dialect.utc_month("starts_at")),
+            &format!("{confirmed} GROUP BY 1"),
+        );
+        let nights = year(
+            &format!(
+                "CAST(coalesce(sum({}), 0) AS BIGINT) AS nights",
+                dialect.utc_days_between("starts_at", "ends_at")
+            ),
+            &format!("{confirmed} AND type = 'lodging' AND ends_at IS NOT NULL"),
+        );
+        let routes = year(
+            "origin, destination, count(*) AS n",
+            &format!("{confirmed} AND type = 'flight' GROUP BY origin, destination"),
+        );
+        let places = year("DISTINCT city, country", confirmed);
+        let providers = year(
+            "type, provider, count(*) AS n",
+            &format!("{confirmed} AND type IN ('flight', 'lodging', 'rental_car') GROUP BY type, provider"),
+        );
+        let mut figures = YearFigures::default();
+        for row in db.rows(by_type).await? {
+            let n: i64 = row.get("n")?;
+            if row.get::<String>("status")? == "cancelled" {
+                figures.cancelled += n;
+            } else {
+                figures.by_type.push((row.parsed("type", "reservation type")?, n));
+            }
+        }
+        for row in db.rows(by_month).await? {
+            figures.by_month.push((u32::try_from(row.get::<i64>("month")?).unwrap_or(0), row.get("n")?));
+        }
+        figures.hotel_nights = db.one(nights).await?.get("nights")?;
+        for row in db.rows(routes).await? {
+            figures.routes.push((row.get("origin")?, row.get("destination")?, row.get("n")?));
+        }
+        for row in db.rows(places).await? {
+            figures.places.push((row.get("city")?, row.get("country")?));
+        }
+        for row in db.rows(providers).await? {
+            figures.providers.push((row.parsed("type", "reservation type")?, row.get("provider")?, row.get("n")?));
+        }
+        let trips = db
+            .sql(
+                "SELECT name, starts_at, ends_at FROM trips WHERE tenant_id = $1 AND user_id = $2 \
+                 AND starts_at >= $3 AND starts_at < $4 ORDER BY starts_at, id",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(from)
+            .bind(to);
+        for row in db.rows(trips).await? {
+            figures.trips.push(TripSpan {
+                name: row.get("name")?,
+                starts_at: row.time("starts_at")?,
+                ends_at: row.time("ends_at")?,
+            });
+        }
+        Ok(figures)
+    }
+
+    async fn vendor_figures(
+        &self,
+        tenant_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<VendorFigures>> {
+        // One pass over the month (through `reservations_tenant_starts`, or
+        // a parallel scan when the month is most of the table); the history
+        // is not read: `vendor_changes` keeps its count.
+        let mut db = self.db();
+        let select = db
+            .sql(
+                "SELECT provider, type, count(*) AS reservations, \
+                   count(*) FILTER (WHERE status = 'cancelled') AS cancelled, \
+                   count(*) FILTER (WHERE vendor_changes > 0) AS changed, \
+                   CAST(coalesce(sum(vendor_changes), 0) AS BIGINT) AS changes \
+                 FROM reservations WHERE tenant_id = $1 AND starts_at >= $2 AND starts_at < $3 \
+                 GROUP BY provider, type",
+            )
+            .bind(tenant_id)
+            .bind(from)
+            .bind(to);
+        db.all(select, |row| {
+            Ok(VendorFigures {
+                vendor: row.get("provider")?,
+                kind: row.parsed("type", "reservation type")?,
+                reservations: row.get("reservations")?,
+                cancelled: row.get("cancelled")?,
+                changed: row.get("changed")?,
+                changes: row.get("changes")?,
+            })
+        })
+        .await
+    }
+}
