@@ -198,8 +198,10 @@ impl Sql {
         self
     }
 
-    fn postgres(&self) -> Query<'_, Postgres, PgArguments> {
-        self.args.iter().cloned().fold(sqlx::query(&self.text), |query, arg| match arg {
+    /// The statement bound for PostgreSQL. The values move into the query
+    /// (a page's table of JSON documents is not copied).
+    fn postgres(text: &str, args: Vec<Arg>) -> Query<'_, Postgres, PgArguments> {
+        args.into_iter().fold(sqlx::query(text), |query, arg| match arg {
             Arg::Uuid(value) => query.bind(value),
             Arg::Time(value) => query.bind(value),
             Arg::Json(value) => query.bind(value),
@@ -215,12 +217,13 @@ impl Sql {
     }
 
     /// The SQLite text: `now()` in milliseconds.
-    fn sqlite_text(&self) -> String {
-        self.text.replace("now()", SQLITE_NOW)
+    fn sqlite_text(text: &str) -> String {
+        text.replace("now()", SQLITE_NOW)
     }
 
-    fn sqlite<'q>(&self, text: &'q str) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-        self.args.iter().cloned().fold(sqlx::query(text), |query, arg| match arg {
+    /// The statement bound for SQLite, its values moved in.
+    fn sqlite(text: &str, args: Vec<Arg>) -> Query<'_, Sqlite, SqliteArguments<'_>> {
+        args.into_iter().fold(sqlx::query(text), |query, arg| match arg {
             Arg::Uuid(value) => query.bind(value.map(|id| id.to_string())),
             Arg::Time(value) => query.bind(value.map(|time| time.timestamp_millis())),
             Arg::Json(value) => query.bind(value.map(|json| json.to_string())),
@@ -328,20 +331,22 @@ enum Conn<'c> {
 impl Conn<'_> {
     async fn rows(self, sql: Sql) -> Result<Vec<Row>> {
         Ok(match self {
-            Conn::Postgres(conn) => sql.postgres().fetch_all(conn).await?.into_iter().map(Row::Postgres).collect(),
+            Conn::Postgres(conn) => {
+                Sql::postgres(&sql.text, sql.args).fetch_all(conn).await?.into_iter().map(Row::Postgres).collect()
+            }
             Conn::Sqlite(conn) => {
-                let text = sql.sqlite_text();
-                sql.sqlite(&text).fetch_all(conn).await?.into_iter().map(Row::Sqlite).collect()
+                let text = Sql::sqlite_text(&sql.text);
+                Sql::sqlite(&text, sql.args).fetch_all(conn).await?.into_iter().map(Row::Sqlite).collect()
             }
         })
     }
 
     async fn execute(self, sql: Sql) -> Result<u64> {
         Ok(match self {
-            Conn::Postgres(conn) => sql.postgres().execute(conn).await?.rows_affected(),
+            Conn::Postgres(conn) => Sql::postgres(&sql.text, sql.args).execute(conn).await?.rows_affected(),
             Conn::Sqlite(conn) => {
-                let text = sql.sqlite_text();
-                sql.sqlite(&text).execute(conn).await?.rows_affected()
+                let text = Sql::sqlite_text(&sql.text);
+                Sql::sqlite(&text, sql.args).execute(conn).await?.rows_affected()
             }
         })
     }
@@ -517,7 +522,7 @@ mod tests {
 
     #[test]
     fn sqlite_reads_now_as_milliseconds() {
-        let sql = Sql::new(Dialect::Sqlite, "UPDATE t SET at = now() WHERE b < now()");
-        assert_eq!(sql.sqlite_text().matches("unixepoch('subsec')").count(), 2);
+        let text = Sql::sqlite_text("UPDATE t SET at = now() WHERE b < now()");
+        assert_eq!(text.matches("unixepoch('subsec')").count(), 2);
     }
 }
