@@ -22,14 +22,16 @@ MACHETE_VERSION=0.9.1
 # The budget is a ratchet: the count of pairs when it was last lowered. Code
 # that removes twins lowers it in the same commit; code that must add a twin
 # raises it and says why in the commit. Issue 20 started from 245 pairs
-# (239 counted) and aims under 82. The row codec took it to 234; writing
-# every domain store once over one SQL layer (store/sql) took it to 202:
-# ten files of twins went, but pairs count places, not lines. Most of what
-# remains is not logic written twice: a trait's method signatures again in
-# each impl (the queue port, its two queues, the store port and its two
-# backends), a struct read column by column in each domain, the handlers'
-# extract-authorise-respond shape, and the tests' setup.
-DUPLICATES_BUDGET=202
+# (239 counted) and aimed under 82. The row codec took it to 234; writing
+# every domain store once over one SQL layer (store/sql) took it to 202;
+# a claim request in place of five arguments, records read by `from_row!`,
+# `Services::embedded`, the simulator's `steady` config and the tests'
+# `Launcher::token` took it to 157. Most of what remains is not logic
+# written twice: structs of the same field shapes (a record and its view, a
+# row and its insert), the API handlers' annotate-extract-authorise-respond
+# shape, the queue's two algorithms (PostgreSQL, SQLite) delegating the same
+# port methods, Terraform resources of one shape, and tests' setup.
+DUPLICATES_BUDGET=157
 
 # Pairs that are twins by design, as extended regular expressions over a row
 # `Dn a:lines ~ b:lines`:

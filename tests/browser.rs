@@ -74,23 +74,13 @@ struct Deployment {
     http: reqwest::Client,
 }
 
-/// `longhaul token` for `user` of the tenant, with `role`.
-async fn token(launcher: &mut Launcher, data_dir: &str, user: &str, role: &str) -> String {
-    let args = ["token", "--data-dir", data_dir, "--tenant", TENANT, "--user", user, "--role", role];
-    let (status, output) = launcher.run(&args, Duration::from_secs(30)).await;
-    assert!(status.success(), "longhaul token failed:\n{output}");
-    output.lines().last().expect("a token").trim().to_owned()
-}
-
 async fn deploy() -> Deployment {
     let store = TestStore::new(Backend::Postgres).await.expect("a PostgreSQL test database");
     let mut launcher = Launcher::new(&store.url);
-    let data_dir = launcher.data_dir();
-    let data_dir = data_dir.to_str().expect("a UTF-8 path").to_owned();
-    let admin = token(&mut launcher, &data_dir, "ops", "admin").await;
-    let user = token(&mut launcher, &data_dir, "ana", "user").await;
+    let admin = launcher.token(TENANT, "ops", "admin").await;
+    let user = launcher.token(TENANT, "ana", "user").await;
     let env = vec![
-        ("LONGHAUL_DEV_SIGNING_KEY_FILE", format!("{data_dir}/dev-signing.key")),
+        ("LONGHAUL_DEV_SIGNING_KEY_FILE", launcher.signing_key_file()),
         ("LONGHAUL_SWEEP_INTERVAL_SECS", "0".to_owned()),
         ("LONGHAUL_POLL_INTERVAL_MS", "200".to_owned()),
     ];

@@ -164,19 +164,6 @@ impl Api {
     }
 }
 
-async fn token(launcher: &mut Launcher, user: &str, role: &str) -> String {
-    let data_dir = launcher.data_dir();
-    let data_dir = data_dir.to_str().expect("a UTF-8 path").to_owned();
-    let (status, output) = launcher
-        .run(
-            &["token", "--data-dir", &data_dir, "--tenant", "acme", "--user", user, "--role", role],
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(status.success(), "token failed:\n{output}");
-    output.lines().last().expect("a token").trim().to_owned()
-}
-
 /// The peak resident memory of process `pid`, in KiB.
 fn high_water_mark_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the worker's /proc status");
@@ -200,11 +187,10 @@ async fn hostile_imap_servers_fail_only_their_own_polls() {
     }
     let db = TestDb::new(Backend::Postgres).await;
     let mut launcher = Launcher::new(db.url());
-    let user_token = token(&mut launcher, "traveler", "user").await;
-    let admin_token = token(&mut launcher, "ops", "admin").await;
+    let user_token = launcher.token("acme", "traveler", "user").await;
+    let admin_token = launcher.token("acme", "ops", "admin").await;
     let keys = LocalKeys::generate("e2e").to_string();
-    let key_file = launcher.data_dir().join("dev-signing.key");
-    let key_file = key_file.to_str().expect("a UTF-8 path").to_owned();
+    let key_file = launcher.signing_key_file();
     let api_listen = format!("127.0.0.1:{}", free_port());
     let worker_listen = format!("127.0.0.1:{}", free_port());
     let common = [("LONGHAUL_SECRET_KEYS", keys.as_str()), ("LONGHAUL_SWEEP_INTERVAL_SECS", "0")];

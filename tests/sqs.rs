@@ -65,17 +65,8 @@ async fn deploy(store: &TestStore, env: &[(&'static str, String)]) -> Deployment
 /// As [`deploy`], with extra variables for the worker only.
 async fn deploy_with(store: &TestStore, env: &[(&'static str, String)], worker_env: &[(&str, &str)]) -> Deployment {
     let mut launcher = Launcher::new(&store.url);
-    let data_dir = launcher.data_dir();
-    let data_dir = data_dir.to_str().expect("a UTF-8 path").to_owned();
-    let (status, output) = launcher
-        .run(
-            &["token", "--data-dir", &data_dir, "--tenant", "acme", "--user", "ops", "--role", "admin"],
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(status.success(), "token failed:\n{output}");
-    let token = output.lines().last().expect("a token").trim().to_owned();
-    let key_file = format!("{data_dir}/dev-signing.key");
+    let token = launcher.token("acme", "ops", "admin").await;
+    let key_file = launcher.signing_key_file();
     let url = format!("http://127.0.0.1:{}", free_port());
     let listen = url.trim_start_matches("http://").to_owned();
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

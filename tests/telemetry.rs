@@ -32,17 +32,8 @@ struct Deployment {
 
 async fn deploy(database_url: &str, env: &[(&str, String)]) -> Deployment {
     let mut launcher = Launcher::new(database_url);
-    let data_dir = launcher.data_dir();
-    let data_dir = data_dir.to_str().expect("a UTF-8 path").to_owned();
-    let (status, output) = launcher
-        .run(
-            &["token", "--data-dir", &data_dir, "--tenant", "acme", "--user", "ops", "--role", "admin"],
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(status.success(), "token failed:\n{output}");
-    let token = output.lines().last().expect("a token").trim().to_owned();
-    let key_file = format!("{data_dir}/dev-signing.key");
+    let token = launcher.token("acme", "ops", "admin").await;
+    let key_file = launcher.signing_key_file();
     let api_listen = format!("127.0.0.1:{}", free_port());
     let worker_listen = format!("127.0.0.1:{}", free_port());
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -238,16 +229,7 @@ async fn up_shows_its_workers_metrics_and_traces_on_the_api() {
     env.push(("LONGHAUL_LEASE_SECS", "3"));
     let mut up = launcher.spawn(&["up", "--listen", &listen], &env);
     wait_ready(&format!("{url}/readyz"), &mut up).await;
-    let data_dir = launcher.data_dir();
-    let data_dir = data_dir.to_str().expect("a UTF-8 path");
-    let (status, output) = launcher
-        .run(
-            &["token", "--data-dir", data_dir, "--tenant", "dev", "--user", "ops", "--role", "admin"],
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(status.success(), "token failed:\n{output}");
-    let token = output.lines().last().expect("a token").trim().to_owned();
+    let token = launcher.token("dev", "ops", "admin").await;
 
     let (traceparent, trace_id) = new_traceparent();
     let id = run_traced_job(&url, &token, &traceparent, json!({ "sleep_ms": 1500 })).await;

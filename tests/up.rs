@@ -52,14 +52,7 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     assert_eq!(names, ["video-2026-9x16.mp4", "video-2026-9x16.jpg"], "{demo}");
 
     // A long job, and a client following it.
-    let (status, token) = launcher
-        .run(
-            &["token", "--data-dir", data_dir, "--tenant", "dev", "--user", "ops", "--role", "admin"],
-            Duration::from_secs(10),
-        )
-        .await;
-    assert!(status.success());
-    let token = token.lines().last().expect("a token").trim().to_owned();
+    let token = launcher.token("dev", "ops", "admin").await;
     let client = reqwest::Client::new();
 
     // The demo loaded its sample year: an admin of the tenant sees it, as

@@ -111,12 +111,32 @@ impl Default for SimConfig {
     }
 }
 
+/// [`start`] on a loopback port of its own ([`Sim::addr`] says which).
+pub async fn start_local(config: SimConfig) -> anyhow::Result<Sim> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.context("agency simulator: binding a loopback port")?;
+    start(listener, config).await
+}
+
 /// Midnight UTC of the current day.
 pub fn start_of_today() -> DateTime<Utc> {
     Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc()
 }
 
 impl SimConfig {
+    /// The default providers and sizes, held still: nothing changes unless
+    /// asked to ([`Sim::change_now`]), no latency, and dates laid out from
+    /// `anchor`, so that every answer is known in advance. For tests and
+    /// demos.
+    pub fn steady(anchor: DateTime<Utc>) -> SimConfig {
+        SimConfig {
+            change_fraction: 0.0,
+            latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
+            anchor,
+            ..SimConfig::default()
+        }
+    }
+
     /// Checks that the configuration describes a simulator that can run.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.providers.is_empty() {

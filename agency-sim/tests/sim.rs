@@ -3,25 +3,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use longhaul_agency_sim::{initial, reservation_number, start, Sim, SimConfig, Stats};
+use longhaul_agency_sim::{initial, reservation_number, start_local, Sim, SimConfig, Stats};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 
 fn config() -> SimConfig {
-    SimConfig {
-        providers: vec!["skyways".into(), "grandhotels".into()],
-        reservations_per_provider: 1_000,
-        change_fraction: 0.0,
-        latency: Duration::ZERO,
-        latency_jitter: Duration::ZERO,
-        anchor: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("a date"),
-        ..SimConfig::default()
-    }
+    SimConfig::steady(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("a date"))
 }
 
 async fn sim(config: SimConfig) -> Sim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-    start(listener, config).await.expect("the simulator starts")
+    start_local(config).await.expect("the simulator starts")
 }
 
 fn client() -> reqwest::Client {

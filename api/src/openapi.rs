@@ -12,7 +12,7 @@ use utoipa::{
         path::{Operation, ParameterIn},
         response::{Response, ResponseBuilder},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-        ContentBuilder, Object, Ref, Type,
+        Content, ContentBuilder, Object, Ref, RefOr, Type,
     },
     Modify, OpenApi,
 };
@@ -99,7 +99,10 @@ impl Modify for BearerAuth {
 
 /// The answers every operation of a kind can give, added from the rules the
 /// code applies rather than repeated on each handler, so that the document
-/// cannot drift from them: 401 on every operation behind a token, and 503
+/// cannot drift from them. Every error answer is a problem document: a
+/// handler names its statuses (`(status = 404)`, with a description where
+/// the generic one would not say enough), and each gets the
+/// `application/problem+json` body here. Then: 401 on every operation behind a token, and 503
 /// with `Retry-After` there too (the database is out of reach for a moment;
 /// see `From<StoreError> for Problem`); 400 and 415 on every operation that
 /// takes a JSON body (not JSON; not `application/json`), and 400 on every
@@ -130,6 +133,16 @@ impl Modify for EdgeResponses {
 
 fn add_edge_responses(path: &str, method: &Method, operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
+    for (status, response) in responses.iter_mut() {
+        if let (Some(generic), RefOr::T(response)) = (generic_problem(status), response) {
+            if response.content.is_empty() {
+                response.content.insert("application/problem+json".to_owned(), problem_content());
+            }
+            if response.description.is_empty() {
+                generic.clone_into(&mut response.description);
+            }
+        }
+    }
     if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
         responses.entry("401".to_owned()).or_insert_with(|| {
             problem_response("No token, or one that is invalid, expired, not yet valid (`nbf`), from another issuer or audience, or naming a reserved tenant", false).into()
@@ -175,9 +188,29 @@ fn add_edge_responses(path: &str, method: &Method, operation: &mut Operation) {
     }
 }
 
+/// What an error status means where its handler says no more; `None` for
+/// a status that is not an error.
+fn generic_problem(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "400" => "The request cannot be read",
+        "403" => "The caller's role may not do this",
+        "404" => "No such resource where the caller may look (another tenant's answers the same)",
+        "409" => "The resource is not in a state that allows this",
+        "413" => "The body is over the limit",
+        "422" => "A field is invalid; `field` names it",
+        "503" => "A dependency is out of reach for a moment",
+        status if status.starts_with('4') || status.starts_with('5') => "The problem document says what went wrong",
+        _ => return None,
+    })
+}
+
+fn problem_content() -> Content {
+    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build()
+}
+
 fn problem_response(description: &str, retry_after: bool) -> Response {
-    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
-    let mut response = ResponseBuilder::new().description(description).content("application/problem+json", content);
+    let mut response =
+        ResponseBuilder::new().description(description).content("application/problem+json", problem_content());
     if retry_after {
         let header = HeaderBuilder::new()
             .schema(Object::with_type(Type::Integer))

@@ -34,12 +34,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    auth::Principal,
-    limits::StreamSlot,
-    problem::{Problem, ProblemDocument},
-    routes::jobs::visible_job,
-    views::JobView,
-    AppState,
+    auth::Principal, limits::StreamSlot, problem::Problem, routes::jobs::visible_job, views::JobView, AppState,
 };
 
 /// How often to send a keep-alive comment on a quiet stream.
@@ -55,8 +50,8 @@ const MAX_CONSECUTIVE_ERRORS: u32 = 10;
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
         (status = 200, description = "`status` and `progress` events, each with the job as data, until a final status; or `expired` (a problem document as data) when the token expires first", content_type = "text/event-stream", body = JobView),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 429, description = "The user holds the most event streams one user may; see `Retry-After`", body = ProblemDocument, content_type = "application/problem+json",
+        (status = 404),
+        (status = 429, description = "The user holds the most event streams one user may; see `Retry-After`",
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use longhaul_jobs::{
-    queue::Delivery,
+    queue::{ClaimRequest, Delivery},
     store::{Completion, InsertOutcome, Outcome},
     testing::{QueueBackend, TestQueue},
     Job, JobKind, Lane, NewJob, Scope, Status,
@@ -55,7 +55,10 @@ async fn receive(queue: &TestQueue, max: usize, want: usize) -> Vec<Delivery> {
     while got.len() < want && empty < 3 {
         let batch = queue
             .queue
-            .receive(LANE, max.min(want - got.len()), LEASE, "test-worker", None, &CancellationToken::new())
+            .receive(
+                &ClaimRequest::new(LANE, max.min(want - got.len()), LEASE, "test-worker"),
+                &CancellationToken::new(),
+            )
             .await
             .expect("receive");
         if batch.is_empty() {
@@ -67,8 +70,11 @@ async fn receive(queue: &TestQueue, max: usize, want: usize) -> Vec<Delivery> {
 }
 
 async fn nothing_more(queue: &TestQueue) {
-    let extra =
-        queue.queue.receive(LANE, 10, LEASE, "test-worker", None, &CancellationToken::new()).await.expect("receive");
+    let extra = queue
+        .queue
+        .receive(&ClaimRequest::new(LANE, 10, LEASE, "test-worker"), &CancellationToken::new())
+        .await
+        .expect("receive");
     assert!(
         extra.is_empty(),
         "nothing else should be delivered, got {:?}",
@@ -107,9 +113,14 @@ async fn a_receive_takes_no_more_than_asked(backend: QueueBackend) {
         queue.store.insert_job(noop("t1")).await.expect("insert");
     }
     queue.flush().await.expect("dispatch");
-    let first = queue.queue.receive(LANE, 3, LEASE, "w", None, &CancellationToken::new()).await.expect("receive");
+    let first =
+        queue.queue.receive(&ClaimRequest::new(LANE, 3, LEASE, "w"), &CancellationToken::new()).await.expect("receive");
     assert!(!first.is_empty() && first.len() <= 3, "asked for 3, got {}", first.len());
-    let many = queue.queue.receive(LANE, 100, LEASE, "w", None, &CancellationToken::new()).await.expect("receive");
+    let many = queue
+        .queue
+        .receive(&ClaimRequest::new(LANE, 100, LEASE, "w"), &CancellationToken::new())
+        .await
+        .expect("receive");
     assert!(many.len() <= queue.queue.max_receive(), "a receive returned {} jobs", many.len());
     let rest = receive(&queue, 100, 25 - first.len() - many.len()).await;
     let mut ids: Vec<_> = first.iter().chain(&many).chain(&rest).map(|d| d.job.id).collect();
@@ -232,7 +243,7 @@ async fn a_lost_lease_fences_the_outcome_and_the_job_runs_again(backend: QueueBa
     let job = submit(&queue, noop("t1")).await;
     let got = queue
         .queue
-        .receive(LANE, 10, Duration::from_secs(1), "crashed-worker", None, &CancellationToken::new())
+        .receive(&ClaimRequest::new(LANE, 10, Duration::from_secs(1), "crashed-worker"), &CancellationToken::new())
         .await
         .expect("receive");
     assert_eq!(got.len(), 1);
@@ -360,7 +371,7 @@ mod sqs {
         let job = submit(&queue, noop("t1")).await;
         let stopped = queue
             .queue
-            .receive(LANE, 1, Duration::from_secs(1), "stopped-worker", None, &CancellationToken::new())
+            .receive(&ClaimRequest::new(LANE, 1, Duration::from_secs(1), "stopped-worker"), &CancellationToken::new())
             .await
             .expect("receive");
         assert_eq!(stopped.len(), 1);
@@ -370,7 +381,7 @@ mod sqs {
         // Both messages in one batch (moto delivers in order: the stale one first).
         let got = queue
             .queue
-            .receive(LANE, 10, LEASE, "test-worker", None, &CancellationToken::new())
+            .receive(&ClaimRequest::new(LANE, 10, LEASE, "test-worker"), &CancellationToken::new())
             .await
             .expect("receive");
         assert_eq!(got.len(), 1, "the job must start from its current message");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use longhaul_jobs::{
-    store::{AttemptRef, CancelOutcome, Completion, InsertOutcome, JobFilter, Outcome},
+    store::{AttemptRef, CancelOutcome, ClaimRequest, Completion, InsertOutcome, JobFilter, Outcome},
     testing::{Backend, TestStore},
     JobKind, Lane, NewJob, Scope, Status,
 };
@@ -671,24 +671,22 @@ async fn no_tenant_runs_more_than_its_cap_and_the_platform_has_none(backend: Bac
     let store = store(backend).await;
     let jobs: Vec<NewJob> = (0..10).map(|_| noop("a", "u")).chain((0..2).map(|_| noop("b", "u"))).collect();
     store.insert_jobs(&jobs).await.expect("insert");
-    let first = store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim");
+    let capped = ClaimRequest::new(Lane::Default, 10, LEASE, "w").capped(Some(3));
+    let first = store.claim_within(&capped).await.expect("claim");
     let count = |tenant: &str, jobs: &[longhaul_jobs::Job]| jobs.iter().filter(|job| job.tenant_id == tenant).count();
     assert_eq!((count("a", &first), count("b", &first)), (3, 2), "A gets its cap, B the rest");
-    assert!(
-        store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim").is_empty(),
-        "A is at its cap"
-    );
+    assert!(store.claim_within(&capped).await.expect("claim").is_empty(), "A is at its cap");
     // One of A's ends: one more of A's may start.
     let done = first.iter().find(|job| job.tenant_id == "a").expect("one of A's");
     let success =
         Completion { attempt: attempt(done), outcome: Outcome::Succeeded { result: None, artifacts: vec![] } };
     store.complete(&[success]).await.expect("complete");
-    let more = store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim");
+    let more = store.claim_within(&capped).await.expect("claim");
     assert_eq!(count("a", &more), 1);
     // The platform's own work (a reserved tenant) is never capped.
     let sweep: Vec<NewJob> = (0..6).map(|_| noop("_longhaul", "system")).collect();
     store.insert_jobs(&sweep).await.expect("insert");
-    let system = store.claim_within(Lane::Default, 10, LEASE, "w", Some(3)).await.expect("claim");
+    let system = store.claim_within(&capped).await.expect("claim");
     assert_eq!(count("_longhaul", &system), 6);
 }
 
@@ -699,7 +697,8 @@ async fn claims_at_once_never_overshoot_a_cap_together(backend: Backend) {
     let jobs: Vec<NewJob> = (0..200).map(|_| noop("a", "u")).collect();
     store.insert_jobs(&jobs).await.expect("insert");
     for round in 1..=3u32 {
-        let claims = (0..16).map(|_| store.claim_within(Lane::Default, 4, LEASE, "w", Some(10 * round)));
+        let request = ClaimRequest::new(Lane::Default, 4, LEASE, "w").capped(Some(10 * round));
+        let claims = (0..16).map(|_| store.claim_within(&request));
         let started: usize =
             futures::future::join_all(claims).await.into_iter().map(|claimed| claimed.expect("claim").len()).sum();
         let running = store.lane_stats(&Scope::Platform).await.expect("stats");

@@ -20,8 +20,6 @@ use std::{
 use anyhow::{bail, Context};
 use longhaul_jobs::{
     model::{NewJob, Scope},
-    notify::LogNotifier,
-    queue::EmbeddedQueue,
     store::InsertOutcome,
     travel::mail::{DkimPolicy, Envelope, LocalKeys, MailSecret, MailTls, NewMailAccount},
     DynStore, Job, JobKind, Lane,
@@ -134,12 +132,7 @@ async fn imap_polls(addr: &str, password: &str, messages: &[(String, Vec<u8>)]) 
             secret: sealed,
         })
         .await?;
-    let services = Services {
-        store: store.clone(),
-        queue: Arc::new(EmbeddedQueue::new(store.clone())),
-        notifier: Arc::new(LogNotifier),
-        objects: None,
-    };
+    let services = Services::embedded(store.clone());
     let config = WorkerConfig {
         lanes: vec![(Lane::Email, 1)],
         poll_interval: Duration::from_millis(10),

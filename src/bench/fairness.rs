@@ -138,11 +138,9 @@ async fn measure(
         ..WorkerConfig::default()
     };
     let tenant_cap = config.tenant_cap(args.slots.max(1));
-    let services = Services {
-        store: store.clone(),
-        queue: queue.unwrap_or_else(|| Arc::new(longhaul_jobs::queue::EmbeddedQueue::new(store.clone()))),
-        notifier: Arc::new(longhaul_jobs::notify::LogNotifier),
-        objects: None,
+    let services = match queue {
+        Some(queue) => Services::embedded(store.clone()).with_queue(queue),
+        None => Services::embedded(store.clone()),
     };
     let runtime = Runtime::start_with(services, registry, config);
 

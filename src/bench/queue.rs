@@ -218,12 +218,7 @@ async fn one_sqs_run(args: &BenchArgs, run: usize) -> anyhow::Result<serde_json:
         dispatcher: true,
         ..runtime_config(args.concurrency, args.claim_batch)
     };
-    let services = longhaul_workers::runtime::Services {
-        store: store.clone(),
-        queue,
-        notifier: Arc::new(longhaul_jobs::notify::LogNotifier),
-        objects: None,
-    };
+    let services = longhaul_workers::runtime::Services::embedded(store.clone()).with_queue(queue);
     let runtime = Runtime::start_with(services, registry, config);
     let deadline = Instant::now() + Duration::from_secs(1_800);
     let mut fed = 0;

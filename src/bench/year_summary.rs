@@ -1,9 +1,6 @@
 //! `longhaul bench --workload year-summary`: one user's year report.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use longhaul_jobs::{DynStore, JobKind, Lane, NewJob, Scope, Status};
@@ -42,12 +39,7 @@ pub(super) async fn time_reports(
 ) -> anyhow::Result<ReportTimings> {
     let objects_dir = tempfile::tempdir()?;
     let objects = longhaul_jobs::objects::connect(&format!("file://{}", objects_dir.path().display())).await?;
-    let services = longhaul_workers::runtime::Services {
-        store: store.clone(),
-        queue: Arc::new(longhaul_jobs::queue::EmbeddedQueue::new(store.clone())),
-        notifier: Arc::new(longhaul_jobs::notify::LogNotifier),
-        objects: Some(objects),
-    };
+    let services = longhaul_workers::runtime::Services::embedded(store.clone()).with_objects(objects);
     let config = WorkerConfig {
         lanes: vec![(Lane::Reports, 1)],
         scheduler: false,

@@ -414,6 +414,22 @@ impl Launcher {
         self.dir.path().join("data")
     }
 
+    /// `longhaul token` for `user` of `tenant` with `role`, signed with the
+    /// development key of this launcher's data dir: the token.
+    pub async fn token(&mut self, tenant: &str, user: &str, role: &str) -> String {
+        let data_dir = self.data_dir();
+        let data_dir = data_dir.to_str().expect("a UTF-8 path").to_owned();
+        let args = ["token", "--data-dir", &data_dir, "--tenant", tenant, "--user", user, "--role", role];
+        let (status, output) = self.run(&args, Duration::from_secs(30)).await;
+        assert!(status.success(), "longhaul token failed:\n{output}");
+        output.lines().last().expect("a token").trim().to_owned()
+    }
+
+    /// The development signing key `longhaul token` made in the data dir.
+    pub fn signing_key_file(&self) -> String {
+        self.data_dir().join("dev-signing.key").to_str().expect("a UTF-8 path").to_owned()
+    }
+
     /// Runs `longhaul <args>` to its end, for at most `timeout`.
     pub async fn run(&mut self, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
         let (mut command, log) = self.command(args.first().copied().unwrap_or("longhaul"));

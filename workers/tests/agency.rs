@@ -7,7 +7,7 @@ use std::{
 };
 
 use chrono::{TimeZone, Utc};
-use longhaul_agency_sim::{reservation_number, start, Sim, SimConfig, SimReservation, SimStatus};
+use longhaul_agency_sim::{reservation_number, start_local, Sim, SimConfig, SimReservation, SimStatus};
 use longhaul_jobs::travel::ReservationStatus;
 use longhaul_workers::agency::{
     breaker::BreakerState, config, Agency, AgencyError, AgencyReservation, Fetched, HttpJsonAgency, Lookup,
@@ -16,20 +16,11 @@ use longhaul_workers::agency::{
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 fn sim_config() -> SimConfig {
-    SimConfig {
-        providers: vec!["skyways".into(), "grandhotels".into()],
-        reservations_per_provider: 1_000,
-        change_fraction: 0.0,
-        latency: Duration::ZERO,
-        latency_jitter: Duration::ZERO,
-        anchor: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("a date"),
-        ..SimConfig::default()
-    }
+    SimConfig::steady(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("a date"))
 }
 
 async fn sim(config: SimConfig) -> Sim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-    start(listener, config).await.expect("the simulator starts")
+    start_local(config).await.expect("the simulator starts")
 }
 
 /// A provider at the simulator with fast retries and no effective rate

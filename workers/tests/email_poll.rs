@@ -13,8 +13,6 @@ use std::{
 
 use longhaul_jobs::{
     model::{NewJob, Scope, Status},
-    notify::LogNotifier,
-    queue::EmbeddedQueue,
     store::{AttemptRef, InsertOutcome, JobFilter},
     testing::{Backend, TestStore},
     travel::{
@@ -99,12 +97,7 @@ async fn setup(backend: Backend) -> Setup {
 async fn setup_with(backend: Backend, base: WorkerConfig) -> Setup {
     let store = TestStore::new(backend).await.expect("a store");
     let secrets = Envelope::new(Arc::new(LocalKeys::parse(&LocalKeys::generate("test")).expect("keys")));
-    let services = Services {
-        store: store.store.clone(),
-        queue: Arc::new(EmbeddedQueue::new(store.store.clone())),
-        notifier: Arc::new(LogNotifier),
-        objects: None,
-    };
+    let services = Services::embedded(store.store.clone());
     let config = WorkerConfig {
         lanes: vec![(Lane::Email, 4)],
         poll_interval: Duration::from_millis(50),
@@ -389,12 +382,7 @@ async fn the_scheduler_polls_each_inbox_and_backs_off_while_it_stays_idle() {
     let mut setup = setup_with(Backend::Sqlite, base).await;
     setup.runtime.shutdown().await;
     // The same runtime, with the scheduler on.
-    let services = Services {
-        store: setup.store.store.clone(),
-        queue: Arc::new(EmbeddedQueue::new(setup.store.store.clone())),
-        notifier: Arc::new(LogNotifier),
-        objects: None,
-    };
+    let services = Services::embedded(setup.store.store.clone());
     let config = WorkerConfig {
         lanes: vec![(Lane::Email, 2)],
         poll_interval: Duration::from_millis(20),

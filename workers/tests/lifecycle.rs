@@ -11,7 +11,7 @@ use std::{
 use async_trait::async_trait;
 use longhaul_jobs::{
     kind::NoopPayload,
-    queue::{Delivery, DynQueue, EmbeddedQueue, Queue, QueueError, RedriveReport, Ticket},
+    queue::{ClaimRequest, Delivery, EmbeddedQueue, Queue, QueueError, RedriveReport, Ticket},
     store::{AttemptRef, Completion, InsertOutcome, LeaseState},
     testing::{Backend, TestStore},
     Job, JobKind, Lane, NewJob, Scope, Status,
@@ -249,16 +249,8 @@ impl Queue for CutOff {
     fn max_receive(&self) -> usize {
         self.inner.max_receive()
     }
-    async fn receive(
-        &self,
-        lane: Lane,
-        max: usize,
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-        stop: &CancellationToken,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.inner.receive(lane, max, lease, worker_id, tenant_cap, stop).await
+    async fn receive(&self, request: &ClaimRequest<'_>, stop: &CancellationToken) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(request, stop).await
     }
     async fn idle(&self, lane: Lane, poll: Duration) {
         self.inner.idle(lane, poll).await
@@ -322,12 +314,7 @@ async fn a_worker_cut_off_from_the_database_stops_before_its_lease_runs_out(back
     let mut registry = Registry::default();
     registry.register(CallsOut { runs: runs.clone() });
     let queue = Arc::new(CutOff { inner: EmbeddedQueue::new(store.store.clone()), cut: AtomicBool::new(false) });
-    let services = longhaul_workers::runtime::Services {
-        store: store.store.clone(),
-        queue: queue.clone() as DynQueue,
-        notifier: Arc::new(longhaul_jobs::notify::LogNotifier),
-        objects: None,
-    };
+    let services = longhaul_workers::runtime::Services::embedded(store.store.clone()).with_queue(queue.clone());
     let config = WorkerConfig { cancel_grace: Duration::from_secs(30), ..test_config() };
     let lease = config.lease;
     let runtime = Runtime::start_with(services, registry, config);

@@ -1,14 +1,12 @@
 //! `report_build` through the real runtime, on both databases, with the
 //! artifacts in a local object directory.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use longhaul_jobs::{
     model::{NewJob, Scope, Status},
-    notify::LogNotifier,
     objects::ObjectKey,
-    queue::EmbeddedQueue,
     store::InsertOutcome,
     testing::{Backend, ObjectBackend, TestObjectStore, TestStore},
     travel::{sample_year, ChangeOrigin, ReservationFields, ReservationSource, ReservationStatus, ReservationType},
@@ -36,12 +34,7 @@ struct Setup {
 async fn setup(backend: Backend) -> Setup {
     let store = TestStore::new(backend).await.expect("a store");
     let objects = TestObjectStore::new(ObjectBackend::File).await.expect("an object store");
-    let services = Services {
-        store: store.store.clone(),
-        queue: Arc::new(EmbeddedQueue::new(store.store.clone())),
-        notifier: Arc::new(LogNotifier),
-        objects: Some(objects.store.clone()),
-    };
+    let services = Services::embedded(store.store.clone()).with_objects(objects.store.clone());
     let config = WorkerConfig {
         lanes: vec![(Lane::Reports, 2)],
         poll_interval: Duration::from_millis(50),

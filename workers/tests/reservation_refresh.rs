@@ -4,16 +4,11 @@
 //! others carry on (its shard is retried later), a 429 is waited out, and
 //! sweep planners racing or failing over never run a sweep twice.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use longhaul_agency_sim::{reservation_number, Sim, SimConfig};
 use longhaul_jobs::{
-    notify::LogNotifier,
-    queue::EmbeddedQueue,
     store::JobFilter,
     testing::{Backend, TestStore},
     travel::{refresh::SYSTEM_TENANT, ReservationFields, ReservationSource, ReservationStatus, ReservationType},
@@ -36,16 +31,13 @@ longhaul_jobs::on_every_backend!(
 );
 
 async fn simulator(providers: &[&str], per_provider: u64) -> Sim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let config = SimConfig {
         providers: providers.iter().map(|p| p.to_string()).collect(),
         reservations_per_provider: per_provider,
-        change_fraction: 0.0,
         latency: Duration::from_millis(1),
-        latency_jitter: Duration::ZERO,
-        ..SimConfig::default()
+        ..SimConfig::steady(longhaul_agency_sim::start_of_today())
     };
-    longhaul_agency_sim::start(listener, config).await.expect("the simulator starts")
+    longhaul_agency_sim::start_local(config).await.expect("the simulator starts")
 }
 
 /// The agencies config: every provider on the simulator, with a breaker
@@ -93,12 +85,7 @@ fn start(
     sweep: Option<SweepConfig>,
     worker_id: &str,
 ) -> Runtime {
-    let services = Services {
-        store: store.store.clone(),
-        queue: Arc::new(EmbeddedQueue::new(store.store.clone())),
-        notifier: Arc::new(LogNotifier),
-        objects: None,
-    };
+    let services = Services::embedded(store.store.clone());
     let config = WorkerConfig {
         worker_id: worker_id.into(),
         lanes: vec![(Lane::Refresh, 2)],

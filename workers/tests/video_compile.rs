@@ -6,7 +6,6 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -14,9 +13,7 @@ use chrono::{DateTime, Utc};
 use longhaul_jobs::{
     media::{check, NewMedia},
     model::{NewJob, Scope, Status},
-    notify::LogNotifier,
     objects::ObjectKey,
-    queue::EmbeddedQueue,
     store::InsertOutcome,
     testing::{Backend, ObjectBackend, TestObjectStore, TestStore},
     travel::{sample_year, ReservationSource},
@@ -39,12 +36,7 @@ async fn setup(backend: Backend, objects: ObjectBackend) -> Setup {
 async fn setup_with(backend: Backend, objects: ObjectBackend, lease: Duration) -> Setup {
     let store = TestStore::new(backend).await.expect("a store");
     let objects = TestObjectStore::new(objects).await.expect("an object store");
-    let services = Services {
-        store: store.store.clone(),
-        queue: Arc::new(EmbeddedQueue::new(store.store.clone())),
-        notifier: Arc::new(LogNotifier),
-        objects: Some(objects.store.clone()),
-    };
+    let services = Services::embedded(store.store.clone()).with_objects(objects.store.clone());
     let config = WorkerConfig {
         lanes: vec![(Lane::Video, 1)],
         poll_interval: Duration::from_millis(50),

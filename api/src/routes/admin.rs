@@ -21,7 +21,7 @@ use crate::{
     audit::{self, Action, Client},
     auth::{Principal, Role},
     paging,
-    problem::{Problem, ProblemDocument},
+    problem::Problem,
     routes::jobs::{list_page, parse_job_id, ListQuery},
     views::{JobList, JobView},
     AppState,
@@ -85,7 +85,7 @@ pub(crate) fn admin_scope(principal: &Principal, named: Option<&str>) -> Scope {
     params(TenantQuery),
     responses(
         (status = 200, body = QueuesView),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
     ),
     security(("bearer" = []))
 )]
@@ -139,8 +139,8 @@ pub struct SweepsQuery {
     params(SweepsQuery),
     responses(
         (status = 200, body = SweepsView),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A `limit` that is not a whole number from 1", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 422, description = "A `limit` that is not a whole number from 1"),
     ),
     security(("bearer" = []))
 )]
@@ -175,8 +175,8 @@ pub(crate) async fn sweep_items(
     params(ListQuery),
     responses(
         (status = 200, body = JobList),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 422),
     ),
     security(("bearer" = []))
 )]
@@ -202,8 +202,8 @@ fn parse_lane(raw: &str) -> Result<Lane, Problem> {
     params(("lane" = Lane, Path, description = "The lane"), TenantQuery),
     responses(
         (status = 200, body = LaneState),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "No such lane", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 404, description = "No such lane"),
     ),
     security(("bearer" = []))
 )]
@@ -226,8 +226,8 @@ pub async fn pause_lane(
     params(("lane" = Lane, Path, description = "The lane"), TenantQuery),
     responses(
         (status = 200, body = LaneState),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "No such lane", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 404, description = "No such lane"),
     ),
     security(("bearer" = []))
 )]
@@ -284,9 +284,9 @@ pub(crate) async fn set_paused(
     params(("id" = uuid::Uuid, Path, description = "The job id")),
     responses(
         (status = 200, body = JobView),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The job is not dead, failed or cancelled", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 404),
+        (status = 409, description = "The job is not dead, failed or cancelled"),
     ),
     security(("bearer" = []))
 )]
@@ -345,9 +345,9 @@ pub(crate) async fn retry(
     params(("id" = uuid::Uuid, Path, description = "The job id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The job has not ended, or succeeded", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 404),
+        (status = 409, description = "The job has not ended, or succeeded"),
     ),
     security(("bearer" = []))
 )]
@@ -408,9 +408,9 @@ pub(crate) async fn delete(
     params(("lane" = Lane, Path, description = "The lane"), TenantQuery),
     responses(
         (status = 200, body = RedriveReport),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "No such lane", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The queue did not answer", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 404, description = "No such lane"),
+        (status = 503, description = "The queue did not answer"),
     ),
     security(("bearer" = []))
 )]
@@ -482,8 +482,8 @@ pub struct AuditQuery {
     params(AuditQuery),
     responses(
         (status = 200, body = AuditView),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A `limit` that is not a whole number from 1", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
+        (status = 422, description = "A `limit` that is not a whole number from 1"),
     ),
     security(("bearer" = []))
 )]
@@ -528,7 +528,7 @@ pub struct WorkersView {
     get, path = "/v1/admin/workers", tag = "admin",
     responses(
         (status = 200, body = WorkersView),
-        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403),
     ),
     security(("bearer" = []))
 )]

@@ -12,11 +12,7 @@ use longhaul_jobs::objects::ObjectKey;
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    problem::{Problem, ProblemDocument},
-    AppState,
-};
+use crate::{auth::Principal, problem::Problem, AppState};
 
 /// How long a presigned download URL works: long enough to start a large
 /// download on a slow phone, short enough that a leaked link soon dies.
@@ -35,8 +31,8 @@ fn object_error(err: impl std::fmt::Display) -> Problem {
     responses(
         (status = 200, description = "The file (local object store)"),
         (status = 302, description = "Redirect to a presigned URL (S3), valid for 15 minutes"),
-        (status = 404, description = "No such artifact, or not yours", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The object store did not answer", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such artifact, or not yours"),
+        (status = 503, description = "The object store did not answer"),
     ),
     security(("bearer" = []))
 )]

@@ -8,10 +8,7 @@ use longhaul_jobs::DynStore;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{
-    problem::{Problem, ProblemDocument},
-    AppState,
-};
+use crate::{problem::Problem, AppState};
 
 /// One dependency that must answer for the API to take traffic: the database,
 /// the queue, the object store. The CLI adds what its configuration uses.
@@ -58,7 +55,7 @@ pub async fn healthz() -> Json<HealthStatus> {
     get, path = "/readyz", tag = "health",
     responses(
         (status = 200, body = HealthStatus),
-        (status = 503, description = "A dependency is unreachable", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unreachable"),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>, Problem> {
@@ -90,7 +87,7 @@ async fn run_check(check: Arc<dyn ReadinessCheck>) -> Option<String> {
     get, path = "/metrics", tag = "health",
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain"),
-        (status = 404, description = "This process records no metrics", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "This process records no metrics"),
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {

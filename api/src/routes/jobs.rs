@@ -22,7 +22,7 @@ use crate::{
     auth::{Principal, Role},
     extract::JsonBody,
     idempotency, paging,
-    problem::{Problem, ProblemDocument},
+    problem::Problem,
     tracecontext,
     views::{decode_cursor, encode_cursor, JobList, JobView},
     AppState,
@@ -70,12 +70,12 @@ fn empty_object() -> Value {
     responses(
         (status = 202, description = "Created", body = JobView),
         (status = 200, description = "Already created by an earlier request with this key", body = JobView),
-        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The kind is for admins only", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "Key reused with a different body", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown kind or invalid payload; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON"),
+        (status = 403, description = "The kind is for admins only"),
+        (status = 409, description = "Key reused with a different body"),
+        (status = 413, description = "Body over the limit"),
+        (status = 415, description = "Not JSON"),
+        (status = 422, description = "Unknown kind or invalid payload; `field` names it"),
     ),
     security(("bearer" = []))
 )]
@@ -210,7 +210,7 @@ pub(crate) async fn visible_job(state: &AppState, principal: &Principal, raw_id:
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
         (status = 200, body = JobView),
-        (status = 404, description = "No such job, or not yours", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such job, or not yours"),
     ),
     security(("bearer" = []))
 )]
@@ -290,7 +290,7 @@ pub(crate) async fn list_page(state: &AppState, principal: &Principal, query: &L
     params(ListQuery),
     responses(
         (status = 200, body = JobList),
-        (status = 422, description = "A filter is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A filter is invalid; `field` names it"),
     ),
     security(("bearer" = []))
 )]
@@ -313,8 +313,8 @@ pub async fn list_jobs(
     responses(
         (status = 200, description = "Cancelled", body = JobView),
         (status = 202, description = "Running; the worker was asked to stop", body = JobView),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The job already finished", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
+        (status = 409, description = "The job already finished"),
     ),
     security(("bearer" = []))
 )]

@@ -27,14 +27,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    extract::JsonBody,
-    problem::{Problem, ProblemDocument},
-    tracecontext,
-    views::JobView,
-    AppState,
-};
+use crate::{auth::Principal, extract::JsonBody, problem::Problem, tracecontext, views::JobView, AppState};
 
 /// At most this many allowed sender domains per account.
 pub(crate) const MAX_SENDERS: usize = 100;
@@ -261,9 +254,9 @@ fn not_found(id: Uuid) -> Problem {
     request_body = NewMailAccountBody,
     responses(
         (status = 201, description = "Connected; polled within the minute, then every 15 minutes", body = MailAccount),
-        (status = 409, description = "The user has the most inboxes one user may (`urn:longhaul:problem:quota-exceeded`; `limit` says how many)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "No key to seal credentials with is configured", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The user has the most inboxes one user may (`urn:longhaul:problem:quota-exceeded`; `limit` says how many)"),
+        (status = 422, description = "A field is invalid; `field` names it"),
+        (status = 503, description = "No key to seal credentials with is configured"),
     ),
     security(("bearer" = []))
 )]
@@ -351,7 +344,7 @@ pub async fn list_mail_accounts(
     params(("id" = Uuid, Path, description = "The account id")),
     responses(
         (status = 200, body = MailAccount),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]
@@ -371,8 +364,8 @@ pub async fn get_mail_account(
     request_body = MailAccountChanges,
     responses(
         (status = 200, body = MailAccount),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
+        (status = 422),
     ),
     security(("bearer" = []))
 )]
@@ -408,7 +401,7 @@ pub async fn update_mail_account(
     params(("id" = Uuid, Path, description = "The account id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]
@@ -434,7 +427,7 @@ pub async fn delete_mail_account(
     params(("id" = Uuid, Path, description = "The account id")),
     responses(
         (status = 202, description = "The poll job", body = JobView),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]

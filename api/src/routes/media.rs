@@ -41,7 +41,7 @@ use crate::{
     auth::Principal,
     extract::JsonBody,
     paging,
-    problem::{Problem, ProblemDocument},
+    problem::Problem,
     routes::travel::{decode_cursor, trim_page},
     server::is_body_timeout,
     AppState,
@@ -160,9 +160,9 @@ async fn record(state: &AppState, media: &Media, outcome: &MediaCheck) -> Result
     request_body = NewMediaBody,
     responses(
         (status = 201, description = "Registered; PUT the bytes to `upload_url`", body = MediaCreated),
-        (status = 409, description = "The user has the most photos one user may (`urn:longhaul:problem:quota-exceeded`; `limit` says how many)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The object store did not answer", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The user has the most photos one user may (`urn:longhaul:problem:quota-exceeded`; `limit` says how many)"),
+        (status = 422, description = "A field is invalid; `field` names it"),
+        (status = 503, description = "The object store did not answer"),
     ),
     security(("bearer" = []))
 )]
@@ -233,7 +233,7 @@ async fn check_media_quota(state: &AppState, principal: &Principal) -> Result<()
     params(MediaQuery),
     responses(
         (status = 200, body = MediaList),
-        (status = 422, description = "A bad cursor or limit", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A bad cursor or limit"),
     ),
     security(("bearer" = []))
 )]
@@ -319,7 +319,7 @@ impl MediaChecks {
     params(("id" = Uuid, Path, description = "The photo id")),
     responses(
         (status = 200, body = Media),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]
@@ -339,7 +339,7 @@ pub async fn get_media(
     params(("id" = Uuid, Path, description = "The photo id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]
@@ -365,10 +365,10 @@ pub async fn delete_media(
     request_body(content = String, description = "The image's bytes: JPEG, PNG or WebP, which the bytes decide", content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Stored and checked", body = Media),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "Already uploaded", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "Over the size limit", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "Not a JPEG, PNG or WebP image; the photo is rejected", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
+        (status = 409, description = "Already uploaded"),
+        (status = 413, description = "Over the size limit"),
+        (status = 415, description = "Not a JPEG, PNG or WebP image; the photo is rejected"),
     ),
     security(("bearer" = []))
 )]

@@ -21,13 +21,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    extract::JsonBody,
-    paging,
-    problem::{Problem, ProblemDocument},
-    AppState,
-};
+use crate::{auth::Principal, extract::JsonBody, paging, problem::Problem, AppState};
 
 /// The body of `POST /v1/reservations`: a reservation added by hand.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -203,8 +197,8 @@ fn invalid(err: longhaul_jobs::travel::InvalidField) -> Problem {
     request_body = NewReservation,
     responses(
         (status = 201, description = "Created", body = Reservation),
-        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON"),
+        (status = 422, description = "A field is invalid; `field` names it"),
     ),
     security(("bearer" = []))
 )]
@@ -246,7 +240,7 @@ pub async fn create_reservation(
     params(ReservationQuery),
     responses(
         (status = 200, body = ReservationList),
-        (status = 422, description = "A filter is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A filter is invalid; `field` names it"),
     ),
     security(("bearer" = []))
 )]
@@ -285,7 +279,7 @@ pub async fn list_reservations(
     params(("id" = Uuid, Path, description = "The reservation id")),
     responses(
         (status = 200, body = Reservation),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]
@@ -306,8 +300,8 @@ pub async fn get_reservation(
     request_body = ReservationChanges,
     responses(
         (status = 200, body = Reservation),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
+        (status = 422, description = "A field is invalid; `field` names it"),
     ),
     security(("bearer" = []))
 )]
@@ -353,7 +347,7 @@ pub async fn update_reservation(
     params(("id" = Uuid, Path, description = "The reservation id")),
     responses(
         (status = 200, body = ReservationChangeList),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]
@@ -374,7 +368,7 @@ pub async fn reservation_changes(
     params(("id" = Uuid, Path, description = "The reservation id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404),
     ),
     security(("bearer" = []))
 )]
@@ -397,7 +391,7 @@ pub async fn delete_reservation(
     params(PageQuery),
     responses(
         (status = 200, body = TripList),
-        (status = 422, description = "A parameter is invalid; `field` names it", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid; `field` names it"),
     ),
     security(("bearer" = []))
 )]

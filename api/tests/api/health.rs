@@ -61,6 +61,28 @@ backend_tests! {
         assert!(list.get("400").is_some(), "{list}");
         assert!(responses("/v1/jobs/{id}", "get").get("400").is_none(), "no body, no query: no 400");
     }
+
+    async fn every_error_answer_is_a_described_problem_document(backend) {
+        let app = TestApp::new(backend).await;
+        let document = app.send(request(Method::GET, "/openapi.json", None).body(Body::empty()).expect("a request")).await.json();
+        let mut errors = 0;
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("operations") {
+                for (status, response) in operation["responses"].as_object().expect("responses") {
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    errors += 1;
+                    let at = format!("{method} {path} {status}");
+                    let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                    assert_eq!(schema, "#/components/schemas/Problem", "{at}: {response}");
+                    let description = response["description"].as_str().unwrap_or_default();
+                    assert!(!description.is_empty(), "{at} says nothing of what went wrong");
+                }
+            }
+        }
+        assert!(errors > 100, "only {errors} error answers documented");
+    }
 }
 
 /// Readiness fails with a 503 problem when a dependency does not answer.

@@ -7,7 +7,7 @@
 //! can check one, a logout ends it everywhere, and only a hash of the
 //! cookie's secret is kept.
 
-use crate::store::Columns;
+use crate::store::{from_row, Columns};
 mod sql;
 
 use std::time::Duration;
@@ -176,29 +176,13 @@ pub trait AdminStore {
 }
 
 pub(crate) fn audit_from_row(row: &impl Columns) -> Result<AuditEntry> {
-    Ok(AuditEntry {
-        id: row.get("id")?,
-        at: row.time("at")?,
-        tenant_id: row.get("tenant_id")?,
-        actor: row.get("actor")?,
-        role: row.get("role")?,
-        action: row.get("action")?,
-        target: row.get("target")?,
-        subject_tenant: row.get("subject_tenant")?,
-        detail: row.json("detail")?,
-        source_ip: row.get("source_ip")?,
-        user_agent: row.get("user_agent")?,
+    from_row!(row => AuditEntry {
+        id, at, tenant_id, actor, role, action, target, subject_tenant, detail, source_ip, user_agent,
     })
 }
 
 pub(crate) fn worker_from_row(row: &impl Columns) -> Result<WorkerPresence> {
-    Ok(WorkerPresence {
-        id: row.get("id")?,
-        host: row.get("host")?,
-        version: row.get("version")?,
-        lanes: row.json_as("lanes")?,
-        running: row.json_as("running")?,
-        started_at: row.time("started_at")?,
-        seen_at: row.time("seen_at")?,
+    from_row!(row => WorkerPresence {
+        id, host, version, lanes: row.json_as("lanes")?, running: row.json_as("running")?, started_at, seen_at,
     })
 }

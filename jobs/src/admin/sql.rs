@@ -13,6 +13,7 @@ use super::{
 use crate::{
     model::Scope,
     store::{
+        from_row,
         sql::{Dialect, Exec, SqlStore},
         Columns, Result,
     },
@@ -83,16 +84,8 @@ impl<S: SqlStore> AdminStore for S {
         let sql = db.sql("SELECT * FROM admin_sessions WHERE id_hash = $1 AND expires_at > now()").bind(id_hash);
         db.optional(sql)
             .await?
-            .map(|row| {
-                Ok(Session {
-                    tenant_id: row.get("tenant_id")?,
-                    user_id: row.get("user_id")?,
-                    role: row.get("role")?,
-                    csrf: row.get("csrf")?,
-                    created_at: row.time("created_at")?,
-                    expires_at: row.time("expires_at")?,
-                })
-            })
+            .as_ref()
+            .map(|row| from_row!(row => Session { tenant_id, user_id, role, csrf, created_at, expires_at }))
             .transpose()
     }
 
@@ -174,14 +167,7 @@ impl<S: SqlStore> AdminStore for S {
         db.rows(sql.bind(tenant))
             .await?
             .iter()
-            .map(|row| {
-                Ok(LaneMinute {
-                    lane: row.parsed("lane", "lane")?,
-                    minute: row.time("minute")?,
-                    finished: row.get("finished")?,
-                    failed: row.get("failed")?,
-                })
-            })
+            .map(|row| from_row!(row => LaneMinute { lane, minute, finished, failed }))
             .collect()
     }
 

@@ -8,7 +8,7 @@
 //! `rejected`, with the reason. Objects live under the tenant's prefix, at
 //! `tenants/<tenant>/media/<id>`.
 
-use crate::store::Columns;
+use crate::store::{from_row, Columns};
 mod sql;
 
 use async_trait::async_trait;
@@ -233,21 +233,9 @@ pub trait MediaStore: Send + Sync {
 }
 
 pub(crate) fn media_from_row(row: &impl Columns) -> Result<Media> {
-    Ok(Media {
-        id: row.uuid("id")?,
-        tenant_id: row.get("tenant_id")?,
-        user_id: row.get("user_id")?,
-        status: row.parsed("status", "media status")?,
-        declared_type: row.get("declared_type")?,
-        content_type: row.get("content_type")?,
-        size_bytes: row.get("size_bytes")?,
-        width: row.get("width")?,
-        height: row.get("height")?,
-        taken_at: row.opt_time("taken_at")?,
-        caption: row.get("caption")?,
-        error: row.get("error")?,
-        object_key: row.get("object_key")?,
-        created_at: row.time("created_at")?,
+    from_row!(row => Media {
+        id, tenant_id, user_id, status, declared_type, content_type, size_bytes, width, height, taken_at, caption,
+        error, object_key, created_at,
     })
 }
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Delivery, Queue, RedriveReport, Result, Ticket};
 use crate::{
     model::{Lane, Scope},
-    store::{AttemptRef, Completion, DynJobStore, LeaseState},
+    store::{AttemptRef, ClaimRequest, Completion, DynJobStore, LeaseState},
 };
 
 pub struct EmbeddedQueue {
@@ -37,16 +37,8 @@ impl Queue for EmbeddedQueue {
     }
 
     /// One claim statement: quick, and never abandoned halfway.
-    async fn receive(
-        &self,
-        lane: Lane,
-        max: usize,
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-        _stop: &CancellationToken,
-    ) -> Result<Vec<Delivery>> {
-        let claimed = self.store.claim_within(lane, max, lease, worker_id, tenant_cap).await?;
+    async fn receive(&self, request: &ClaimRequest<'_>, _stop: &CancellationToken) -> Result<Vec<Delivery>> {
+        let claimed = self.store.claim_within(request).await?;
         Ok(claimed
             .into_iter()
             .map(|job| {

@@ -28,6 +28,7 @@ pub use sqs::{
     MAX_RESENDS as SQS_MAX_RESENDS, REDRIVE_POLICY_MARGIN,
 };
 
+pub use crate::store::ClaimRequest;
 use crate::{
     model::{Job, Lane, Scope},
     store::{AttemptRef, Completion, LeaseState, StoreError},
@@ -92,21 +93,14 @@ pub trait Queue: Send + Sync + 'static {
     /// The most jobs one receive can return (SQS: 10).
     fn max_receive(&self) -> usize;
 
-    /// Receives up to `max` jobs of `lane` and starts them: each comes back
-    /// `running`, with `attempts + 1` and a lease of `lease`. May wait for
+    /// Receives what `request` asks for and starts it: each job comes back
+    /// `running`, with `attempts + 1` and the request's lease. May wait for
     /// work first (SQS long-polls); returns empty when there is none.
     /// `stop` may end a wait for work, never a receive that has started
     /// jobs: those are always returned. No tenant ends up with more than
-    /// `tenant_cap` running jobs in the lane (reserved tenants excepted).
-    async fn receive(
-        &self,
-        lane: Lane,
-        max: usize,
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-        stop: &CancellationToken,
-    ) -> Result<Vec<Delivery>>;
+    /// the request's `tenant_cap` running jobs in the lane (reserved tenants
+    /// excepted).
+    async fn receive(&self, request: &ClaimRequest<'_>, stop: &CancellationToken) -> Result<Vec<Delivery>>;
 
     /// Waits, after an empty receive, until work may have arrived: a wake-up,
     /// or `poll` at most. SQS returns at once, because its receive waited.

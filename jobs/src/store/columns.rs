@@ -9,6 +9,11 @@
 //! | JSON | `jsonb` | `TEXT` |
 //!
 //! A value that does not decode is [`StoreError::Corrupt`], naming the column.
+//!
+//! A record is read with [`from_row!`]: each field from the column of its
+//! name, decoded by its type ([`FromColumn`]), unless the field names
+//! another column (`kind = "type"`) or gives its own expression
+//! (`lanes: row.json_as("lanes")?`).
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
@@ -56,6 +61,87 @@ pub(crate) trait Columns {
         parse_enum(&self.get::<String>(column)?, what)
     }
 }
+
+/// A field's type, read from one column of either database.
+pub(crate) trait FromColumn: Sized {
+    fn from_column(row: &impl Columns, column: &str) -> Result<Self>;
+}
+
+/// Types both databases store alike.
+macro_rules! plain_columns {
+    ($($ty:ty),* $(,)?) => {$(
+        impl FromColumn for $ty {
+            fn from_column(row: &impl Columns, column: &str) -> Result<Self> {
+                row.get(column)
+            }
+        }
+    )*};
+}
+
+plain_columns!(
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    i32,
+    Option<i32>,
+    i16,
+    Option<i16>,
+    bool,
+    Option<bool>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+);
+
+/// Types each database stores its own way (see the table above).
+macro_rules! coded_columns {
+    ($($ty:ty => $read:ident),* $(,)?) => {$(
+        impl FromColumn for $ty {
+            fn from_column(row: &impl Columns, column: &str) -> Result<Self> {
+                row.$read(column)
+            }
+        }
+    )*};
+}
+
+coded_columns!(
+    Uuid => uuid, Option<Uuid> => opt_uuid,
+    DateTime<Utc> => time, Option<DateTime<Utc>> => opt_time,
+    Value => json, Option<Value> => opt_json,
+);
+
+/// Closed sets kept as text (a status, a kind): each type, and the words
+/// that name it in an error.
+macro_rules! named_columns {
+    ($($ty:ty => $what:expr),* $(,)?) => {$(
+        impl $crate::store::columns::FromColumn for $ty {
+            fn from_column(row: &impl $crate::store::Columns, column: &str) -> $crate::store::Result<Self> {
+                $crate::store::Columns::parsed(row, column, $what)
+            }
+        }
+    )*};
+}
+pub(crate) use named_columns;
+
+/// Reads a record from `row`: `from_row!(row => Trip { id, name, kind =
+/// "type", count: expression })`. A bare field reads the column of its
+/// name, `field = "column"` another column, both decoded by the field's
+/// type; `field: expression` takes the expression's value.
+macro_rules! from_row {
+    ($row:ident => $ty:ident { $($field:ident $(= $column:literal)? $(: $value:expr)?),* $(,)? }) => {
+        Ok($ty { $($field: $crate::store::columns::from_row!(@read $row, $field $(= $column)? $(: $value)?),)* })
+    };
+    (@read $row:ident, $field:ident) => {
+        $crate::store::columns::FromColumn::from_column($row, stringify!($field))?
+    };
+    (@read $row:ident, $field:ident = $column:literal) => {
+        $crate::store::columns::FromColumn::from_column($row, $column)?
+    };
+    (@read $row:ident, $field:ident : $value:expr) => {
+        $value
+    };
+}
+pub(crate) use from_row;
 
 fn null(column: &str) -> StoreError {
     StoreError::Corrupt(format!("{column} is null"))

@@ -15,26 +15,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Claimed, JobStore, Result};
+use super::{ClaimRequest, Claimed, JobStore, Result};
 use crate::model::Lane;
 
 /// A store with a dispatch outbox.
 #[async_trait]
 pub trait DispatchStore: JobStore {
-    /// Starts the jobs that delivered messages name, the way `claim` does,
-    /// if each is queued, due, and at the message's generation. Says what to
-    /// do with the other messages.
+    /// Starts the jobs that delivered messages name, the way
+    /// [`JobStore::claim_within`] would claim them for `request` (its lane,
+    /// lease, worker and tenant cap; the messages stand for its `max`), if
+    /// each is queued, due, and at the message's generation. Says what to do
+    /// with the other messages.
     ///
-    /// A message whose tenant is at `tenant_cap` (and whose job is due) is
-    /// sent again later as a fresh message, and this one is to be dropped.
-    async fn start_delivered(
-        &self,
-        lane: Lane,
-        messages: &[Delivered],
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-    ) -> Result<Started>;
+    /// A message whose tenant is at the cap (and whose job is due) is sent
+    /// again later as a fresh message, and this one is to be dropped.
+    async fn start_delivered(&self, request: &ClaimRequest<'_>, messages: &[Delivered]) -> Result<Started>;
 
     /// Moves queued jobs whose messages were delivered `receives` times
     /// without finishing to `dead`, and dispatches them to the dead-letter

@@ -7,7 +7,7 @@
 //! The embedded queue lives here too: a queued job *is* its message, and a
 //! claim is an `UPDATE … RETURNING` that moves rows to `running` under a lease.
 
-mod columns;
+pub(crate) mod columns;
 mod dispatch;
 pub(crate) mod postgres;
 mod records;
@@ -15,7 +15,7 @@ pub(crate) mod sql;
 pub(crate) mod sqlite;
 mod wakeups;
 
-pub(crate) use columns::Columns;
+pub(crate) use columns::{from_row, named_columns, Columns};
 
 /// The jobs port, shared by every task of the process.
 pub type DynJobStore = Arc<dyn JobStore>;
@@ -112,6 +112,31 @@ pub struct JobFilter {
 /// A job handed to a worker: the claimed row, whose `generation` is the
 /// fencing token of this run.
 pub type Claimed = Job;
+
+/// What a worker asks of the queue when it has room: up to `max` due jobs
+/// of `lane`, each started under a lease of `lease` held by `worker_id`,
+/// with never more than `tenant_cap` running jobs of one tenant in the lane
+/// (reserved tenants, the platform's own work, have no cap).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    pub lane: Lane,
+    pub max: usize,
+    pub lease: Duration,
+    pub worker_id: &'a str,
+    pub tenant_cap: Option<u32>,
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// Up to `max` jobs of `lane`, with no cap on any tenant's share.
+    pub fn new(lane: Lane, max: usize, lease: Duration, worker_id: &'a str) -> Self {
+        ClaimRequest { lane, max, lease, worker_id, tenant_cap: None }
+    }
+
+    /// The same request, with at most `cap` running jobs of one tenant.
+    pub fn capped(self, cap: Option<u32>) -> Self {
+        ClaimRequest { tenant_cap: cap, ..self }
+    }
+}
 
 /// One running attempt, as the worker knows it: the job at the generation
 /// its claim gave it. Every write of the attempt is fenced on both.
@@ -301,26 +326,17 @@ pub trait JobStore: Send + Sync + 'static {
     async fn retry_job(&self, scope: &Scope, id: Uuid) -> Result<Option<Job>>;
 
     /// Claims up to `max` due jobs of `lane`, with no cap on any tenant's
-    /// share: [`JobStore::claim_within`] without `tenant_cap`.
+    /// share: [`JobStore::claim_within`] of [`ClaimRequest::new`].
     async fn claim(&self, lane: Lane, max: usize, lease: Duration, worker_id: &str) -> Result<Vec<Claimed>> {
-        self.claim_within(lane, max, lease, worker_id, None).await
+        self.claim_within(&ClaimRequest::new(lane, max, lease, worker_id)).await
     }
 
-    /// Claims up to `max` due jobs of `lane`, moving them to `running` with
-    /// `attempts + 1`, the next generation and a lease of `lease`: highest priority first, then
-    /// in fair order (tenants interleaved, see migration 0011), and never
-    /// more than `tenant_cap` running jobs of one tenant in the lane
-    /// (reserved tenants, the platform's own work, have no cap). Paused
-    /// lanes yield nothing, and a tenant that paused its jobs in the lane
-    /// yields none of them.
-    async fn claim_within(
-        &self,
-        lane: Lane,
-        max: usize,
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-    ) -> Result<Vec<Claimed>>;
+    /// Claims what `request` asks for, moving the jobs to `running` with
+    /// `attempts + 1`, the next generation and the request's lease: highest
+    /// priority first, then in fair order (tenants interleaved, see migration
+    /// 0011), within the request's tenant cap. Paused lanes yield nothing,
+    /// and a tenant that paused its jobs in the lane yields none of them.
+    async fn claim_within(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>>;
 
     /// Extends the leases of running attempts, and reports which are still
     /// held and which were asked to cancel.
@@ -455,38 +471,17 @@ fn error_entry(attempt: i32, at: DateTime<Utc>, error: &str) -> Value {
 }
 
 pub(crate) fn parse_enum<T: std::str::FromStr>(value: &str, what: &str) -> Result<T> {
-    value.parse().map_err(|_| StoreError::Corrupt(format!("unknown {what} `{value}` in the jobs table")))
+    value.parse().map_err(|_| StoreError::Corrupt(format!("unknown {what} `{value}` in the database")))
 }
+
+named_columns!(JobKind => "kind", Lane => "lane", Status => "status");
 
 /// A job row, from either database.
 pub(crate) fn job_from_row(row: &impl Columns) -> Result<Job> {
-    Ok(Job {
-        id: row.uuid("id")?,
-        tenant_id: row.get("tenant_id")?,
-        user_id: row.get("user_id")?,
-        kind: row.parsed("kind", "kind")?,
-        lane: row.parsed("lane", "lane")?,
-        status: row.parsed("status", "status")?,
-        payload: row.json("payload")?,
-        result: row.opt_json("result")?,
-        error: row.get("error")?,
-        errors: row.json("errors")?,
-        attempts: row.get("attempts")?,
-        generation: row.get("generation")?,
-        max_attempts: row.get("max_attempts")?,
-        priority: row.get("priority")?,
-        progress: row.get("progress")?,
-        run_at: row.time("run_at")?,
-        lease_until: row.opt_time("lease_until")?,
-        locked_by: row.get("locked_by")?,
-        cancel_requested_at: row.opt_time("cancel_requested_at")?,
-        idempotency_key: row.get("idempotency_key")?,
-        request_hash: row.get("request_hash")?,
-        traceparent: row.get("traceparent")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-        started_at: row.opt_time("started_at")?,
-        finished_at: row.opt_time("finished_at")?,
+    from_row!(row => Job {
+        id, tenant_id, user_id, kind, lane, status, payload, result, error, errors, attempts, generation,
+        max_attempts, priority, progress, run_at, lease_until, locked_by, cancel_requested_at, idempotency_key,
+        request_hash, traceparent, created_at, updated_at, started_at, finished_at,
     })
 }
 
@@ -498,17 +493,7 @@ pub(crate) const ARTIFACT_COLUMNS: &str =
     "id, job_id, tenant_id, user_id, name, content_type, object_key, size_bytes, created_at";
 
 pub(crate) fn artifact_from_row(row: &impl Columns) -> Result<Artifact> {
-    Ok(Artifact {
-        id: row.uuid("id")?,
-        job_id: row.uuid("job_id")?,
-        tenant_id: row.get("tenant_id")?,
-        user_id: row.get("user_id")?,
-        name: row.get("name")?,
-        content_type: row.get("content_type")?,
-        object_key: row.get("object_key")?,
-        size_bytes: row.get("size_bytes")?,
-        created_at: row.time("created_at")?,
-    })
+    from_row!(row => Artifact { id, job_id, tenant_id, user_id, name, content_type, object_key, size_bytes, created_at })
 }
 
 #[cfg(test)]

@@ -23,9 +23,9 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    error_entry, event_payload, event_type, parse_enum, Artifact, AttemptRef, CancelOutcome, Claimed, Completion,
-    InsertOutcome, JobFilter, JobStore, LaneStats, LeaseState, OutboxEvent, Outcome, ReapReport, Result, StoreError,
-    Wakeups,
+    error_entry, event_payload, event_type, parse_enum, Artifact, AttemptRef, CancelOutcome, ClaimRequest, Claimed,
+    Completion, InsertOutcome, JobFilter, JobStore, LaneStats, LeaseState, OutboxEvent, Outcome, ReapReport, Result,
+    StoreError, Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -457,14 +457,8 @@ impl JobStore for SqliteStore {
         Ok(Some(job))
     }
 
-    async fn claim_within(
-        &self,
-        lane: Lane,
-        max: usize,
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-    ) -> Result<Vec<Claimed>> {
+    async fn claim_within(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        let ClaimRequest { lane, max, lease, worker_id, tenant_cap } = *request;
         if max == 0 {
             return Ok(Vec::new());
         }

@@ -5,7 +5,7 @@
 //! write regroups the user's confirmed reservations (see [`group_into_trips`]),
 //! in the same transaction, so a reservation's `trip_id` is never stale.
 
-use crate::store::Columns;
+use crate::store::{from_row, Columns};
 pub mod airports;
 pub mod mail;
 pub mod refresh;
@@ -62,6 +62,8 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        $crate::store::named_columns!($name => stringify!($name));
     };
 }
 pub(crate) use string_enum;
@@ -481,27 +483,9 @@ pub(crate) fn year_bounds(year: i32) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
 }
 
 pub(crate) fn reservation_from_row(row: &impl Columns) -> Result<Reservation> {
-    Ok(Reservation {
-        id: row.uuid("id")?,
-        tenant_id: row.get("tenant_id")?,
-        user_id: row.get("user_id")?,
-        kind: row.parsed("type", "reservation type")?,
-        reservation_number: row.get("reservation_number")?,
-        provider: row.get("provider")?,
-        status: row.parsed("status", "reservation status")?,
-        starts_at: row.time("starts_at")?,
-        ends_at: row.opt_time("ends_at")?,
-        trip_id: row.opt_uuid("trip_id")?,
-        trip_pinned: row.get("trip_pinned")?,
-        source: row.parsed("source", "reservation source")?,
-        details: row.json("details")?,
-        city: row.get("city")?,
-        country: row.get("country")?,
-        origin: row.get("origin")?,
-        destination: row.get("destination")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-        version: row.get("version")?,
-        checked_at: row.opt_time("checked_at")?,
+    from_row!(row => Reservation {
+        id, tenant_id, user_id, kind = "type", reservation_number, provider, status, starts_at, ends_at, trip_id,
+        trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, version,
+        checked_at,
     })
 }

@@ -15,6 +15,7 @@ use super::{
 use crate::{
     model::Scope,
     store::{
+        from_row,
         sql::{Dialect, Exec, Sql, SqlStore, Table, Tx},
         Columns, Result,
     },
@@ -290,15 +291,7 @@ impl<S: SqlStore> TravelStore for S {
             )
             .bind(id);
         let changes = db
-            .all(select, |row| {
-                Ok(ReservationChange {
-                    id: row.get("id")?,
-                    source: row.parsed("source", "change source")?,
-                    changes: row.json("changes")?,
-                    changed_at: row.opt_time("changed_at")?,
-                    detected_at: row.time("detected_at")?,
-                })
-            })
+            .all(select, |row| from_row!(row => ReservationChange { id, source, changes, changed_at, detected_at }))
             .await?;
         Ok(Some(changes))
     }
@@ -361,16 +354,7 @@ impl<S: SqlStore> TravelStore for S {
             select.push(" AND (t.starts_at, t.id) < (").push_bind(starts_at).push(", ").push_bind(id).push(")");
         }
         select.push(" ORDER BY t.starts_at DESC, t.id DESC LIMIT ").push_bind(i64::from(limit.max(1)));
-        db.all(select, |row| {
-            Ok(Trip {
-                id: row.uuid("id")?,
-                name: row.get("name")?,
-                starts_at: row.time("starts_at")?,
-                ends_at: row.time("ends_at")?,
-                reservation_count: row.get("reservation_count")?,
-            })
-        })
-        .await
+        db.all(select, |row| from_row!(row => Trip { id, name, starts_at, ends_at, reservation_count })).await
     }
 
     async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearFigures> {
@@ -474,13 +458,8 @@ impl<S: SqlStore> TravelStore for S {
             .bind(from)
             .bind(to);
         db.all(select, |row| {
-            Ok(VendorFigures {
-                vendor: row.get("provider")?,
-                kind: row.parsed("type", "reservation type")?,
-                reservations: row.get("reservations")?,
-                cancelled: row.get("cancelled")?,
-                changed: row.get("changed")?,
-                changes: row.get("changes")?,
+            from_row!(row => VendorFigures {
+                vendor = "provider", kind = "type", reservations, cancelled, changed, changes,
             })
         })
         .await

@@ -158,6 +158,27 @@ pub struct Services {
     pub objects: Option<DynObjectStore>,
 }
 
+impl Services {
+    /// The embedded defaults over `store`: the queue in the store itself,
+    /// events to the log, and no object store.
+    pub fn embedded(store: DynStore) -> Services {
+        let queue: DynQueue = Arc::new(EmbeddedQueue::new(store.clone()));
+        Services { store, queue, notifier: Arc::new(LogNotifier), objects: None }
+    }
+
+    pub fn with_queue(self, queue: DynQueue) -> Services {
+        Services { queue, ..self }
+    }
+
+    pub fn with_notifier(self, notifier: DynNotifier) -> Services {
+        Services { notifier, ..self }
+    }
+
+    pub fn with_objects(self, objects: DynObjectStore) -> Services {
+        Services { objects: Some(objects), ..self }
+    }
+}
+
 /// Running lane pools and the scheduler.
 pub struct Runtime {
     stop: CancellationToken,
@@ -178,8 +199,7 @@ impl Runtime {
         registry: Registry,
         config: WorkerConfig,
     ) -> Runtime {
-        let queue: DynQueue = Arc::new(EmbeddedQueue::new(store.clone()));
-        Runtime::start_with(Services { store, queue, notifier, objects: None }, registry, config)
+        Runtime::start_with(Services::embedded(store).with_notifier(notifier), registry, config)
     }
 
     /// Starts the pools on the services' queue, the queue's background work

@@ -23,7 +23,7 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use futures::FutureExt;
 use longhaul_jobs::{
-    queue::{Delivery, DynQueue, Ticket},
+    queue::{ClaimRequest, Delivery, DynQueue, Ticket},
     store::{AttemptRef, Completion, Outcome},
     DynStore, JobKind, Lane,
 };
@@ -247,7 +247,8 @@ async fn claim_loop(
         // The leases start after this (on SQS, after a long poll): counting
         // from the receive's end errs by one round trip, which the heartbeat
         // margin (a whole interval) covers.
-        let received = queue.receive(lane, permits.len(), config.lease, &config.worker_id, tenant_cap, &stop).await;
+        let request = ClaimRequest::new(lane, permits.len(), config.lease, &config.worker_id).capped(tenant_cap);
+        let received = queue.receive(&request, &stop).await;
         let claimed = match received {
             Ok(claimed) => {
                 failures = 0;

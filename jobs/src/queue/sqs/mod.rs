@@ -44,17 +44,17 @@ use futures::{future::BoxFuture, stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Delivery, Queue, QueueError, RedriveReport, Result, Ticket};
+use super::{ClaimRequest, Delivery, Queue, QueueError, RedriveReport, Result, Ticket};
 use crate::{
     model::{Lane, Scope, Status},
     store::{AttemptRef, Completion, Delivered, Dispatch, DynDispatchStore, LeaseState, Undelivered},
 };
 
-/// SQS's batch limit, for every batch API.
 pub use dispatcher::Dispatcher;
 pub use provision::{create_lane_queues, REDRIVE_POLICY_MARGIN};
 pub use queue::SqsQueue;
 
+/// SQS's batch limit, for every batch API.
 const BATCH: usize = 10;
 /// The longest long poll SQS allows.
 const LONG_POLL: Duration = Duration::from_secs(20);

@@ -248,15 +248,8 @@ impl Queue for SqsQueue {
         BATCH
     }
 
-    async fn receive(
-        &self,
-        lane: Lane,
-        max: usize,
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-        stop: &CancellationToken,
-    ) -> Result<Vec<Delivery>> {
+    async fn receive(&self, request: &ClaimRequest<'_>, stop: &CancellationToken) -> Result<Vec<Delivery>> {
+        let ClaimRequest { lane, max, lease, .. } = *request;
         let url = self.lane(lane)?.url.clone();
         if self.lane_paused(lane).await? {
             // A paused lane leaves its messages alone: receiving them would
@@ -345,7 +338,7 @@ impl Queue for SqsQueue {
             }
             others.extend(dead.others);
         }
-        let started = self.store.start_delivered(lane, &fresh, lease, worker_id, tenant_cap).await?;
+        let started = self.store.start_delivered(request, &fresh).await?;
         others.extend(started.others);
         for other in others {
             match other {

@@ -11,14 +11,8 @@ use crate::store::dispatch::{DeadLettered, Delivered, Dispatch, DispatchStore, S
 
 #[async_trait]
 impl DispatchStore for PgStore {
-    async fn start_delivered(
-        &self,
-        lane: Lane,
-        messages: &[Delivered],
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-    ) -> Result<Started> {
+    async fn start_delivered(&self, request: &ClaimRequest<'_>, messages: &[Delivered]) -> Result<Started> {
+        let ClaimRequest { lane, lease, worker_id, tenant_cap, .. } = *request;
         if messages.is_empty() {
             return Ok(Started::default());
         }

@@ -24,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    emitting_kinds, parse_enum, Artifact, AttemptRef, CancelOutcome, Claimed, Completion, InsertOutcome, JobFilter,
-    JobStore, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, StoreError, Wakeups,
+    emitting_kinds, parse_enum, Artifact, AttemptRef, CancelOutcome, ClaimRequest, Claimed, Completion, InsertOutcome,
+    JobFilter, JobStore, LaneStats, LeaseState, OutboxEvent, Outcome, QueueMode, ReapReport, Result, StoreError,
+    Wakeups,
 };
 use crate::model::{Job, Lane, NewJob, Scope, Status};
 
@@ -513,14 +514,8 @@ impl JobStore for PgStore {
         Ok(Some(job))
     }
 
-    async fn claim_within(
-        &self,
-        lane: Lane,
-        max: usize,
-        lease: Duration,
-        worker_id: &str,
-        tenant_cap: Option<u32>,
-    ) -> Result<Vec<Claimed>> {
+    async fn claim_within(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        let ClaimRequest { lane, max, lease, worker_id, tenant_cap } = *request;
         if max == 0 {
             return Ok(Vec::new());
         }

@@ -18,7 +18,7 @@
 //! the wait. An account whose credentials were refused `needs_attention`
 //! and is not polled until its owner updates it.
 
-use crate::store::{Columns, StoreError};
+use crate::store::{from_row, Columns, StoreError};
 pub mod secrets;
 mod sql;
 
@@ -434,34 +434,17 @@ pub fn domain_allowed(domain: &str, allowed: &str) -> bool {
 
 pub(crate) fn account_from_row(row: &impl Columns) -> Result<MailAccount> {
     let port: i32 = row.get("imap_port")?;
-    Ok(MailAccount {
-        id: row.uuid("id")?,
-        tenant_id: row.get("tenant_id")?,
-        user_id: row.get("user_id")?,
-        imap_host: row.get("imap_host")?,
+    from_row!(row => MailAccount {
+        id, tenant_id, user_id, imap_host,
         imap_port: u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("imap_port {port}")))?,
-        tls: row.parsed("tls", "mail tls")?,
-        username: row.get("username")?,
-        auth: row.parsed("auth", "mail auth")?,
-        allowed_senders: row.json_as("allowed_senders")?,
-        dkim: row.parsed("dkim", "dkim policy")?,
-        status: row.parsed("status", "mail account status")?,
-        last_error: row.get("last_error")?,
-        messages_seen: row.get("messages_seen")?,
-        reservations_found: row.get("reservations_found")?,
-        last_polled_at: row.opt_time("last_polled_at")?,
-        next_poll_at: row.time("next_poll_at")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
+        tls, username, auth, allowed_senders: row.json_as("allowed_senders")?, dkim, status, last_error,
+        messages_seen, reservations_found, last_polled_at, next_poll_at, created_at, updated_at,
     })
 }
 
 pub(crate) fn sealed_from_row(row: &impl Columns) -> Result<Sealed> {
-    Ok(Sealed {
-        key_id: row.get("secret_key_id")?,
-        data_key: row.get("secret_data_key")?,
-        nonce: row.get("secret_nonce")?,
-        ciphertext: row.get("secret")?,
+    from_row!(row => Sealed {
+        key_id = "secret_key_id", data_key = "secret_data_key", nonce = "secret_nonce", ciphertext = "secret",
     })
 }
 

@@ -13,6 +13,7 @@ use super::{
 use crate::{
     model::Scope,
     store::{
+        from_row,
         sql::{Exec, SqlStore, Table, Tx},
         AttemptRef, Columns, Result, StoreError,
     },
@@ -297,10 +298,8 @@ impl<S: SqlStore> MailStore for S {
             )
             .bind(i64::from(limit));
         db.all(select, |row| {
-            Ok(DuePoll {
-                account_id: row.uuid("id")?,
-                tenant_id: row.get("tenant_id")?,
-                user_id: row.get("user_id")?,
+            from_row!(row => DuePoll {
+                account_id = "id", tenant_id, user_id,
                 idle_polls: u32::try_from(row.get::<i32>("idle_polls")?).unwrap_or(0),
             })
         })

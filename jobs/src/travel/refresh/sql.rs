@@ -16,6 +16,7 @@ use super::{
 use crate::{
     notify::event_types::RESERVATION_CHANGED,
     store::{
+        from_row,
         sql::{attempt_holds, Db, Dialect, Exec, Row, SqlStore, Table, Tx},
         AttemptRef, Columns, Result,
     },
@@ -167,14 +168,8 @@ impl<S: SqlStore> RefreshStore for S {
             .bind(tenant_id)
             .bind(i64::from(limit));
         db.all(select, |row| {
-            Ok(ShardItem {
-                id: row.uuid("id")?,
-                shard_key: row.get("shard_key")?,
-                provider: row.get("provider")?,
-                reservation_number: row.get("reservation_number")?,
-                etag: row.get("agency_etag")?,
-                hash: row.get("agency_hash")?,
-                past: row.get("past")?,
+            from_row!(row => ShardItem {
+                id, shard_key, provider, reservation_number, etag = "agency_etag", hash = "agency_hash", past,
             })
         })
         .await
