@@ -23,8 +23,10 @@ else
     _reset=''
 fi
 
+# A step's heading, with the time since the script started (bash's SECONDS),
+# so that a log shows where the time went.
 heading() {
-    printf '\n%s==> %s%s\n' "$_bold" "$*" "$_reset"
+    printf '\n%s==> [%dm%02ds] %s%s\n' "$_bold" $((SECONDS / 60)) $((SECONDS % 60)) "$*" "$_reset"
 }
 
 note() {
