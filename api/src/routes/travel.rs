@@ -13,7 +13,7 @@ use axum::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use longhaul_jobs::travel::{
-    ChangeOrigin, MoveOutcome, Reservation, ReservationChange, ReservationFields, ReservationFilter, ReservationPatch,
+    ChangeOrigin, MoveOutcome, NewReservation, Reservation, ReservationChange, ReservationFilter, ReservationPatch,
     ReservationSource, ReservationStatus, ReservationType, Trip,
 };
 use serde::{Deserialize, Serialize};
@@ -22,30 +22,6 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{auth::Principal, extract::JsonBody, paging, problem::Problem, AppState};
-
-/// The body of `POST /v1/reservations`: a reservation added by hand.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewReservation {
-    #[serde(rename = "type")]
-    pub kind: ReservationType,
-    pub reservation_number: String,
-    /// The airline, hotel, rental company, venue…
-    pub provider: String,
-    /// `confirmed` when absent.
-    pub status: Option<ReservationStatus>,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: Option<DateTime<Utc>>,
-    /// schema.org data; `{}` when absent.
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<Value>,
-    pub city: Option<String>,
-    /// ISO 3166-1 alpha-2, such as `PT`.
-    pub country: Option<String>,
-    /// IATA airport codes, for flights.
-    pub origin: Option<String>,
-    pub destination: Option<String>,
-}
 
 /// The body of `PATCH /v1/reservations/{id}`: the fields to change.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -207,21 +183,7 @@ pub async fn create_reservation(
     principal: Principal,
     JsonBody(body): JsonBody<NewReservation>,
 ) -> Result<Response, Problem> {
-    let fields = ReservationFields {
-        kind: body.kind,
-        reservation_number: body.reservation_number,
-        provider: body.provider,
-        status: body.status.unwrap_or(ReservationStatus::Confirmed),
-        starts_at: body.starts_at,
-        ends_at: body.ends_at,
-        details: body.details.unwrap_or_else(|| Value::Object(serde_json::Map::new())),
-        city: body.city,
-        country: body.country,
-        origin: body.origin,
-        destination: body.destination,
-    }
-    .validate()
-    .map_err(invalid)?;
+    let fields = body.validate().map_err(invalid)?;
     let created = state
         .store
         .insert_reservation(&principal.tenant_id, &principal.user_id, ReservationSource::Manual, fields)

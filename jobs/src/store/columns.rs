@@ -194,3 +194,59 @@ impl Columns for SqliteRow {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+    use sqlx::{sqlite::SqliteRow, Connection, SqliteConnection};
+    use uuid::Uuid;
+
+    use super::Columns;
+    use crate::{model::Lane, store::StoreError};
+
+    #[derive(Debug, PartialEq)]
+    struct Record {
+        id: Uuid,
+        name: String,
+        note: Option<String>,
+        lane: Lane,
+        at: DateTime<Utc>,
+        renamed: i64,
+        doubled: i64,
+    }
+
+    fn record(row: &impl Columns) -> Result<Record, StoreError> {
+        from_row!(row => Record { id, name, note, lane, at, renamed = "other", doubled: row.get::<i64>("other")? * 2 })
+    }
+
+    async fn row(select: &str) -> SqliteRow {
+        let mut db = SqliteConnection::connect("sqlite::memory:").await.expect("an in-memory database");
+        sqlx::query(select).fetch_one(&mut db).await.expect("a row")
+    }
+
+    #[tokio::test]
+    async fn a_record_reads_each_field_from_its_column_by_its_type() {
+        let id = Uuid::from_u128(7);
+        let row = row(&format!(
+            "SELECT '{id}' AS id, 'n' AS name, NULL AS note, 'video' AS lane, 1700000000000 AS at, 21 AS other"
+        ))
+        .await;
+        let at = Utc.timestamp_millis_opt(1_700_000_000_000).single().expect("a time");
+        let expected = Record { id, name: "n".into(), note: None, lane: Lane::Video, at, renamed: 21, doubled: 42 };
+        assert_eq!(record(&row).expect("the record"), expected);
+    }
+
+    #[tokio::test]
+    async fn a_value_that_does_not_decode_names_its_column() {
+        let bad_id = row("SELECT 'x' AS id, 'n' AS name, NULL AS note, 'video' AS lane, 0 AS at, 1 AS other").await;
+        let err = record(&bad_id).expect_err("not a uuid");
+        assert!(matches!(&err, StoreError::Corrupt(message) if message.starts_with("id `x`")), "{err}");
+        let bad_lane = row(&format!(
+            "SELECT '{}' AS id, 'n' AS name, NULL AS note, 'nowhere' AS lane, 0 AS at, 1 AS other",
+            Uuid::nil()
+        ))
+        .await;
+        let err = record(&bad_lane).expect_err("no such lane");
+        assert!(matches!(&err, StoreError::Corrupt(message) if message.contains("lane `nowhere`")), "{err}");
+    }
+}

@@ -70,6 +70,42 @@ pub(crate) async fn set_progress(mut db: Db<'_>, attempt: AttemptRef, progress: 
     Ok(db.execute(update).await? == 1)
 }
 
+/// Pauses or resumes a lane for everyone; the backend wakes its pools.
+pub(crate) async fn set_lane_paused(mut db: Db<'_>, lane: Lane, paused: bool) -> Result<()> {
+    let upsert = db
+        .sql(
+            "INSERT INTO lanes (lane, paused, updated_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (lane) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
+        )
+        .bind(lane.as_str())
+        .bind(paused);
+    db.execute(upsert).await?;
+    Ok(())
+}
+
+/// Pauses or resumes one tenant's jobs in a lane; the backend wakes its
+/// pools.
+pub(crate) async fn set_tenant_lane_paused(
+    mut db: Db<'_>,
+    tenant_id: &str,
+    lane: Lane,
+    paused: bool,
+    by: &str,
+) -> Result<()> {
+    let upsert = db
+        .sql(
+            "INSERT INTO tenant_lanes (lane, tenant_id, paused, paused_by, updated_at) VALUES ($1, $2, $3, $4, now()) \
+             ON CONFLICT (lane, tenant_id) DO UPDATE SET paused = excluded.paused, paused_by = excluded.paused_by, \
+               updated_at = excluded.updated_at",
+        )
+        .bind(lane.as_str())
+        .bind(tenant_id)
+        .bind(paused)
+        .bind(by);
+    db.execute(upsert).await?;
+    Ok(())
+}
+
 pub(crate) async fn lane_paused(mut db: Db<'_>, lane: Lane) -> Result<bool> {
     let select = db.sql("SELECT paused FROM lanes WHERE lane = $1").bind(lane.as_str());
     Ok(db.maybe(select, |row| row.get::<bool>("paused")).await?.unwrap_or(false))

@@ -715,15 +715,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn set_lane_paused(&self, lane: Lane, paused: bool) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO lanes (lane, paused, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (lane) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
-        )
-        .bind(lane.as_str())
-        .bind(paused)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        records::set_lane_paused(self.db(), lane, paused).await?;
         if !paused {
             self.wakeups.notify(lane);
         }
@@ -735,18 +727,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn set_tenant_lane_paused(&self, tenant_id: &str, lane: Lane, paused: bool, by: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tenant_lanes (lane, tenant_id, paused, paused_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (lane, tenant_id) DO UPDATE SET paused = excluded.paused, paused_by = excluded.paused_by, \
-               updated_at = excluded.updated_at",
-        )
-        .bind(lane.as_str())
-        .bind(tenant_id)
-        .bind(paused)
-        .bind(by)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        records::set_tenant_lane_paused(self.db(), tenant_id, lane, paused, by).await?;
         if !paused {
             self.wakeups.notify(lane);
         }

@@ -140,6 +140,52 @@ pub struct Reservation {
     pub checked_at: Option<DateTime<Utc>>,
 }
 
+/// A reservation as a client sends it (the body of `POST /v1/reservations`,
+/// an item of the sample year): what [`NewReservation::validate`] makes
+/// [`ReservationFields`] of.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReservation {
+    #[serde(rename = "type")]
+    pub kind: ReservationType,
+    pub reservation_number: String,
+    /// The airline, hotel, rental company, venue…
+    pub provider: String,
+    /// `confirmed` when absent.
+    pub status: Option<ReservationStatus>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// schema.org data; `{}` when absent.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+    pub city: Option<String>,
+    /// ISO 3166-1 alpha-2, such as `PT`.
+    pub country: Option<String>,
+    /// IATA airport codes, for flights.
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+}
+
+impl NewReservation {
+    /// The fields, with the defaults of what is absent, validated.
+    pub fn validate(self) -> std::result::Result<ReservationFields, InvalidField> {
+        ReservationFields {
+            kind: self.kind,
+            reservation_number: self.reservation_number,
+            provider: self.provider,
+            status: self.status.unwrap_or(ReservationStatus::Confirmed),
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            details: self.details.unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+            city: self.city,
+            country: self.country,
+            origin: self.origin,
+            destination: self.destination,
+        }
+        .validate()
+    }
+}
+
 /// The fields of a reservation that its owner writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReservationFields {

@@ -792,14 +792,7 @@ impl JobStore for PgStore {
     }
 
     async fn set_lane_paused(&self, lane: Lane, paused: bool) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO lanes (lane, paused, updated_at) VALUES ($1, $2, now()) \
-             ON CONFLICT (lane) DO UPDATE SET paused = EXCLUDED.paused, updated_at = now()",
-        )
-        .bind(lane.as_str())
-        .bind(paused)
-        .execute(&self.pool)
-        .await?;
+        records::set_lane_paused(self.db(), lane, paused).await?;
         if !paused {
             self.notify_lanes([lane]).await?;
         }
@@ -811,17 +804,7 @@ impl JobStore for PgStore {
     }
 
     async fn set_tenant_lane_paused(&self, tenant_id: &str, lane: Lane, paused: bool, by: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tenant_lanes (lane, tenant_id, paused, paused_by, updated_at) VALUES ($1, $2, $3, $4, now()) \
-             ON CONFLICT (lane, tenant_id) DO UPDATE SET paused = EXCLUDED.paused, paused_by = EXCLUDED.paused_by, \
-               updated_at = now()",
-        )
-        .bind(lane.as_str())
-        .bind(tenant_id)
-        .bind(paused)
-        .bind(by)
-        .execute(&self.pool)
-        .await?;
+        records::set_tenant_lane_paused(self.db(), tenant_id, lane, paused, by).await?;
         if !paused {
             self.wakeups.notify(lane);
             self.notify_lanes([lane]).await?;
