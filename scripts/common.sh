@@ -23,10 +23,14 @@ else
     _reset=''
 fi
 
-# A step's heading, with the time since the script started (bash's SECONDS),
-# so that a log shows where the time went.
+# A step's heading, with the time since the first script of the run started
+# (scripts that another runs, such as hygiene.sh, inherit its start), so
+# that a log shows where the time went.
+LONGHAUL_RUN_STARTED="${LONGHAUL_RUN_STARTED:-$(date +%s)}"
+export LONGHAUL_RUN_STARTED
 heading() {
-    printf '\n%s==> [%dm%02ds] %s%s\n' "$_bold" $((SECONDS / 60)) $((SECONDS % 60)) "$*" "$_reset"
+    local elapsed=$(($(date +%s) - LONGHAUL_RUN_STARTED))
+    printf '\n%s==> [%dm%02ds] %s%s\n' "$_bold" $((elapsed / 60)) $((elapsed % 60)) "$*" "$_reset"
 }
 
 note() {

@@ -67,20 +67,13 @@ impl ReservationRefresh {
 /// The job's result: counts of what it checked and found.
 #[derive(Debug, Default, Serialize)]
 struct Summary {
-    /// Reservations looked up at their agency (answered, in any way).
-    checked: u64,
-    /// Of those, changed (written, with history and an event).
+    /// What the agencies answered, page after page.
+    #[serde(flatten)]
+    checks: ShardTally,
+    /// Of those checked, changed (written, with history and an event).
     changed: u64,
-    /// Answered 304.
-    not_modified: u64,
     /// Answered with what we already had (or first seen: recorded).
     unchanged: u64,
-    not_found: u64,
-    invalid: u64,
-    /// Not checked: their agency failed.
-    failed: u64,
-    /// Not checked: no agency is configured for their provider.
-    no_agency: u64,
     /// Left the active set: their trip is over.
     ended: u64,
     pages: u64,
@@ -133,13 +126,8 @@ impl Handler for ReservationRefresh {
                     .record(staleness.num_milliseconds().max(0) as f64 / 1000.0);
             }
             let tally = page.tally;
-            summary.checked += tally.checked;
+            summary.checks.add(&tally);
             summary.changed += outcome.changed.len() as u64;
-            summary.not_modified += tally.not_modified;
-            summary.not_found += tally.not_found;
-            summary.invalid += tally.invalid;
-            summary.failed += tally.failed;
-            summary.no_agency += tally.no_agency;
             summary.ended += outcome.ended;
             summary.unchanged += tally
                 .checked
@@ -161,10 +149,10 @@ impl Handler for ReservationRefresh {
             }
         }
         tracing::info!(
-            checked = summary.checked,
+            checked = summary.checks.checked,
             changed = summary.changed,
-            not_modified = summary.not_modified,
-            failed = summary.failed,
+            not_modified = summary.checks.not_modified,
+            failed = summary.checks.failed,
             ended = summary.ended,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "refreshed shard {shard} of {shards}"
@@ -180,7 +168,7 @@ impl Handler for ReservationRefresh {
                 .collect();
             let message = format!(
                 "checked {} of the shard's reservations; agencies failed: {}",
-                summary.checked,
+                summary.checks.checked,
                 reasons.join(" | ")
             );
             // Not before an open circuit lets requests through again.

@@ -130,11 +130,16 @@ pub struct AgencyUpdate {
 /// Counts of one page's checks, added to its shard's row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ShardTally {
+    /// Reservations looked up at their agency (answered, in any way).
     pub checked: u64,
+    /// Answered 304.
     pub not_modified: u64,
     pub not_found: u64,
+    /// Answered with what could not be read.
     pub invalid: u64,
+    /// Not checked: their agency failed.
     pub failed: u64,
+    /// Not checked: no agency is configured for their provider.
     pub no_agency: u64,
 }
 
