@@ -33,7 +33,10 @@ MACHETE_VERSION=0.9.1
 # row and its insert), the API handlers' annotate-extract-authorise-respond
 # shape, the queue's two algorithms (PostgreSQL, SQLite) delegating the same
 # port methods, Terraform resources of one shape, and tests' setup.
-DUPLICATES_BUDGET=153
+# Issue 21's events domain (its records and their views, its handlers'
+# annotations, a port method beside its one implementation, the lake's IAM
+# statements) raised it to 161: shapes, not logic written twice.
+DUPLICATES_BUDGET=161
 
 # Pairs that are twins by design, as extended regular expressions over a row
 # `Dn a:lines ~ b:lines`:

@@ -19,7 +19,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$(repo_root)"
 
-SERVICES=(postgres moto dovecot)
+SERVICES=(postgres moto dovecot lake_reader)
 
 # ---------------------------------------------------------------------------
 # Services
@@ -92,18 +92,29 @@ postgres_trust_localhost() {
 # its own (unique names), so they run in parallel; the server is reset once,
 # before the tests, rather than between them, which would pull the ground from
 # under tests still running.
+# A venv of ours under the cache, named $1, holding the PyPI requirement $2;
+# installed (or reinstalled) unless the Python check $3 passes in it. Prints
+# its path.
+python_venv() {
+    local name=$1 requirement=$2 check=$3
+    local venv="${LONGHAUL_CACHE_DIR:-$HOME/.cache/longhaul}/$name"
+    ensure_packages python3 python3-venv >&2
+    if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
+        note "installing $requirement into $venv" >&2
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$requirement" >&2
+    fi
+    printf '%s\n' "$venv"
+}
+
 service_moto() {
     if [[ -n "${LONGHAUL_TEST_AWS_ENDPOINT_URL:-}" ]]; then
         note "LONGHAUL_TEST_AWS_ENDPOINT_URL is set; using that endpoint as it is"
         return
     fi
-    ensure_packages python3 python3-venv
-    local venv="${LONGHAUL_CACHE_DIR:-$HOME/.cache/longhaul}/moto-venv"
-    if ! "$venv/bin/python" -c 'import moto, sys; from importlib.metadata import version; v = tuple(int(p) for p in version("moto").split(".")[:3]); sys.exit(v < (5, 2, 5))' 2>/dev/null; then
-        note "installing moto[server]>=5.2.5 into $venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.2.5'
-    fi
+    local venv
+    venv=$(python_venv moto-venv 'moto[server]>=5.2.5' \
+        'import moto, sys; from importlib.metadata import version; v = tuple(int(p) for p in version("moto").split(".")[:3]); sys.exit(v < (5, 2, 5))')
     local port log
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     log=$(mktemp -t moto-server.XXXXXX.log)
@@ -118,6 +129,19 @@ service_moto() {
         ((waited++ < 60)) || die "moto_server did not answer on port $port within 30 s: $(tail -5 "$log")"
         sleep 0.5
     done
+}
+
+# What reads the data lake back in the tests, as a warehouse would: pyarrow
+# in a venv of its own. Not a server: the tests run
+# `$LONGHAUL_TEST_PYTHON` on the Parquet files the exports wrote.
+service_lake_reader() {
+    if [[ -n "${LONGHAUL_TEST_PYTHON:-}" ]]; then
+        note "LONGHAUL_TEST_PYTHON is set; reading the lake with $LONGHAUL_TEST_PYTHON"
+        return
+    fi
+    local venv
+    venv=$(python_venv lake-venv 'pyarrow>=17' 'import pyarrow.parquet')
+    export LONGHAUL_TEST_PYTHON="$venv/bin/python"
 }
 
 # A real IMAP server for the mail tests: Debian's Dovecot, as an instance of

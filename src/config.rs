@@ -324,6 +324,18 @@ pub fn imap_limits() -> anyhow::Result<longhaul_workers::kinds::email_poll::Imap
     Ok(longhaul_workers::kinds::email_poll::ImapLimits { read_timeout, command_timeout, ..defaults })
 }
 
+/// How long raw analytics events stay in the database once their hour is in
+/// the lake: `LONGHAUL_EVENTS_RAW_RETENTION_HOURS` (168, a week, by
+/// default), the time there is to re-run an export from them.
+pub fn events_raw_retention() -> anyhow::Result<Duration> {
+    match env_parse::<u64>("LONGHAUL_EVENTS_RAW_RETENTION_HOURS")? {
+        None => Ok(longhaul_workers::kinds::ExportSettings::default().raw_retention),
+        Some(0) => bail!("LONGHAUL_EVENTS_RAW_RETENTION_HOURS must be above 0"),
+        Some(hours) if hours > 24 * 730 => bail!("LONGHAUL_EVENTS_RAW_RETENTION_HOURS must be at most 17520 (2 years)"),
+        Some(hours) => Ok(Duration::from_secs(hours * 3600)),
+    }
+}
+
 /// A yes/no variable: `true`/`1`/`yes` or `false`/`0`/`no`; None when unset.
 pub fn flag(name: &str) -> anyhow::Result<Option<bool>> {
     match env(name).map(|v| v.trim().to_ascii_lowercase()) {

@@ -53,6 +53,15 @@ pub fn request_hash(kind: JobKind, payload: &Value, run_at: Option<DateTime<Utc>
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// A SHA-256 (hex) over a whole request body, canonicalized as
+/// [`request_hash`]'s payload is: for requests that are all body, such as a
+/// batch of events.
+pub fn body_hash(body: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(body, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
 /// JSON with sorted object keys and no whitespace, independent of whether
 /// serde_json was built with `preserve_order` somewhere in the dependency tree.
 fn write_canonical(value: &Value, out: &mut String) {

@@ -61,6 +61,9 @@ use crate::{limits::write_class, problem::ProblemDocument, routes, sse, views};
         routes::admin::redrive_lane,
         routes::admin::audit_log,
         routes::admin::workers,
+        routes::events::ingest,
+        routes::events::get_catalogue,
+        routes::events::put_catalogue,
         routes::health::healthz,
         routes::health::readyz,
         openapi_json,
@@ -78,6 +81,7 @@ use crate::{limits::write_class, problem::ProblemDocument, routes, sse, views};
         (name = "travel", description = "Reservations and trips of the caller (or, for admins, of the tenant)"),
         (name = "mail", description = "Inboxes connected for email_poll; credentials are sealed and never returned"),
         (name = "media", description = "Photos for the yearly video: register, upload, list, delete"),
+        (name = "events", description = "Analytics events from the apps, and the tenant's event catalogue"),
         (name = "admin", description = "Queues and operations; admin or platform role"),
         (name = "health", description = "Probes and this document; no token needed"),
     )

@@ -52,10 +52,10 @@ module "eks" {
   subnet_ids = module.vpc.private_subnets
 
   eks_managed_node_groups = {
-    # Everything but video: api, the email, refresh, reports and default
-    # workers, KEDA, the cluster autoscaler and system pods. One group over
-    # the three private subnets; the pods spread across zones with topology
-    # spread constraints.
+    # Everything but video: api, the email, refresh, reports, data and
+    # default workers, KEDA, the cluster autoscaler and system pods. One
+    # group over the three private subnets; the pods spread across zones
+    # with topology spread constraints.
     general = {
       ami_type       = "AL2023_x86_64_STANDARD"
       instance_types = var.general_nodes.instance_types

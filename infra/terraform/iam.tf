@@ -10,6 +10,9 @@
 #   worker-<lane>       receives from its own lane; sends the dispatch outbox
 #                       (any lane, and dead jobs to the DLQs); reads and
 #                       writes objects under tenants/; publishes events
+#   worker-data         also lists, reads, writes and deletes the data lake
+#                       (lake/), a second inline policy
+#   worker-reports      also lists and reads the data lake (funnel reports)
 #   keda-operator       queue depth of the lane queues
 #   cluster-autoscaler  resizes this cluster's node groups only
 #   external-secrets    reads the database and LONGHAUL_SECRET_KEYS secrets
@@ -23,6 +26,7 @@ locals {
   dlq_arns        = [for lane in keys(local.lanes) : aws_sqs_queue.dlq[lane].arn]
 
   tenant_objects_arn = "${aws_s3_bucket.artifacts.arn}/${local.object_key_prefix}/*"
+  lake_objects_arn   = "${aws_s3_bucket.artifacts.arn}/${local.lake_key_prefix}/*"
 
   # The service accounts that the manifests in infra/k8s use.
   pod_identities = merge(
@@ -55,6 +59,14 @@ locals {
       external-secrets   = data.aws_iam_policy_document.external_secrets.json
     },
   )
+
+  # The data lake is outside tenants/, so no policy above reaches it: these
+  # two roles get a second inline policy for it, and no other role does (the
+  # API neither).
+  lake_policies = {
+    worker-data    = data.aws_iam_policy_document.lake_read_write.json
+    worker-reports = data.aws_iam_policy_document.lake_read.json
+  }
 }
 
 ################################################################################
@@ -111,6 +123,14 @@ resource "aws_iam_role_policy" "pod_identity" {
   name   = each.key
   role   = aws_iam_role.pod_identity[each.key].id
   policy = local.pod_identity_policies[each.key]
+}
+
+resource "aws_iam_role_policy" "lake" {
+  for_each = local.lake_policies
+
+  name   = "${each.key}-lake"
+  role   = aws_iam_role.pod_identity[each.key].id
+  policy = each.value
 }
 
 resource "aws_eks_pod_identity_association" "this" {
@@ -294,6 +314,53 @@ data "aws_iam_policy_document" "worker" {
       variable = "kms:ViaService"
       values   = ["sns.${local.region}.amazonaws.com"]
     }
+  }
+}
+
+################################################################################
+# The data lake: worker-data writes it, worker-reports reads it
+################################################################################
+
+# events_export writes a partition's Parquet files and its _manifest.json
+# (large files as multipart uploads, aborted on failure), lists and reads a
+# partition to rewrite it (a personal-data deletion), and deletes the files
+# a rewrite leaves over. The artifacts key is in the worker policy already.
+data "aws_iam_policy_document" "lake_read_write" {
+  # Everything worker-reports may do (list and read), and the writes.
+  source_policy_documents = [data.aws_iam_policy_document.lake_read.json]
+
+  statement {
+    sid    = "WriteLake"
+    effect = "Allow"
+    actions = [
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:AbortMultipartUpload",
+    ]
+    resources = [local.lake_objects_arn]
+  }
+}
+
+# Funnel reports (report_build) read the events from the lake: manifests and
+# Parquet files, found by listing partitions. Nothing else.
+data "aws_iam_policy_document" "lake_read" {
+  statement {
+    sid       = "ListLake"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.artifacts.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.lake_key_prefix}/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadLake"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = [local.lake_objects_arn]
   }
 }
 

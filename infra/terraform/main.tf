@@ -5,9 +5,10 @@
 # cluster whose managed node groups span them (a general group, and a
 # compute-optimised group tainted for the video lane), RDS PostgreSQL
 # (Multi-AZ), one SQS queue and dead-letter queue per lane, an SNS topic for
-# job events, an S3 bucket for artifacts and media, KMS keys for each kind of
-# data, one IAM role per component (EKS Pod Identity), and KEDA plus the
-# cluster autoscaler, so that workers scale on queue depth and nodes follow.
+# job events, an S3 bucket for artifacts, media and the events data lake, KMS
+# keys for each kind of data, one IAM role per component (EKS Pod Identity),
+# and KEDA plus the cluster autoscaler, so that workers scale on queue depth
+# and nodes follow.
 #
 # This module has no provider blocks: envs/staging and envs/prod are the roots
 # that configure the providers and the state backend, and call it with their
@@ -71,6 +72,7 @@ locals {
     reports = { visibility_timeout_seconds = 300, concurrency = 4 }
     email   = { visibility_timeout_seconds = 120, concurrency = 16 }
     refresh = { visibility_timeout_seconds = 120, concurrency = 8 }
+    data    = { visibility_timeout_seconds = 300, concurrency = 2 }
     default = { visibility_timeout_seconds = 60, concurrency = 64 }
   }
 
@@ -78,8 +80,14 @@ locals {
   # LONGHAUL_SQS_QUEUE_PREFIX is the queues' URL up to the lane.
   queue_name_prefix = "${local.name}-"
 
-  # Every object longhaul writes is under <prefix>/tenants/<tenant>/.
+  # Every object longhaul writes for a tenant is under
+  # <prefix>/tenants/<tenant>/, which every worker and the API reach. The
+  # data lake (the data lane's Parquet event exports,
+  # <prefix>/lake/events/tenant=<t>/date=<d>/hour=<h>/) is beside it, not
+  # inside: only the data lane writes it and the reports lane reads it
+  # (iam.tf), and it has its own retention (s3.tf).
   object_key_prefix = "${var.object_store_prefix}/tenants"
+  lake_key_prefix   = "${var.object_store_prefix}/lake"
 
   tags = merge(var.tags, {
     Project     = var.name

@@ -100,11 +100,13 @@ output "sqs_queues" {
 }
 
 output "object_store" {
-  description = "LONGHAUL_OBJECT_STORE, its bucket and LONGHAUL_S3_KMS_KEY_ID."
+  description = "LONGHAUL_OBJECT_STORE, its bucket, LONGHAUL_S3_KMS_KEY_ID, and the key prefix of the events data lake in that bucket (kept lake_retention_days)."
   value = {
-    url        = local.common_env.LONGHAUL_OBJECT_STORE
-    bucket     = aws_s3_bucket.artifacts.bucket
-    kms_key_id = aws_kms_key.this["artifacts"].arn
+    url                 = local.common_env.LONGHAUL_OBJECT_STORE
+    bucket              = aws_s3_bucket.artifacts.bucket
+    kms_key_id          = aws_kms_key.this["artifacts"].arn
+    lake_events_prefix  = "${local.lake_key_prefix}/events/"
+    lake_retention_days = var.lake_retention_days
   }
 }
 

@@ -1,7 +1,11 @@
 ################################################################################
-# S3: artifacts and media
+# S3: artifacts, media and the data lake
 #
-# Reports, films, uploaded photos: every key is <prefix>/tenants/<tenant>/…
+# Reports, films, uploaded photos and import files: every key is
+# <prefix>/tenants/<tenant>/… The events data lake, the data lane's Parquet
+# exports, is beside it, outside tenants/, with a retention of its own:
+# <prefix>/lake/events/tenant=<t>/date=<d>/hour=<h>/part-<n>.parquet and a
+# _manifest.json per partition.
 # Private (no ACLs, no public policy), versioned, encrypted with the
 # artifacts key, reachable over TLS only. Users reach objects through
 # presigned URLs that the API signs.
@@ -81,6 +85,34 @@ resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
     status = "Enabled"
 
     filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  # The data lake: an events partition's files expire lake_retention_days
+  # after they were last written (a delete marker; the rule below removes it
+  # once the version under it is gone). A personal-data deletion rewrites the
+  # partition's files, so the versions it replaces must not linger for
+  # artifact_noncurrent_version_days: they expire after one day here (where
+  # two rules overlap, S3 applies the shorter expiration). A worker killed
+  # while uploading a Parquet file leaves its parts for a day, as elsewhere.
+  rule {
+    id     = "expire-lake-events"
+    status = "Enabled"
+
+    filter {
+      prefix = "${local.lake_key_prefix}/events/"
+    }
+
+    expiration {
+      days = var.lake_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
 
     abort_incomplete_multipart_upload {
       days_after_initiation = 1

@@ -88,7 +88,7 @@ variable "cluster_admin_role_arns" {
 }
 
 variable "general_nodes" {
-  description = "The general-purpose managed node group (api, email, refresh, reports and default workers, KEDA, system pods), spread across the three private subnets."
+  description = "The general-purpose managed node group (api, email, refresh, reports, data and default workers, KEDA, system pods), spread across the three private subnets."
   type = object({
     instance_types = list(string)
     min_size       = number
@@ -212,7 +212,7 @@ variable "sqs_max_receive_count" {
 }
 
 variable "object_store_prefix" {
-  description = "The key prefix of LONGHAUL_OBJECT_STORE (s3://<bucket>/<prefix>); longhaul writes every object under <prefix>/tenants/<tenant>/, and the IAM policies allow no other key."
+  description = "The key prefix of LONGHAUL_OBJECT_STORE (s3://<bucket>/<prefix>); longhaul writes tenants' objects under <prefix>/tenants/<tenant>/ and the events data lake under <prefix>/lake/ (the data lane only; the reports lane reads it), and the IAM policies allow no other key."
   type        = string
   default     = "longhaul"
 
@@ -223,9 +223,20 @@ variable "object_store_prefix" {
 }
 
 variable "artifact_noncurrent_version_days" {
-  description = "Days an overwritten or deleted artifact's previous version is kept (recovery from a bad write or delete) before it expires."
+  description = "Days an overwritten or deleted artifact's previous version is kept (recovery from a bad write or delete) before it expires. Not the data lake's: its previous versions go after one day (lake_retention_days)."
   type        = number
   default     = 30
+}
+
+variable "lake_retention_days" {
+  description = "Days a data lake file (<prefix>/lake/events/…: Parquet event exports and their _manifest.json) is kept after it was last written, then expired by the bucket's lifecycle rule. Its previous versions (a file rewritten by a personal-data deletion) go one day after they are replaced, so that deleted personal data does not linger in old versions."
+  type        = number
+  default     = 730
+
+  validation {
+    condition     = var.lake_retention_days > 0 && floor(var.lake_retention_days) == var.lake_retention_days
+    error_message = "lake_retention_days must be a whole number of days, above 0."
+  }
 }
 
 ################################################################################

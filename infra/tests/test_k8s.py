@@ -45,7 +45,7 @@ OVERLAYS = ["staging", "prod"]
 K8S_VERSION = "1.31"
 NAMESPACE = "longhaul"
 # Lane -> the worker's default concurrency (README, Jobs and lanes).
-LANES = {"video": 1, "reports": 4, "email": 16, "refresh": 8, "default": 64}
+LANES = {"video": 1, "reports": 4, "email": 16, "refresh": 8, "data": 2, "default": 64}
 REQUIRED_SQS_METADATA = {"queueURL", "queueLength", "activationQueueLength", "scaleOnInFlight", "awsRegion"}
 PLACEHOLDER = "REPLACED-BY-OVERLAY"
 WORKER_PORT = 9090
@@ -945,7 +945,7 @@ def test_configuration_comes_from_configmaps_and_the_secret(overlay):
     assert named(objects, "SecretStore", external["spec"]["secretStoreRef"]["name"]) is not None
 
     def is_documented(name: str) -> bool:
-        return name in documented or re.sub(r"_(VIDEO|REPORTS|EMAIL|REFRESH|DEFAULT)$", "_<LANE>", name) in documented
+        return name in documented or re.sub(r"_(VIDEO|REPORTS|EMAIL|REFRESH|DATA|DEFAULT)$", "_<LANE>", name) in documented
 
     for name, data in config_maps.items():
         for key in data:

@@ -27,7 +27,7 @@ import pytest
 
 TF_DIR = Path(os.environ.get("LONGHAUL_TF_DIR") or Path(__file__).resolve().parents[1] / "terraform")
 ENVS = ("staging", "prod")
-LANES = {"video", "reports", "email", "refresh", "default"}
+LANES = {"video", "reports", "email", "refresh", "data", "default"}
 
 # Services whose resources hold or move data: no Allow may grant a wildcard
 # action on them, nor any of their actions on Resource "*".
@@ -164,11 +164,24 @@ class Statement:
     conditions: list[tuple[str, str, list[str]]]
 
 
+def own_and_sourced_statements(documents: dict, name: str) -> list:
+    """A document's statements, and those of the documents it names in
+    `source_policy_documents` (which IAM merges into it)."""
+    document = documents[name]
+    assert "dynamic" not in document, f"policy document {name}: dynamic statements cannot be checked offline"
+    found = list(blocks(document, "statement"))
+    for source in as_list(attr(document, "source_policy_documents", [])):
+        match = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", source)
+        assert match, f"policy document {name}: source {source} is not a local policy document"
+        found += own_and_sourced_statements(documents, match.group(1))
+    return found
+
+
 def statements(config: Config) -> list[Statement]:
     found = []
-    for name, document in policy_documents(config).items():
-        assert "dynamic" not in document, f"policy document {name}: dynamic statements cannot be checked offline"
-        for statement in blocks(document, "statement"):
+    documents = policy_documents(config)
+    for name in documents:
+        for statement in own_and_sourced_statements(documents, name):
             assert "not_actions" not in statement, f"{name}: not_actions grants everything else"
             found.append(
                 Statement(
@@ -547,6 +560,61 @@ def test_buckets_have_lifecycle_rules(root: Config):
         assert isinstance(days, int) and 1 <= days <= 7
 
 
+def lake_rules(root: Config) -> list[dict]:
+    lifecycle = bucket_config(root, "aws_s3_bucket_lifecycle_configuration", "artifacts")
+    return [
+        r
+        for r in blocks(lifecycle, "rule")
+        if any(attr(f, "prefix", None) == "${local.lake_key_prefix}/events/" for f in blocks(r, "filter"))
+    ]
+
+
+def test_the_lake_is_beside_the_tenants_prefix(root: Config):
+    # <prefix>/lake/, not under <prefix>/tenants/: the tenant-wide policies
+    # of every worker and of the API do not reach it.
+    assert root.locals["lake_key_prefix"] == "${var.object_store_prefix}/lake"
+    assert root.locals["lake_objects_arn"] == "${aws_s3_bucket.artifacts.arn}/${local.lake_key_prefix}/*"
+    assert not root.locals["lake_key_prefix"].startswith(root.locals["object_key_prefix"])
+
+
+def test_lake_events_expire_and_leave_no_old_versions(root: Config, envs: dict[str, Config]):
+    # One lifecycle configuration per bucket (test_buckets_have_lifecycle_rules):
+    # the lake's rule is in it, for exactly the events prefix.
+    [rule] = lake_rules(root)
+    assert attr(rule, "status") == "Enabled"
+    [lake_filter] = blocks(rule, "filter")
+    assert set(k for k in lake_filter if not k.startswith("__")) == {"prefix"}, "the rule filters on the prefix alone"
+
+    [expiration] = blocks(rule, "expiration")
+    assert expr(attr(expiration, "days")) == "${var.lake_retention_days}"
+    variable = root.variables["lake_retention_days"]
+    assert attr(variable, "default") == 730, "two years by default"
+    validations = [expr(attr(v, "condition")) for v in blocks(variable, "validation")]
+    assert any("var.lake_retention_days>0" in v for v in validations), validations
+    for days in variable_values(root, envs, "${var.lake_retention_days}"):
+        assert isinstance(days, int) and days > 0, days
+
+    # A personal-data deletion rewrites lake files: the versions it replaces
+    # go after a day, not after artifact_noncurrent_version_days.
+    [noncurrent] = blocks(rule, "noncurrent_version_expiration")
+    assert attr(noncurrent, "noncurrent_days") == 1
+    assert "newer_noncurrent_versions" not in noncurrent, "no noncurrent version may be kept"
+    [multipart] = blocks(rule, "abort_incomplete_multipart_upload")
+    assert attr(multipart, "days_after_initiation") == 1
+
+    # The delete markers that expiration leaves are removed by the
+    # bucket-wide rule.
+    lifecycle = bucket_config(root, "aws_s3_bucket_lifecycle_configuration", "artifacts")
+    markers = [
+        r
+        for r in blocks(lifecycle, "rule")
+        if attr(r, "status") == "Enabled"
+        and blocks(r, "filter") in ([{}], [])
+        and any(attr(e, "expired_object_delete_marker", False) is True for e in blocks(r, "expiration"))
+    ]
+    assert markers, "expired lake files' delete markers would stay"
+
+
 # ---------------------------------------------------------------------------
 # IAM
 # ---------------------------------------------------------------------------
@@ -663,13 +731,85 @@ def test_workers_receive_from_their_own_lane_only(root: Config):
     assert publishers and all(s.resources == ["${aws_sns_topic.events.arn}"] for s in publishers)
 
 
+LAKE_DOCUMENTS = {"lake_read_write", "lake_read"}
+
+
 def test_s3_access_is_under_the_tenants_prefix(root: Config):
     assert root.locals["tenant_objects_arn"] == "${aws_s3_bucket.artifacts.arn}/${local.object_key_prefix}/*"
     assert root.locals["object_key_prefix"] == "${var.object_store_prefix}/tenants"
     for s in statements(root):
         object_actions = [a for a in s.actions if (a.startswith("s3:") and "Object" in a) or a == "s3:AbortMultipartUpload"]
         if s.effect == "Allow" and object_actions:
-            assert s.resources == ["${local.tenant_objects_arn}"], f"{s.document}/{s.sid}: {s.resources}"
+            # The data lake's documents, and only they, name the lake instead.
+            expected = "${local.lake_objects_arn}" if s.document in LAKE_DOCUMENTS else "${local.tenant_objects_arn}"
+            assert s.resources == [expected], f"{s.document}/{s.sid}: {s.resources}"
+
+
+def s3_grants(root: Config, document: str) -> dict[str, set[str]]:
+    """What a policy document allows in S3: action -> the resources, with any
+    s3:prefix condition appended to the bucket as `bucket?prefix=…`."""
+    grants: dict[str, set[str]] = defaultdict(set)
+    for s in statements(root):
+        if s.document != document or s.effect != "Allow":
+            continue
+        prefixes = [v for test, var, values in s.conditions if var == "s3:prefix" for v in values]
+        for action in s.actions:
+            if not action.startswith("s3:"):
+                continue
+            for resource in s.resources:
+                if prefixes:
+                    grants[action] |= {f"{resource}?prefix={p}" for p in prefixes}
+                else:
+                    grants[action].add(resource)
+    return grants
+
+
+def test_only_the_data_lane_writes_the_lake_and_reports_read_it(root: Config):
+    # Which role gets which lake policy: the data lane's worker (read, write,
+    # delete) and the reports lane's (read, for funnel reports), no other.
+    assert root.locals["lake_policies"] == {
+        "worker-data": "${data.aws_iam_policy_document.lake_read_write.json}",
+        "worker-reports": "${data.aws_iam_policy_document.lake_read.json}",
+    }
+    policy = root.resources["aws_iam_role_policy"]["lake"]
+    assert expr(attr(policy, "for_each")) == "${local.lake_policies}"
+    assert expr(attr(policy, "role")) == "${aws_iam_role.pod_identity[each.key].id}"
+    assert expr(attr(policy, "policy")) == "${each.value}"
+    assert "data" in root.locals["lanes"] and "reports" in root.locals["lanes"]
+
+    lake = "${local.lake_objects_arn}"
+    listing = "${aws_s3_bucket.artifacts.arn}?prefix=${local.lake_key_prefix}/*"
+    write = s3_grants(root, "lake_read_write")
+    assert write == {
+        "s3:ListBucket": {listing},
+        "s3:GetObject": {lake},
+        "s3:PutObject": {lake},
+        "s3:DeleteObject": {lake},
+        "s3:AbortMultipartUpload": {lake},
+    }, dict(write)
+    read = s3_grants(root, "lake_read")
+    assert read == {"s3:ListBucket": {listing}, "s3:GetObject": {lake}}, dict(read)
+    # Listing is limited to the lake's keys by a condition that requires the
+    # prefix (not ...IfExists, which would let a listing without one through).
+    for document in LAKE_DOCUMENTS:
+        for s in statements(root):
+            if s.document == document and "s3:ListBucket" in s.actions:
+                assert s.conditions == [("StringLike", "s3:prefix", ["${local.lake_key_prefix}/*"])], s.conditions
+
+
+def test_the_api_and_the_other_lanes_have_no_lake_access(root: Config):
+    # The lake's ARN and prefix appear in the lake documents only: not in the
+    # API's policy, nor in the worker policy every lane shares.
+    for s in statements(root):
+        if s.document in LAKE_DOCUMENTS:
+            continue
+        text = repr((s.resources, s.conditions))
+        assert "lake" not in text, f"{s.document}/{s.sid} reaches the lake: {text}"
+    pod_policies = expr(root.locals["pod_identity_policies"])
+    assert "lake" not in pod_policies
+    # No other inline policy is attached to a role.
+    assert set(root.resources["aws_iam_role_policy"]) == {"pod_identity", "lake"}
+    assert "api" not in root.locals["lake_policies"]
 
 
 def test_keda_reads_queue_depth_only(root: Config):

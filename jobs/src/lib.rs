@@ -5,6 +5,7 @@ pub mod admin;
 #[cfg(feature = "aws")]
 mod aws;
 pub mod database;
+pub mod events;
 pub mod kind;
 pub mod media;
 pub mod model;

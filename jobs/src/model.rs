@@ -21,11 +21,13 @@ pub enum Lane {
     Reports,
     Email,
     Refresh,
+    /// Event exports to the data lake and admins' bulk imports.
+    Data,
     Default,
 }
 
 impl Lane {
-    pub const ALL: [Lane; 5] = [Lane::Video, Lane::Reports, Lane::Email, Lane::Refresh, Lane::Default];
+    pub const ALL: [Lane; 6] = [Lane::Video, Lane::Reports, Lane::Email, Lane::Refresh, Lane::Data, Lane::Default];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +35,7 @@ impl Lane {
             Lane::Reports => "reports",
             Lane::Email => "email",
             Lane::Refresh => "refresh",
+            Lane::Data => "data",
             Lane::Default => "default",
         }
     }
@@ -45,6 +48,9 @@ impl Lane {
             Lane::Reports => 4,
             Lane::Email => 16,
             Lane::Refresh => 8,
+            // An export holds an hour of a tenant's events in row groups,
+            // an import a batch of rows; two keep a pod's memory bounded.
+            Lane::Data => 2,
             Lane::Default => 64,
         }
     }

@@ -15,6 +15,7 @@ pub mod context;
 pub mod error;
 pub mod handler;
 pub mod kinds;
+pub mod lake;
 pub mod runtime;
 
 pub use context::JobContext;

@@ -351,6 +351,11 @@ impl Authenticator {
 /// among groups, `platform` wins over `admin`; without either, a user.
 fn principal_of(claims: Claims) -> Result<Principal, String> {
     let user_id = claims.sub.filter(|sub| !sub.is_empty()).ok_or("the token has no `sub` claim")?;
+    if user_id.starts_with('_') {
+        // The platform's own jobs (the hourly exports) run as `_scheduler`:
+        // no caller may be that user, or hold its idempotency keys.
+        return Err("the token's `sub` starts with `_`, which is reserved for the platform's own jobs".into());
+    }
     let tenant_id = claims
         .tenant_id
         .or(claims.cognito_tenant_id)

@@ -33,6 +33,7 @@ use crate::routes::{
     media::CAPTION_MAX_CHARS,
 };
 use longhaul_jobs::{
+    events::{catalogue::NAME_PATTERN, MAX_BATCH, MAX_DEVICE_FIELD_CHARS, MAX_SESSION_ID_CHARS},
     kind::{ReservationRefreshPayload, LOCALE_PATTERN, MONTH_PATTERN, PAYLOAD_YEARS, VIDEO_MEDIA_MAX, VIDEO_NAME_MAX},
     media::MEDIA_TYPES,
     travel::ReservationFields,
@@ -189,6 +190,20 @@ fn apply(openapi: &mut OpenApi) -> Vec<String> {
     });
     rules.string("NewMediaBody", "caption", |s| s.max_length = Some(CAPTION_MAX_CHARS));
 
+    rules.array_bounds("EventsBody", "events", 1, MAX_BATCH);
+    rules.string("EventIn", "name", |s| s.pattern = Some(NAME_PATTERN.to_owned()));
+    rules.string("EventIn", "session_id", |s| {
+        s.pattern = Some(r"^[^\x00-\x1f\x7f-\x9f]*$".to_owned());
+        s.min_length = Some(1);
+        s.max_length = Some(MAX_SESSION_ID_CHARS);
+    });
+    for field in ["platform", "app_version", "os_version", "model"] {
+        rules.string("Device", field, |s| {
+            s.pattern = Some(r"^[^\x00-\x1f\x7f-\x9f]*$".to_owned());
+            s.max_length = Some(MAX_DEVICE_FIELD_CHARS);
+        });
+    }
+
     // A tenant's part of a sweep has a subset of the platform report's
     // fields, so a platform report matches both shapes: either, not
     // exactly one.
@@ -331,6 +346,17 @@ impl Edits<'_> {
     fn string(&mut self, name: &str, field: &str, edit: impl FnOnce(&mut Object)) {
         match self.property(name, field) {
             Some(RefOr::T(Schema::Object(object))) => edit(object),
+            _ => self.missing.push(format!("{name}.{field}")),
+        }
+    }
+
+    /// Sets an array property's bounds, whatever its items are.
+    fn array_bounds(&mut self, name: &str, field: &str, min: usize, max: usize) {
+        match self.property(name, field) {
+            Some(RefOr::T(Schema::Array(array))) => {
+                array.min_items = Some(min);
+                array.max_items = Some(max);
+            }
             _ => self.missing.push(format!("{name}.{field}")),
         }
     }

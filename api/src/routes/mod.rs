@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod artifacts;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod mail;

@@ -18,7 +18,7 @@ backend_tests! {
         assert_eq!(queues.status, StatusCode::OK, "{}", queues.text());
         let lanes: Vec<String> = queues.json()["lanes"].as_array().expect("lanes").iter()
             .map(|lane| lane["lane"].as_str().expect("a lane name").to_owned()).collect();
-        for lane in ["video", "reports", "email", "refresh", "default"] {
+        for lane in ["video", "reports", "email", "refresh", "data", "default"] {
             assert!(lanes.iter().any(|name| name == lane), "{lane} missing from {lanes:?}");
         }
     }

@@ -111,7 +111,15 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> TestResponse {
-        let builder = request(Method::PATCH, path, Some(token)).header(header::CONTENT_TYPE, "application/json");
+        self.send_json(Method::PATCH, path, token, body).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> TestResponse {
+        self.send_json(Method::PUT, path, token, body).await
+    }
+
+    async fn send_json(&self, method: Method, path: &str, token: &str, body: &Value) -> TestResponse {
+        let builder = request(method, path, Some(token)).header(header::CONTENT_TYPE, "application/json");
         self.send(builder.body(Body::from(body.to_string())).expect("a request")).await
     }
 

@@ -85,6 +85,13 @@ async fn populate(app: &TestApp) -> Other {
     let response = app.post(&format!("/v1/jobs/{cancelled}/cancel"), &b_admin, &json!({})).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
 
+    // B's own event catalogue, whose event names are B's.
+    let mut catalogue = app.get("/v1/admin/event-catalogue", &b_admin).await.json();
+    catalogue["events"]["b_secret_event"] = json!({"properties": {}});
+    let response = app.put("/v1/admin/event-catalogue", &b_admin, &catalogue).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    secrets.push("b_secret_event".to_owned());
+
     // B's admin acts (an audit entry), the platform pauses B's email jobs
     // and the whole video lane.
     let response = app.post("/v1/admin/lanes/default/pause", &b_admin, &json!({})).await;
@@ -139,7 +146,9 @@ async fn snapshot(app: &TestApp) -> Value {
     for lane in Lane::ALL {
         whole_lanes.push(json!({"lane": lane, "paused": app.store.lane_paused(lane).await.expect("paused")}));
     }
+    let catalogue = app.get(&format!("/v1/admin/event-catalogue?tenant={B}"), &platform).await.json();
     json!({
+        "catalogue": catalogue,
         "jobs": jobs.json()["items"],
         "queues": queues,
         "audit": serde_json::to_value(audit).expect("audit as JSON"),
@@ -196,6 +205,9 @@ fn api_rows(other: &Other) -> Vec<Row> {
         row(Method::GET, "/v1/admin/jobs", format!("/v1/admin/jobs?tenant={B}&status=dead"), OK),
         row(Method::GET, "/v1/admin/audit", "/v1/admin/audit?limit=500", OK),
         row(Method::GET, "/v1/admin/workers", "/v1/admin/workers", OK),
+        row(Method::GET, "/v1/admin/event-catalogue", "/v1/admin/event-catalogue", OK),
+        row(Method::GET, "/v1/admin/event-catalogue", format!("/v1/admin/event-catalogue?tenant={B}"), OK),
+        row(Method::PUT, "/v1/admin/event-catalogue", format!("/v1/admin/event-catalogue?tenant={B}"), OK),
     ];
     for id in [&other.dead[0], &other.cancelled, &other.succeeded, &other.queued] {
         rows.push(row(Method::POST, "/v1/admin/jobs/{id}/retry", format!("/v1/admin/jobs/{id}/retry"), NOT_FOUND));
@@ -244,7 +256,12 @@ backend_tests! {
         for row in &rows {
             let request = crate::helpers::request(row.method.clone(), &row.path, Some(&admin))
                 .header(header::CONTENT_TYPE, "application/json");
-            let body = if row.method == Method::POST { Body::from("{}") } else { Body::empty() };
+            let body = match row.method {
+                Method::POST => Body::from("{}"),
+                // A whole catalogue, which would replace B's were it scoped wrong.
+                Method::PUT => Body::from(r#"{"events": {"a_event": {}}}"#),
+                _ => Body::empty(),
+            };
             let response = app.send(request.body(body).expect("a request")).await;
             let what = format!("{} {}", row.method, row.path);
             assert!(row.expect.contains(&response.status), "{what} answered {}: {}", response.status, response.text());

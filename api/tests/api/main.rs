@@ -34,6 +34,7 @@ macro_rules! backend_tests {
 mod helpers;
 
 mod admin;
+mod analytics;
 mod artifacts;
 mod auth;
 mod bad_input;

@@ -14,6 +14,7 @@
 //! worker is handed the same type, read back from the stored JSON.
 
 mod email_poll;
+mod events_export;
 mod noop;
 mod report_build;
 mod reservation_refresh;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 use crate::model::{Lane, UnknownName};
 
 pub use email_poll::{EmailPoll, EmailPollPayload};
+pub use events_export::{EventsExport, EventsExportPayload};
 pub use noop::{Noop, NoopPayload};
 pub use report_build::{
     Report, ReportBuild, ReportBuildPayload, ReportFormat, ReportLocale, ReportRequest, YearMonth, LOCALE_PATTERN,
@@ -208,6 +210,7 @@ pub struct JobKind(&'static KindSpec);
 inventory::collect!(JobKind);
 
 inventory::submit!(JobKind::of::<EmailPoll>());
+inventory::submit!(JobKind::of::<EventsExport>());
 inventory::submit!(JobKind::of::<Noop>());
 inventory::submit!(JobKind::of::<ReportBuild>());
 inventory::submit!(JobKind::of::<ReservationRefresh>());
@@ -215,6 +218,7 @@ inventory::submit!(JobKind::of::<VideoCompile>());
 
 impl JobKind {
     pub const EMAIL_POLL: JobKind = JobKind::of::<EmailPoll>();
+    pub const EVENTS_EXPORT: JobKind = JobKind::of::<EventsExport>();
     pub const NOOP: JobKind = JobKind::of::<Noop>();
     pub const REPORT_BUILD: JobKind = JobKind::of::<ReportBuild>();
     pub const RESERVATION_REFRESH: JobKind = JobKind::of::<ReservationRefresh>();
@@ -354,7 +358,10 @@ mod tests {
     #[test]
     fn every_kind_round_trips_through_its_name_and_the_built_ins_are_registered() {
         let names: Vec<&str> = JobKind::all().iter().map(|kind| kind.as_str()).collect();
-        assert_eq!(names, ["email_poll", "noop", "report_build", "reservation_refresh", "video_compile"]);
+        assert_eq!(
+            names,
+            ["email_poll", "events_export", "noop", "report_build", "reservation_refresh", "video_compile"]
+        );
         for kind in JobKind::all() {
             assert_eq!(kind.as_str().parse::<JobKind>().ok(), Some(*kind));
         }

@@ -1,8 +1,9 @@
 //! The ObjectStore port: where artifacts (reports, videos) and uploaded media
 //! live. `file://` on embedded defaults, `s3://` in production.
 //!
-//! Every key sits under its tenant's prefix ([`ObjectKey`]), so a key built
-//! for one tenant can never name another tenant's object. Writes are atomic:
+//! Every key sits under its tenant's prefix ([`ObjectKey`]; the data lake's
+//! under its tenant's partition), so a key built for one tenant can never
+//! name another tenant's object. Writes are atomic:
 //! a reader sees the whole object or nothing, never half of one.
 
 mod file;
@@ -38,7 +39,8 @@ pub enum ObjectError {
 
 pub type Result<T, E = ObjectError> = std::result::Result<T, E>;
 
-/// `tenants/<tenant>/<path>`: the only way to name an object.
+/// `tenants/<tenant>/<path>`, or a lake file (`lake/<table>/tenant=<tenant>/…`):
+/// the only way to name an object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectKey(String);
 
@@ -48,18 +50,39 @@ impl ObjectKey {
     /// backslashes or control characters, so no key escapes its prefix on
     /// any backend.
     pub fn new(tenant: &str, path: &str) -> Result<ObjectKey> {
-        if tenant.is_empty() || tenant.contains('/') || !is_safe_segment(tenant) {
-            return Err(ObjectError::InvalidKey(format!("tenant `{tenant}` cannot be a key prefix")));
-        }
-        if path.is_empty() || !path.split('/').all(is_safe_segment) {
-            return Err(ObjectError::InvalidKey(format!("`{path}` is not a relative path of plain segments")));
-        }
+        check_tenant_path(tenant, path)?;
         Ok(ObjectKey(format!("tenants/{tenant}/{path}")))
+    }
+
+    /// A file of the data lake: `lake/<table>/tenant=<tenant>/<path>`, the
+    /// Hive-style layout warehouses read (`path` such as
+    /// `date=2026-12-05/hour=08/part-0.parquet`). The lake is a prefix of its
+    /// own, beside `tenants/`, so that one lifecycle rule keeps it and one
+    /// grant reads it; each tenant is still one partition of it, and the
+    /// same checks keep a key inside that partition.
+    pub fn lake(table: &str, tenant: &str, path: &str) -> Result<ObjectKey> {
+        check_tenant_path(tenant, path)?;
+        if table.contains('/') || !is_safe_segment(table) {
+            return Err(ObjectError::InvalidKey(format!("`{table}` cannot be a lake table")));
+        }
+        Ok(ObjectKey(format!("lake/{table}/tenant={tenant}/{path}")))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Both are checked: no empty, `.` or `..` segments, no backslashes or
+/// control characters, so no key escapes its prefix on any backend.
+fn check_tenant_path(tenant: &str, path: &str) -> Result<()> {
+    if tenant.is_empty() || tenant.contains('/') || !is_safe_segment(tenant) {
+        return Err(ObjectError::InvalidKey(format!("tenant `{tenant}` cannot be a key prefix")));
+    }
+    if path.is_empty() || !path.split('/').all(is_safe_segment) {
+        return Err(ObjectError::InvalidKey(format!("`{path}` is not a relative path of plain segments")));
+    }
+    Ok(())
 }
 
 fn is_safe_segment(segment: &str) -> bool {
@@ -147,6 +170,12 @@ mod tests {
         }
         for tenant in ["", "..", "a/b", "."] {
             assert!(ObjectKey::new(tenant, "x").is_err(), "tenant {tenant:?} must be refused");
+            assert!(ObjectKey::lake("events", tenant, "x").is_err(), "tenant {tenant:?} must be refused in the lake");
         }
+        assert_eq!(
+            ObjectKey::lake("events", "acme", "date=2026-12-05/hour=08/part-0.parquet").map(|k| k.0).ok().as_deref(),
+            Some("lake/events/tenant=acme/date=2026-12-05/hour=08/part-0.parquet")
+        );
+        assert!(ObjectKey::lake("events", "acme", "../x").is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! [`Registry::with_defaults`].
 
 pub mod email_poll;
+mod events_export;
 mod noop;
 mod not_implemented;
 pub(crate) mod report_build;
@@ -16,6 +17,7 @@ use longhaul_jobs::JobKind;
 use crate::handler::Registry;
 
 pub use email_poll::{EmailPoll, MailSettings};
+pub use events_export::{EventsExport, ExportSettings};
 pub use noop::Noop;
 pub use not_implemented::NotImplemented;
 pub use report_build::ReportBuild;
@@ -33,6 +35,7 @@ impl Registry {
         registry.register(Noop);
         registry.register(EmailPoll::new(MailSettings::default()));
         registry.register(ReportBuild);
+        registry.register(EventsExport::new(ExportSettings::default()));
         registry.register(ReservationRefresh::new(RefreshSettings::default()));
         #[cfg(feature = "video")]
         registry.register(VideoCompile);

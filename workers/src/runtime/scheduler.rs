@@ -3,13 +3,17 @@
 //!
 //! It requeues jobs whose worker died (expired leases), prunes old finished
 //! jobs and sweeps, enqueues the inbox polls that are due, and plans a
-//! reservation sweep at the start of every sweep interval.
+//! reservation sweep at the start of every sweep interval, and once an hour
+//! an `events_export` job per tenant for each closed hour of analytics
+//! events not yet in the lake.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use longhaul_jobs::{
-    kind::{EmailPoll, EmailPollPayload},
+    events::hour_of,
+    kind::{EmailPoll, EmailPollPayload, EventsExport, EventsExportPayload},
+    store::InsertOutcome,
     DynStore, NewJob,
 };
 use tokio::time::Instant;
@@ -47,6 +51,49 @@ async fn enqueue_due_polls(store: &DynStore, config: &WorkerConfig) -> longhaul_
     store.schedule_mail_polls(&next).await?;
     tracing::info!(polls = due.len(), "enqueued due inbox polls");
     Ok(())
+}
+
+/// How long after an hour ends its export is planned: time for the API's
+/// last inserts of the hour to commit, on every replica's clock.
+const EXPORT_GRACE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How many closed hours back the planner looks for hours not yet in the
+/// lake: a leader that was down for up to two days catches up.
+const EXPORT_LOOKBACK_HOURS: i64 = 48;
+
+/// The user the scheduler submits its jobs as (ids with a `_` prefix are
+/// the platform's own; no token can carry one).
+pub(crate) const SCHEDULER_USER: &str = "_scheduler";
+
+/// The last hour whose export may be planned at `now`.
+fn last_closed_hour(now: DateTime<Utc>) -> DateTime<Utc> {
+    hour_of(now - EXPORT_GRACE) - chrono::Duration::hours(1)
+}
+
+/// Submits an `events_export` for every tenant and closed hour of the last
+/// two days that holds raw events and has no lake partition. Each job's
+/// idempotency key names its hour, so planning twice (a new leader, a
+/// restart) submits nothing twice, and an export that is queued or running
+/// is not submitted again.
+async fn plan_exports(store: &DynStore, now: DateTime<Utc>) -> longhaul_jobs::store::Result<u64> {
+    let last = last_closed_hour(now);
+    let mut submitted = 0;
+    for back in (0..EXPORT_LOOKBACK_HOURS).rev() {
+        let hour = last - chrono::Duration::hours(back);
+        for tenant in store.unexported_tenants(hour).await? {
+            let Ok(mut job) = NewJob::of::<EventsExport>(tenant, SCHEDULER_USER, &EventsExportPayload { hour }) else {
+                continue;
+            };
+            job.idempotency_key = Some(format!("events_export:{}", hour.to_rfc3339()));
+            if matches!(store.insert_job(job).await?, InsertOutcome::Created(_)) {
+                submitted += 1;
+            }
+        }
+    }
+    if submitted > 0 {
+        tracing::info!(submitted, "planned event exports");
+    }
+    Ok(submitted)
 }
 
 /// The start of the sweep interval `now` falls in: sweeps start at every
@@ -92,6 +139,7 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
     let mut leading = false;
     let mut next_prune = Instant::now() + PRUNE_EVERY;
     let mut planned: Option<DateTime<Utc>> = None;
+    let mut exports_planned: Option<DateTime<Utc>> = None;
     loop {
         // Besides its ticks, the scheduler wakes just after each sweep
         // interval begins, so every sweep starts on time and a shard is
@@ -145,6 +193,13 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
                 }
             }
         }
+        let closed = last_closed_hour(Utc::now());
+        if exports_planned != Some(closed) {
+            match plan_exports(&store, Utc::now()).await {
+                Ok(_) => exports_planned = Some(closed),
+                Err(err) => tracing::warn!(error = %err, "planning the event exports failed"),
+            }
+        }
         if Instant::now() >= next_prune {
             next_prune = Instant::now() + PRUNE_EVERY;
             match store.prune_finished(config.retention).await {
@@ -178,5 +233,12 @@ mod tests {
         assert_eq!(sweep_slot(at("2026-11-28T10:04:59.999Z"), five), at("2026-11-28T10:00:00Z"));
         assert_eq!(sweep_slot(at("2026-11-28T10:05:00Z"), five), at("2026-11-28T10:05:00Z"));
         assert_eq!(sweep_slot(at("2026-11-28T10:07:30Z"), Duration::from_secs(3600)), at("2026-11-28T10:00:00Z"));
+    }
+
+    #[test]
+    fn an_hour_is_exported_once_it_ended_and_its_grace_passed() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(last_closed_hour(at("2026-12-05T09:04:59Z")), at("2026-12-05T07:00:00Z"));
+        assert_eq!(last_closed_hour(at("2026-12-05T09:05:00Z")), at("2026-12-05T08:00:00Z"));
     }
 }
