@@ -35,8 +35,10 @@ MACHETE_VERSION=0.9.1
 # port methods, Terraform resources of one shape, and tests' setup.
 # Issue 21's events domain (its records and their views, its handlers'
 # annotations, a port method beside its one implementation, the lake's IAM
-# statements) raised it to 161: shapes, not logic written twice.
-DUPLICATES_BUDGET=161
+# statements) raised it to 161, and its erase and retention kinds (each a
+# `Kind` declared in its own file, as every kind is) to 164: shapes, not
+# logic written twice.
+DUPLICATES_BUDGET=164
 
 # Pairs that are twins by design, as extended regular expressions over a row
 # `Dn a:lines ~ b:lines`:

@@ -20,7 +20,7 @@ use longhaul_jobs::{
     DynStore,
 };
 use longhaul_workers::{
-    kinds::{EmailPoll, EventsExport, ExportSettings, MailSettings, RefreshSettings, ReservationRefresh},
+    kinds::{EmailPoll, EventsErase, EventsExport, ExportSettings, MailSettings, RefreshSettings, ReservationRefresh},
     runtime::Services,
     Registry, Runtime, WorkerConfig,
 };
@@ -45,6 +45,7 @@ fn registry(
     local: bool,
 ) -> anyhow::Result<Registry> {
     let mut registry = Registry::with_defaults();
+    registry.register(EventsErase::new(secrets.clone()));
     registry.register(EventsExport::new(ExportSettings {
         secrets: secrets.clone(),
         raw_retention: config::events_raw_retention()?,

@@ -199,6 +199,8 @@ pub fn router(store: DynStore, config: ApiConfig) -> anyhow::Result<Router> {
         .route("/v1/media/{id}", get(routes::media::get_media).delete(routes::media::delete_media))
         .route("/v1/media/{id}/upload", put(routes::media::upload_media))
         .route("/v1/events", post(routes::events::ingest))
+        .route("/v1/me/events", axum::routing::delete(routes::events::delete_my_events))
+        .route("/v1/admin/users/{user}/events", axum::routing::delete(routes::events::delete_user_events))
         .route("/v1/admin/event-catalogue", get(routes::events::get_catalogue).put(routes::events::put_catalogue))
         .route("/v1/admin/queues", get(routes::admin::queues))
         .route("/v1/admin/sweeps", get(routes::admin::sweeps))

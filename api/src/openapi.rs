@@ -64,6 +64,8 @@ use crate::{limits::write_class, problem::ProblemDocument, routes, sse, views};
         routes::events::ingest,
         routes::events::get_catalogue,
         routes::events::put_catalogue,
+        routes::events::delete_my_events,
+        routes::events::delete_user_events,
         routes::health::healthz,
         routes::health::readyz,
         openapi_json,

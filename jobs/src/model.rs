@@ -238,6 +238,11 @@ pub const TENANT_ID_MAX_CHARS: usize = 128;
 
 /// Whether `tenant_id` belongs to the platform itself (see
 /// [`RESERVED_TENANT_PREFIX`]).
+/// The user the platform's own jobs of a tenant run as (the hourly exports,
+/// the lake's erasures and retention). No token may carry a `sub` that
+/// starts with `_`, so no caller is this user or holds its idempotency keys.
+pub const SCHEDULER_USER: &str = "_scheduler";
+
 pub fn is_reserved_tenant(tenant_id: &str) -> bool {
     tenant_id.starts_with(RESERVED_TENANT_PREFIX)
 }

@@ -16,7 +16,7 @@ use longhaul_jobs::{
     Job, Lane, NewJob, Scope, Status,
 };
 use longhaul_workers::{
-    kinds::{EventsExport, ExportSettings},
+    kinds::{EventsErase, EventsExport, ExportSettings},
     lake::Pseudonymiser,
     runtime::Services,
     Registry, Runtime, WorkerConfig,
@@ -28,6 +28,8 @@ longhaul_jobs::on_every_backend!(
     the_scheduler_exports_a_closed_hour_with_every_event_once_and_no_personal_data_in_clear,
     re_running_an_hour_replaces_its_files_and_duplicates_no_row,
     raw_events_leave_the_database_once_exported_and_older_than_the_window,
+    a_deletion_request_takes_the_users_rows_out_of_the_lake_and_the_database,
+    retention_removes_what_is_older_than_the_tenants_window_and_nothing_younger,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +84,7 @@ impl Setup {
         let services = Services::embedded(self.store.store.clone()).with_objects(self.objects.store.clone());
         let mut registry = Registry::with_defaults();
         registry.register(EventsExport::new(ExportSettings { secrets: Some(self.secrets.clone()), ..settings }));
+        registry.register(EventsErase::new(Some(self.secrets.clone())));
         let config = WorkerConfig {
             lanes: vec![(Lane::Data, 2)],
             poll_interval: Duration::from_millis(50),
@@ -101,7 +104,11 @@ impl Setup {
 
     /// Submits an export of `hour` as an admin would, and waits for its end.
     async fn export(&self, tenant: &str, hour: DateTime<Utc>) -> Job {
-        let job = NewJob::of::<ExportKind>(tenant, "an-admin", &EventsExportPayload { hour }).expect("a job");
+        self.run(NewJob::of::<ExportKind>(tenant, "an-admin", &EventsExportPayload { hour }).expect("a job")).await
+    }
+
+    /// Submits `job` now, and waits for its end.
+    async fn run(&self, job: NewJob) -> Job {
         let InsertOutcome::Created(job) = self.store.insert_job(job).await.expect("insert") else {
             panic!("not created")
         };
@@ -388,4 +395,97 @@ async fn raw_events_leave_the_database_once_exported_and_older_than_the_window(b
     assert_eq!(setup.read_partition("acme", old).await["rows"].as_array().map(Vec::len), Some(12));
     assert_eq!(setup.store.unexported_tenants(unexported).await.expect("read"), ["acme"]);
     assert!(setup.store.unexported_tenants(old).await.expect("read").is_empty());
+}
+
+async fn a_deletion_request_takes_the_users_rows_out_of_the_lake_and_the_database(backend: Backend) {
+    let settings = ExportSettings { rows_per_file: 25, page_rows: 10, ..ExportSettings::default() };
+    let setup = Setup::with(backend, ObjectBackend::File, false, settings).await;
+    let hours = [hour_of(Utc::now()) - chrono::Duration::hours(3), hour_of(Utc::now()) - chrono::Duration::hours(2)];
+    for hour in hours {
+        ingest(&setup.store, "acme", hour, 60).await;
+        assert_eq!(setup.export("acme", hour).await.status, Status::Succeeded);
+    }
+    ingest(&setup.store, "globex", hours[0], 6).await;
+    assert_eq!(setup.export("globex", hours[0]).await.status, Status::Succeeded);
+    // Later events of the user, not in the lake yet.
+    ingest(&setup.store, "acme", hour_of(Utc::now()), 6).await;
+
+    let request = setup.store.request_event_deletion("acme", "acme-user-1", "acme-user-1").await.expect("request");
+    assert_eq!(request.raw_deleted, 60 / 3 * 2 + 2, "every raw event of theirs, exported or not");
+    let erase = NewJob::of::<longhaul_jobs::kind::EventsErase>(
+        "acme",
+        longhaul_jobs::model::SCHEDULER_USER,
+        &longhaul_jobs::kind::EventsErasePayload { request_id: request.id },
+    )
+    .expect("a job");
+    let job = setup.run(erase).await;
+    assert_eq!(job.status, Status::Succeeded, "{job:?}");
+    let result = job.result.expect("a result");
+    assert_eq!((result["requests"].clone(), result["rows_removed"].clone()), (json!(1), json!(40)), "{result}");
+    assert!(setup.store.pending_event_deletions("acme").await.expect("read").is_empty());
+
+    let sealed = setup.store.lake_key("acme").await.expect("read").expect("a key");
+    let pseudonyms = Pseudonymiser::new(&setup.secrets.open(&sealed, b"lake-key:acme").await.expect("the key"));
+    let gone = pseudonyms.pseudonym("acme-user-1");
+    for hour in hours {
+        let lake = setup.read_partition("acme", hour).await;
+        let rows = lake["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 40, "the other two users' rows stay");
+        assert!(rows.iter().all(|row| row["user_id"] != gone.as_str()), "the user's rows are gone");
+        assert_eq!(lake["manifest"]["events"], 40);
+        let listed: u64 =
+            lake["manifest"]["files"].as_array().expect("files").iter().filter_map(|f| f["rows"].as_u64()).sum();
+        assert_eq!(listed, 40, "the manifest counts what the files hold: {}", lake["manifest"]);
+        assert_eq!(setup.store.lake_partition("acme", hour).await.expect("read").expect("recorded").events, 40);
+    }
+    let left = setup.store.events_page("acme", hour_of(Utc::now()), None, 100).await.expect("page");
+    assert!(left.iter().all(|event| event.user_id != "acme-user-1"));
+    assert_eq!(left.len(), 4);
+    // Another tenant's lake is untouched.
+    assert_eq!(setup.read_partition("globex", hours[0]).await["rows"].as_array().map(Vec::len), Some(6));
+}
+
+async fn retention_removes_what_is_older_than_the_tenants_window_and_nothing_younger(backend: Backend) {
+    let setup = Setup::new(backend, ObjectBackend::File, false).await;
+    let mut catalogue = Catalogue::default_catalogue();
+    catalogue.retention_days = 1;
+    setup.store.put_event_catalogue("acme", &catalogue, "an-admin").await.expect("put");
+    let old = hour_of(Utc::now()) - chrono::Duration::hours(30);
+    let young = hour_of(Utc::now()) - chrono::Duration::hours(20);
+    for hour in [old, young] {
+        ingest(&setup.store, "acme", hour, 9).await;
+        assert_eq!(setup.export("acme", hour).await.status, Status::Succeeded);
+        // globex keeps the default two years.
+        ingest(&setup.store, "globex", hour, 3).await;
+        assert_eq!(setup.export("globex", hour).await.status, Status::Succeeded);
+    }
+    let stale = hour_of(Utc::now()) - chrono::Duration::hours(40);
+    ingest(&setup.store, "acme", stale, 6).await; // never exported
+
+    let retention = NewJob::of::<longhaul_jobs::kind::EventsRetention>(
+        "acme",
+        longhaul_jobs::model::SCHEDULER_USER,
+        &longhaul_jobs::kind::EventsRetentionPayload {},
+    )
+    .expect("a job");
+    let job = setup.run(retention).await;
+    assert_eq!(job.status, Status::Succeeded, "{job:?}");
+    let result = job.result.expect("a result");
+    assert_eq!(result["partitions"], 1, "{result}");
+    assert_eq!(result["lake_events"], 9, "{result}");
+    assert_eq!(result["raw_events"], 9 + 6, "the old hour's raw rows and the never exported ones: {result}");
+
+    let partition = longhaul_workers::lake::partition_path(old);
+    for name in ["part-0.parquet", "_manifest.json"] {
+        let key = ObjectKey::lake("events", "acme", &format!("{partition}/{name}")).expect("key");
+        assert!(!setup.has(&key).await, "{name} of the expired hour is still there");
+    }
+    assert!(setup.store.lake_partition("acme", old).await.expect("read").is_none());
+    assert_eq!(setup.read_partition("acme", young).await["rows"].as_array().map(Vec::len), Some(9));
+    assert_eq!(setup.store.events_page("acme", young, None, 100).await.expect("page").len(), 9);
+    assert_eq!(setup.read_partition("globex", old).await["rows"].as_array().map(Vec::len), Some(3));
+
+    let audit = setup.store.audit_log(&Scope::Tenant { tenant_id: "acme".into() }, None, 10).await.expect("audit");
+    assert_eq!(audit[0].action, "events.retention");
+    assert_eq!(audit[0].detail["partitions"], 1);
 }

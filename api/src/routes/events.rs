@@ -5,13 +5,19 @@
 //! `events_export` job takes it from there to the data lake.
 
 use axum::{
-    extract::{Query, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use chrono::Utc;
-use longhaul_jobs::events::{self, BatchOutcome, Catalogue, EventBatch, EventIn};
+use longhaul_jobs::{
+    events::{self, BatchOutcome, Catalogue, EventBatch, EventIn},
+    kind::{EventsErase, EventsErasePayload},
+    model::SCHEDULER_USER,
+    store::InsertOutcome,
+    NewJob,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -102,6 +108,13 @@ pub async fn ingest(
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
+/// The tenant an admin's request is about: their own, or for the platform
+/// role the one it names (its own when it names none).
+fn admin_tenant(principal: &Principal, query: &TenantQuery) -> Result<String, Problem> {
+    principal.require_admin()?;
+    Ok(target_tenant(principal, query.tenant.as_deref()).unwrap_or_else(|| principal.tenant_id.clone()))
+}
+
 /// The tenant's catalogue, or the default one.
 async fn catalogue_of(state: &AppState, tenant_id: &str) -> Result<Catalogue, Problem> {
     Ok(state.store.event_catalogue(tenant_id).await?.unwrap_or_else(Catalogue::default_catalogue))
@@ -122,8 +135,7 @@ pub async fn get_catalogue(
     principal: Principal,
     Query(query): Query<TenantQuery>,
 ) -> Result<Json<Catalogue>, Problem> {
-    principal.require_admin()?;
-    let tenant = target_tenant(&principal, query.tenant.as_deref()).unwrap_or_else(|| principal.tenant_id.clone());
+    let tenant = admin_tenant(&principal, &query)?;
     Ok(Json(catalogue_of(&state, &tenant).await?))
 }
 
@@ -153,12 +165,100 @@ pub async fn put_catalogue(
     Query(query): Query<TenantQuery>,
     JsonBody(catalogue): JsonBody<Catalogue>,
 ) -> Result<Json<Catalogue>, Problem> {
-    principal.require_admin()?;
+    let tenant = admin_tenant(&principal, &query)?;
     catalogue.validate().map_err(|err| Problem::invalid_field(err.field, err.message))?;
-    let tenant = target_tenant(&principal, query.tenant.as_deref()).unwrap_or_else(|| principal.tenant_id.clone());
     state.store.put_event_catalogue(&tenant, &catalogue, &principal.user_id).await?;
     let detail = serde_json::json!({ "events": catalogue.events.len(), "unknown_events": catalogue.unknown_events });
     let action = Action::new("event_catalogue.put", tenant.clone()).on_tenant(tenant).with_detail(detail);
     audit::record(&state.store, &principal, &client, action).await;
     Ok(Json(catalogue))
+}
+
+/// A deletion request, as recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDeletionView {
+    /// The request's id.
+    pub id: uuid::Uuid,
+    pub user_id: String,
+    /// Raw events deleted with the request, at once.
+    pub raw_deleted: i64,
+    /// The `events_erase` job that rewrites the lake without the user's
+    /// events; it starts once every export that could still be writing
+    /// their events has ended (within the hour).
+    pub erase_job_id: uuid::Uuid,
+    pub requested_at: chrono::DateTime<Utc>,
+}
+
+/// Delete your analytics events.
+///
+/// Your raw events are deleted at once (no export after this sees them),
+/// and an `events_erase` job rewrites the tenant's data lake without them
+/// within the hour.
+#[utoipa::path(
+    delete, path = "/v1/me/events", tag = "events",
+    responses((status = 202, description = "Deleted from the database; the lake follows", body = EventDeletionView)),
+    security(("bearer" = []))
+)]
+pub async fn delete_my_events(State(state): State<AppState>, principal: Principal) -> Result<Response, Problem> {
+    let deletion = request_deletion(&state, &principal.tenant_id, &principal.user_id, &principal.user_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(deletion)).into_response())
+}
+
+/// Delete a user's analytics events, on their behalf.
+///
+/// As `DELETE /v1/me/events`, for a user of the admin's tenant (the
+/// platform role names the tenant with `tenant=`). Audited.
+#[utoipa::path(
+    delete, path = "/v1/admin/users/{user}/events", tag = "events",
+    params(("user" = String, Path, description = "The user's id (the token's `sub`)"), TenantQuery),
+    responses(
+        (status = 202, description = "Deleted from the database; the lake follows", body = EventDeletionView),
+        (status = 403),
+        (status = 422, description = "`user` is not a user id"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_user_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    client: Client,
+    Path(user): Path<String>,
+    Query(query): Query<TenantQuery>,
+) -> Result<Response, Problem> {
+    let tenant = admin_tenant(&principal, &query)?;
+    let deletion = request_deletion(&state, &tenant, &user, &principal.user_id).await?;
+    let detail = serde_json::json!({ "raw_deleted": deletion.raw_deleted, "request_id": deletion.id });
+    let action = Action::new("events.delete_user", user).on_tenant(tenant).with_detail(detail);
+    audit::record(&state.store, &principal, &client, action).await;
+    Ok((StatusCode::ACCEPTED, Json(deletion)).into_response())
+}
+
+/// Records the request (the raw rows go with it) and submits the lake's
+/// rewrite, to start once any export that read the rows has ended.
+async fn request_deletion(
+    state: &AppState,
+    tenant: &str,
+    user: &str,
+    requested_by: &str,
+) -> Result<EventDeletionView, Problem> {
+    if user.is_empty() || user.starts_with('_') || user.chars().count() > 255 || user.chars().any(char::is_control) {
+        return Err(Problem::invalid_field("user", "not a user id"));
+    }
+    let deletion = state.store.request_event_deletion(tenant, user, requested_by).await?;
+    let payload = EventsErasePayload { request_id: deletion.id };
+    let mut job = NewJob::of::<EventsErase>(tenant, SCHEDULER_USER, &payload)
+        .map_err(|err| Problem::bad_request(err.to_string()))?;
+    job.run_at = Utc::now() + chrono::Duration::from_std(EventsErase::DELAY).unwrap_or_default();
+    job.idempotency_key = Some(format!("events_erase:{}", deletion.id));
+    let erase_job_id = match state.store.insert_job(job).await? {
+        InsertOutcome::Created(job) | InsertOutcome::Existing(job) | InsertOutcome::Conflict(job) => job.id,
+    };
+    tracing::info!(request_id = %deletion.id, raw_deleted = deletion.raw_deleted, "events deletion requested");
+    Ok(EventDeletionView {
+        id: deletion.id,
+        user_id: deletion.user_id,
+        raw_deleted: deletion.raw_deleted,
+        erase_job_id,
+        requested_at: deletion.requested_at,
+    })
 }

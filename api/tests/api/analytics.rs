@@ -135,4 +135,44 @@ backend_tests! {
         app.put("/v1/admin/event-catalogue", &admin, &typo).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(app.get("/v1/admin/event-catalogue", &admin).await.json()["events"]["search"]["properties"]["query"]["type"], "string");
     }
+
+    async fn a_user_deletes_their_events_and_the_lake_rewrite_is_queued(backend) {
+        let app = TestApp::new(backend).await;
+        let alice = app.user("t1", "alice");
+        for token in [&alice, &app.user("t1", "bob")] {
+            let response = app.post("/v1/events", token, &events(&["search", "payment"])).await;
+            assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+        }
+        let response = app.delete("/v1/me/events", &alice).await;
+        assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+        let deletion = response.json();
+        assert_eq!((deletion["user_id"].clone(), deletion["raw_deleted"].clone()), (json!("alice"), json!(2)));
+        let left = app.store.events_page("t1", hour_of(Utc::now()), None, 100).await.expect("page");
+        assert_eq!(left.iter().map(|event| event.user_id.as_str()).collect::<Vec<_>>(), ["bob", "bob"]);
+        // The rewrite is the platform's job in the tenant, due once exports
+        // that read the rows have ended.
+        let id = deletion["erase_job_id"].as_str().expect("a job id").parse().expect("a uuid");
+        let job = app.store.get_job(&longhaul_jobs::Scope::Platform, id).await.expect("get").expect("the job");
+        assert_eq!((job.kind.as_str(), job.tenant_id.as_str(), job.user_id.as_str()), ("events_erase", "t1", "_scheduler"));
+        assert!(job.run_at > Utc::now() + chrono::Duration::minutes(30), "{job:?}");
+        assert_eq!(app.store.pending_event_deletions("t1").await.expect("read").len(), 1);
+    }
+
+    async fn an_admin_deletes_a_users_events_in_their_own_tenant_only(backend) {
+        let app = TestApp::new(backend).await;
+        for tenant in ["t1", "t2"] {
+            let response = app.post("/v1/events", &app.user(tenant, "carol"), &events(&["search"])).await;
+            assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+        }
+        app.delete("/v1/admin/users/carol/events", &app.user("t1", "u1")).await.problem(StatusCode::FORBIDDEN);
+        // A tenant admin naming another tenant still acts on their own.
+        let response = app.delete("/v1/admin/users/carol/events?tenant=t2", &app.admin("t1")).await;
+        assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+        assert_eq!(stored(&app, "t1").await, 0);
+        assert_eq!(stored(&app, "t2").await, 1, "t2's events are not t1's admin's to delete");
+        let log = app.get("/v1/admin/audit", &app.admin("t1")).await.json();
+        assert_eq!(log["items"][0]["action"], "events.delete_user", "{log}");
+        assert_eq!(log["items"][0]["target"], "carol");
+        app.delete("/v1/admin/users/_scheduler/events", &app.admin("t1")).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+    }
 }

@@ -91,6 +91,10 @@ async fn populate(app: &TestApp) -> Other {
     let response = app.put("/v1/admin/event-catalogue", &b_admin, &catalogue).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
     secrets.push("b_secret_event".to_owned());
+    let now = chrono::Utc::now();
+    let batch = json!({"events": [{"name": "b_secret_event", "occurred_at": now}]});
+    let response = app.post("/v1/events", &user, &batch).await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
 
     // B's admin acts (an audit entry), the platform pauses B's email jobs
     // and the whole video lane.
@@ -147,8 +151,17 @@ async fn snapshot(app: &TestApp) -> Value {
         whole_lanes.push(json!({"lane": lane, "paused": app.store.lane_paused(lane).await.expect("paused")}));
     }
     let catalogue = app.get(&format!("/v1/admin/event-catalogue?tenant={B}"), &platform).await.json();
+    // B's raw events (of this hour, or the last if the test spans an hour's end).
+    let hour = longhaul_jobs::events::hour_of(chrono::Utc::now());
+    let mut events = Vec::new();
+    for hour in [hour - chrono::Duration::hours(1), hour] {
+        events.extend(app.store.events_page(B, hour, None, 100).await.expect("events").into_iter().map(|e| e.id));
+    }
+    let deletions = app.store.pending_event_deletions(B).await.expect("deletions").len();
     json!({
         "catalogue": catalogue,
+        "events": events,
+        "deletions": deletions,
         "jobs": jobs.json()["items"],
         "queues": queues,
         "audit": serde_json::to_value(audit).expect("audit as JSON"),
@@ -190,6 +203,7 @@ fn row(method: Method, template: &'static str, path: impl Into<String>, expect: 
 }
 
 const OK: &[StatusCode] = &[StatusCode::OK];
+const ACCEPTED: &[StatusCode] = &[StatusCode::ACCEPTED];
 const NOT_FOUND: &[StatusCode] = &[StatusCode::NOT_FOUND];
 const SEE_OTHER: &[StatusCode] = &[StatusCode::SEE_OTHER];
 const GONE_ELSEWHERE: &[StatusCode] = &[StatusCode::NOT_FOUND, StatusCode::CONFLICT];
@@ -208,6 +222,12 @@ fn api_rows(other: &Other) -> Vec<Row> {
         row(Method::GET, "/v1/admin/event-catalogue", "/v1/admin/event-catalogue", OK),
         row(Method::GET, "/v1/admin/event-catalogue", format!("/v1/admin/event-catalogue?tenant={B}"), OK),
         row(Method::PUT, "/v1/admin/event-catalogue", format!("/v1/admin/event-catalogue?tenant={B}"), OK),
+        row(
+            Method::DELETE,
+            "/v1/admin/users/{user}/events",
+            format!("/v1/admin/users/b-user/events?tenant={B}"),
+            ACCEPTED,
+        ),
     ];
     for id in [&other.dead[0], &other.cancelled, &other.succeeded, &other.queued] {
         rows.push(row(Method::POST, "/v1/admin/jobs/{id}/retry", format!("/v1/admin/jobs/{id}/retry"), NOT_FOUND));

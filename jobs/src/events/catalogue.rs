@@ -48,6 +48,19 @@ pub struct Catalogue {
     pub unknown_events: UnknownEvents,
     /// The known events, by name.
     pub events: BTreeMap<String, EventSpec>,
+    /// How long the tenant's events are kept, in the lake and raw, in days:
+    /// 730 (two years) unless the tenant keeps them for less. The daily
+    /// `events_retention` job removes what is older.
+    #[serde(default = "default_retention_days")]
+    #[schema(minimum = 1, maximum = 730)]
+    pub retention_days: u32,
+}
+
+/// Two years, the longest events are kept.
+pub const MAX_RETENTION_DAYS: u32 = 730;
+
+fn default_retention_days() -> u32 {
+    MAX_RETENTION_DAYS
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -164,6 +177,7 @@ impl Catalogue {
         Catalogue {
             unknown_events: UnknownEvents::Reject,
             events: events.into_iter().map(|(name, spec)| (name.to_owned(), spec)).collect(),
+            retention_days: MAX_RETENTION_DAYS,
         }
     }
 
@@ -172,6 +186,9 @@ impl Catalogue {
     /// never declared clear.
     pub fn validate(&self) -> Result<(), CatalogueError> {
         let error = |field: String, message: &str| Err(CatalogueError { field, message: message.to_owned() });
+        if !(1..=MAX_RETENTION_DAYS).contains(&self.retention_days) {
+            return error("retention_days".into(), &format!("from 1 to {MAX_RETENTION_DAYS} days"));
+        }
         if self.events.len() > MAX_EVENTS {
             return error("events".into(), &format!("at most {MAX_EVENTS} events"));
         }

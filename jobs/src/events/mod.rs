@@ -136,6 +136,21 @@ pub struct LakePartition {
     pub exported_at: DateTime<Utc>,
 }
 
+/// A user's request that their events be deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDeletion {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    /// Raw events deleted with the request.
+    pub raw_deleted: i64,
+    /// Rows the lake's rewrite removed, once it ran.
+    pub lake_rows: Option<i64>,
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
 /// An event that does not fit; `field` is its JSON path, such as
 /// `events[3].properties.value`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -274,6 +289,33 @@ pub trait EventStore: Send + Sync {
     /// in the lake; how many.
     async fn delete_exported_events(&self, tenant_id: &str, before: DateTime<Utc>) -> Result<u64>;
 
+    /// A tenant's lake partitions of hours before `before` (every one when
+    /// `None`), oldest first.
+    async fn lake_partitions(&self, tenant_id: &str, before: Option<DateTime<Utc>>) -> Result<Vec<LakePartition>>;
+
+    /// Forgets a tenant's partitions of these hours (their files are gone);
+    /// how many.
+    async fn delete_lake_partitions(&self, tenant_id: &str, hours: &[DateTime<Utc>]) -> Result<u64>;
+
+    /// The tenants with partitions in the lake.
+    async fn lake_tenants(&self) -> Result<Vec<String>>;
+
+    /// Deletes a tenant's raw events received before `before`, exported or
+    /// not (retention); how many.
+    async fn delete_events_before(&self, tenant_id: &str, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Deletes a user's raw events and records the request, in one
+    /// transaction, so that no export after it sees them.
+    async fn request_event_deletion(&self, tenant_id: &str, user_id: &str, requested_by: &str)
+        -> Result<EventDeletion>;
+
+    /// A tenant's requests whose lake rewrite has not run, oldest first.
+    async fn pending_event_deletions(&self, tenant_id: &str) -> Result<Vec<EventDeletion>>;
+
+    /// Records that the lake was rewritten without these requests' users:
+    /// `lake_rows` removed in all.
+    async fn finish_event_deletions(&self, ids: &[Uuid], lake_rows: i64) -> Result<()>;
+
     /// The tenant's sealed pseudonymisation key, if it has one.
     async fn lake_key(&self, tenant_id: &str) -> Result<Option<Sealed>>;
 
@@ -286,6 +328,12 @@ pub(crate) fn stored_event_from_row(row: &impl Columns) -> Result<StoredEvent> {
     from_row!(row => StoredEvent {
         id, user_id, name, known, occurred_at, received_at, properties, session_id, device_platform,
         device_app_version, device_os_version, device_model,
+    })
+}
+
+pub(crate) fn event_deletion_from_row(row: &impl Columns) -> Result<EventDeletion> {
+    from_row!(row => EventDeletion {
+        id, tenant_id, user_id, requested_by, requested_at, raw_deleted, lake_rows, erased_at,
     })
 }
 

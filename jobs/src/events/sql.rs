@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    hour_of, lake_partition_from_row, stored_event_from_row, BatchOutcome, Catalogue, EventBatch, EventStore,
-    LakePartition, StoredEvent,
+    event_deletion_from_row, hour_of, lake_partition_from_row, stored_event_from_row, BatchOutcome, Catalogue,
+    EventBatch, EventDeletion, EventStore, LakePartition, StoredEvent,
 };
 use crate::{
     store::{
@@ -192,6 +192,88 @@ impl<S: SqlStore> EventStore for S {
             .bind(tenant_id)
             .bind(before);
         db.execute(sql).await
+    }
+
+    async fn lake_partitions(&self, tenant_id: &str, before: Option<DateTime<Utc>>) -> Result<Vec<LakePartition>> {
+        let mut db = self.db();
+        let mut sql = db.sql(&format!("SELECT {PARTITION_COLUMNS} FROM lake_partitions WHERE tenant_id = "));
+        sql.push_bind(tenant_id);
+        if let Some(before) = before {
+            sql.push(" AND hour < ").push_bind(before);
+        }
+        sql.push(" ORDER BY hour");
+        db.all(sql, lake_partition_from_row).await
+    }
+
+    async fn delete_lake_partitions(&self, tenant_id: &str, hours: &[DateTime<Utc>]) -> Result<u64> {
+        let mut db = self.db();
+        let mut sql = db.sql("DELETE FROM lake_partitions WHERE tenant_id = ");
+        sql.push_bind(tenant_id).push(" AND ").push_any("hour", hours.to_vec());
+        db.execute(sql).await
+    }
+
+    async fn lake_tenants(&self) -> Result<Vec<String>> {
+        // A loose index scan of the primary key: a probe per tenant.
+        let mut db = self.db();
+        let sql = db.sql(
+            "WITH RECURSIVE t(tenant_id) AS (\
+               SELECT min(tenant_id) FROM lake_partitions \
+               UNION ALL \
+               SELECT (SELECT min(p.tenant_id) FROM lake_partitions p WHERE p.tenant_id > t.tenant_id) \
+               FROM t WHERE t.tenant_id IS NOT NULL) \
+             SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL ORDER BY tenant_id",
+        );
+        db.all(sql, |row| row.get::<String>("tenant_id")).await
+    }
+
+    async fn delete_events_before(&self, tenant_id: &str, before: DateTime<Utc>) -> Result<u64> {
+        let mut db = self.db();
+        let sql = db.sql("DELETE FROM events WHERE tenant_id = $1 AND received_at < $2").bind(tenant_id).bind(before);
+        db.execute(sql).await
+    }
+
+    async fn request_event_deletion(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        requested_by: &str,
+    ) -> Result<EventDeletion> {
+        let mut tx = self.db().begin().await?;
+        let delete = tx.sql("DELETE FROM events WHERE tenant_id = $1 AND user_id = $2").bind(tenant_id).bind(user_id);
+        let raw_deleted = tx.execute(delete).await?;
+        let record = tx
+            .sql(
+                "INSERT INTO event_deletions (id, tenant_id, user_id, requested_by, requested_at, raw_deleted) \
+                 VALUES ($1, $2, $3, $4, now(), $5) \
+                 RETURNING id, tenant_id, user_id, requested_by, requested_at, raw_deleted, lake_rows, erased_at",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(requested_by)
+            .bind(i64::try_from(raw_deleted).unwrap_or(i64::MAX));
+        let deletion = event_deletion_from_row(&tx.one(record).await?)?;
+        tx.commit().await?;
+        Ok(deletion)
+    }
+
+    async fn pending_event_deletions(&self, tenant_id: &str) -> Result<Vec<EventDeletion>> {
+        let mut db = self.db();
+        let sql = db
+            .sql(
+                "SELECT id, tenant_id, user_id, requested_by, requested_at, raw_deleted, lake_rows, erased_at \
+                 FROM event_deletions WHERE tenant_id = $1 AND erased_at IS NULL ORDER BY requested_at",
+            )
+            .bind(tenant_id);
+        db.all(sql, event_deletion_from_row).await
+    }
+
+    async fn finish_event_deletions(&self, ids: &[Uuid], lake_rows: i64) -> Result<()> {
+        let mut db = self.db();
+        let mut sql = db.sql("UPDATE event_deletions SET erased_at = now(), lake_rows = ");
+        sql.push_bind(lake_rows).push(" WHERE erased_at IS NULL AND ").push_any("id", ids.to_vec());
+        db.execute(sql).await?;
+        Ok(())
     }
 
     async fn lake_key(&self, tenant_id: &str) -> Result<Option<Sealed>> {

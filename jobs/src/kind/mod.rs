@@ -14,7 +14,9 @@
 //! worker is handed the same type, read back from the stored JSON.
 
 mod email_poll;
+mod events_erase;
 mod events_export;
+mod events_retention;
 mod noop;
 mod report_build;
 mod reservation_refresh;
@@ -30,7 +32,9 @@ use uuid::Uuid;
 use crate::model::{Lane, UnknownName};
 
 pub use email_poll::{EmailPoll, EmailPollPayload};
+pub use events_erase::{EventsErase, EventsErasePayload};
 pub use events_export::{EventsExport, EventsExportPayload};
+pub use events_retention::{EventsRetention, EventsRetentionPayload};
 pub use noop::{Noop, NoopPayload};
 pub use report_build::{
     Report, ReportBuild, ReportBuildPayload, ReportFormat, ReportLocale, ReportRequest, YearMonth, LOCALE_PATTERN,
@@ -210,7 +214,9 @@ pub struct JobKind(&'static KindSpec);
 inventory::collect!(JobKind);
 
 inventory::submit!(JobKind::of::<EmailPoll>());
+inventory::submit!(JobKind::of::<EventsErase>());
 inventory::submit!(JobKind::of::<EventsExport>());
+inventory::submit!(JobKind::of::<EventsRetention>());
 inventory::submit!(JobKind::of::<Noop>());
 inventory::submit!(JobKind::of::<ReportBuild>());
 inventory::submit!(JobKind::of::<ReservationRefresh>());
@@ -218,7 +224,9 @@ inventory::submit!(JobKind::of::<VideoCompile>());
 
 impl JobKind {
     pub const EMAIL_POLL: JobKind = JobKind::of::<EmailPoll>();
+    pub const EVENTS_ERASE: JobKind = JobKind::of::<EventsErase>();
     pub const EVENTS_EXPORT: JobKind = JobKind::of::<EventsExport>();
+    pub const EVENTS_RETENTION: JobKind = JobKind::of::<EventsRetention>();
     pub const NOOP: JobKind = JobKind::of::<Noop>();
     pub const REPORT_BUILD: JobKind = JobKind::of::<ReportBuild>();
     pub const RESERVATION_REFRESH: JobKind = JobKind::of::<ReservationRefresh>();
@@ -360,7 +368,16 @@ mod tests {
         let names: Vec<&str> = JobKind::all().iter().map(|kind| kind.as_str()).collect();
         assert_eq!(
             names,
-            ["email_poll", "events_export", "noop", "report_build", "reservation_refresh", "video_compile"]
+            [
+                "email_poll",
+                "events_erase",
+                "events_export",
+                "events_retention",
+                "noop",
+                "report_build",
+                "reservation_refresh",
+                "video_compile"
+            ]
         );
         for kind in JobKind::all() {
             assert_eq!(kind.as_str().parse::<JobKind>().ok(), Some(*kind));

@@ -16,11 +16,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use longhaul_jobs::{
     events::{Catalogue, LakePartition},
     kind::{self, EventsExportPayload},
-    objects::ObjectKey,
     travel::mail::Envelope,
 };
 use serde_json::json;
@@ -30,7 +29,7 @@ use crate::{
     context::JobContext,
     error::JobError,
     handler::Handler,
-    lake::{self, EventsTable, PartWriter, Pseudonymiser},
+    lake::{self, EventsTable, PartWriter, Pseudonymiser, TenantLake},
     JobResult,
 };
 
@@ -95,16 +94,11 @@ impl Handler for EventsExport {
             return Err(JobError::permanent(format!("the hour {hour} has not ended yet; export it once it has")));
         }
         let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
-        let objects = ctx.objects()?.clone();
+        let lake = TenantLake::new(ctx.objects()?.clone(), &tenant);
         let catalogue =
             ctx.store.event_catalogue(&tenant).await.map_err(database)?.unwrap_or_else(Catalogue::default_catalogue);
         let table = EventsTable::new(&catalogue);
         let pseudonyms = Pseudonymiser::of_tenant(&ctx.store, secrets, &tenant).await?;
-        let partition = lake::partition_path(hour);
-        let key_of = |name: &str| {
-            ObjectKey::lake(lake::EVENTS_TABLE, &tenant, &format!("{partition}/{name}"))
-                .map_err(|err| JobError::permanent(format!("cannot name the lake file {name}: {err}")))
-        };
         let spool =
             tempfile::tempdir().map_err(|err| JobError::retryable(format!("cannot make a spool directory: {err}")))?;
 
@@ -125,7 +119,7 @@ impl Handler for EventsExport {
                 Some(open) => open,
                 None => {
                     let path = spool.path().join(format!("part-{}.parquet", parts.len()));
-                    (PartWriter::create(&path, table.schema()).map_err(|err| JobError::retryable(err.0))?, path)
+                    (PartWriter::create(&path, table.schema())?, path)
                 }
             };
             // Writing compresses a row group: CPU work off the async threads.
@@ -135,26 +129,22 @@ impl Handler for EventsExport {
             })
             .await
             .map_err(|err| JobError::retryable(format!("the Parquet writer stopped: {err}")))?;
-            result.map_err(|err| JobError::retryable(err.0))?;
+            result?;
             if part.rows() >= self.settings.rows_per_file {
-                parts.push(upload(ctx, part, &path, &key_of).await?);
+                parts.push(upload(&lake, hour, part, &path).await?);
             } else {
                 writer = Some((part, path));
             }
         }
         if let Some((part, path)) = writer.take() {
-            parts.push(upload(ctx, part, &path, &key_of).await?);
+            parts.push(upload(&lake, hour, part, &path).await?);
         }
 
         // The parts an earlier run wrote beyond this run's are left over.
         let earlier = ctx.store.lake_partition(&tenant, hour).await.map_err(database)?;
         let earlier_files = earlier.as_ref().map_or(0, |partition| usize::try_from(partition.files).unwrap_or(0));
         for n in parts.len()..earlier_files {
-            let key = key_of(&format!("part-{n}.parquet"))?;
-            objects
-                .delete(&key)
-                .await
-                .map_err(|err| JobError::retryable(format!("cannot delete the stale lake file {key}: {err}")))?;
+            lake.delete(&lake.key(hour, &format!("part-{n}.parquet"))?).await?;
         }
 
         let bytes: u64 = parts.iter().map(|part| part.bytes).sum();
@@ -163,7 +153,7 @@ impl Handler for EventsExport {
             "table": lake::EVENTS_TABLE,
             "tenant": tenant,
             "hour": hour,
-            "partition": partition,
+            "partition": lake::partition_path(hour),
             "events": events,
             "files": parts.iter().map(|part| json!({"name": part.name, "rows": part.rows, "bytes": part.bytes})).collect::<Vec<_>>(),
             "columns": table.property_columns().iter().map(|column| json!({
@@ -175,13 +165,7 @@ impl Handler for EventsExport {
             "exported_at": exported_at,
             "job_id": ctx.job.id,
         });
-        let manifest_key = key_of("_manifest.json")?;
-        let manifest_bytes =
-            serde_json::to_vec_pretty(&manifest).map_err(|err| JobError::permanent(err.to_string()))?;
-        objects
-            .put_bytes(&manifest_key, manifest_bytes.into(), "application/json")
-            .await
-            .map_err(|err| JobError::retryable(format!("cannot write {manifest_key}: {err}")))?;
+        lake.put_manifest(hour, &manifest).await?;
         let record = LakePartition {
             tenant_id: tenant.clone(),
             hour,
@@ -201,7 +185,7 @@ impl Handler for EventsExport {
             "events": events,
             "files": parts.len(),
             "bytes": bytes,
-            "partition": format!("lake/{}/tenant={tenant}/{partition}/", lake::EVENTS_TABLE),
+            "partition": lake.prefix(hour),
             "raw_events_deleted": deleted,
         })))
     }
@@ -209,22 +193,16 @@ impl Handler for EventsExport {
 
 /// Finishes a part and uploads it.
 async fn upload(
-    ctx: &JobContext,
+    lake: &TenantLake,
+    hour: DateTime<Utc>,
     part: PartWriter,
     path: &std::path::Path,
-    key_of: &impl Fn(&str) -> Result<ObjectKey, JobError>,
 ) -> Result<Part, JobError> {
     let rows = tokio::task::spawn_blocking(move || part.finish())
         .await
-        .map_err(|err| JobError::retryable(format!("the Parquet writer stopped: {err}")))?
-        .map_err(|err| JobError::retryable(err.0))?;
+        .map_err(|err| JobError::retryable(format!("the Parquet writer stopped: {err}")))??;
     let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("part.parquet").to_owned();
-    let key = key_of(&name)?;
-    let bytes = ctx
-        .objects()?
-        .put_file(&key, path, "application/vnd.apache.parquet")
-        .await
-        .map_err(|err| JobError::retryable(format!("cannot upload {key}: {err}")))?;
+    let bytes = lake.upload(&lake.key(hour, &name)?, path).await?;
     // The spool holds one part at a time.
     let _ = tokio::fs::remove_file(path).await;
     Ok(Part { name, rows, bytes })

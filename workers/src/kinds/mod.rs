@@ -4,7 +4,9 @@
 //! [`Registry::with_defaults`].
 
 pub mod email_poll;
+mod events_erase;
 mod events_export;
+mod events_retention;
 mod noop;
 mod not_implemented;
 pub(crate) mod report_build;
@@ -17,7 +19,9 @@ use longhaul_jobs::JobKind;
 use crate::handler::Registry;
 
 pub use email_poll::{EmailPoll, MailSettings};
+pub use events_erase::EventsErase;
 pub use events_export::{EventsExport, ExportSettings};
+pub use events_retention::EventsRetention;
 pub use noop::Noop;
 pub use not_implemented::NotImplemented;
 pub use report_build::ReportBuild;
@@ -36,6 +40,8 @@ impl Registry {
         registry.register(EmailPoll::new(MailSettings::default()));
         registry.register(ReportBuild);
         registry.register(EventsExport::new(ExportSettings::default()));
+        registry.register(EventsErase::new(None));
+        registry.register(EventsRetention);
         registry.register(ReservationRefresh::new(RefreshSettings::default()));
         #[cfg(feature = "video")]
         registry.register(VideoCompile);

@@ -12,24 +12,31 @@
 //! reaches a file in clear: `user_id` and every personal property are
 //! pseudonymised (HMAC-SHA-256 under the tenant's key) or dropped.
 
+pub mod files;
 pub mod pseudonym;
 
-use std::{collections::HashMap, fs::File, path::Path, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    fs::File,
+    path::Path,
+    sync::Arc,
+};
 
 use arrow_array::{
     builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder},
-    ArrayRef, RecordBatch,
+    Array, ArrayRef, BooleanArray, RecordBatch, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use longhaul_jobs::events::{catalogue::Catalogue, Pii, PropertyType, StoredEvent};
 use parquet::{
-    arrow::ArrowWriter,
+    arrow::{arrow_reader::ParquetRecordBatchReaderBuilder, ArrowWriter, ProjectionMask},
     basic::Compression,
     file::properties::{EnabledStatistics, WriterProperties},
 };
 use serde_json::{Map, Value};
 
+pub use files::{part_names, TenantLake};
 pub use pseudonym::Pseudonymiser;
 
 /// The lake's table of events, under `lake/`.
@@ -289,6 +296,13 @@ impl ColumnBuilder {
 #[error("{0}")]
 pub struct LakeError(pub String);
 
+/// The lake's store or a spool failed: worth another attempt.
+impl From<LakeError> for crate::error::JobError {
+    fn from(err: LakeError) -> Self {
+        crate::error::JobError::retryable(err.0)
+    }
+}
+
 /// One Parquet file being written, to a local file: snappy pages,
 /// dictionary encoding, page statistics, [`ROW_GROUP_ROWS`] per row group.
 pub struct PartWriter {
@@ -324,6 +338,56 @@ impl PartWriter {
         self.writer.close().map_err(|err| LakeError(err.to_string()))?;
         Ok(self.rows)
     }
+}
+
+/// What rewriting a file without some users did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    /// Rows removed (the users').
+    pub removed: usize,
+    /// Rows kept, now in the new file.
+    pub kept: usize,
+}
+
+/// Writes `input` again to `output` without the rows whose `user_id` is in
+/// `users` (pseudonyms), with the same schema and settings. `None`, and
+/// nothing written, when no row is theirs: only the `user_id` column is read
+/// to find out, so a file without them costs a column's read.
+pub fn rewrite_without(input: &Path, output: &Path, users: &HashSet<String>) -> Result<Option<Rewrite>, LakeError> {
+    let open = || {
+        let file = File::open(input).map_err(|err| LakeError(format!("cannot open {}: {err}", input.display())))?;
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|err| LakeError(format!("not a Parquet file: {err}")))
+    };
+    let builder = open()?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["user_id"]);
+    let mut removed = 0;
+    for batch in builder.with_projection(mask).build().map_err(|err| LakeError(err.to_string()))? {
+        let batch = batch.map_err(|err| LakeError(err.to_string()))?;
+        removed += keep_mask(&batch, users)?.iter().filter(|keep| *keep == Some(false)).count();
+    }
+    if removed == 0 {
+        return Ok(None);
+    }
+    let builder = open()?;
+    let mut writer = PartWriter::create(output, builder.schema().clone())?;
+    for batch in builder.build().map_err(|err| LakeError(err.to_string()))? {
+        let batch = batch.map_err(|err| LakeError(err.to_string()))?;
+        let keep = keep_mask(&batch, users)?;
+        let kept =
+            arrow_select::filter::filter_record_batch(&batch, &keep).map_err(|err| LakeError(err.to_string()))?;
+        writer.write(&kept)?;
+    }
+    let kept = writer.finish()?;
+    Ok(Some(Rewrite { removed, kept }))
+}
+
+/// True for the rows of `batch` whose `user_id` is not one of `users`.
+fn keep_mask(batch: &RecordBatch, users: &HashSet<String>) -> Result<BooleanArray, LakeError> {
+    let column = batch
+        .column_by_name("user_id")
+        .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| LakeError("the file has no text column `user_id`".into()))?;
+    Ok(column.iter().map(|user| Some(user.is_none_or(|user| !users.contains(user)))).collect())
 }
 
 #[cfg(test)]

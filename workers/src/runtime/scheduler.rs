@@ -5,14 +5,16 @@
 //! jobs and sweeps, enqueues the inbox polls that are due, and plans a
 //! reservation sweep at the start of every sweep interval, and once an hour
 //! an `events_export` job per tenant for each closed hour of analytics
-//! events not yet in the lake.
+//! events not yet in the lake, and once a day an `events_retention` per
+//! tenant with a lake.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use longhaul_jobs::{
     events::hour_of,
-    kind::{EmailPoll, EmailPollPayload, EventsExport, EventsExportPayload},
+    kind::{EmailPoll, EmailPollPayload, EventsExport, EventsExportPayload, EventsRetention, EventsRetentionPayload},
+    model::SCHEDULER_USER,
     store::InsertOutcome,
     DynStore, NewJob,
 };
@@ -61,10 +63,6 @@ const EXPORT_GRACE: chrono::Duration = chrono::Duration::minutes(5);
 /// lake: a leader that was down for up to two days catches up.
 const EXPORT_LOOKBACK_HOURS: i64 = 48;
 
-/// The user the scheduler submits its jobs as (ids with a `_` prefix are
-/// the platform's own; no token can carry one).
-pub(crate) const SCHEDULER_USER: &str = "_scheduler";
-
 /// The last hour whose export may be planned at `now`.
 fn last_closed_hour(now: DateTime<Utc>) -> DateTime<Utc> {
     hour_of(now - EXPORT_GRACE) - chrono::Duration::hours(1)
@@ -92,6 +90,25 @@ async fn plan_exports(store: &DynStore, now: DateTime<Utc>) -> longhaul_jobs::st
     }
     if submitted > 0 {
         tracing::info!(submitted, "planned event exports");
+    }
+    Ok(submitted)
+}
+
+/// Submits, once a UTC day, an `events_retention` for every tenant with
+/// partitions in the lake, keyed by the day so a new leader adds none.
+async fn plan_retention(store: &DynStore, day: chrono::NaiveDate) -> longhaul_jobs::store::Result<u64> {
+    let mut submitted = 0;
+    for tenant in store.lake_tenants().await? {
+        let Ok(mut job) = NewJob::of::<EventsRetention>(tenant, SCHEDULER_USER, &EventsRetentionPayload {}) else {
+            continue;
+        };
+        job.idempotency_key = Some(format!("events_retention:{day}"));
+        if matches!(store.insert_job(job).await?, InsertOutcome::Created(_)) {
+            submitted += 1;
+        }
+    }
+    if submitted > 0 {
+        tracing::info!(submitted, %day, "planned event retention");
     }
     Ok(submitted)
 }
@@ -140,6 +157,7 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
     let mut next_prune = Instant::now() + PRUNE_EVERY;
     let mut planned: Option<DateTime<Utc>> = None;
     let mut exports_planned: Option<DateTime<Utc>> = None;
+    let mut retention_planned: Option<chrono::NaiveDate> = None;
     loop {
         // Besides its ticks, the scheduler wakes just after each sweep
         // interval begins, so every sweep starts on time and a shard is
@@ -198,6 +216,13 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
             match plan_exports(&store, Utc::now()).await {
                 Ok(_) => exports_planned = Some(closed),
                 Err(err) => tracing::warn!(error = %err, "planning the event exports failed"),
+            }
+        }
+        let today = Utc::now().date_naive();
+        if retention_planned != Some(today) {
+            match plan_retention(&store, today).await {
+                Ok(_) => retention_planned = Some(today),
+                Err(err) => tracing::warn!(error = %err, "planning the event retention failed"),
             }
         }
         if Instant::now() >= next_prune {

@@ -1,0 +1,157 @@
+//! `events_erase`: honours users' deletion requests in the lake. Their raw
+//! events went with the request; here every Parquet file of the tenant's
+//! lake that holds a row of theirs (found by their pseudonym, reading only
+//! the `user_id` column) is written again without those rows, under the
+//! same name, and its partition's manifest and record are brought up to
+//! date. Every request pending when the run starts is honoured by it, and
+//! marked done only once every file is rewritten; a run that fails midway
+//! is retried and rewrites what is left (a file already clean costs a
+//! column's read).
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use longhaul_jobs::{
+    events::LakePartition,
+    kind::{self, EventsErasePayload},
+    travel::mail::Envelope,
+};
+use serde_json::{json, Value};
+
+use crate::{
+    context::JobContext,
+    error::JobError,
+    handler::Handler,
+    lake::{part_names, rewrite_without, Pseudonymiser, TenantLake},
+    JobResult,
+};
+
+pub struct EventsErase {
+    secrets: Option<Envelope>,
+}
+
+impl EventsErase {
+    /// `secrets` opens the tenants' pseudonymisation keys.
+    pub fn new(secrets: Option<Envelope>) -> Self {
+        EventsErase { secrets }
+    }
+}
+
+#[async_trait]
+impl Handler for EventsErase {
+    type Kind = kind::EventsErase;
+
+    async fn run(&self, ctx: &JobContext, _payload: EventsErasePayload) -> JobResult {
+        let Some(secrets) = &self.secrets else {
+            return Err(JobError::permanent(
+                "this worker has no key-encryption keys to open the tenants' pseudonymisation keys: set \
+                 LONGHAUL_SECRET_KEYS",
+            ));
+        };
+        let tenant = ctx.job.tenant_id.clone();
+        let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
+        let pending = ctx.store.pending_event_deletions(&tenant).await.map_err(database)?;
+        if pending.is_empty() {
+            return Ok(Some(json!({ "requests": 0, "partitions_rewritten": 0, "rows_removed": 0 })));
+        }
+        let pseudonyms = Pseudonymiser::of_tenant(&ctx.store, secrets, &tenant).await?;
+        let users: HashSet<String> = pending.iter().map(|request| pseudonyms.pseudonym(&request.user_id)).collect();
+        let lake = TenantLake::new(ctx.objects()?.clone(), &tenant);
+        let spool = tempfile::tempdir().map_err(|err| JobError::retryable(format!("cannot make a spool: {err}")))?;
+
+        let partitions = ctx.store.lake_partitions(&tenant, None).await.map_err(database)?;
+        let (mut rewritten, mut removed) = (0usize, 0usize);
+        for (n, partition) in partitions.iter().enumerate() {
+            if ctx.cancel.is_cancelled() {
+                return Err(JobError::Cancelled);
+            }
+            let files = erase_partition(&lake, partition, &users, spool.path()).await?;
+            let gone: usize = files.iter().map(|file| file.removed).sum();
+            if gone > 0 {
+                let manifest = rewritten_manifest(&partition.manifest, &files, &ctx.job.id.to_string());
+                lake.put_manifest(partition.hour, &manifest).await?;
+                let record = LakePartition {
+                    events: partition.events - i64::try_from(gone).unwrap_or(0),
+                    bytes: manifest["files"]
+                        .as_array()
+                        .map_or(0, |files| files.iter().filter_map(|file| file["bytes"].as_i64()).sum()),
+                    manifest,
+                    ..partition.clone()
+                };
+                ctx.store.record_lake_partition(&record).await.map_err(database)?;
+                rewritten += 1;
+                removed += gone;
+            }
+            ctx.set_progress(i16::try_from((n + 1) * 100 / partitions.len()).unwrap_or(100)).await;
+        }
+        let ids: Vec<_> = pending.iter().map(|request| request.id).collect();
+        let rows = i64::try_from(removed).unwrap_or(i64::MAX);
+        ctx.store.finish_event_deletions(&ids, rows).await.map_err(database)?;
+        metrics::counter!("longhaul_lake_rows_erased_total").increment(removed as u64);
+        tracing::info!(requests = ids.len(), rewritten, removed, "erased users' events from the lake");
+        Ok(Some(json!({
+            "requests": ids.len(),
+            "partitions_checked": partitions.len(),
+            "partitions_rewritten": rewritten,
+            "rows_removed": removed,
+        })))
+    }
+}
+
+/// A file written again without some rows.
+struct Erased {
+    name: String,
+    removed: usize,
+    kept: usize,
+    bytes: u64,
+}
+
+/// Rewrites the partition's files that hold rows of `users`, each uploaded
+/// over the old one; what each lost.
+async fn erase_partition(
+    lake: &TenantLake,
+    partition: &LakePartition,
+    users: &HashSet<String>,
+    spool: &std::path::Path,
+) -> Result<Vec<Erased>, JobError> {
+    let mut erased = Vec::new();
+    for name in part_names(&partition.manifest) {
+        let key = lake.key(partition.hour, &name)?;
+        let input = spool.join("in.parquet");
+        if !lake.download(&key, &input).await? {
+            continue;
+        }
+        let output = spool.join("out.parquet");
+        let (input_path, output_path, who) = (input.clone(), output.clone(), users.clone());
+        let rewrite = tokio::task::spawn_blocking(move || rewrite_without(&input_path, &output_path, &who))
+            .await
+            .map_err(|err| JobError::retryable(format!("the Parquet rewrite stopped: {err}")))?
+            .map_err(|err| JobError::permanent(format!("{key}: {}", err.0)))?;
+        if let Some(rewrite) = rewrite {
+            let bytes = lake.upload(&key, &output).await?;
+            erased.push(Erased { name, removed: rewrite.removed, kept: rewrite.kept, bytes });
+        }
+    }
+    Ok(erased)
+}
+
+/// The manifest once `files` were rewritten: its count, each file's rows
+/// and bytes as the partition now holds them, and the erasure.
+fn rewritten_manifest(manifest: &Value, files: &[Erased], job_id: &str) -> Value {
+    let mut manifest = manifest.clone();
+    let gone: usize = files.iter().map(|file| file.removed).sum();
+    let events = manifest["events"].as_u64().unwrap_or(0).saturating_sub(gone as u64);
+    manifest["events"] = json!(events);
+    if let Some(entries) = manifest["files"].as_array_mut() {
+        for entry in entries {
+            if let Some(file) = files.iter().find(|file| entry["name"] == file.name.as_str()) {
+                entry["rows"] = json!(file.kept);
+                entry["bytes"] = json!(file.bytes);
+            }
+        }
+    }
+    manifest["erased_at"] = json!(Utc::now());
+    manifest["erased_by_job"] = json!(job_id);
+    manifest
+}
