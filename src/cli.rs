@@ -285,6 +285,15 @@ pub struct BenchArgs {
     /// With `--workload refresh`: sweeps to measure
     #[arg(long, default_value_t = 3)]
     pub sweeps: usize,
+    /// With `--workload events`: events sent through the API, and exported
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// With `--workload events`: events per `POST /v1/events` (at most 500)
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// With `--workload events`: HTTP clients sending batches at once
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
     /// With `--workload fairness`: the jobs tenant A has queued before
     /// tenant B submits its own
     #[arg(long, default_value_t = 20_000)]

@@ -5,6 +5,7 @@
 
 mod db;
 mod email;
+mod events;
 mod fairness;
 mod queue;
 mod refresh;
@@ -42,6 +43,9 @@ pub enum Workload {
     Refresh,
     /// A late tenant's pickup while another tenant's backlog drains.
     Fairness,
+    /// Analytics events: `--events` through `POST /v1/events` in batches of
+    /// `--batch`, then one tenant's hour of them exported to Parquet.
+    Events,
 }
 
 /// Where a bench keeps its jobs (`--backend`).
@@ -79,6 +83,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Workload::Email => email::run(&args).await?,
         Workload::Refresh => refresh::run(&args).await?,
         Workload::Fairness => fairness::run(&args).await?,
+        Workload::Events => events::run(&args).await?,
         #[cfg(feature = "video")]
         Workload::Video => video::run(&args).await?,
         #[cfg(not(feature = "video"))]
@@ -103,6 +108,34 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The real worker runtime with one slot of `lane` and nothing else (no
+/// scheduler, no publisher), its objects in a temporary directory, which
+/// lives as long as the runtime is needed.
+pub(crate) async fn one_slot_runtime(
+    store: &longhaul_jobs::DynStore,
+    lane: longhaul_jobs::Lane,
+    registry: longhaul_workers::Registry,
+) -> anyhow::Result<(longhaul_workers::Runtime, tempfile::TempDir)> {
+    let objects_dir = tempfile::tempdir()?;
+    let objects = longhaul_jobs::objects::connect(&format!("file://{}", objects_dir.path().display())).await?;
+    let services = longhaul_workers::runtime::Services::embedded(store.clone()).with_objects(objects);
+    let config = longhaul_workers::WorkerConfig {
+        lanes: vec![(lane, 1)],
+        scheduler: false,
+        publisher: false,
+        poll_interval: std::time::Duration::from_millis(100),
+        ..longhaul_workers::WorkerConfig::default()
+    };
+    Ok((longhaul_workers::Runtime::start_with(services, registry, config), objects_dir))
+}
+
+/// Prints a run: its line for people on stderr, its figures as one JSON
+/// object on stdout.
+pub(crate) fn print_run(line: String, figures: &serde_json::Value) {
+    eprintln!("{line}");
+    println!("{figures}");
 }
 
 pub(crate) fn round3(value: f64) -> f64 {

@@ -4,19 +4,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use longhaul_jobs::{DynStore, JobKind, Lane, NewJob, Scope, Status};
-use longhaul_workers::{Registry, Runtime, WorkerConfig};
+use longhaul_workers::Registry;
 use serde_json::json;
 
-use super::{percentile, round3, BenchDb};
+use super::{one_slot_runtime, percentile, print_run, round3, BenchDb};
 use crate::cli::BenchArgs;
 
 pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let result = year_summary_bench(args).await?;
-    eprintln!(
+    let line = format!(
         "longhaul year_summary ({} reservations, {}, pdf+json+csv): submit to success p50 {} ms, p95 {} ms; handler p50 {} ms",
         result["reservations"], args.backend, result["submit_to_success_p50_ms"], result["submit_to_success_p95_ms"], result["handler_p50_ms"],
     );
-    println!("{result}");
+    print_run(line, &result);
     Ok(())
 }
 
@@ -37,17 +37,7 @@ pub(super) async fn time_reports(
     payload: &serde_json::Value,
     runs: usize,
 ) -> anyhow::Result<ReportTimings> {
-    let objects_dir = tempfile::tempdir()?;
-    let objects = longhaul_jobs::objects::connect(&format!("file://{}", objects_dir.path().display())).await?;
-    let services = longhaul_workers::runtime::Services::embedded(store.clone()).with_objects(objects);
-    let config = WorkerConfig {
-        lanes: vec![(Lane::Reports, 1)],
-        scheduler: false,
-        publisher: false,
-        poll_interval: Duration::from_millis(100),
-        ..WorkerConfig::default()
-    };
-    let runtime = Runtime::start_with(services, Registry::with_defaults(), config);
+    let (runtime, _objects) = one_slot_runtime(store, Lane::Reports, Registry::with_defaults()).await?;
     let mut timings = ReportTimings { total_ms: Vec::new(), handler_ms: Vec::new(), result: json!(null) };
     for _ in 0..runs.max(1) {
         let started = Instant::now();
