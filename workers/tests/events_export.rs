@@ -30,6 +30,7 @@ longhaul_jobs::on_every_backend!(
     raw_events_leave_the_database_once_exported_and_older_than_the_window,
     a_deletion_request_takes_the_users_rows_out_of_the_lake_and_the_database,
     retention_removes_what_is_older_than_the_tenants_window_and_nothing_younger,
+    a_funnel_report_reads_the_lake_and_matches_a_hand_count,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +87,7 @@ impl Setup {
         registry.register(EventsExport::new(ExportSettings { secrets: Some(self.secrets.clone()), ..settings }));
         registry.register(EventsErase::new(Some(self.secrets.clone())));
         let config = WorkerConfig {
-            lanes: vec![(Lane::Data, 2)],
+            lanes: vec![(Lane::Data, 2), (Lane::Reports, 1)],
             poll_interval: Duration::from_millis(50),
             reap_interval: Duration::from_millis(200),
             scheduler,
@@ -488,4 +489,91 @@ async fn retention_removes_what_is_older_than_the_tenants_window_and_nothing_you
     let audit = setup.store.audit_log(&Scope::Tenant { tenant_id: "acme".into() }, None, 10).await.expect("audit");
     assert_eq!(audit[0].action, "events.retention");
     assert_eq!(audit[0].detail["partitions"], 1);
+}
+
+/// Stores `events` (name, minutes after `hour`) of one user on one platform,
+/// received late in `hour`.
+async fn store_as(store: &TestStore, user: &str, platform: &str, hour: DateTime<Utc>, events: &[(&str, i64)]) {
+    let received_at = hour + chrono::Duration::minutes(59);
+    let events: Vec<EventIn> = events
+        .iter()
+        .map(|(name, minutes)| {
+            serde_json::from_value(json!({
+                "name": name,
+                "occurred_at": hour + chrono::Duration::minutes(*minutes),
+                "device": {"platform": platform},
+            }))
+            .expect("an event")
+        })
+        .collect();
+    let batch = EventBatch {
+        tenant_id: "acme".into(),
+        user_id: user.into(),
+        idempotency_key: None,
+        request_hash: String::new(),
+        received_at,
+        events: admit(&Catalogue::default_catalogue(), events, received_at).expect("admitted"),
+    };
+    store.store_events(batch).await.expect("stored");
+}
+
+/// The same people as the unit test's hand-worked funnel, through the lake:
+/// search → booking_started → payment, within an hour of the search.
+/// - ana (ios): all three, in order: 3 steps.
+/// - bo (ios): search, paid, then started: 2 (payment must follow).
+/// - cy (android): searched 100 minutes before starting (a phone offline,
+///   its events arriving together): 1.
+/// - di (android): started and paid, never searched: not in the funnel.
+/// - ed (android): search, then started: 2.
+async fn a_funnel_report_reads_the_lake_and_matches_a_hand_count(backend: Backend) {
+    let setup = Setup::new(backend, ObjectBackend::File, false).await;
+    let hour = hour_of(Utc::now()) - chrono::Duration::hours(3);
+    store_as(&setup.store, "ana", "ios", hour, &[("search", 1), ("booking_started", 5), ("payment", 9)]).await;
+    store_as(&setup.store, "bo", "ios", hour, &[("search", 1), ("payment", 2), ("booking_started", 3)]).await;
+    store_as(&setup.store, "cy", "android", hour, &[("search", -100), ("booking_started", 10)]).await;
+    store_as(&setup.store, "di", "android", hour, &[("booking_started", 10), ("payment", 20)]).await;
+    store_as(&setup.store, "ed", "android", hour, &[("search", 20), ("booking_started", 30), ("cart_item_added", 35)])
+        .await;
+    assert_eq!(setup.export("acme", hour).await.status, Status::Succeeded);
+
+    let payload = json!({
+        "report": "funnel", "steps": ["search", "booking_started", "payment"],
+        "from": hour - chrono::Duration::hours(3), "to": hour + chrono::Duration::hours(1), "window_hours": 1,
+        "locale": "pt-BR",
+    });
+    let job = setup.run(NewJob::new("acme", "an-admin", longhaul_jobs::JobKind::REPORT_BUILD, payload)).await;
+    assert_eq!(job.status, Status::Succeeded, "{job:?}");
+    let result = job.result.clone().expect("a result");
+    assert_eq!(result["users"], json!([4, 3, 1]), "{result}");
+    assert_eq!(result["partitions_read"], 1);
+
+    let artifacts = setup.store.job_artifacts(&[job.id]).await.expect("artifacts");
+    let file = |suffix: &str| {
+        let artifact = artifacts.iter().find(|a| a.name.ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix}"));
+        let path = artifact.object_key.strip_prefix("tenants/acme/").expect("the tenant's").to_owned();
+        ObjectKey::new("acme", &path).expect("a key")
+    };
+    let document: Value = serde_json::from_slice(&setup.fetch(&file(".json")).await).expect("JSON");
+    let funnel = &document["funnel"];
+    let users =
+        |figures: &Value| figures.as_array().expect("steps").iter().map(|s| s["users"].clone()).collect::<Vec<_>>();
+    assert_eq!(users(&funnel["overall"]), [json!(4), json!(3), json!(1)]);
+    assert_eq!(users(&funnel["platforms"]["ios"]), [json!(2), json!(2), json!(1)]);
+    assert_eq!(users(&funnel["platforms"]["android"]), [json!(2), json!(1), json!(0)]);
+    assert_eq!(funnel["overall"][1]["conversion_from_previous"], 0.75);
+    assert_eq!(funnel["overall"][2]["drop_off"], 2);
+
+    let csv = String::from_utf8(setup.fetch(&file(".csv")).await).expect("UTF-8");
+    assert!(csv.starts_with("platform,step_index,step,users,conversion_from_previous,conversion_from_start,drop_off"));
+    assert!(csv.contains("all,1,booking_started,3,0.7500,0.7500,1"), "{csv}");
+    assert!(csv.contains("android,2,payment,0,0.0000,0.0000,1"), "{csv}");
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pdf = dir.path().join("funnel.pdf");
+    std::fs::write(&pdf, setup.fetch(&file(".pdf")).await).expect("write");
+    let text = std::process::Command::new("pdftotext").arg(&pdf).arg("-").output().expect("pdftotext runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for expected in ["Funil", "Todas as plataformas", "ios", "android", "75,0% da etapa anterior", "4 usuários"] {
+        assert!(text.contains(expected), "`{expected}` is not in the PDF: {text}");
+    }
 }

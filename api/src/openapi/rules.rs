@@ -34,7 +34,10 @@ use crate::routes::{
 };
 use longhaul_jobs::{
     events::{catalogue::NAME_PATTERN, MAX_BATCH, MAX_DEVICE_FIELD_CHARS, MAX_SESSION_ID_CHARS},
-    kind::{ReservationRefreshPayload, LOCALE_PATTERN, MONTH_PATTERN, PAYLOAD_YEARS, VIDEO_MEDIA_MAX, VIDEO_NAME_MAX},
+    kind::{
+        ReservationRefreshPayload, FUNNEL_STEPS, FUNNEL_WINDOW_HOURS, LOCALE_PATTERN, MONTH_PATTERN, PAYLOAD_YEARS,
+        VIDEO_MEDIA_MAX, VIDEO_NAME_MAX,
+    },
     media::MEDIA_TYPES,
     travel::ReservationFields,
     JobKind,
@@ -234,13 +237,29 @@ fn payloads(rules: &mut Edits) {
     rules.string("ReportBuildPayload", "month", |s| s.pattern = Some(MONTH_PATTERN.to_owned()));
     rules.string("ReportBuildPayload", "locale", |s| s.pattern = Some(LOCALE_PATTERN.to_owned()));
     // What each report needs besides its name.
-    let report = |name: &'static str, needs: &'static str| -> Variant {
+    let report = |name: &'static str, needs: &'static [&'static str]| -> Variant {
         Box::new(move |v| {
             only(v, "report", name);
-            present(v, needs);
+            for field in needs {
+                present(v, field);
+            }
         })
     };
-    rules.one_of("ReportBuildPayload", vec![report("year_summary", "year"), report("vendor_analytics", "month")]);
+    rules.one_of(
+        "ReportBuildPayload",
+        vec![
+            report("year_summary", &["year"]),
+            report("vendor_analytics", &["month"]),
+            report("funnel", &["steps", "from", "to"]),
+        ],
+    );
+    rules.array("ReportBuildPayload", "steps", Some(*FUNNEL_STEPS.start()), Some(*FUNNEL_STEPS.end()), |s| {
+        s.pattern = Some(NAME_PATTERN.to_owned());
+    });
+    rules.string("ReportBuildPayload", "window_hours", |s| {
+        s.minimum = Some((*FUNNEL_WINDOW_HOURS.start()).into());
+        s.maximum = Some((*FUNNEL_WINDOW_HOURS.end()).into());
+    });
 
     rules.string("VideoCompilePayload", "year", years);
     rules.string("VideoCompilePayload", "name", |s| s.max_length = Some(VIDEO_NAME_MAX));

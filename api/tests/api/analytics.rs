@@ -175,4 +175,22 @@ backend_tests! {
         assert_eq!(log["items"][0]["target"], "carol");
         app.delete("/v1/admin/users/_scheduler/events", &app.admin("t1")).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
     }
+
+    async fn a_funnel_is_for_admins_and_checked_at_submission(backend) {
+        let app = TestApp::new(backend).await;
+        let funnel = json!({"kind": "report_build", "payload": {"report": "funnel",
+            "steps": ["search", "booking_started", "payment"],
+            "from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "window_hours": 24}});
+        app.post("/v1/jobs", &app.user("t1", "u1"), &funnel).await.problem(StatusCode::FORBIDDEN);
+        let job = app.submit(&app.admin("t1"), &funnel).await;
+        assert_eq!(job["payload"]["steps"], json!(["search", "booking_started", "payment"]));
+        let mut one_step = funnel.clone();
+        one_step["payload"]["steps"] = json!(["search"]);
+        let problem = app.post("/v1/jobs", &app.admin("t1"), &one_step).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["field"], "payload.steps");
+        let mut backwards = funnel;
+        backwards["payload"]["to"] = json!("2026-10-01T00:00:00Z");
+        let problem = app.post("/v1/jobs", &app.admin("t1"), &backwards).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["field"], "payload.to");
+    }
 }

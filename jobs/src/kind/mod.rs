@@ -37,8 +37,8 @@ pub use events_export::{EventsExport, EventsExportPayload};
 pub use events_retention::{EventsRetention, EventsRetentionPayload};
 pub use noop::{Noop, NoopPayload};
 pub use report_build::{
-    Report, ReportBuild, ReportBuildPayload, ReportFormat, ReportLocale, ReportRequest, YearMonth, LOCALE_PATTERN,
-    MONTH_PATTERN, PAYLOAD_YEARS,
+    FunnelRequest, Report, ReportBuild, ReportBuildPayload, ReportFormat, ReportLocale, ReportRequest, YearMonth,
+    FUNNEL_STEPS, FUNNEL_WINDOW_HOURS, LOCALE_PATTERN, MONTH_PATTERN, PAYLOAD_YEARS,
 };
 pub use reservation_refresh::{ReservationRefresh, ReservationRefreshPayload};
 pub use video_compile::{Aspect, Music, VideoCompile, VideoCompilePayload, VIDEO_MEDIA_MAX, VIDEO_NAME_MAX};

@@ -1,9 +1,10 @@
 //! `report_build`: a report as files. `year_summary` is a user's year;
 //! `vendor_analytics` is a month of a whole tenant, per vendor, and only
-//! admins may ask for it.
+//! admins may ask for it; so is `funnel`, read from the tenant's data lake.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,7 +24,10 @@ impl Kind for ReportBuild {
     }
 
     fn needs_admin(payload: &ReportBuildPayload) -> Option<&'static str> {
-        (payload.report == Report::VendorAnalytics).then_some("its report covers the whole tenant")
+        match payload.report {
+            Report::VendorAnalytics | Report::Funnel => Some("its report covers the whole tenant"),
+            Report::YearSummary => None,
+        }
     }
 
     /// A report without a `locale` is written in the submitter's language
@@ -50,6 +54,20 @@ pub struct ReportBuildPayload {
     /// The files to build; all three when absent or empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub formats: Option<Vec<ReportFormat>>,
+    /// `funnel`: the events, in order, a user goes through (2 to 10 names
+    /// of the tenant's catalogue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<String>>,
+    /// `funnel`: users who did the first step from this time...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    /// ... until this one (not included), at most 366 days later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+    /// `funnel`: how long after their first step a user's later steps
+    /// count, in hours (1 to 720; 24 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_hours: Option<u32>,
     /// The report's language: `en` or `pt-BR` (any region of `en` or `pt`
     /// is taken); the submitter's language when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +81,7 @@ pub struct ReportBuildPayload {
 pub enum Report {
     YearSummary,
     VendorAnalytics,
+    Funnel,
 }
 
 /// A report with what it is of, as the worker builds it.
@@ -70,7 +89,25 @@ pub enum Report {
 pub enum ReportRequest {
     YearSummary { year: i32 },
     VendorAnalytics { month: YearMonth },
+    Funnel(FunnelRequest),
 }
+
+/// A funnel: of the users who did `steps[0]` in `[from, to)`, how many did
+/// each later step, in order, within `window_hours` of their first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunnelRequest {
+    pub steps: Vec<String>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub window_hours: u32,
+}
+
+/// A funnel's steps, at least and at most.
+pub const FUNNEL_STEPS: std::ops::RangeInclusive<usize> = 2..=10;
+/// A funnel's window in hours, at least and at most.
+pub const FUNNEL_WINDOW_HOURS: std::ops::RangeInclusive<u32> = 1..=720;
+/// The longest span a funnel covers, in days.
+pub const FUNNEL_MAX_DAYS: i64 = 366;
 
 /// A file a report is built as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, ToSchema)]
@@ -115,7 +152,40 @@ impl ReportBuildPayload {
                     .ok_or_else(|| PayloadError::new("payload.month", "required for vendor_analytics"))?;
                 Ok(ReportRequest::VendorAnalytics { month })
             }
+            Report::Funnel => self.funnel().map(ReportRequest::Funnel),
         }
+    }
+
+    fn funnel(&self) -> Result<FunnelRequest, PayloadError> {
+        let required = |field: &str| PayloadError::new(format!("payload.{field}"), "required for funnel");
+        let steps = self.steps.clone().ok_or_else(|| required("steps"))?;
+        if !FUNNEL_STEPS.contains(&steps.len()) {
+            return Err(PayloadError::new(
+                "payload.steps",
+                format!("from {} to {} event names", FUNNEL_STEPS.start(), FUNNEL_STEPS.end()),
+            ));
+        }
+        if let Some(n) = steps.iter().position(|step| !crate::events::catalogue::is_valid_name(step)) {
+            return Err(PayloadError::new(
+                format!("payload.steps[{n}]"),
+                format!("an event name must match {}", crate::events::catalogue::NAME_PATTERN),
+            ));
+        }
+        let (from, to) = (self.from.ok_or_else(|| required("from"))?, self.to.ok_or_else(|| required("to"))?);
+        if to <= from || to - from > chrono::Duration::days(FUNNEL_MAX_DAYS) {
+            return Err(PayloadError::new(
+                "payload.to",
+                format!("must be after `from`, and at most {FUNNEL_MAX_DAYS} days after it"),
+            ));
+        }
+        let window_hours = self.window_hours.unwrap_or(24);
+        if !FUNNEL_WINDOW_HOURS.contains(&window_hours) {
+            return Err(PayloadError::new(
+                "payload.window_hours",
+                format!("from {} to {}", FUNNEL_WINDOW_HOURS.start(), FUNNEL_WINDOW_HOURS.end()),
+            ));
+        }
+        Ok(FunnelRequest { steps, from, to, window_hours })
     }
 
     /// The files to build, each once, in a fixed order.
@@ -247,6 +317,30 @@ mod tests {
         }
         for bad in ["2026-13", "2026-00", "2026-1", "202610", "2026-10-01", "２０２６-10", ""] {
             assert!(YearMonth::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_funnel_needs_its_steps_span_and_window_in_range() {
+        let funnel = |extra: serde_json::Value| {
+            let mut body = serde_json::json!({"report": "funnel", "steps": ["search", "payment"],
+                "from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"});
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
+            serde_json::from_value::<ReportBuildPayload>(body).expect("valid JSON").request().map_err(|e| e.field)
+        };
+        let Ok(ReportRequest::Funnel(request)) = funnel(serde_json::json!({})) else { panic!("a funnel") };
+        assert_eq!(request.window_hours, 24);
+        for (extra, field) in [
+            (serde_json::json!({"steps": ["search"]}), "payload.steps"),
+            (serde_json::json!({"steps": ["search", "Pay"]}), "payload.steps[1]"),
+            (serde_json::json!({"to": "2026-10-01T00:00:00Z"}), "payload.to"),
+            (serde_json::json!({"to": "2028-01-01T00:00:00Z"}), "payload.to"),
+            (serde_json::json!({"window_hours": 0}), "payload.window_hours"),
+            (serde_json::json!({"from": null}), "payload.from"),
+        ] {
+            assert_eq!(funnel(extra.clone()).err().as_deref(), Some(field), "{extra}");
         }
     }
 

@@ -37,6 +37,7 @@ use parquet::{
 use serde_json::{Map, Value};
 
 pub use files::{part_names, TenantLake};
+
 pub use pseudonym::Pseudonymiser;
 
 /// The lake's table of events, under `lake/`.
@@ -379,6 +380,55 @@ pub fn rewrite_without(input: &Path, output: &Path, users: &HashSet<String>) -> 
     }
     let kept = writer.finish()?;
     Ok(Some(Rewrite { removed, kept }))
+}
+
+/// One event of a funnel's steps, as read back from the lake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEvent {
+    /// The user's pseudonym.
+    pub user: String,
+    /// Which step (its index in the funnel).
+    pub step: usize,
+    /// When it happened, in microseconds since the epoch (UTC).
+    pub at: i64,
+    pub platform: Option<String>,
+}
+
+/// The events of a Parquet file that are one of `steps` and happened in
+/// `[from, until)` (microseconds), reading only the four columns that
+/// tell: `user_id`, `event_name`, `occurred_at`, `device_platform`.
+pub fn read_steps(path: &Path, steps: &[String], from: i64, until: i64) -> Result<Vec<StepEvent>, LakeError> {
+    use arrow_array::TimestampMicrosecondArray;
+    let file = File::open(path).map_err(|err| LakeError(format!("cannot open {}: {err}", path.display())))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|err| LakeError(format!("not a Parquet file: {err}")))?;
+    let columns = ["user_id", "event_name", "occurred_at", "device_platform"];
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns);
+    let mut found = Vec::new();
+    for batch in builder.with_projection(mask).build().map_err(|err| LakeError(err.to_string()))? {
+        let batch = batch.map_err(|err| LakeError(err.to_string()))?;
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| LakeError(format!("the file has no text column `{name}`")))
+        };
+        let (users, names, platforms) = (text("user_id")?, text("event_name")?, text("device_platform")?);
+        let times = batch
+            .column_by_name("occurred_at")
+            .and_then(|column| column.as_any().downcast_ref::<TimestampMicrosecondArray>())
+            .ok_or_else(|| LakeError("the file has no timestamp column `occurred_at`".into()))?;
+        for row in 0..batch.num_rows() {
+            let Some(step) = steps.iter().position(|step| step == names.value(row)) else { continue };
+            let at = times.value(row);
+            if at < from || at >= until || users.is_null(row) {
+                continue;
+            }
+            let platform = (!platforms.is_null(row)).then(|| platforms.value(row).to_owned());
+            found.push(StepEvent { user: users.value(row).to_owned(), step, at, platform });
+        }
+    }
+    Ok(found)
 }
 
 /// True for the rows of `batch` whose `user_id` is not one of `users`.

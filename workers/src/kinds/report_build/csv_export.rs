@@ -110,3 +110,38 @@ pub(super) fn vendor_rows(rows: &[VendorFigures]) -> Result<Vec<u8>, JobError> {
     }
     writer.into_inner().map_err(io_error)
 }
+
+/// A funnel's figures: every step overall (`platform` is `all`), then per
+/// platform.
+pub(super) fn funnel_rows(funnel: &super::funnel::Funnel) -> Result<Vec<u8>, JobError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "platform",
+            "step_index",
+            "step",
+            "users",
+            "conversion_from_previous",
+            "conversion_from_start",
+            "drop_off",
+        ])
+        .map_err(io_error)?;
+    let groups = std::iter::once(("all", &funnel.overall))
+        .chain(funnel.platforms.iter().map(|(platform, figures)| (platform.as_str(), figures)));
+    for (platform, figures) in groups {
+        for (index, step) in figures.iter().enumerate() {
+            writer
+                .write_record([
+                    platform.to_owned(),
+                    index.to_string(),
+                    step.step.clone(),
+                    step.users.to_string(),
+                    format!("{:.4}", step.conversion_from_previous),
+                    format!("{:.4}", step.conversion_from_start),
+                    step.drop_off.to_string(),
+                ])
+                .map_err(io_error)?;
+        }
+    }
+    writer.into_inner().map_err(io_error)
+}

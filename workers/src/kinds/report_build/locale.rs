@@ -188,6 +188,20 @@ impl Locale {
             (Locale::PtBr, Page) => "página",
             (Locale::En, EmptyMonth) => "No reservations this month.",
             (Locale::PtBr, EmptyMonth) => "Nenhuma reserva neste mês.",
+            (Locale::En, FunnelTitle) => "Funnel",
+            (Locale::PtBr, FunnelTitle) => "Funil",
+            (Locale::En, Users) => "users",
+            (Locale::PtBr, Users) => "usuários",
+            (Locale::En, FromPrevious) => "of the previous step",
+            (Locale::PtBr, FromPrevious) => "da etapa anterior",
+            (Locale::En, DropOff) => "dropped off",
+            (Locale::PtBr, DropOff) => "desistiram",
+            (Locale::En, Window) => "Later steps count within this many hours of the first:",
+            (Locale::PtBr, Window) => "Etapas seguintes contam dentro de tantas horas da primeira:",
+            (Locale::En, AllPlatforms) => "All platforms",
+            (Locale::PtBr, AllPlatforms) => "Todas as plataformas",
+            (Locale::En, EmptyFunnel) => "Nobody did the first step in this span.",
+            (Locale::PtBr, EmptyFunnel) => "Ninguém fez a primeira etapa neste período.",
         }
     }
 
@@ -247,6 +261,13 @@ pub enum Text {
     AllVendors,
     Page,
     EmptyMonth,
+    FunnelTitle,
+    Users,
+    FromPrevious,
+    DropOff,
+    Window,
+    AllPlatforms,
+    EmptyFunnel,
 }
 
 #[cfg(test)]

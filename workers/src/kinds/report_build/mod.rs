@@ -12,8 +12,13 @@
 //! reservations, cancellations and the vendors' changes from the
 //! reservations' history (`TravelStore::vendor_analytics`), and the rows are
 //! written as a PDF, a JSON and a CSV, one row per vendor and type.
+//!
+//! `funnel` (admins only) reads the tenant's data lake (see `funnel.rs`):
+//! users at each step, conversion and drop-off between steps, overall and
+//! per platform, as a PDF with the funnel's bars, a JSON and a CSV.
 
 mod csv_export;
+pub(crate) mod funnel;
 pub(crate) mod locale;
 mod pdf;
 
@@ -36,6 +41,7 @@ impl Handler for ReportBuild {
         match payload.request().map_err(|err| JobError::permanent(err.to_string()))? {
             ReportRequest::YearSummary { year } => year_summary(ctx, year, &formats, locale).await,
             ReportRequest::VendorAnalytics { month } => vendor_analytics(ctx, month.as_str(), &formats, locale).await,
+            ReportRequest::Funnel(request) => funnel_report(ctx, &request, &formats, locale).await,
         }
     }
 }
@@ -130,6 +136,43 @@ async fn vendor_analytics(ctx: &JobContext, month: &str, formats: &[ReportFormat
         "reservations": analytics.reservations,
         "cancelled": analytics.cancelled,
         "changes": analytics.changes,
+        "files": artifacts,
+    })))
+}
+
+async fn funnel_report(
+    ctx: &JobContext,
+    request: &kind::FunnelRequest,
+    formats: &[ReportFormat],
+    locale: Locale,
+) -> JobResult {
+    let funnel = funnel::build(ctx, request).await?;
+    let stem = format!("funnel-{}-{}", request.from.format("%Y%m%d"), request.to.format("%Y%m%d"));
+    let mut artifacts = Vec::new();
+    if formats.contains(&ReportFormat::Pdf) {
+        let bytes = pdf::funnel(&funnel, &ctx.job.tenant_id, locale)
+            .map_err(|err| JobError::permanent(format!("cannot typeset the PDF report: {err}")))?;
+        ctx.put_artifact_bytes(&format!("{stem}.pdf"), "application/pdf", bytes.into()).await?;
+        artifacts.push(format!("{stem}.pdf"));
+    }
+    if formats.contains(&ReportFormat::Json) {
+        let document = json!({ "report": "funnel", "tenant_id": ctx.job.tenant_id, "funnel": funnel });
+        let bytes = serde_json::to_vec_pretty(&document)
+            .map_err(|err| JobError::permanent(format!("cannot write the JSON report: {err}")))?;
+        ctx.put_artifact_bytes(&format!("{stem}.json"), "application/json", bytes.into()).await?;
+        artifacts.push(format!("{stem}.json"));
+    }
+    if formats.contains(&ReportFormat::Csv) {
+        let bytes = csv_export::funnel_rows(&funnel)?;
+        ctx.put_artifact_bytes(&format!("{stem}.csv"), "text/csv; charset=utf-8", bytes.into()).await?;
+        artifacts.push(format!("{stem}.csv"));
+    }
+    Ok(Some(json!({
+        "report": "funnel",
+        "steps": funnel.request.steps,
+        "users": funnel.overall.iter().map(|step| step.users).collect::<Vec<_>>(),
+        "partitions_read": funnel.partitions_read,
+        "events_read": funnel.events_read,
         "files": artifacts,
     })))
 }

@@ -422,6 +422,83 @@ pub fn vendor_analytics(analytics: &VendorAnalytics, tenant: &str, locale: Local
     document.finish().map_err(|err| format!("cannot write the PDF: {err:?}"))
 }
 
+/// A funnel: the span and window, then the funnel's bars overall (users at
+/// each step, the share of the previous step, the drop-off), then each
+/// platform's, on as many pages as they need.
+pub fn funnel(funnel: &super::funnel::Funnel, tenant: &str, locale: Locale) -> Result<Vec<u8>, String> {
+    let (regular, bold) = fonts().cloned().ok_or("the built-in fonts do not load")?;
+    let settings = PageSettings::from_wh(WIDTH, HEIGHT).ok_or("bad page size")?;
+    let title = locale.text(Text::FunnelTitle);
+    let span = format!("{} – {}", locale.date(funnel.request.from), locale.date(funnel.request.to));
+    let mut document = Document::new();
+    document.set_metadata(Metadata::new().title(format!("{title}, {span}")).creator("longhaul".to_owned()));
+    let groups: Vec<(String, &[super::funnel::StepFigures])> =
+        std::iter::once((locale.text(Text::AllPlatforms).to_owned(), funnel.overall.as_slice()))
+            .chain(funnel.platforms.iter().map(|(platform, figures)| (platform.clone(), figures.as_slice())))
+            .collect();
+    // The first page holds the title and one funnel; the next, two each.
+    let mut pages: Vec<Vec<(String, &[super::funnel::StepFigures])>> = vec![groups.iter().take(1).cloned().collect()];
+    pages.extend(groups[1.min(groups.len())..].chunks(2).map(<[_]>::to_vec));
+    for (number, chart) in pages.iter().enumerate() {
+        let mut page = document.start_page_with(settings.clone());
+        let mut surface = page.surface();
+        let mut p = Page { surface: &mut surface, regular: regular.clone(), bold: bold.clone() };
+        let mut y = 80.0;
+        if number == 0 {
+            p.rect(0.0, 0.0, WIDTH, 8.0, ACCENT);
+            p.text(MARGIN, 110.0, 30.0, true, INK, title);
+            p.text(MARGIN, 140.0, 13.0, false, INK, &span);
+            p.text(MARGIN, 160.0, 10.0, false, MUTED, &fit(tenant, 10.0, false, WIDTH - 2.0 * MARGIN));
+            let window = format!("{} {}", locale.text(Text::Window), funnel.request.window_hours);
+            p.text(MARGIN, 178.0, 10.0, false, MUTED, &window);
+            y = 220.0;
+            if funnel.overall.first().is_none_or(|step| step.users == 0) {
+                p.text(MARGIN, y, 14.0, false, INK, locale.text(Text::EmptyFunnel));
+            }
+        }
+        for (name, figures) in chart {
+            y = funnel_chart(&mut p, y, name, figures, locale);
+        }
+        let line = format!("longhaul · {title} · {span} · {} {}", locale.text(Text::Page), number + 1);
+        p.right(WIDTH - MARGIN, HEIGHT - 30.0, 8.0, false, MUTED, &line);
+        surface.finish();
+        page.finish();
+    }
+    document.finish().map_err(|err| format!("cannot write the PDF: {err:?}"))
+}
+
+/// One funnel's bars from `y`, each as wide as its share of the first
+/// step's users, with its step, users, share of the previous step and
+/// drop-off; returns the next y.
+fn funnel_chart(p: &mut Page, y: f32, name: &str, figures: &[super::funnel::StepFigures], locale: Locale) -> f32 {
+    p.text(MARGIN, y, 12.0, true, INK, name);
+    p.rect(MARGIN, y + 6.0, WIDTH - 2.0 * MARGIN, 0.7, RULE);
+    let mut y = y + 30.0;
+    let most = figures.first().map_or(1, |step| step.users.max(1)) as f32;
+    let (label_width, room) = (130.0, WIDTH - 2.0 * MARGIN - 130.0);
+    for (index, step) in figures.iter().enumerate() {
+        p.text(MARGIN, y, 9.0, true, INK, &fit(&step.step, 9.0, true, label_width - 8.0));
+        let length = room * step.users as f32 / most;
+        let x = MARGIN + label_width + (room - length) / 2.0;
+        p.rect(x, y - 10.0, length, 14.0, ACCENT);
+        let users = format!("{} {}", locale.number(step.users as i64), locale.text(Text::Users));
+        p.text(MARGIN, y + 12.0, 8.0, false, MUTED, &users);
+        if index > 0 {
+            let share = (step.conversion_from_previous * 1000.0).round() as i64;
+            let detail = format!(
+                "{} {} · {} {}",
+                locale.percent(share, 1000),
+                locale.text(Text::FromPrevious),
+                locale.number(step.drop_off as i64),
+                locale.text(Text::DropOff)
+            );
+            p.right(WIDTH - MARGIN, y + 12.0, 8.0, false, MUTED, &detail);
+        }
+        y += 36.0;
+    }
+    y + 20.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
