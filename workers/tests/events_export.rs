@@ -85,7 +85,7 @@ impl Setup {
         let services = Services::embedded(self.store.store.clone()).with_objects(self.objects.store.clone());
         let mut registry = Registry::with_defaults();
         registry.register(EventsExport::new(ExportSettings { secrets: Some(self.secrets.clone()), ..settings }));
-        registry.register(EventsErase::new(Some(self.secrets.clone())));
+        registry.register(EventsErase::new(Some(self.secrets.clone())).with_delay(Duration::ZERO));
         let config = WorkerConfig {
             lanes: vec![(Lane::Data, 2), (Lane::Reports, 1)],
             poll_interval: Duration::from_millis(50),

@@ -251,7 +251,7 @@ impl Catalogue {
     /// What the lake keeps of `property` of an event the catalogue does not
     /// type (an unknown event's, or an extra one).
     pub fn untyped_pii(property: &str) -> Pii {
-        if PERSONAL_PROPERTIES.contains(&property) {
+        if PERSONAL_PROPERTIES.contains(&property) || property == "user_id" {
             Pii::Pseudonymise
         } else {
             Pii::None

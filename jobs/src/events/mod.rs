@@ -193,8 +193,10 @@ fn admit_one(catalogue: &Catalogue, event: EventIn, now: DateTime<Utc>, index: u
     if event.occurred_at > now + FUTURE_TOLERANCE {
         return Err(error("occurred_at", "is more than an hour ahead of the server's clock".into()));
     }
-    if event.occurred_at < now - Duration::days(OLDEST_EVENT_DAYS) {
-        return Err(error("occurred_at", format!("is more than {OLDEST_EVENT_DAYS} days old")));
+    // Nothing older than the tenant keeps: it would outlive its retention.
+    let oldest = i64::from(catalogue.retention_days).min(OLDEST_EVENT_DAYS);
+    if event.occurred_at < now - Duration::days(oldest) {
+        return Err(error("occurred_at", format!("is more than {oldest} days old, the tenant's retention")));
     }
     if event.properties.len() > MAX_EVENT_PROPERTIES {
         return Err(error("properties", format!("at most {MAX_EVENT_PROPERTIES} properties")));
@@ -202,8 +204,15 @@ fn admit_one(catalogue: &Catalogue, event: EventIn, now: DateTime<Utc>, index: u
     let mut properties = Map::with_capacity(event.properties.len());
     for (name, value) in event.properties {
         let field = format!("properties.{name}");
-        if !catalogue::is_valid_name(&name) {
-            return Err(error(&field, format!("a property name must match {}", catalogue::NAME_PATTERN)));
+        if !catalogue::is_valid_name(&name) || catalogue::RESERVED_COLUMNS.contains(&name.as_str()) {
+            return Err(error(
+                &field,
+                format!(
+                    "a property name must match {} and not be one of the lake's own columns ({})",
+                    catalogue::NAME_PATTERN,
+                    catalogue::RESERVED_COLUMNS.join(", ")
+                ),
+            ));
         }
         match &value {
             Value::Null => continue,
@@ -212,6 +221,10 @@ fn admit_one(catalogue: &Catalogue, event: EventIn, now: DateTime<Utc>, index: u
             }
             Value::String(text) if text.chars().count() > MAX_STRING_CHARS => {
                 return Err(error(&field, format!("at most {MAX_STRING_CHARS} characters")))
+            }
+            // PostgreSQL's JSON cannot hold a NUL; no property needs one.
+            Value::String(text) if text.contains('\0') => {
+                return Err(error(&field, "must not contain a NUL character".into()))
             }
             _ => {}
         }
@@ -285,8 +298,9 @@ pub trait EventStore: Send + Sync {
     /// Records an exported hour, replacing what an earlier export recorded.
     async fn record_lake_partition(&self, partition: &LakePartition) -> Result<()>;
 
-    /// Deletes a tenant's raw events received before `before` whose hour is
-    /// in the lake; how many.
+    /// Deletes a tenant's raw events of whole hours before the one `before`
+    /// falls in, whose hour is in the lake (an hour's raw events go
+    /// together, so a re-run of an hour has all of them or none); how many.
     async fn delete_exported_events(&self, tenant_id: &str, before: DateTime<Utc>) -> Result<u64>;
 
     /// A tenant's lake partitions of hours before `before` (every one when
@@ -400,6 +414,14 @@ mod tests {
             (
                 json!({"name": "search", "occurred_at": "2026-12-05T08:00:00Z", "properties": {"Bad-Name": 1}}),
                 "events[0].properties.Bad-Name",
+            ),
+            (
+                json!({"name": "search", "occurred_at": "2026-12-05T08:00:00Z", "properties": {"user_id": "x"}}),
+                "events[0].properties.user_id",
+            ),
+            (
+                json!({"name": "search", "occurred_at": "2026-12-05T08:00:00Z", "properties": {"query": "a\u{0}b"}}),
+                "events[0].properties.query",
             ),
             (json!({"name": "search", "occurred_at": "2026-12-06T08:00:00Z"}), "events[0].occurred_at"),
             (json!({"name": "search", "occurred_at": "2020-01-01T00:00:00Z"}), "events[0].occurred_at"),

@@ -185,12 +185,12 @@ impl<S: SqlStore> EventStore for S {
         let mut db = self.db();
         let sql = db
             .sql(
-                "DELETE FROM events WHERE tenant_id = $1 AND received_at < $2 AND EXISTS (\
+                "DELETE FROM events WHERE tenant_id = $1 AND received_hour < $2 AND EXISTS (\
                    SELECT 1 FROM lake_partitions p WHERE p.tenant_id = events.tenant_id \
                    AND p.hour = events.received_hour)",
             )
             .bind(tenant_id)
-            .bind(before);
+            .bind(hour_of(before));
         db.execute(sql).await
     }
 

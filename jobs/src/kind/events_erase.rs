@@ -19,6 +19,9 @@ impl Kind for EventsErase {
     const NAME: &'static str = "events_erase";
     const LANE: Lane = Lane::Data;
     const TIMEOUT: Duration = Duration::from_secs(60 * 60);
+    // A deletion must not be lost to a busy lake (each turn it waits for
+    // another job of the tenant's lake is an attempt).
+    const MAX_ATTEMPTS: i32 = 10;
     const EMITS_EVENTS: bool = false;
     const ADMIN_ONLY: bool = true;
     type Payload = EventsErasePayload;

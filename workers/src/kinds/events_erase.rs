@@ -29,12 +29,20 @@ use crate::{
 
 pub struct EventsErase {
     secrets: Option<Envelope>,
+    delay: std::time::Duration,
 }
 
 impl EventsErase {
     /// `secrets` opens the tenants' pseudonymisation keys.
     pub fn new(secrets: Option<Envelope>) -> Self {
-        EventsErase { secrets }
+        EventsErase { secrets, delay: kind::EventsErase::DELAY }
+    }
+
+    /// Honours requests this old, not [`kind::EventsErase::DELAY`]: for
+    /// tests, whose exports have all ended.
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 }
 
@@ -42,7 +50,14 @@ impl EventsErase {
 impl Handler for EventsErase {
     type Kind = kind::EventsErase;
 
-    async fn run(&self, ctx: &JobContext, _payload: EventsErasePayload) -> JobResult {
+    async fn run(&self, ctx: &JobContext, payload: EventsErasePayload) -> JobResult {
+        let ttl = <kind::EventsErase as longhaul_jobs::kind::Kind>::TIMEOUT + std::time::Duration::from_secs(60);
+        crate::lake::exclusive(ctx, ttl, self.work(ctx, payload)).await
+    }
+}
+
+impl EventsErase {
+    async fn work(&self, ctx: &JobContext, _payload: EventsErasePayload) -> JobResult {
         let Some(secrets) = &self.secrets else {
             return Err(JobError::permanent(
                 "this worker has no key-encryption keys to open the tenants' pseudonymisation keys: set \
@@ -51,7 +66,18 @@ impl Handler for EventsErase {
         };
         let tenant = ctx.job.tenant_id.clone();
         let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
-        let pending = ctx.store.pending_event_deletions(&tenant).await.map_err(database)?;
+        // Only requests whose delay has passed: a later one's user may still
+        // be written by an export that read their rows before it; its own
+        // job honours it.
+        let due = Utc::now() - chrono::Duration::from_std(self.delay).unwrap_or_default();
+        let pending: Vec<_> = ctx
+            .store
+            .pending_event_deletions(&tenant)
+            .await
+            .map_err(database)?
+            .into_iter()
+            .filter(|request| request.requested_at <= due)
+            .collect();
         if pending.is_empty() {
             return Ok(Some(json!({ "requests": 0, "partitions_rewritten": 0, "rows_removed": 0 })));
         }

@@ -82,6 +82,13 @@ impl Handler for EventsExport {
     type Kind = kind::EventsExport;
 
     async fn run(&self, ctx: &JobContext, payload: EventsExportPayload) -> JobResult {
+        let ttl = <kind::EventsExport as longhaul_jobs::kind::Kind>::TIMEOUT + std::time::Duration::from_secs(60);
+        crate::lake::exclusive(ctx, ttl, self.work(ctx, payload)).await
+    }
+}
+
+impl EventsExport {
+    async fn work(&self, ctx: &JobContext, payload: EventsExportPayload) -> JobResult {
         let Some(secrets) = &self.settings.secrets else {
             return Err(JobError::permanent(
                 "this worker has no key-encryption keys to seal the tenants' pseudonymisation keys: set \
@@ -102,6 +109,19 @@ impl Handler for EventsExport {
         let spool =
             tempfile::tempdir().map_err(|err| JobError::retryable(format!("cannot make a spool directory: {err}")))?;
 
+        // Raw events of an hour leave the database together, once the raw
+        // window has passed: a re-run then has none, and must not replace
+        // the lake's files with nothing.
+        let earlier = ctx.store.lake_partition(&tenant, hour).await.map_err(database)?;
+        if earlier.as_ref().is_some_and(|partition| partition.events > 0) {
+            let first = ctx.store.events_page(&tenant, hour, None, 1).await.map_err(database)?;
+            if first.is_empty() {
+                return Err(JobError::permanent(format!(
+                    "the hour {hour} is in the lake, and its raw events are gone (kept \
+                     LONGHAUL_EVENTS_RAW_RETENTION_HOURS after export): the lake's files stay as they are"
+                )));
+            }
+        }
         let mut parts: Vec<Part> = Vec::new();
         let mut writer: Option<(PartWriter, std::path::PathBuf)> = None;
         let mut after: Option<Uuid> = None;
@@ -141,7 +161,6 @@ impl Handler for EventsExport {
         }
 
         // The parts an earlier run wrote beyond this run's are left over.
-        let earlier = ctx.store.lake_partition(&tenant, hour).await.map_err(database)?;
         let earlier_files = earlier.as_ref().map_or(0, |partition| usize::try_from(partition.files).unwrap_or(0));
         for n in parts.len()..earlier_files {
             lake.delete(&lake.key(hour, &format!("part-{n}.parquet"))?).await?;

@@ -31,7 +31,14 @@ pub struct EventsRetention;
 impl Handler for EventsRetention {
     type Kind = kind::EventsRetention;
 
-    async fn run(&self, ctx: &JobContext, _payload: EventsRetentionPayload) -> JobResult {
+    async fn run(&self, ctx: &JobContext, payload: EventsRetentionPayload) -> JobResult {
+        let ttl = <kind::EventsRetention as longhaul_jobs::kind::Kind>::TIMEOUT + std::time::Duration::from_secs(60);
+        crate::lake::exclusive(ctx, ttl, self.work(ctx, payload)).await
+    }
+}
+
+impl EventsRetention {
+    async fn work(&self, ctx: &JobContext, _payload: EventsRetentionPayload) -> JobResult {
         let tenant = ctx.job.tenant_id.clone();
         let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
         let catalogue =

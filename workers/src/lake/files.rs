@@ -75,3 +75,32 @@ pub fn part_names(manifest: &serde_json::Value) -> Vec<String> {
         .map(|files| files.iter().filter_map(|file| file["name"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
+
+/// Runs `work` while the job holds its tenant's lake: exports, erasures and
+/// retention of one tenant rewrite the same files and records, so they take
+/// turns (a named lease in the database, `lake:<tenant>`, held by the job
+/// across its attempts and given up when `work` ends, however it ends; a
+/// worker that dies leaves it to expire after `ttl`). A job that finds the
+/// lake taken tries again a minute or more later (an attempt of its own).
+pub async fn exclusive<F>(ctx: &crate::JobContext, ttl: std::time::Duration, work: F) -> crate::JobResult
+where
+    F: std::future::Future<Output = crate::JobResult>,
+{
+    let (name, holder) = (format!("lake:{}", ctx.job.tenant_id), format!("job:{}", ctx.job.id));
+    let taken = ctx
+        .store
+        .try_lead(&name, &holder, ttl)
+        .await
+        .map_err(|err| crate::JobError::retryable(format!("the database failed: {err}")))?;
+    if !taken {
+        return Err(crate::JobError::RetryLater {
+            message: "another job is rewriting this tenant's lake".into(),
+            after: std::time::Duration::from_secs(60),
+        });
+    }
+    let result = work.await;
+    if let Err(err) = ctx.store.resign(&name, &holder).await {
+        tracing::warn!(error = %err, "could not give up the tenant's lake; it expires on its own");
+    }
+    result
+}

@@ -36,7 +36,7 @@ use parquet::{
 };
 use serde_json::{Map, Value};
 
-pub use files::{part_names, TenantLake};
+pub use files::{exclusive, part_names, TenantLake};
 
 pub use pseudonym::Pseudonymiser;
 

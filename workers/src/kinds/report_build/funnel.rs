@@ -123,7 +123,8 @@ pub async fn build(ctx: &JobContext, request: &FunnelRequest) -> Result<Funnel, 
     let until = request.to + window;
     // Received no earlier than an hour before they happened (a phone's clock
     // may run ahead that much), and at most LATE_ARRIVALS after.
-    let (first_hour, last_hour) = (request.from - chrono::Duration::hours(1), until + LATE_ARRIVALS);
+    let first_hour = longhaul_jobs::events::hour_of(request.from - chrono::Duration::hours(1));
+    let last_hour = until + LATE_ARRIVALS;
     let partitions: Vec<_> = ctx
         .store
         .lake_partitions(tenant, Some(last_hour))
