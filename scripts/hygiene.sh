@@ -36,9 +36,10 @@ MACHETE_VERSION=0.9.1
 # Issue 21's events domain (its records and their views, its handlers'
 # annotations, a port method beside its one implementation, the lake's IAM
 # statements) raised it to 161, and its erase and retention kinds (each a
-# `Kind` declared in its own file, as every kind is) to 164: shapes, not
-# logic written twice.
-DUPLICATES_BUDGET=164
+# `Kind` declared in its own file, as every kind is) to 164, and the three
+# lake kinds' `run`, each taking its tenant's lake around its work, to 165:
+# shapes, not logic written twice.
+DUPLICATES_BUDGET=165
 
 # Pairs that are twins by design, as extended regular expressions over a row
 # `Dn a:lines ~ b:lines`:
