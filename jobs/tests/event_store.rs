@@ -53,6 +53,11 @@ async fn a_keyed_batch_is_stored_once_and_another_batch_under_its_key_conflicts(
     assert_eq!(store.store_events(unkeyed.clone()).await.expect("store"), BatchOutcome::Stored { accepted: 1 });
     let stored = store.events_page("acme", hour_of(at), None, 100).await.expect("page");
     assert_eq!(stored.len(), 4);
+    // Keys are kept for a while, then forgotten: the batch could land again.
+    assert_eq!(store.prune_event_batches(at).await.expect("prune"), 0);
+    assert_eq!(store.prune_event_batches(Utc::now() + chrono::Duration::seconds(1)).await.expect("prune"), 2);
+    let again = batch("acme", "alice", at, &["search", "payment"], Some("k1"));
+    assert_eq!(store.store_events(again).await.expect("store"), BatchOutcome::Stored { accepted: 2 });
 }
 
 async fn an_hour_is_read_in_pages_of_one_tenant_in_id_order(backend: Backend) {

@@ -31,6 +31,7 @@ longhaul_jobs::on_every_backend!(
     a_deletion_request_takes_the_users_rows_out_of_the_lake_and_the_database,
     retention_removes_what_is_older_than_the_tenants_window_and_nothing_younger,
     a_funnel_report_reads_the_lake_and_matches_a_hand_count,
+    an_erasure_records_what_the_files_hold_even_after_an_earlier_attempt_failed,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,13 +414,7 @@ async fn a_deletion_request_takes_the_users_rows_out_of_the_lake_and_the_databas
 
     let request = setup.store.request_event_deletion("acme", "acme-user-1", "acme-user-1").await.expect("request");
     assert_eq!(request.raw_deleted, 60 / 3 * 2 + 2, "every raw event of theirs, exported or not");
-    let erase = NewJob::of::<longhaul_jobs::kind::EventsErase>(
-        "acme",
-        longhaul_jobs::model::SCHEDULER_USER,
-        &longhaul_jobs::kind::EventsErasePayload { request_id: request.id },
-    )
-    .expect("a job");
-    let job = setup.run(erase).await;
+    let job = setup.run(erase_job(request.id)).await;
     assert_eq!(job.status, Status::Succeeded, "{job:?}");
     let result = job.result.expect("a result");
     assert_eq!((result["requests"].clone(), result["rows_removed"].clone()), (json!(1), json!(40)), "{result}");
@@ -576,4 +571,31 @@ async fn a_funnel_report_reads_the_lake_and_matches_a_hand_count(backend: Backen
     for expected in ["Funil", "Todas as plataformas", "ios", "android", "75,0% da etapa anterior", "4 usuários"] {
         assert!(text.contains(expected), "`{expected}` is not in the PDF: {text}");
     }
+}
+
+/// An attempt that rewrote a file and then failed leaves the record
+/// claiming the old count; the next pass finds nothing of the user left to
+/// remove, and still records what the files hold.
+async fn an_erasure_records_what_the_files_hold_even_after_an_earlier_attempt_failed(backend: Backend) {
+    let setup = Setup::new(backend, ObjectBackend::File, false).await;
+    let hour = hour_of(Utc::now()) - chrono::Duration::hours(4);
+    ingest(&setup.store, "acme", hour, 30).await;
+    assert_eq!(setup.export("acme", hour).await.status, Status::Succeeded);
+    let mut stale = setup.store.lake_partition("acme", hour).await.expect("read").expect("recorded");
+    stale.events = 999;
+    stale.manifest["events"] = json!(999);
+    setup.store.record_lake_partition(&stale).await.expect("record");
+
+    let request = setup.store.request_event_deletion("acme", "nobody", "nobody").await.expect("request");
+    let job = setup.run(erase_job(request.id)).await;
+    assert_eq!(job.status, Status::Succeeded, "{job:?}");
+    assert_eq!(setup.store.lake_partition("acme", hour).await.expect("read").expect("recorded").events, 30);
+    assert_eq!(setup.read_partition("acme", hour).await["manifest"]["events"], 30);
+}
+
+/// The erasure the API queues with a deletion request of acme's.
+fn erase_job(request_id: uuid::Uuid) -> NewJob {
+    let payload = longhaul_jobs::kind::EventsErasePayload { request_id };
+    NewJob::of::<longhaul_jobs::kind::EventsErase>("acme", longhaul_jobs::model::SCHEDULER_USER, &payload)
+        .expect("a job")
 }

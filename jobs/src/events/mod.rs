@@ -24,6 +24,10 @@ use crate::{
     travel::mail::Sealed,
 };
 
+/// How long a batch's `Idempotency-Key` is remembered: a phone that retries
+/// within a week stores nothing twice.
+pub const BATCH_KEYS_KEPT: Duration = Duration::days(7);
+
 /// At most this many events in one `POST /v1/events`.
 pub const MAX_BATCH: usize = 500;
 /// At most this many properties on one event.
@@ -273,6 +277,10 @@ pub trait EventStore: Send + Sync {
     /// Stores a batch in one insert (with its key, in one transaction with
     /// the key's row).
     async fn store_events(&self, batch: EventBatch) -> Result<BatchOutcome>;
+
+    /// Forgets the idempotency keys of batches stored before `before`; how
+    /// many. (A retry after that stores its batch again.)
+    async fn prune_event_batches(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// The tenant's own catalogue, or `None` when it uses the default.
     async fn event_catalogue(&self, tenant_id: &str) -> Result<Option<Catalogue>>;

@@ -93,6 +93,12 @@ impl<S: SqlStore> EventStore for S {
         })
     }
 
+    async fn prune_event_batches(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut db = self.db();
+        let sql = db.sql("DELETE FROM event_batches WHERE created_at < $1").bind(before);
+        db.execute(sql).await
+    }
+
     async fn event_catalogue(&self, tenant_id: &str) -> Result<Option<Catalogue>> {
         let mut db = self.db();
         let sql = db.sql("SELECT catalogue FROM event_catalogues WHERE tenant_id = $1").bind(tenant_id);

@@ -23,7 +23,7 @@ use crate::{
     context::JobContext,
     error::JobError,
     handler::Handler,
-    lake::{part_names, rewrite_without, Pseudonymiser, TenantLake},
+    lake::{part_names, rewrite_without, row_count, Pseudonymiser, TenantLake},
     JobResult,
 };
 
@@ -94,11 +94,15 @@ impl EventsErase {
             }
             let files = erase_partition(&lake, partition, &users, spool.path()).await?;
             let gone: usize = files.iter().map(|file| file.removed).sum();
-            if gone > 0 {
+            let holds: usize = files.iter().map(|file| file.kept).sum();
+            // Rewritten now, or by an earlier attempt of this job that failed
+            // before it recorded what the files hold: either way the
+            // manifest and the record are made from the files themselves.
+            if gone > 0 || i64::try_from(holds).ok() != Some(partition.events) {
                 let manifest = rewritten_manifest(&partition.manifest, &files, &ctx.job.id.to_string());
                 lake.put_manifest(partition.hour, &manifest).await?;
                 let record = LakePartition {
-                    events: partition.events - i64::try_from(gone).unwrap_or(0),
+                    events: i64::try_from(holds).unwrap_or(i64::MAX),
                     bytes: manifest["files"]
                         .as_array()
                         .map_or(0, |files| files.iter().filter_map(|file| file["bytes"].as_i64()).sum()),
@@ -125,7 +129,8 @@ impl EventsErase {
     }
 }
 
-/// A file written again without some rows.
+/// A file of a partition, after the erasure: what it lost (nothing if it
+/// held none of the users' rows) and what it holds.
 struct Erased {
     name: String,
     removed: usize,
@@ -134,7 +139,7 @@ struct Erased {
 }
 
 /// Rewrites the partition's files that hold rows of `users`, each uploaded
-/// over the old one; what each lost.
+/// over the old one; what each file lost and holds.
 async fn erase_partition(
     lake: &TenantLake,
     partition: &LakePartition,
@@ -154,21 +159,26 @@ async fn erase_partition(
             .await
             .map_err(|err| JobError::retryable(format!("the Parquet rewrite stopped: {err}")))?
             .map_err(|err| JobError::permanent(format!("{key}: {}", err.0)))?;
-        if let Some(rewrite) = rewrite {
-            let bytes = lake.upload(&key, &output).await?;
-            erased.push(Erased { name, removed: rewrite.removed, kept: rewrite.kept, bytes });
+        match rewrite {
+            Some(rewrite) => {
+                let bytes = lake.upload(&key, &output).await?;
+                erased.push(Erased { name, removed: rewrite.removed, kept: rewrite.kept, bytes });
+            }
+            None => {
+                let bytes = tokio::fs::metadata(&input).await.map(|meta| meta.len()).unwrap_or(0);
+                let kept = row_count(&input).map_err(|err| JobError::permanent(format!("{key}: {}", err.0)))?;
+                erased.push(Erased { name, removed: 0, kept, bytes });
+            }
         }
     }
     Ok(erased)
 }
 
-/// The manifest once `files` were rewritten: its count, each file's rows
-/// and bytes as the partition now holds them, and the erasure.
+/// The manifest of the partition's `files` as they now are: its count, each
+/// file's rows and bytes, and the erasure.
 fn rewritten_manifest(manifest: &Value, files: &[Erased], job_id: &str) -> Value {
     let mut manifest = manifest.clone();
-    let gone: usize = files.iter().map(|file| file.removed).sum();
-    let events = manifest["events"].as_u64().unwrap_or(0).saturating_sub(gone as u64);
-    manifest["events"] = json!(events);
+    manifest["events"] = json!(files.iter().map(|file| file.kept).sum::<usize>());
     if let Some(entries) = manifest["files"].as_array_mut() {
         for entry in entries {
             if let Some(file) = files.iter().find(|file| entry["name"] == file.name.as_str()) {

@@ -431,6 +431,14 @@ pub fn read_steps(path: &Path, steps: &[String], from: i64, until: i64) -> Resul
     Ok(found)
 }
 
+/// The rows of a Parquet file, from its footer.
+pub fn row_count(path: &Path) -> Result<usize, LakeError> {
+    let file = File::open(path).map_err(|err| LakeError(format!("cannot open {}: {err}", path.display())))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|err| LakeError(format!("not a Parquet file: {err}")))?;
+    Ok(usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0))
+}
+
 /// True for the rows of `batch` whose `user_id` is not one of `users`.
 fn keep_mask(batch: &RecordBatch, users: &HashSet<String>) -> Result<BooleanArray, LakeError> {
     let column = batch

@@ -238,6 +238,11 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
                 Ok(pruned) => tracing::info!(pruned, "pruned old sweeps"),
                 Err(err) => tracing::warn!(error = %err, "pruning old sweeps failed"),
             }
+            match store.prune_event_batches(Utc::now() - longhaul_jobs::events::BATCH_KEYS_KEPT).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "forgot old event batch keys"),
+                Err(err) => tracing::warn!(error = %err, "pruning event batch keys failed"),
+            }
         }
     }
     if leading {
