@@ -214,7 +214,7 @@ pub async fn delete_my_events(State(state): State<AppState>, principal: Principa
     responses(
         (status = 202, description = "Deleted from the database; the lake follows", body = EventDeletionView),
         (status = 403),
-        (status = 422, description = "`user` is not a user id"),
+        (status = 404, description = "No such user: an id no token can carry (empty, over 255 characters, a control character, or the platform's `_` prefix)"),
     ),
     security(("bearer" = []))
 )]
@@ -242,7 +242,7 @@ async fn request_deletion(
     requested_by: &str,
 ) -> Result<EventDeletionView, Problem> {
     if user.is_empty() || user.starts_with('_') || user.chars().count() > 255 || user.chars().any(char::is_control) {
-        return Err(Problem::invalid_field("user", "not a user id"));
+        return Err(Problem::not_found(format!("no user `{}` can exist", user.escape_debug())));
     }
     let deletion = state.store.request_event_deletion(tenant, user, requested_by).await?;
     let payload = EventsErasePayload { request_id: deletion.id };
