@@ -31,5 +31,13 @@ impl JobError {
     }
 }
 
+/// A database that failed an attempt's read or write: worth another attempt
+/// (an outage passes; a fenced write that lost its job is not an error).
+impl From<longhaul_jobs::StoreError> for JobError {
+    fn from(err: longhaul_jobs::StoreError) -> Self {
+        JobError::retryable(format!("the database failed: {err}"))
+    }
+}
+
 /// What a successful attempt returns: the job's `result`, if any.
 pub type JobResult = Result<Option<Value>, JobError>;

@@ -65,7 +65,6 @@ impl EventsErase {
             ));
         };
         let tenant = ctx.job.tenant_id.clone();
-        let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
         // Only requests whose delay has passed: a later one's user may still
         // be written by an export that read their rows before it; its own
         // job honours it.
@@ -73,8 +72,7 @@ impl EventsErase {
         let pending: Vec<_> = ctx
             .store
             .pending_event_deletions(&tenant)
-            .await
-            .map_err(database)?
+            .await?
             .into_iter()
             .filter(|request| request.requested_at <= due)
             .collect();
@@ -86,7 +84,7 @@ impl EventsErase {
         let lake = TenantLake::new(ctx.objects()?.clone(), &tenant);
         let spool = tempfile::tempdir().map_err(|err| JobError::retryable(format!("cannot make a spool: {err}")))?;
 
-        let partitions = ctx.store.lake_partitions(&tenant, None).await.map_err(database)?;
+        let partitions = ctx.store.lake_partitions(&tenant, None).await?;
         let (mut rewritten, mut removed) = (0usize, 0usize);
         for (n, partition) in partitions.iter().enumerate() {
             if ctx.cancel.is_cancelled() {
@@ -109,7 +107,7 @@ impl EventsErase {
                     manifest,
                     ..partition.clone()
                 };
-                ctx.store.record_lake_partition(&record).await.map_err(database)?;
+                ctx.store.record_lake_partition(&record).await?;
                 rewritten += 1;
                 removed += gone;
             }
@@ -117,7 +115,7 @@ impl EventsErase {
         }
         let ids: Vec<_> = pending.iter().map(|request| request.id).collect();
         let rows = i64::try_from(removed).unwrap_or(i64::MAX);
-        ctx.store.finish_event_deletions(&ids, rows).await.map_err(database)?;
+        ctx.store.finish_event_deletions(&ids, rows).await?;
         metrics::counter!("longhaul_lake_rows_erased_total").increment(removed as u64);
         tracing::info!(requests = ids.len(), rewritten, removed, "erased users' events from the lake");
         Ok(Some(json!({

@@ -100,10 +100,8 @@ impl EventsExport {
         if hour + chrono::Duration::hours(1) > Utc::now() {
             return Err(JobError::permanent(format!("the hour {hour} has not ended yet; export it once it has")));
         }
-        let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
         let lake = TenantLake::new(ctx.objects()?.clone(), &tenant);
-        let catalogue =
-            ctx.store.event_catalogue(&tenant).await.map_err(database)?.unwrap_or_else(Catalogue::default_catalogue);
+        let catalogue = ctx.store.event_catalogue(&tenant).await?.unwrap_or_else(Catalogue::default_catalogue);
         let table = EventsTable::new(&catalogue);
         let pseudonyms = Pseudonymiser::of_tenant(&ctx.store, secrets, &tenant).await?;
         let spool =
@@ -112,9 +110,9 @@ impl EventsExport {
         // Raw events of an hour leave the database together, once the raw
         // window has passed: a re-run then has none, and must not replace
         // the lake's files with nothing.
-        let earlier = ctx.store.lake_partition(&tenant, hour).await.map_err(database)?;
+        let earlier = ctx.store.lake_partition(&tenant, hour).await?;
         if earlier.as_ref().is_some_and(|partition| partition.events > 0) {
-            let first = ctx.store.events_page(&tenant, hour, None, 1).await.map_err(database)?;
+            let first = ctx.store.events_page(&tenant, hour, None, 1).await?;
             if first.is_empty() {
                 return Err(JobError::permanent(format!(
                     "the hour {hour} is in the lake, and its raw events are gone (kept \
@@ -130,7 +128,7 @@ impl EventsExport {
             if ctx.cancel.is_cancelled() {
                 return Err(JobError::Cancelled);
             }
-            let page = ctx.store.events_page(&tenant, hour, after, self.settings.page_rows).await.map_err(database)?;
+            let page = ctx.store.events_page(&tenant, hour, after, self.settings.page_rows).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             events += page.len();
@@ -194,9 +192,9 @@ impl EventsExport {
             manifest,
             exported_at,
         };
-        ctx.store.record_lake_partition(&record).await.map_err(database)?;
+        ctx.store.record_lake_partition(&record).await?;
         let window = chrono::Duration::from_std(self.settings.raw_retention).unwrap_or(chrono::Duration::days(7));
-        let deleted = ctx.store.delete_exported_events(&tenant, exported_at - window).await.map_err(database)?;
+        let deleted = ctx.store.delete_exported_events(&tenant, exported_at - window).await?;
         metrics::counter!("longhaul_lake_events_exported_total").increment(events as u64);
         metrics::counter!("longhaul_lake_bytes_written_total").increment(bytes);
         tracing::info!(events, files = parts.len(), bytes, raw_deleted = deleted, %hour, "events exported");

@@ -40,14 +40,12 @@ impl Handler for EventsRetention {
 impl EventsRetention {
     async fn work(&self, ctx: &JobContext, _payload: EventsRetentionPayload) -> JobResult {
         let tenant = ctx.job.tenant_id.clone();
-        let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
-        let catalogue =
-            ctx.store.event_catalogue(&tenant).await.map_err(database)?.unwrap_or_else(Catalogue::default_catalogue);
+        let catalogue = ctx.store.event_catalogue(&tenant).await?.unwrap_or_else(Catalogue::default_catalogue);
         let days = i64::from(catalogue.retention_days);
         let cutoff = hour_of(Utc::now() - chrono::Duration::days(days));
         let lake = TenantLake::new(ctx.objects()?.clone(), &tenant);
 
-        let expired = ctx.store.lake_partitions(&tenant, Some(cutoff)).await.map_err(database)?;
+        let expired = ctx.store.lake_partitions(&tenant, Some(cutoff)).await?;
         let mut lake_events = 0i64;
         for partition in &expired {
             if ctx.cancel.is_cancelled() {
@@ -60,8 +58,8 @@ impl EventsRetention {
             lake_events += partition.events;
         }
         let hours: Vec<_> = expired.iter().map(|partition| partition.hour).collect();
-        let partitions = ctx.store.delete_lake_partitions(&tenant, &hours).await.map_err(database)?;
-        let raw = ctx.store.delete_events_before(&tenant, cutoff).await.map_err(database)?;
+        let partitions = ctx.store.delete_lake_partitions(&tenant, &hours).await?;
+        let raw = ctx.store.delete_events_before(&tenant, cutoff).await?;
 
         let detail = json!({
             "retention_days": days,
@@ -82,7 +80,7 @@ impl EventsRetention {
                 source_ip: None,
                 user_agent: None,
             };
-            ctx.store.record_audit(&entry).await.map_err(database)?;
+            ctx.store.record_audit(&entry).await?;
         }
         metrics::counter!("longhaul_lake_partitions_expired_total").increment(partitions);
         metrics::counter!("longhaul_events_expired_total").increment(raw + u64::try_from(lake_events).unwrap_or(0));

@@ -90,12 +90,11 @@ impl Handler for ReservationRefresh {
         // the admin's own.
         let tenant = (ctx.job.tenant_id != SYSTEM_TENANT).then_some(ctx.job.tenant_id.as_str());
         let sweep = payload.sweep_id.map(|id| (id, shard));
-        let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
         // Every write below is fenced on this attempt: once another worker
         // has the job, this one writes nothing more and stops.
         let attempt = ctx.attempt();
         if let Some((sweep_id, shard)) = sweep {
-            if !ctx.store.start_shard(attempt, sweep_id, shard, ctx.job.attempts > 1).await.map_err(database)? {
+            if !ctx.store.start_shard(attempt, sweep_id, shard, ctx.job.attempts > 1).await? {
                 return Err(lease_lost());
             }
         }
@@ -108,7 +107,7 @@ impl Handler for ReservationRefresh {
             if ctx.cancel.is_cancelled() {
                 return Err(JobError::Cancelled);
             }
-            let items = ctx.store.shard_page(tenant, keys, after, self.settings.page_size).await.map_err(database)?;
+            let items = ctx.store.shard_page(tenant, keys, after, self.settings.page_size).await?;
             let Some(last) = items.last() else { break };
             after = Some((last.shard_key, last.id));
             let progress = (i64::from(last.shard_key) - i64::from(keys.0)) * 100 / i64::from(keys.1 - keys.0).max(1);
@@ -118,7 +117,7 @@ impl Handler for ReservationRefresh {
                 () = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
             };
             page.shard = sweep;
-            let Some(outcome) = ctx.store.commit_page(attempt, &page).await.map_err(database)? else {
+            let Some(outcome) = ctx.store.commit_page(attempt, &page).await? else {
                 return Err(lease_lost());
             };
             for staleness in outcome.changed.iter().filter_map(|(_, staleness)| *staleness) {
@@ -178,7 +177,7 @@ impl Handler for ReservationRefresh {
             });
         }
         if let Some((sweep_id, shard)) = sweep {
-            if !ctx.store.finish_shard(attempt, sweep_id, shard, None).await.map_err(database)? {
+            if !ctx.store.finish_shard(attempt, sweep_id, shard, None).await? {
                 return Err(lease_lost());
             }
         }

@@ -44,8 +44,7 @@ impl Pseudonymiser {
     /// first.
     pub async fn of_tenant(store: &DynStore, secrets: &Envelope, tenant_id: &str) -> Result<Pseudonymiser, JobError> {
         let context = format!("lake-key:{tenant_id}");
-        let database = |err: longhaul_jobs::StoreError| JobError::retryable(format!("the database failed: {err}"));
-        let sealed = match store.lake_key(tenant_id).await.map_err(database)? {
+        let sealed = match store.lake_key(tenant_id).await? {
             Some(sealed) => sealed,
             None => {
                 let mut key = Zeroizing::new([0u8; 32]);
@@ -54,7 +53,7 @@ impl Pseudonymiser {
                     .seal(key.as_slice(), context.as_bytes())
                     .await
                     .map_err(|err| JobError::retryable(format!("cannot seal the tenant's lake key: {err}")))?;
-                store.insert_lake_key(tenant_id, &sealed).await.map_err(database)?
+                store.insert_lake_key(tenant_id, &sealed).await?
             }
         };
         let key = secrets.open(&sealed, context.as_bytes()).await.map_err(|err| {

@@ -128,8 +128,7 @@ pub async fn build(ctx: &JobContext, request: &FunnelRequest) -> Result<Funnel, 
     let partitions: Vec<_> = ctx
         .store
         .lake_partitions(tenant, Some(last_hour))
-        .await
-        .map_err(|err| JobError::retryable(format!("the database failed: {err}")))?
+        .await?
         .into_iter()
         .filter(|partition| partition.hour >= first_hour)
         .collect();
