@@ -159,7 +159,7 @@ pub struct ClientArgs {
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// The job kind: email_poll, reservation_refresh, report_build, video_compile, noop
+    /// The job kind: email_poll, reservation_refresh, report_build, video_compile, events_export, bulk_import, noop, …
     pub kind: String,
     /// The payload as JSON, or @file to read it from a file
     #[arg(long, default_value = "{}")]
@@ -288,6 +288,12 @@ pub struct BenchArgs {
     /// With `--workload events`: events sent through the API, and exported
     #[arg(long, default_value_t = 200_000)]
     pub events: usize,
+    /// With `--workload import`: rows of the CSV file imported
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// With `--workload import`: users the rows belong to
+    #[arg(long, default_value_t = 100_000)]
+    pub import_users: usize,
     /// With `--workload events`: events per `POST /v1/events` (at most 500)
     #[arg(long, default_value_t = 100)]
     pub batch: usize,

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, path::Path, process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context};
 use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, DurationRound, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use longhaul_api::auth;
 use serde::Serialize;
@@ -99,6 +100,22 @@ impl Client {
             .map_err(Failure::into_inner)
     }
 
+    /// PUTs `bytes` to an `upload_url`: a path is this API's own upload
+    /// endpoint (send the token); a full URL is presigned and must go
+    /// without it.
+    async fn put_upload(&self, url: &str, content_type: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let request = if url.starts_with('/') {
+            self.http.put(format!("{}{url}", self.base)).bearer_auth(&self.token)
+        } else {
+            self.http.put(url)
+        };
+        let response = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes).send().await?;
+        if !response.status().is_success() {
+            bail!("{}: {}", response.status(), response.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+
     async fn submit(&self, kind: &str, payload: &Value) -> anyhow::Result<Value> {
         let key = uuid::Uuid::new_v4().to_string();
         self.send(reqwest::Method::POST, "/v1/jobs", Some(&json!({"kind": kind, "payload": payload})), Some(&key)).await
@@ -178,17 +195,87 @@ struct DemoResult {
     job_id: String,
     status: String,
     artifacts: Vec<Value>,
+    /// The job's result (a bulk import's counts), if any.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    result: Value,
 }
 
-/// One job of every kind that this version runs, on the sample year and the
-/// sample photos. (`email_poll` joins when its handler lands.)
-fn demo_jobs() -> Vec<(&'static str, Value)> {
-    let mut jobs =
-        vec![("noop", json!({"sleep_ms": 1500})), ("report_build", json!({"report": "year_summary", "year": 2026}))];
+/// The jobs of the demo, by the name `demo --json` shows them under:
+/// one of every kind this version runs, on the sample year, the sample
+/// photos, the events the demo sent and the sample import file.
+/// `events_export` runs first, on its own: the funnel reads what it wrote.
+fn demo_jobs(hour: DateTime<Utc>, upload_id: &str) -> Vec<(&'static str, &'static str, Value)> {
+    let day = hour - chrono::Duration::hours(23);
+    let mut jobs = vec![
+        ("noop", "noop", json!({"sleep_ms": 1500})),
+        ("report_build", "report_build", json!({"report": "year_summary", "year": 2026})),
+        (
+            "funnel",
+            "report_build",
+            json!({
+                "report": "funnel",
+                "steps": ["search", "booking_started", "payment", "booking_confirmed"],
+                "from": day,
+                "to": hour + chrono::Duration::hours(1),
+                "window_hours": 24,
+            }),
+        ),
+        ("bulk_import", "bulk_import", json!({"upload_id": upload_id, "entity": "reservations", "mode": "upsert"})),
+    ];
     if cfg!(feature = "video") {
-        jobs.push(("video_compile", json!({"year": 2026, "aspect": "9:16", "name": "Demo traveller"})));
+        jobs.push((
+            "video_compile",
+            "video_compile",
+            json!({"year": 2026, "aspect": "9:16", "name": "Demo traveller"}),
+        ));
     }
     jobs
+}
+
+/// The sample file of `bulk_import`, built in (`assets/imports`).
+const SAMPLE_IMPORT_CSV: &[u8] = include_bytes!("../assets/imports/reservations.csv");
+
+/// A journey through the app, as the mobile app reports it: two searches,
+/// a booking started, paid and confirmed, a boarding pass scanned.
+fn sample_events(now: DateTime<Utc>) -> Value {
+    let at = |minutes: i64| now - chrono::Duration::minutes(minutes);
+    let session = "demo-session-1";
+    let device = json!({"platform": "ios", "app_version": "4.2.0", "os_version": "18.1"});
+    let events = [
+        (40, "search", json!({"origin": "LIS", "destination": "GRU", "results": 14})),
+        (38, "search", json!({"origin": "LIS", "destination": "GIG", "results": 9})),
+        (
+            35,
+            "booking_started",
+            json!({"booking_id": "LA8084", "provider": "LATAM Airlines", "value": 812.4, "currency": "EUR"}),
+        ),
+        (31, "payment", json!({"booking_id": "LA8084", "method": "card", "value": 812.4, "currency": "EUR"})),
+        (
+            30,
+            "booking_confirmed",
+            json!({"booking_id": "LA8084", "provider": "LATAM Airlines", "value": 812.4, "currency": "EUR"}),
+        ),
+        (5, "barcode_scanned", json!({"booking_id": "LA8084", "format": "aztec"})),
+    ];
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|(minutes, name, properties)| {
+            json!({"name": name, "occurred_at": at(minutes), "properties": properties, "session_id": session,
+                   "device": device})
+        })
+        .collect();
+    json!({ "events": events })
+}
+
+/// Uploads the sample import file as an admin's upload (`POST
+/// /v1/uploads`, then the file to its `upload_url`). Returns its id.
+async fn upload_sample_import(client: &Client) -> anyhow::Result<String> {
+    let body = json!({"content_type": "text/csv", "purpose": "import"});
+    let upload = client.send(reqwest::Method::POST, "/v1/uploads", Some(&body), None).await?;
+    let id = upload["id"].as_str().context("the API answered without an upload id")?.to_owned();
+    let url = upload["upload_url"].as_str().context("the API answered without an upload_url")?;
+    client.put_upload(url, "text/csv", SAMPLE_IMPORT_CSV.to_vec()).await.context("uploading the sample import")?;
+    Ok(id)
 }
 
 /// The sample photos of `assets/photos`, built in: name, bytes.
@@ -228,23 +315,8 @@ async fn load_sample_photos(client: &Client) -> anyhow::Result<usize> {
             json!({"content_type": entry["content_type"], "taken_at": entry["taken_at"], "caption": entry["caption"]});
         let media = client.send(reqwest::Method::POST, "/v1/media", Some(&body), None).await?;
         let upload = media["upload_url"].as_str().context("the API answered without an upload_url")?;
-        // A path is this API's own upload endpoint (send the token); a full
-        // URL is presigned and must go without it.
-        let request = if upload.starts_with('/') {
-            client.http.put(format!("{}{upload}", client.base)).bearer_auth(&client.token)
-        } else {
-            client.http.put(upload)
-        };
         let content_type = entry["content_type"].as_str().unwrap_or("application/octet-stream");
-        let response = request
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(bytes)
-            .send()
-            .await
-            .with_context(|| format!("uploading {file}"))?;
-        if !response.status().is_success() {
-            bail!("uploading {file}: {}: {}", response.status(), response.text().await.unwrap_or_default());
-        }
+        client.put_upload(upload, content_type, bytes.to_vec()).await.with_context(|| format!("uploading {file}"))?;
     }
     Ok(manifest.len())
 }
@@ -262,6 +334,57 @@ async fn load_sample_reservations(client: &Client) -> anyhow::Result<usize> {
         client.send(reqwest::Method::POST, "/v1/reservations", Some(reservation), None).await?;
     }
     Ok(sample.len())
+}
+
+/// Waits for a demo job, prints how it ended (unless `--json`), and
+/// records it under `name`. True if it succeeded.
+async fn show_job(
+    client: &Client,
+    args: &DemoArgs,
+    name: &str,
+    id: String,
+    results: &mut BTreeMap<String, DemoResult>,
+) -> anyhow::Result<bool> {
+    let bar = progress_bar(name, args.json);
+    let job = client.wait(&id, &bar).await?;
+    let status = job["status"].as_str().unwrap_or("unknown").to_owned();
+    // Absolute URLs, so that they can be opened as printed.
+    let artifacts: Vec<Value> = job["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|artifact| {
+            json!({
+                "id": artifact["id"],
+                "name": artifact["name"],
+                "content_type": artifact["content_type"],
+                "url": format!("{}{}", client.base, artifact["url"].as_str().unwrap_or_default()),
+            })
+        })
+        .collect();
+    if !args.json {
+        println!("{name}: {status} — job {}/v1/jobs/{id}", client.base);
+        if let Some(error) = job["error"].as_str() {
+            println!("  error: {error}");
+        }
+        if name == "bulk_import" {
+            let result = &job["result"];
+            println!(
+                "  {} rows: {} imported, {} unchanged, {} rejected",
+                result["rows"], result["imported"], result["unchanged"], result["rejected"]
+            );
+        }
+        for artifact in &artifacts {
+            println!(
+                "  {}: {}",
+                artifact["name"].as_str().unwrap_or("artifact"),
+                artifact["url"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    let ok = status == "succeeded";
+    results.insert(name.to_owned(), DemoResult { job_id: id, status, artifacts, result: job["result"].clone() });
+    Ok(ok)
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -284,47 +407,43 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             println!("uploaded {photos} sample photos: {}/v1/media", client.base);
         }
     }
-    let mut submitted = Vec::new();
-    for (kind, payload) in demo_jobs() {
-        let job = client.submit(kind, &payload).await.with_context(|| format!("submitting {kind}"))?;
-        let id = job["id"].as_str().context("the API answered without a job id")?.to_owned();
-        submitted.push((kind, id));
+    // The app's events, stored now, in this hour's partition: the
+    // scheduler's leader exports it 5 minutes after it ends. The demo
+    // exports the last closed hour (an hour is exported once it has ended,
+    // so that it is whole), and builds the funnel of the lake as it is.
+    let now = Utc::now();
+    let sent = client
+        .send(reqwest::Method::POST, "/v1/events", Some(&sample_events(now)), Some(&uuid::Uuid::new_v4().to_string()))
+        .await
+        .context("sending the sample events")?;
+    let hour = now.duration_trunc(chrono::Duration::hours(1)).context("the clock is out of range")?;
+    let upload_id = upload_sample_import(&client).await?;
+    if !args.json {
+        println!(
+            "sent {} sample events: {}/v1/events (in the lake once their hour ends: the scheduler exports it at {})",
+            sent["accepted"],
+            client.base,
+            (hour + chrono::Duration::minutes(65)).format("%H:%M UTC")
+        );
+        println!(
+            "uploaded the sample import file (assets/imports/reservations.csv): {}/v1/uploads/{upload_id}",
+            client.base
+        );
     }
     let mut results = BTreeMap::new();
     let mut all_ok = true;
-    for (kind, id) in submitted {
-        let bar = progress_bar(kind, args.json);
-        let job = client.wait(&id, &bar).await?;
-        let status = job["status"].as_str().unwrap_or("unknown").to_owned();
-        all_ok &= status == "succeeded";
-        // Absolute URLs, so that they can be opened as printed.
-        let artifacts: Vec<Value> = job["artifacts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|artifact| {
-                json!({
-                    "id": artifact["id"],
-                    "name": artifact["name"],
-                    "content_type": artifact["content_type"],
-                    "url": format!("{}{}", client.base, artifact["url"].as_str().unwrap_or_default()),
-                })
-            })
-            .collect();
-        if !args.json {
-            println!("{kind}: {status} — job {}/v1/jobs/{id}", client.base);
-            if let Some(error) = job["error"].as_str() {
-                println!("  error: {error}");
-            }
-            for artifact in &artifacts {
-                println!(
-                    "  {}: {}",
-                    artifact["name"].as_str().unwrap_or("artifact"),
-                    artifact["url"].as_str().unwrap_or_default()
-                );
-            }
-        }
-        results.insert(kind.to_owned(), DemoResult { job_id: id, status, artifacts });
+    let closed = hour - chrono::Duration::hours(1);
+    let export = client.submit("events_export", &json!({"hour": closed})).await.context("submitting events_export")?;
+    let export_id = export["id"].as_str().context("the API answered without a job id")?.to_owned();
+    all_ok &= show_job(&client, &args, "events_export", export_id, &mut results).await?;
+    let mut submitted = Vec::new();
+    for (name, kind, payload) in demo_jobs(hour, &upload_id) {
+        let job = client.submit(kind, &payload).await.with_context(|| format!("submitting {name}"))?;
+        let id = job["id"].as_str().context("the API answered without a job id")?.to_owned();
+        submitted.push((name, id));
+    }
+    for (name, id) in submitted {
+        all_ok &= show_job(&client, &args, name, id, &mut results).await?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&results)?);

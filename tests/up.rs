@@ -50,6 +50,22 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     let names: Vec<&str> =
         video["artifacts"].as_array().expect("artifacts").iter().filter_map(|a| a["name"].as_str()).collect();
     assert_eq!(names, ["video-2026-9x16.mp4", "video-2026-9x16.jpg"], "{demo}");
+    // An export of the last closed hour, and the funnel of the lake.
+    assert_eq!(demo["events_export"]["status"], "succeeded", "{demo}");
+    let funnel = &demo["funnel"];
+    assert_eq!(funnel["status"], "succeeded", "{demo}");
+    assert_eq!(funnel["artifacts"].as_array().map(Vec::len), Some(3), "{demo}");
+    // The sample import file: eleven good rows and one rejected on purpose.
+    let import = &demo["bulk_import"];
+    assert_eq!(import["status"], "succeeded", "{demo}");
+    assert_eq!((import["result"]["rows"].as_u64(), import["result"]["rejected"].as_u64()), (Some(12), Some(1)));
+    assert_eq!(
+        import["result"]["imported"].as_u64().unwrap_or(0) + import["result"]["unchanged"].as_u64().unwrap_or(0),
+        11
+    );
+    let names: Vec<&str> =
+        import["artifacts"].as_array().expect("artifacts").iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, ["rejects.csv"], "{demo}");
 
     // A long job, and a client following it.
     let token = launcher.token("dev", "ops", "admin").await;

@@ -12,7 +12,11 @@ use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{problem::Problem, server::is_body_timeout, AppState};
+use crate::{
+    problem::Problem,
+    server::{is_body_timeout, BodyKind},
+    AppState,
+};
 
 /// A JSON request body, deserialized into `T`.
 ///
@@ -39,7 +43,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             if over_limit {
                 Problem::payload_too_large(limit)
             } else if is_body_timeout(&err) {
-                state.timeouts.body_timed_out(false)
+                state.timeouts.body_timed_out(BodyKind::Ordinary)
             } else {
                 Problem::bad_request(format!("could not read the request body: {err}"))
             }

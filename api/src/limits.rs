@@ -334,6 +334,9 @@ mod tests {
         assert_eq!(write_class(&Method::POST, "/v1/mail-accounts/{id}/poll"), Some(WriteClass::Jobs));
         assert_eq!(write_class(&Method::POST, "/v1/media"), Some(WriteClass::Writes));
         assert_eq!(write_class(&Method::PUT, "/v1/media/{id}/upload"), Some(WriteClass::Writes));
+        assert_eq!(write_class(&Method::POST, "/v1/uploads"), Some(WriteClass::Writes));
+        assert_eq!(write_class(&Method::PUT, "/v1/uploads/{id}/upload"), Some(WriteClass::Writes));
+        assert_eq!(write_class(&Method::GET, "/v1/uploads/{id}"), None);
         assert_eq!(write_class(&Method::PATCH, "/v1/reservations/{id}"), Some(WriteClass::Writes));
         assert_eq!(write_class(&Method::DELETE, "/v1/admin/jobs/{id}"), Some(WriteClass::Writes));
         assert_eq!(write_class(&Method::POST, "/v1/admin/lanes/{lane}/redrive"), Some(WriteClass::Writes));

@@ -11,7 +11,11 @@
 //!   two chunks (tower-http's `TimeoutBody`);
 //! - **uploads**: a photo's bytes (`PUT /v1/media/{id}/upload`, up to
 //!   25 MiB) get [`HttpTimeouts::upload`] in all instead, which a phone on a
-//!   slow network needs, but still no pause longer than `body`.
+//!   slow network needs, but still no pause longer than `body`;
+//! - **import files**: an admin's file for a bulk import
+//!   (`PUT /v1/uploads/{id}/upload`, up to 4 GiB) gets
+//!   [`HttpTimeouts::upload`] too, but never less than [`IMPORT_UPLOAD_TIME`],
+//!   and still no pause longer than `body`.
 //!
 //! A body that runs out of time is a 408 (from the JSON extractor and the
 //! upload), and the connection is closed after it.
@@ -77,13 +81,43 @@ impl Default for HttpTimeouts {
     }
 }
 
-/// Routes whose bodies are large files, with [`HttpTimeouts::upload`].
+/// Routes whose bodies are photos, with [`HttpTimeouts::upload`].
 const UPLOAD_ROUTES: &[&str] = &["/v1/media/{id}/upload"];
+
+/// Routes whose bodies are import files, with [`HttpTimeouts::upload`] but
+/// at least [`IMPORT_UPLOAD_TIME`].
+const IMPORT_ROUTES: &[&str] = &["/v1/uploads/{id}/upload"];
+
+/// The least time an import file (up to 4 GiB) gets in all: 2 hours, which
+/// takes 4 GiB at 5 Mbit/s, or 500 MB at 0.6 Mbit/s. Only admins send
+/// them, and a client that stops sending is still cut off after `body`.
+pub const IMPORT_UPLOAD_TIME: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// What a request body is, which decides the total time it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    /// JSON, a form: [`HttpTimeouts::body`].
+    Ordinary,
+    /// A photo: [`HttpTimeouts::upload`].
+    Upload,
+    /// An import file: [`HttpTimeouts::upload`], at least [`IMPORT_UPLOAD_TIME`].
+    Import,
+}
+
+impl BodyKind {
+    fn of_route(route: Option<&str>) -> BodyKind {
+        match route {
+            Some(route) if UPLOAD_ROUTES.contains(&route) => BodyKind::Upload,
+            Some(route) if IMPORT_ROUTES.contains(&route) => BodyKind::Import,
+            _ => BodyKind::Ordinary,
+        }
+    }
+}
 
 impl HttpTimeouts {
     /// The 408 of a body that ran out of time, saying what the limits are.
-    pub(crate) fn body_timed_out(&self, upload: bool) -> Problem {
-        let total = if upload { self.upload } else { self.body };
+    pub(crate) fn body_timed_out(&self, kind: BodyKind) -> Problem {
+        let total = self.total_for(kind);
         let mut rules = Vec::new();
         if let Some(total) = total {
             rules.push(format!("arrive whole within {} s", total.as_secs_f64()));
@@ -94,12 +128,18 @@ impl HttpTimeouts {
         Problem::request_timeout(format!("the request body was too slow: it must {}", rules.join(" and ")))
     }
 
+    /// The total time a body of this kind may take; `None`: no limit.
+    pub(crate) fn total_for(&self, kind: BodyKind) -> Option<Duration> {
+        match kind {
+            BodyKind::Ordinary => self.body,
+            BodyKind::Upload => self.upload,
+            BodyKind::Import => self.upload.map(|upload| upload.max(IMPORT_UPLOAD_TIME)),
+        }
+    }
+
     /// The total time the body of a request to `route` may take.
     pub(crate) fn body_limit_for(&self, route: Option<&str>) -> Option<Duration> {
-        match route {
-            Some(route) if UPLOAD_ROUTES.contains(&route) => self.upload,
-            _ => self.body,
-        }
+        self.total_for(BodyKind::of_route(route))
     }
 }
 
@@ -245,4 +285,22 @@ fn is_connection_error(err: &std::io::Error) -> bool {
             | std::io::ErrorKind::ConnectionAborted
             | std::io::ErrorKind::ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_get_longer_than_ordinary_bodies_and_import_files_longest() {
+        let timeouts = HttpTimeouts::default();
+        assert_eq!(timeouts.body_limit_for(Some("/v1/jobs")), timeouts.body);
+        assert_eq!(timeouts.body_limit_for(None), timeouts.body);
+        assert_eq!(timeouts.body_limit_for(Some("/v1/media/{id}/upload")), timeouts.upload);
+        assert_eq!(timeouts.body_limit_for(Some("/v1/uploads/{id}/upload")), Some(IMPORT_UPLOAD_TIME));
+        let generous = HttpTimeouts { upload: Some(IMPORT_UPLOAD_TIME * 2), ..timeouts };
+        assert_eq!(generous.body_limit_for(Some("/v1/uploads/{id}/upload")), Some(IMPORT_UPLOAD_TIME * 2));
+        let off = HttpTimeouts { upload: None, ..timeouts };
+        assert_eq!(off.body_limit_for(Some("/v1/uploads/{id}/upload")), None, "off stays off");
+    }
 }

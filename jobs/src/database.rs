@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the jobs port ([`JobStore`]) and the domains' ports
 //! ([`TravelStore`], [`RefreshStore`], [`MediaStore`], [`MailStore`],
-//! [`AdminStore`], [`EventStore`]) together, which both backends implement: what a process
+//! [`AdminStore`], [`EventStore`], [`ImportStore`]) together, which both backends implement: what a process
 //! that serves the API or runs the workers holds. This module sits above
 //! `store` and the domains, so that neither depends on the other.
 
@@ -12,15 +12,22 @@ use std::sync::Arc;
 use crate::{
     admin::AdminStore,
     events::EventStore,
+    imports::ImportStore,
     media::MediaStore,
     store::{redact_url, DynDispatchStore, JobStore, PgStore, QueueMode, Result, SqliteStore, StoreError},
     travel::{mail::MailStore, refresh::RefreshStore, TravelStore},
 };
 
 /// Every port of one database.
-pub trait Store: JobStore + TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + EventStore {}
+pub trait Store:
+    JobStore + TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + EventStore + ImportStore
+{
+}
 
-impl<T> Store for T where T: JobStore + TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + EventStore {}
+impl<T> Store for T where
+    T: JobStore + TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + EventStore + ImportStore
+{
+}
 
 /// A store shared by every task of the process.
 pub type DynStore = Arc<dyn Store>;

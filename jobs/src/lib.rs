@@ -6,6 +6,7 @@ pub mod admin;
 mod aws;
 pub mod database;
 pub mod events;
+pub mod imports;
 pub mod kind;
 pub mod media;
 pub mod model;

@@ -51,6 +51,21 @@ pub fn postgres_admin_url() -> String {
 }
 
 impl TestStore {
+    /// The job `id` once it has ended (succeeded, dead, cancelled), read
+    /// every 25 ms; panics after `patience`.
+    pub async fn wait_for_end(&self, id: uuid::Uuid, patience: std::time::Duration) -> crate::Job {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let job = self.get_job(&crate::Scope::Platform, id).await.ok().flatten();
+            let Some(job) = job else { panic!("job {id} is not in the store") };
+            if job.status.is_final() {
+                return job;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the job never ended: {job:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn new(backend: Backend) -> Result<TestStore> {
         TestStore::new_with(backend, crate::store::QueueMode::Embedded).await
     }

@@ -7,6 +7,7 @@ mod db;
 mod email;
 mod events;
 mod fairness;
+mod import;
 mod queue;
 mod refresh;
 mod vendor_analytics;
@@ -46,6 +47,9 @@ pub enum Workload {
     /// Analytics events: `--events` through `POST /v1/events` in batches of
     /// `--batch`, then one tenant's hour of them exported to Parquet.
     Events,
+    /// A bulk import of a `--rows`-row CSV of reservations: rows/s, and the
+    /// process's peak RSS.
+    Import,
 }
 
 /// Where a bench keeps its jobs (`--backend`).
@@ -84,6 +88,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Workload::Refresh => refresh::run(&args).await?,
         Workload::Fairness => fairness::run(&args).await?,
         Workload::Events => events::run(&args).await?,
+        Workload::Import => import::run(&args).await?,
         #[cfg(feature = "video")]
         Workload::Video => video::run(&args).await?,
         #[cfg(not(feature = "video"))]

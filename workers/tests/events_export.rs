@@ -114,7 +114,7 @@ impl Setup {
         let InsertOutcome::Created(job) = self.store.insert_job(job).await.expect("insert") else {
             panic!("not created")
         };
-        wait_for_end(&self.store, job.id).await
+        self.store.wait_for_end(job.id, Duration::from_secs(60)).await
     }
 
     /// The partition's files, fetched through the object store and read
@@ -146,18 +146,6 @@ impl Setup {
 
     async fn has(&self, key: &ObjectKey) -> bool {
         self.objects.get(key).await.expect("get").is_some()
-    }
-}
-
-async fn wait_for_end(store: &TestStore, id: uuid::Uuid) -> Job {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = store.get_job(&Scope::Platform, id).await.expect("get").expect("the job");
-        if job.status.is_final() {
-            return job;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the export never ended: {job:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

@@ -31,9 +31,11 @@ use crate::routes::{
         USERNAME_MAX_CHARS,
     },
     media::CAPTION_MAX_CHARS,
+    uploads::CONTENT_TYPE_MAX_CHARS,
 };
 use longhaul_jobs::{
     events::{catalogue::NAME_PATTERN, MAX_BATCH, MAX_DEVICE_FIELD_CHARS, MAX_SESSION_ID_CHARS},
+    imports::{MAX_UPLOAD_BYTES, UPLOAD_TYPES},
     kind::{
         ReservationRefreshPayload, FUNNEL_STEPS, FUNNEL_WINDOW_HOURS, LOCALE_PATTERN, MONTH_PATTERN, PAYLOAD_YEARS,
         VIDEO_MEDIA_MAX, VIDEO_NAME_MAX,
@@ -92,6 +94,19 @@ fn token_url_pattern() -> String {
     let host = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*";
     let rest = r"(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~/-]*)?";
     format!(r"^(?:https://{host}|http://(?:localhost|127\.0\.0\.1|\[::1\])){rest}$")
+}
+
+/// An import's content type (see `check_content_type` in
+/// `routes/uploads.rs`): one of [`UPLOAD_TYPES`] in any case, then perhaps
+/// parameters, all printable ASCII or tabs, within surrounding whitespace.
+fn upload_type_pattern() -> String {
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| if c.is_ascii_alphabetic() { format!("[{}{}]", c.to_ascii_uppercase(), c) } else { c.to_string() })
+            .collect()
+    };
+    let types: Vec<String> = UPLOAD_TYPES.iter().map(|name| any_case(name)).collect();
+    format!(r"^{WS}*(?:{})[\t ]*(?:;[\t\x20-\x7e]*)?{WS}*$", types.join("|"))
 }
 
 pub(crate) struct Rules;
@@ -192,6 +207,14 @@ fn apply(openapi: &mut OpenApi) -> Vec<String> {
         s.enum_values = Some(MEDIA_TYPES.iter().map(|t| json!(t)).collect());
     });
     rules.string("NewMediaBody", "caption", |s| s.max_length = Some(CAPTION_MAX_CHARS));
+    rules.string("NewUploadBody", "content_type", |s| {
+        s.pattern = Some(upload_type_pattern());
+        s.max_length = Some(CONTENT_TYPE_MAX_CHARS);
+    });
+    rules.string("NewUploadBody", "size_bytes", |s| {
+        s.minimum = Some(1.into());
+        s.maximum = Some(MAX_UPLOAD_BYTES.into());
+    });
 
     rules.array_bounds("EventsBody", "events", 1, MAX_BATCH);
     rules.string("EventIn", "name", |s| s.pattern = Some(NAME_PATTERN.to_owned()));
@@ -214,6 +237,7 @@ fn apply(openapi: &mut OpenApi) -> Vec<String> {
     payloads(&mut rules);
     rules.job_events();
     rules.binary_body("/v1/media/{id}/upload");
+    rules.binary_body("/v1/uploads/{id}/upload");
     rules.missing
 }
 
@@ -526,7 +550,10 @@ mod tests {
     use longhaul_jobs::kind::{ReportLocale, YearMonth};
 
     use super::*;
-    use crate::routes::mail::{check_host, check_senders, check_text};
+    use crate::routes::{
+        mail::{check_host, check_senders, check_text},
+        uploads::check_content_type,
+    };
 
     #[test]
     fn every_rule_applies() {
@@ -584,6 +611,28 @@ mod tests {
             "x y",
         ] {
             assert_eq!(host.is_match(value), check_host(value).is_ok(), "host {value:?}");
+        }
+        let upload_type = compiled(&upload_type_pattern());
+        for value in [
+            "text/csv",
+            "Text/CSV; charset=utf-8",
+            " application/x-ndjson\n",
+            "application/jsonl ;x=y",
+            "application/json-lines\t",
+            "text/csv;",
+            "\u{3000}text/csv\u{85}",
+            "text/csv\u{3000};x",
+            "text/csv;a\u{3000}b",
+            "text/csv;\u{1}",
+            "text/csv;\u{e9}",
+            "text/csvx",
+            "text/plain",
+            "application/json",
+            "",
+            " ",
+            ";text/csv",
+        ] {
+            assert_eq!(upload_type.is_match(value), check_content_type(value).is_ok(), "content type {value:?}");
         }
         let domain = compiled(&domain_pattern());
         for value in ["airline.example", " Airline.Example. ", "a-.b", "localhost", "a..b", "x@y.example", ""] {

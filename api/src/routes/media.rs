@@ -27,13 +27,9 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use longhaul_jobs::{
-    media::{Media, MediaCheck, MediaStatus, NewMedia, Probe, MAX_MEDIA_BYTES, MEDIA_TYPES},
-    objects::DynObjectStore,
-};
+use longhaul_jobs::media::{Media, MediaCheck, MediaStatus, NewMedia, Probe, MAX_MEDIA_BYTES, MEDIA_TYPES};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -42,13 +38,13 @@ use crate::{
     extract::JsonBody,
     paging,
     problem::Problem,
-    routes::travel::{decode_cursor, trim_page},
-    server::is_body_timeout,
+    routes::{
+        files::{object_error, objects, spool, UPLOAD_FOR},
+        travel::{decode_cursor, trim_page},
+    },
+    server::BodyKind,
     AppState,
 };
-
-/// How long an upload URL works.
-const UPLOAD_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// The longest caption, in characters as sent.
 pub(crate) const CAPTION_MAX_CHARS: usize = 200;
@@ -96,15 +92,6 @@ pub struct MediaQuery {
     pub cursor: Option<String>,
     #[param(schema_with = paging::items_limit_schema)]
     pub limit: Option<String>,
-}
-
-fn objects(state: &AppState) -> Result<&DynObjectStore, Problem> {
-    state.objects.as_ref().ok_or_else(|| Problem::unavailable("this API was started without an object store"))
-}
-
-fn object_error(err: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %err, "the object store failed");
-    Problem::unavailable("the file store did not answer; try again shortly")
 }
 
 fn not_found(raw: &str) -> Problem {
@@ -384,45 +371,24 @@ pub async fn upload_media(
     if media.status != MediaStatus::Pending {
         return Err(Problem::conflict("Already uploaded", format!("photo `{id}` is {} already", media.status)));
     }
+    // Spooled to a temporary file, counted as it comes; the probe keeps the head.
     let limit = usize::try_from(MAX_MEDIA_BYTES).unwrap_or(usize::MAX);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_MEDIA_BYTES) {
-        return Err(Problem::payload_too_large(limit));
-    }
-    // Spooled to a temporary file, counted as it comes.
-    let io = |err: std::io::Error| {
-        tracing::error!(error = %err, "cannot spool an upload");
-        Problem::unavailable("cannot take the upload now; try again shortly")
-    };
-    let spool = tempfile::NamedTempFile::new().map_err(io)?;
-    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(io)?);
     let mut probe = Probe::default();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| {
-            if is_body_timeout(&err) {
-                state.timeouts.body_timed_out(true)
-            } else {
-                Problem::bad_request(format!("the upload broke off: {err}"))
-            }
-        })?;
-        if !probe.feed(&chunk) {
-            return Err(Problem::payload_too_large(limit));
+    let spooled = spool(&state, &headers, body, MAX_MEDIA_BYTES, BodyKind::Upload, |chunk| {
+        if probe.feed(chunk) {
+            Ok(())
+        } else {
+            Err(Problem::payload_too_large(limit))
         }
-        file.write_all(&chunk).await.map_err(io)?;
-    }
-    file.flush().await.map_err(io)?;
-    drop(file);
+    })
+    .await?;
     match probe.check() {
         MediaCheck::Rejected { reason } => {
             state.store.settle_media(media.id, &MediaCheck::Rejected { reason: reason.clone() }).await?;
             Err(Problem::unsupported_media_type(reason))
         }
         ready @ MediaCheck::Ready { content_type, .. } => {
-            objects(&state)?.put_file(&media.key()?, spool.path(), content_type).await.map_err(object_error)?;
+            objects(&state)?.put_file(&media.key()?, spooled.file.path(), content_type).await.map_err(object_error)?;
             state.store.settle_media(media.id, &ready).await?;
             let now = state.store.get_media(&principal.scope(), id).await?.ok_or_else(|| not_found(&raw))?;
             Ok(Json(now))

@@ -3,8 +3,10 @@
 pub mod admin;
 pub mod artifacts;
 pub mod events;
+pub(crate) mod files;
 pub mod health;
 pub mod jobs;
 pub mod mail;
 pub mod media;
 pub mod travel;
+pub mod uploads;

@@ -23,7 +23,8 @@ backend_tests! {
         let document = response.json();
         assert!(document["openapi"].as_str().expect("an openapi version").starts_with("3.1"), "{}", document["openapi"]);
         for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel", "/v1/jobs/{id}/events", "/v1/admin/queues",
-                     "/v1/admin/lanes/{lane}/pause", "/v1/admin/jobs/{id}/retry", "/healthz", "/readyz"] {
+                     "/v1/admin/lanes/{lane}/pause", "/v1/admin/jobs/{id}/retry", "/v1/uploads", "/v1/uploads/{id}",
+                     "/v1/uploads/{id}/upload", "/healthz", "/readyz"] {
             assert!(document["paths"].get(path).is_some(), "{path} is not documented");
         }
         assert!(document["components"]["schemas"].get("Problem").is_some());
@@ -39,7 +40,8 @@ backend_tests! {
             assert!(submit.get(status).is_some(), "POST /v1/jobs lacks {status}: {submit}");
         }
         assert!(submit["429"]["headers"].get("Retry-After").is_some(), "{submit}");
-        for (path, method) in [("/v1/media/{id}/upload", "put"), ("/v1/reservations/{id}", "patch"),
+        for (path, method) in [("/v1/media/{id}/upload", "put"), ("/v1/uploads/{id}/upload", "put"),
+                               ("/v1/uploads", "post"), ("/v1/reservations/{id}", "patch"),
                                ("/v1/mail-accounts/{id}", "delete"), ("/v1/admin/lanes/{lane}/redrive", "post"),
                                ("/v1/jobs/{id}/events", "get")] {
             assert!(responses(path, method).get("429").is_some(), "{method} {path} lacks 429");
@@ -48,6 +50,14 @@ backend_tests! {
         assert!(list.get("401").is_some() && list.get("429").is_none(), "{list}");
         assert!(responses("/healthz", "get").get("401").is_none(), "no token, no 401");
         assert!(responses("/v1/media", "post").get("409").is_some(), "the photo quota");
+        // An import file's PUT answers each of these, and says so.
+        let upload = responses("/v1/uploads/{id}/upload", "put");
+        for status in ["200", "400", "401", "403", "404", "408", "409", "413", "415", "429", "503"] {
+            assert!(upload.get(status).is_some(), "PUT /v1/uploads/{{id}}/upload lacks {status}: {upload}");
+        }
+        for status in ["201", "400", "401", "403", "408", "413", "415", "422", "429", "503"] {
+            assert!(responses("/v1/uploads", "post").get(status).is_some(), "POST /v1/uploads lacks {status}");
+        }
         // Behind a token the database may be out of reach: 503 with Retry-After.
         assert!(list["503"]["headers"].get("Retry-After").is_some(), "{list}");
         assert!(responses("/healthz", "get").get("503").is_none(), "{}", responses("/healthz", "get"));

@@ -1,16 +1,18 @@
 //! One tenant's admin cannot see or change another tenant's anything.
 //!
 //! Tenant B (`globex`) has jobs in every state, an artifact, a paused lane
-//! of its own, a running job on a worker and entries in the audit log.
-//! Tenant A's admin (`acme`, with nothing of its own) then calls every admin
-//! route of the API and every page and action of the dashboard, with and
-//! without `?tenant=globex`. After each call, B's jobs, pauses, whole-lane
-//! pauses and audit log are exactly as they were, and no answer names B or
-//! any of B's ids, or counts B's jobs in a figure.
+//! of its own, a running job on a worker, entries in the audit log and a
+//! pending upload. Tenant A's admin (`acme`, with nothing of its own) then
+//! calls every admin route of the API and every page and action of the
+//! dashboard, with and without `?tenant=globex`. After each call, B's jobs,
+//! pauses, whole-lane pauses, audit log and upload are exactly as they
+//! were, and no answer names B or any of B's ids, or counts B's jobs in a
+//! figure.
 //!
-//! The tables are complete by construction: every `/v1/admin` operation in
-//! `/openapi.json` and every route the dashboard declares must have a row,
-//! so a new admin route fails here until it is covered.
+//! The tables are complete by construction: every `/v1/admin` and
+//! `/v1/uploads` (admins only) operation in `/openapi.json` and every route
+//! the dashboard declares must have a row, so a new admin route fails here
+//! until it is covered.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -45,6 +47,8 @@ struct Other {
     cancelled: String,
     succeeded: String,
     artifact: String,
+    /// A pending upload of B's admin.
+    upload: String,
 }
 
 /// Gives B jobs in every state, an artifact, its own pause of the email
@@ -82,6 +86,9 @@ async fn populate(app: &TestApp) -> Other {
     )
     .await;
     let cancelled = submit(&b_admin, noop()).await;
+    let announced = app.post("/v1/uploads", &b_admin, &json!({"content_type": "text/csv", "purpose": "import"})).await;
+    assert_eq!(announced.status, StatusCode::CREATED, "{}", announced.text());
+    let upload = announced.json()["id"].as_str().expect("an upload id").to_owned();
     let response = app.post(&format!("/v1/jobs/{cancelled}/cancel"), &b_admin, &json!({})).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
 
@@ -129,15 +136,17 @@ async fn populate(app: &TestApp) -> Other {
     };
     app.store.report_worker(&worker).await.expect("report");
 
-    secrets.extend([queued.clone(), delayed, cancelled.clone(), succeeded.clone(), artifact.clone()]);
+    secrets.extend([queued.clone(), delayed, cancelled.clone(), succeeded.clone(), artifact.clone(), upload.clone()]);
     secrets.extend(dead.iter().cloned());
     secrets.push(running.to_string());
-    Other { secrets, queued, dead, cancelled, succeeded, artifact }
+    Other { secrets, queued, dead, cancelled, succeeded, artifact, upload }
 }
 
 /// Everything of B's that an action could change, as the platform sees it.
-async fn snapshot(app: &TestApp) -> Value {
+async fn snapshot(app: &TestApp, other: &Other) -> Value {
     let platform = app.platform();
+    let upload = app.get(&format!("/v1/uploads/{}", other.upload), &platform).await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.text());
     let jobs = app.get(&format!("/v1/admin/jobs?tenant={B}&limit=200"), &platform).await;
     assert_eq!(jobs.status, StatusCode::OK, "{}", jobs.text());
     let mut queues = app.get(&format!("/v1/admin/queues?tenant={B}"), &platform).await.json();
@@ -166,6 +175,7 @@ async fn snapshot(app: &TestApp) -> Value {
         "queues": queues,
         "audit": serde_json::to_value(audit).expect("audit as JSON"),
         "whole_lanes": whole_lanes,
+        "upload": upload.json(),
     })
 }
 
@@ -203,12 +213,14 @@ fn row(method: Method, template: &'static str, path: impl Into<String>, expect: 
 }
 
 const OK: &[StatusCode] = &[StatusCode::OK];
+const CREATED: &[StatusCode] = &[StatusCode::CREATED];
 const ACCEPTED: &[StatusCode] = &[StatusCode::ACCEPTED];
 const NOT_FOUND: &[StatusCode] = &[StatusCode::NOT_FOUND];
 const SEE_OTHER: &[StatusCode] = &[StatusCode::SEE_OTHER];
 const GONE_ELSEWHERE: &[StatusCode] = &[StatusCode::NOT_FOUND, StatusCode::CONFLICT];
 
-/// Every `/v1/admin` operation, as A's admin calls it against B.
+/// Every `/v1/admin` and `/v1/uploads` operation, as A's admin calls it
+/// against B.
 fn api_rows(other: &Other) -> Vec<Row> {
     let mut rows = vec![
         row(Method::GET, "/v1/admin/queues", "/v1/admin/queues", OK),
@@ -228,6 +240,10 @@ fn api_rows(other: &Other) -> Vec<Row> {
             format!("/v1/admin/users/b-user/events?tenant={B}"),
             ACCEPTED,
         ),
+        // A's own upload, which must not be B's.
+        row(Method::POST, "/v1/uploads", "/v1/uploads", CREATED),
+        row(Method::GET, "/v1/uploads/{id}", format!("/v1/uploads/{}", other.upload), NOT_FOUND),
+        row(Method::PUT, "/v1/uploads/{id}/upload", format!("/v1/uploads/{}/upload", other.upload), NOT_FOUND),
     ];
     for id in [&other.dead[0], &other.cancelled, &other.succeeded, &other.queued] {
         rows.push(row(Method::POST, "/v1/admin/jobs/{id}/retry", format!("/v1/admin/jobs/{id}/retry"), NOT_FOUND));
@@ -246,12 +262,13 @@ fn api_rows(other: &Other) -> Vec<Row> {
     rows
 }
 
-/// The `(method, path)` of every `/v1/admin` operation the API documents.
+/// The `(method, path)` of every `/v1/admin` and `/v1/uploads` operation
+/// the API documents.
 async fn documented_admin_operations(app: &TestApp) -> BTreeSet<(String, String)> {
     let spec = app.get("/openapi.json", &app.platform()).await.json();
     let mut operations = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().expect("paths") {
-        if !path.starts_with("/v1/admin") {
+        if !(path.starts_with("/v1/admin") || path.starts_with("/v1/uploads")) {
             continue;
         }
         for method in item.as_object().expect("a path item").keys() {
@@ -270,15 +287,17 @@ backend_tests! {
 
         let covered: BTreeSet<(String, String)> =
             rows.iter().map(|row| (row.method.to_string(), row.template.to_owned())).collect();
-        assert_eq!(covered, documented_admin_operations(&app).await, "every /v1/admin operation has a row here");
+        assert_eq!(covered, documented_admin_operations(&app).await, "every /v1/admin and /v1/uploads operation has a row here");
 
-        let before = snapshot(&app).await;
+        let before = snapshot(&app, &other).await;
         for row in &rows {
             let request = crate::helpers::request(row.method.clone(), &row.path, Some(&admin))
                 .header(header::CONTENT_TYPE, "application/json");
             let body = match row.method {
+                Method::POST if row.template == "/v1/uploads" => Body::from(r#"{"content_type": "text/csv", "purpose": "import"}"#),
                 Method::POST => Body::from("{}"),
-                // A whole catalogue, which would replace B's were it scoped wrong.
+                // A whole catalogue, which would replace B's were it scoped
+                // wrong (and, as a file, B's upload).
                 Method::PUT => Body::from(r#"{"events": {"a_event": {}}}"#),
                 _ => Body::empty(),
             };
@@ -296,7 +315,7 @@ backend_tests! {
                 }
                 assert_all_zero(&what, &lanes);
             }
-            assert_eq!(snapshot(&app).await, before, "{what} changed the other tenant's state");
+            assert_eq!(snapshot(&app, &other).await, before, "{what} changed the other tenant's state");
         }
     }
 
@@ -351,19 +370,19 @@ backend_tests! {
             .collect();
         assert_eq!(covered, declared, "every dashboard route has a row here");
 
-        let before = snapshot(&app).await;
+        let before = snapshot(&app, &other).await;
         for (_, path, expect) in &pages {
             let response = get(&app, path, &cookie).await;
             assert!(expect.contains(&response.status), "GET {path} answered {}: {}", response.status, response.text());
             assert_nothing_of(&other, &format!("GET {path}"), &response.text());
-            assert_eq!(snapshot(&app).await, before, "GET {path} changed the other tenant's state");
+            assert_eq!(snapshot(&app, &other).await, before, "GET {path} changed the other tenant's state");
         }
         for (_, path, form, expect) in &actions {
             let mut fields: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
             fields.extend(form.iter().map(|(name, value)| (*name, value.as_str())));
             let response = post_form(&app, path, &cookie, &fields).await;
             assert!(expect.contains(&response.status), "POST {path} answered {}: {}", response.status, response.text());
-            assert_eq!(snapshot(&app).await, before, "POST {path} {form:?} changed the other tenant's state");
+            assert_eq!(snapshot(&app, &other).await, before, "POST {path} {form:?} changed the other tenant's state");
         }
 
         // The live figures: the history and the lanes, A's only.

@@ -50,3 +50,4 @@ mod mail;
 mod media;
 mod server;
 mod travel;
+mod uploads;

@@ -13,6 +13,7 @@
 //! and a rule that one field's type cannot state is [`Kind::check`]. The
 //! worker is handed the same type, read back from the stored JSON.
 
+mod bulk_import;
 mod email_poll;
 mod events_erase;
 mod events_export;
@@ -31,6 +32,7 @@ use uuid::Uuid;
 
 use crate::model::{Lane, UnknownName};
 
+pub use bulk_import::{BulkImport, BulkImportPayload};
 pub use email_poll::{EmailPoll, EmailPollPayload};
 pub use events_erase::{EventsErase, EventsErasePayload};
 pub use events_export::{EventsExport, EventsExportPayload};
@@ -213,6 +215,7 @@ pub struct JobKind(&'static KindSpec);
 
 inventory::collect!(JobKind);
 
+inventory::submit!(JobKind::of::<BulkImport>());
 inventory::submit!(JobKind::of::<EmailPoll>());
 inventory::submit!(JobKind::of::<EventsErase>());
 inventory::submit!(JobKind::of::<EventsExport>());
@@ -223,6 +226,7 @@ inventory::submit!(JobKind::of::<ReservationRefresh>());
 inventory::submit!(JobKind::of::<VideoCompile>());
 
 impl JobKind {
+    pub const BULK_IMPORT: JobKind = JobKind::of::<BulkImport>();
     pub const EMAIL_POLL: JobKind = JobKind::of::<EmailPoll>();
     pub const EVENTS_ERASE: JobKind = JobKind::of::<EventsErase>();
     pub const EVENTS_EXPORT: JobKind = JobKind::of::<EventsExport>();
@@ -369,6 +373,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "bulk_import",
                 "email_poll",
                 "events_erase",
                 "events_export",

@@ -26,28 +26,45 @@ pub(crate) const RESERVATION_COLUMNS: &str =
      ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, \
      version, checked_at";
 
-/// Regroups one user's trips, inside the caller's transaction. On
-/// PostgreSQL the user's trips are locked first, so two writes for one user
-/// regroup one at a time; SQLite's one writer does that already.
+/// Regroups one user's trips, inside the caller's transaction.
 pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Result<()> {
+    regroup_users(tx, tenant_id, &[user_id.to_owned()]).await
+}
+
+/// Regroups the trips of each of `users` (one tenant's), inside the
+/// caller's transaction, in a fixed number of statements however many
+/// users there are (a batch of an import touches hundreds). On PostgreSQL
+/// the users are locked first, in order, so two writes for one user regroup
+/// one at a time and two batches cannot deadlock; SQLite's one writer does
+/// that already.
+pub(crate) async fn regroup_users(tx: &mut Tx, tenant_id: &str, users: &[String]) -> Result<()> {
+    let mut users: Vec<String> = users.to_vec();
+    users.sort_unstable();
+    users.dedup();
+    if users.is_empty() {
+        return Ok(());
+    }
     if tx.dialect() == Dialect::Postgres {
-        let lock =
-            tx.sql("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))").bind(tenant_id).bind(user_id);
+        let mut lock = tx.sql("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || u.user_id, 0)) FROM ");
+        lock = lock.bind(tenant_id);
+        lock.push("(SELECT user_id FROM ")
+            .push_table(Table::new().column("user_id", users.clone()), "l")
+            .push(" ORDER BY user_id) AS u");
         tx.execute(lock).await?;
     }
-    // Every reservation of the user, through the user's index: the
+    // Every reservation of the users, through the users' index: the
     // confirmed ones are grouped, the cancelled ones leave their trip. (A
     // statement of its own for the cancelled ones, cached as a generic plan,
     // can pick the `trip_id` index instead and read every trip's rows.)
-    let select = tx
+    let mut select = tx
         .sql(
-            "SELECT id, type, status, starts_at, ends_at, city, origin, destination, trip_id, trip_pinned \
-             FROM reservations WHERE tenant_id = $1 AND user_id = $2",
+            "SELECT user_id, id, type, status, starts_at, ends_at, city, origin, destination, trip_id, trip_pinned \
+             FROM reservations WHERE tenant_id = $1 AND ",
         )
-        .bind(tenant_id)
-        .bind(user_id);
+        .bind(tenant_id);
+    select.push_any("user_id", users.clone());
     let mut leaving = Vec::new();
-    let mut members = Vec::new();
+    let mut members: std::collections::HashMap<String, Vec<Member>> = std::collections::HashMap::new();
     for row in tx.rows(select).await? {
         let trip_id = row.opt_uuid("trip_id")?;
         if row.get::<String>("status")? != "confirmed" {
@@ -56,7 +73,7 @@ pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Resu
         }
         let (city, origin, destination): (Option<String>, Option<String>, Option<String>) =
             (row.get("city")?, row.get("origin")?, row.get("destination")?);
-        members.push(Member {
+        members.entry(row.get("user_id")?).or_default().push(Member {
             id: row.uuid("id")?,
             starts_at: row.time("starts_at")?,
             ends_at: row.opt_time("ends_at")?,
@@ -67,20 +84,23 @@ pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Resu
             pinned: row.get("trip_pinned")?,
         });
     }
-    let plans = group_into_trips(members);
-    let trip_ids: Vec<Uuid> = plans.iter().map(|plan| plan.id).collect();
+    let plans: Vec<(String, super::TripPlan)> = members
+        .into_iter()
+        .flat_map(|(user, members)| group_into_trips(members).into_iter().map(move |plan| (user.clone(), plan)))
+        .collect();
+    let trip_ids: Vec<Uuid> = plans.iter().map(|(_, plan)| plan.id).collect();
     let trips = Table::new()
         .column("id", trip_ids.clone())
-        .column("name", plans.iter().map(|plan| plan.name.clone()).collect::<Vec<_>>())
-        .column("starts_at", plans.iter().map(|plan| plan.starts_at).collect::<Vec<_>>())
-        .column("ends_at", plans.iter().map(|plan| plan.ends_at).collect::<Vec<_>>());
+        .column("user_id", plans.iter().map(|(user, _)| user.clone()).collect::<Vec<_>>())
+        .column("name", plans.iter().map(|(_, plan)| plan.name.clone()).collect::<Vec<_>>())
+        .column("starts_at", plans.iter().map(|(_, plan)| plan.starts_at).collect::<Vec<_>>())
+        .column("ends_at", plans.iter().map(|(_, plan)| plan.ends_at).collect::<Vec<_>>());
     let mut upsert = tx
         .sql(
             "INSERT INTO trips (id, tenant_id, user_id, name, starts_at, ends_at, created_at, updated_at) \
-             SELECT id, $1, $2, name, starts_at, ends_at, now(), now() FROM ",
+             SELECT id, $1, user_id, name, starts_at, ends_at, now(), now() FROM ",
         )
-        .bind(tenant_id)
-        .bind(user_id);
+        .bind(tenant_id);
     upsert.push_table(trips, "t").push(
         " WHERE true ON CONFLICT (id) DO UPDATE SET name = excluded.name, starts_at = excluded.starts_at, \
            ends_at = excluded.ends_at, updated_at = excluded.updated_at \
@@ -89,19 +109,25 @@ pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Resu
     );
     tx.execute(upsert).await?;
     let (members, member_trips): (Vec<Uuid>, Vec<Uuid>) =
-        plans.iter().flat_map(|plan| plan.members.iter().map(move |id| (*id, plan.id))).unzip();
+        plans.iter().flat_map(|(_, plan)| plan.members.iter().map(move |id| (*id, plan.id))).unzip();
+    // Bounded by the users' index, so the join reads only their rows
+    // whatever plan the list of ids gets (without it, PostgreSQL may hash
+    // the list and scan every reservation).
     let mut join = tx.sql("UPDATE reservations SET trip_id = m.trip_id FROM ");
     join.push_table(Table::new().column("id", members).column("trip_id", member_trips), "m")
-        .push(" WHERE reservations.id = m.id AND reservations.trip_id IS DISTINCT FROM m.trip_id");
+        .push(" WHERE reservations.id = m.id AND reservations.trip_id IS DISTINCT FROM m.trip_id")
+        .push(" AND reservations.tenant_id = ")
+        .push_bind(tenant_id)
+        .push(" AND ");
+    join.push_any("reservations.user_id", users.clone());
     tx.execute(join).await?;
     if !leaving.is_empty() {
         let mut leave = tx.sql("UPDATE reservations SET trip_id = NULL WHERE ");
         leave.push_any("id", leaving);
         tx.execute(leave).await?;
     }
-    let mut delete =
-        tx.sql("DELETE FROM trips WHERE tenant_id = $1 AND user_id = $2 AND NOT ").bind(tenant_id).bind(user_id);
-    delete.push("(").push_any("id", trip_ids).push(")");
+    let mut delete = tx.sql("DELETE FROM trips WHERE tenant_id = $1 AND ").bind(tenant_id);
+    delete.push_any("user_id", users).push(" AND NOT (").push_any("id", trip_ids).push(")");
     tx.execute(delete).await?;
     Ok(())
 }

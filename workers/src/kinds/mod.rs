@@ -3,6 +3,7 @@
 //! [`Handler`](crate::Handler) is here, registered in
 //! [`Registry::with_defaults`].
 
+mod bulk_import;
 pub mod email_poll;
 mod events_erase;
 mod events_export;
@@ -18,6 +19,7 @@ use longhaul_jobs::JobKind;
 
 use crate::handler::Registry;
 
+pub use bulk_import::BulkImport;
 pub use email_poll::{EmailPoll, MailSettings};
 pub use events_erase::EventsErase;
 pub use events_export::{EventsExport, ExportSettings};
@@ -37,6 +39,7 @@ impl Registry {
     pub fn with_defaults() -> Self {
         let mut registry = Registry::default();
         registry.register(Noop);
+        registry.register(BulkImport);
         registry.register(EmailPoll::new(MailSettings::default()));
         registry.register(ReportBuild);
         registry.register(EventsExport::new(ExportSettings::default()));
