@@ -71,14 +71,15 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     let token = launcher.token("dev", "ops", "admin").await;
     let client = reqwest::Client::new();
 
-    // The demo loaded its sample year: an admin of the tenant sees it, as
-    // reservations and as trips.
+    // The demo loaded its sample year, and imported eleven reservations of
+    // three travellers: an admin of the tenant sees them all, as
+    // reservations and as trips (the sample year's six, one per traveller).
     let page = |path: &str| {
         let request = client.get(format!("{url}{path}")).bearer_auth(&token).send();
         async move { request.await.expect("a list").json::<Value>().await.expect("JSON") }
     };
-    assert_eq!(page("/v1/reservations?limit=200").await["items"].as_array().map(Vec::len), Some(33));
-    assert_eq!(page("/v1/trips").await["items"].as_array().map(Vec::len), Some(6));
+    assert_eq!(page("/v1/reservations?limit=200").await["items"].as_array().map(Vec::len), Some(33 + 11));
+    assert_eq!(page("/v1/trips").await["items"].as_array().map(Vec::len), Some(6 + 3));
 
     // The film plays: ffprobe reads H.264 and AAC at 1080×1920 from the file
     // the artifact URL serves.
