@@ -28,7 +28,7 @@ longhaul_jobs::on_every_backend!(
 struct Setup {
     store: TestStore,
     objects: TestObjectStore,
-    runtime: Option<Runtime>,
+    _runtime: Runtime,
 }
 
 impl Setup {
@@ -43,8 +43,8 @@ impl Setup {
             scheduler: false,
             ..WorkerConfig::default()
         };
-        let runtime = Some(Runtime::start_with(services, Registry::with_defaults(), config));
-        Setup { store, objects, runtime }
+        let runtime = Runtime::start_with(services, Registry::with_defaults(), config);
+        Setup { store, objects, _runtime: runtime }
     }
 
     /// An upload announced by an admin, with no bytes yet.
@@ -99,14 +99,6 @@ impl Setup {
         let scope = Scope::User { tenant_id: tenant.into(), user_id: user.into() };
         let filter = ReservationFilter { oldest_first: true, limit: 100, ..ReservationFilter::default() };
         self.store.list_reservations(&scope, &filter).await.expect("list")
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            drop(runtime);
-        }
     }
 }
 
