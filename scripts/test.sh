@@ -121,6 +121,10 @@ service_moto() {
     note "starting moto_server on 127.0.0.1:$port (log: $log; it will be stopped when this script exits)"
     "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
     local pid=$!
+    # A test that reads what an SNS endpoint received starts a server of its
+    # own: the shared one's /moto-api/data.json fails once other tests have
+    # deleted buckets that held keys.
+    export LONGHAUL_TEST_MOTO_SERVER="$venv/bin/moto_server"
     at_exit "note 'stopping moto_server'; kill $pid 2>/dev/null; wait $pid 2>/dev/null"
     export LONGHAUL_TEST_AWS_ENDPOINT_URL="http://127.0.0.1:$port"
     local waited=0

@@ -314,7 +314,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let stop = shutdown_signal();
     let api_config = ApiConfig { shutdown: stop.clone(), ..api_config };
     let notifier = longhaul_jobs::notify::from_env().await?;
-    let services = Services { store: store.clone(), queue, notifier, objects: Some(objects.clone()) };
+    let push = longhaul_jobs::notify::push::from_env().await?;
+    let services = Services { store: store.clone(), queue, notifier, objects: Some(objects.clone()), push };
     let registry = registry(secrets, &worker_config, true)?;
     let runtime = Runtime::start_with(services, registry, worker_config);
     // Bind before printing, so the URL printed is one that answers.
@@ -397,7 +398,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     );
     let stop = shutdown_signal();
     let notifier = longhaul_jobs::notify::from_env().await?;
-    let services = Services { store: store.clone(), queue, notifier, objects: Some(objects) };
+    let push = longhaul_jobs::notify::push::from_env().await?;
+    let services = Services { store: store.clone(), queue, notifier, objects: Some(objects), push };
     let registry = registry(config::secrets(&data_dir, false)?, &worker_config, false)?;
     let runtime = Runtime::start_with(services, registry, worker_config);
     // The probes answer until the runtime has stopped: a worker that drains

@@ -294,6 +294,19 @@ impl Shared {
         (reservation.version, reservation.changed_at)
     }
 
+    /// Moves reservation `i` of `provider` by `by` (a rebooking): its start
+    /// and end together, version up by one, stamped now.
+    fn shift(&self, provider: &ProviderState, i: u64, by: chrono::Duration) -> SimReservation {
+        let mut shard = provider.shard(i).write().unwrap_or_else(PoisonError::into_inner);
+        let reservation = shard.entry(i).or_insert_with(|| initial(self.config.anchor, &provider.name, i));
+        reservation.starts_at += by;
+        reservation.ends_at = reservation.ends_at.map(|end| end + by);
+        reservation.version += 1;
+        reservation.changed_at = Utc::now().trunc_subsecs(6);
+        Counters::add(&provider.counters.changes, 1);
+        reservation.clone()
+    }
+
     /// Applies `n` changes to uniformly random reservations of all
     /// providers.
     fn change_random(&self, n: u64) {
@@ -478,6 +491,16 @@ impl Sim {
         let p = shared.provider(provider).filter(|_| i < shared.config.reservations_per_provider)?;
         let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
         Some(shared.change(p, i, &mut rng))
+    }
+
+    /// Moves reservation `i` of `provider` by `by`, start and end together,
+    /// as a rebooking does: a known change (where [`Sim::change_now`] picks
+    /// one at random). The reservation as it now is; `None` if there is no
+    /// such reservation.
+    pub fn move_now(&self, provider: &str, i: u64, by: chrono::Duration) -> Option<SimReservation> {
+        let shared = &self.inner.shared;
+        let p = shared.provider(provider).filter(|_| i < shared.config.reservations_per_provider)?;
+        Some(shared.shift(p, i, by))
     }
 
     /// Reservation `i` of `provider` as it is now; `None` if there is no

@@ -301,6 +301,21 @@ data "aws_iam_policy_document" "worker" {
     resources = [aws_sns_topic.events.arn]
   }
 
+  # Every worker runs the pusher: it makes, updates and deletes the platform
+  # endpoints of travelers' devices, and publishes to them. Scoped by name to
+  # this stack's platform applications (sns.tf), whether or not they exist.
+  statement {
+    sid    = "MobilePush"
+    effect = "Allow"
+    actions = [
+      "sns:CreatePlatformEndpoint",
+      "sns:SetEndpointAttributes",
+      "sns:DeleteEndpoint",
+      "sns:Publish",
+    ]
+    resources = local.push_resource_arns
+  }
+
   statement {
     sid    = "EventsKeyThroughSns"
     effect = "Allow"

@@ -31,7 +31,7 @@ locals {
   api_env = merge(local.common_env, local.lane_queue_url_env, {
     LONGHAUL_JWKS_URL = "https://cognito-idp.${local.region}.amazonaws.com/${var.cognito_user_pool_id}/.well-known/jwks.json"
   })
-  worker_env = merge(local.common_env, local.lane_queue_url_env, {
+  worker_env = merge(local.common_env, local.lane_queue_url_env, local.push_env, {
     LONGHAUL_SNS_TOPIC_ARN = aws_sns_topic.events.arn
   })
 }

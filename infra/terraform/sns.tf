@@ -39,3 +39,49 @@ data "aws_iam_policy_document" "sns_events" {
     }
   }
 }
+
+################################################################################
+# SNS mobile push: travelers' phones
+#
+# One platform application per push service, each made only when its
+# credentials are given: APNs (token-based, a .p8 signing key) for iOS, FCM
+# (a service account's JSON key) for Android. The workers' pusher makes one
+# platform endpoint per registered device token under them, publishes to it,
+# and deletes endpoints whose token died (see workers/src/courier/push.rs).
+# The credentials are sensitive variables: they are kept in the state, which
+# is encrypted, and never in a tfvars file under version control.
+################################################################################
+
+resource "aws_sns_platform_application" "ios" {
+  count = var.push_ios == null ? 0 : 1
+
+  name                     = "${local.name}-ios"
+  platform                 = var.push_ios.sandbox ? "APNS_SANDBOX" : "APNS"
+  platform_credential      = var.apns_signing_key
+  platform_principal       = var.push_ios.key_id
+  apple_platform_team_id   = var.push_ios.team_id
+  apple_platform_bundle_id = var.push_ios.bundle_id
+}
+
+resource "aws_sns_platform_application" "android" {
+  count = var.push_android ? 1 : 0
+
+  name                = "${local.name}-android"
+  platform            = "GCM"
+  platform_credential = var.fcm_service_account_json
+}
+
+locals {
+  # The platform applications that exist, and the worker variables that
+  # name them (none: travelers' notifications stay in the in-app inbox).
+  push_env = merge(
+    { for app in aws_sns_platform_application.ios : "LONGHAUL_SNS_PLATFORM_APP_IOS" => app.arn },
+    { for app in aws_sns_platform_application.android : "LONGHAUL_SNS_PLATFORM_APP_ANDROID" => app.arn },
+  )
+  # What the pusher may touch: this stack's applications (any push
+  # service) and their endpoints.
+  push_resource_arns = [
+    "arn:${local.partition}:sns:${local.region}:${local.account_id}:app/*/${local.name}-*",
+    "arn:${local.partition}:sns:${local.region}:${local.account_id}:endpoint/*/${local.name}-*/*",
+  ]
+}

@@ -254,6 +254,46 @@ variable "cognito_user_pool_id" {
 }
 
 ################################################################################
+# Push notifications (SNS mobile push; sns.tf)
+################################################################################
+
+variable "push_ios" {
+  description = "APNs token-based credentials' public parts for iOS pushes (null: no iOS pushes). `sandbox` sends through APNs' development environment."
+  type = object({
+    bundle_id = string
+    team_id   = string
+    key_id    = string
+    sandbox   = optional(bool, false)
+  })
+  default = null
+}
+
+variable "apns_signing_key" {
+  description = "The APNs signing key (.p8 file contents) of push_ios.key_id. Sensitive: pass it as TF_VAR_apns_signing_key."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.apns_signing_key == null || can(regex("BEGIN PRIVATE KEY", var.apns_signing_key))
+    error_message = "apns_signing_key must be the contents of an APNs .p8 key file."
+  }
+}
+
+variable "push_android" {
+  description = "Whether Android phones get pushes through FCM (then fcm_service_account_json is required)."
+  type        = bool
+  default     = false
+}
+
+variable "fcm_service_account_json" {
+  description = "The FCM v1 service account's JSON key. Sensitive: pass it as TF_VAR_fcm_service_account_json."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+################################################################################
 # Kubernetes identities (must match the manifests in infra/k8s)
 ################################################################################
 

@@ -728,7 +728,23 @@ def test_workers_receive_from_their_own_lane_only(root: Config):
     receivers = [s for s in worker if "sqs:ReceiveMessage" in s.actions]
     assert receivers and all(s.resources == ["${aws_sqs_queue.lane[each.key].arn}"] for s in receivers)
     publishers = [s for s in worker if "sns:Publish" in s.actions]
-    assert publishers and all(s.resources == ["${aws_sns_topic.events.arn}"] for s in publishers)
+    assert [s.sid for s in publishers] == ["PublishEvents", "MobilePush"]
+    assert publishers[0].resources == ["${aws_sns_topic.events.arn}"]
+    assert publishers[1].resources == ["${local.push_resource_arns}"]
+
+
+def test_the_pusher_touches_this_stacks_push_applications_only(root: Config):
+    arns = root.locals["push_resource_arns"]
+    assert arns == [
+        "arn:${local.partition}:sns:${local.region}:${local.account_id}:app/*/${local.name}-*",
+        "arn:${local.partition}:sns:${local.region}:${local.account_id}:endpoint/*/${local.name}-*/*",
+    ]
+    apps = root.resources["aws_sns_platform_application"]
+    assert set(apps) == {"ios", "android"}
+    for app in apps.values():
+        assert attr(app, "name").startswith("${local.name}-")
+    variables = root.variables
+    assert variables["apns_signing_key"]["sensitive"] and variables["fcm_service_account_json"]["sensitive"]
 
 
 LAKE_DOCUMENTS = {"lake_read_write", "lake_read"}

@@ -3,7 +3,8 @@
 //!
 //! [`Store`] is the jobs port ([`JobStore`]) and the domains' ports
 //! ([`TravelStore`], [`RefreshStore`], [`MediaStore`], [`MailStore`],
-//! [`AdminStore`], [`EventStore`], [`ImportStore`]) together, which both backends implement: what a process
+//! [`AdminStore`], [`EventStore`], [`ImportStore`],
+//! [`InboxStore`]) together, which both backends implement: what a process
 //! that serves the API or runs the workers holds. This module sits above
 //! `store` and the domains, so that neither depends on the other.
 
@@ -13,6 +14,7 @@ use crate::{
     admin::AdminStore,
     events::EventStore,
     imports::ImportStore,
+    inbox::InboxStore,
     media::MediaStore,
     store::{redact_url, DynDispatchStore, JobStore, PgStore, QueueMode, Result, SqliteStore, StoreError},
     travel::{mail::MailStore, refresh::RefreshStore, TravelStore},
@@ -20,12 +22,20 @@ use crate::{
 
 /// Every port of one database.
 pub trait Store:
-    JobStore + TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + EventStore + ImportStore
+    JobStore + TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + EventStore + ImportStore + InboxStore
 {
 }
 
 impl<T> Store for T where
-    T: JobStore + TravelStore + RefreshStore + MediaStore + MailStore + AdminStore + EventStore + ImportStore
+    T: JobStore
+        + TravelStore
+        + RefreshStore
+        + MediaStore
+        + MailStore
+        + AdminStore
+        + EventStore
+        + ImportStore
+        + InboxStore
 {
 }
 

@@ -7,6 +7,7 @@ mod aws;
 pub mod database;
 pub mod events;
 pub mod imports;
+pub mod inbox;
 pub mod kind;
 pub mod media;
 pub mod model;

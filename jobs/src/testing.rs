@@ -196,9 +196,16 @@ pub fn aws_endpoint_url() -> String {
 /// SDK configuration for the local endpoint, with throwaway credentials.
 #[cfg(feature = "aws")]
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_sdk_config_at(&aws_endpoint_url()).await
+}
+
+/// SDK configuration for a local endpoint at `url` (a test's own
+/// `moto_server`), with throwaway credentials.
+#[cfg(feature = "aws")]
+pub async fn aws_sdk_config_at(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(aws_endpoint_url())
+        .endpoint_url(url)
         .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "longhaul-tests"))
         .load()
         .await

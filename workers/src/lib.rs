@@ -7,11 +7,14 @@
 //!   already typed, and the [`Registry`] of a process's handlers; [`context`]:
 //!   what a handler gets for one attempt; [`error`]: how an attempt fails.
 //! - [`kinds`]: one handler module per job kind.
+//! - [`courier`]: outbox events that concern a traveler made into
+//!   notifications (the in-app inbox) and pushes to their phones.
 //! - [`agency`]: the travel agencies `reservation_refresh` asks, behind one
 //!   port, with the HTTP JSON adapter.
 
 pub mod agency;
 pub mod context;
+pub mod courier;
 pub mod error;
 pub mod handler;
 pub mod kinds;

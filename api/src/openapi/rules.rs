@@ -30,12 +30,14 @@ use crate::routes::{
         CLIENT_ID_MAX_CHARS, HOST_MAX_CHARS, MAX_SENDERS, PASSWORD_MAX_CHARS, REFRESH_TOKEN_MAX_CHARS,
         USERNAME_MAX_CHARS,
     },
+    me::{LOCALE_MAX_CHARS, PROFILE_LOCALE_PATTERN},
     media::CAPTION_MAX_CHARS,
     uploads::CONTENT_TYPE_MAX_CHARS,
 };
 use longhaul_jobs::{
     events::{catalogue::NAME_PATTERN, MAX_BATCH, MAX_DEVICE_FIELD_CHARS, MAX_SESSION_ID_CHARS},
     imports::{MAX_UPLOAD_BYTES, UPLOAD_TYPES},
+    inbox::APP_VERSION_MAX_CHARS,
     kind::{
         ReservationRefreshPayload, FUNNEL_STEPS, FUNNEL_WINDOW_HOURS, LOCALE_PATTERN, MONTH_PATTERN, PAYLOAD_YEARS,
         VIDEO_MEDIA_MAX, VIDEO_NAME_MAX,
@@ -230,12 +232,26 @@ fn apply(openapi: &mut OpenApi) -> Vec<String> {
         });
     }
 
+    rules.string("ProfileChanges", "time_zone", |s| {
+        s.enum_values = Some(chrono_tz::TZ_VARIANTS.iter().map(|zone| json!(zone.name())).collect());
+        s.pattern = None;
+    });
+    rules.string("ProfileChanges", "locale", |s| {
+        s.pattern = Some(PROFILE_LOCALE_PATTERN.to_owned());
+        s.max_length = Some(LOCALE_MAX_CHARS);
+    });
+    rules.string("NewDeviceBody", "app_version", |s| {
+        s.pattern = Some(r"^[^\x00-\x1f\x7f-\x9f]*$".to_owned());
+        s.max_length = Some(APP_VERSION_MAX_CHARS);
+    });
+
     // A tenant's part of a sweep has a subset of the platform report's
     // fields, so a platform report matches both shapes: either, not
     // exactly one.
     rules.any_of("SweepItem");
     payloads(&mut rules);
-    rules.job_events();
+    rules.event_stream("/v1/jobs/{id}/events", &["status", "progress"], "JobView");
+    rules.event_stream("/v1/me/notifications", &["notification"], "Notification");
     rules.binary_body("/v1/media/{id}/upload");
     rules.binary_body("/v1/uploads/{id}/upload");
     rules.missing
@@ -429,11 +445,12 @@ impl Edits<'_> {
         }
     }
 
-    /// The job event stream: each event is a `status` or `progress` event
-    /// whose data is the job, or one `expired` event whose data is a
-    /// problem document (see `crate::sse`).
-    fn job_events(&mut self) {
-        let (path, status, media) = ("/v1/jobs/{id}/events", "200", "text/event-stream");
+    /// An event stream: each event is one of `names` whose data is the
+    /// component `data` (the job's `status` or `progress`; a
+    /// `notification`), or one `expired` event whose data is a problem
+    /// document (see `crate::sse`).
+    fn event_stream(&mut self, path: &str, names: &[&str], data: &str) {
+        let (status, media) = ("200", "text/event-stream");
         let content = self
             .openapi
             .paths
@@ -450,7 +467,7 @@ impl Edits<'_> {
             return;
         };
         let mut one_of = OneOf::new();
-        one_of.items = vec![event(&["status", "progress"], "JobView"), event(&["expired"], "Problem")];
+        one_of.items = vec![event(names, data), event(&["expired"], "Problem")];
         content.schema = Some(RefOr::T(Schema::OneOf(one_of)));
     }
 
@@ -568,6 +585,12 @@ mod tests {
     /// Each pattern accepts what its validator accepts, and nothing else.
     #[test]
     fn the_patterns_agree_with_the_validators() {
+        let locale = compiled(PROFILE_LOCALE_PATTERN);
+        for value in ["en", "pt-BR", "pt_br", "zh-Hant-TW", "e", "english", "pt-", "pt-BR!", " en", "en-abcdefghi", "é"]
+        {
+            let taken = longhaul_jobs::imports::normalise_locale(value).is_some();
+            assert_eq!(locale.is_match(value), taken, "locale {value:?}");
+        }
         let text = compiled(&text_pattern());
         for value in [
             "alice",

@@ -7,6 +7,7 @@ pub(crate) mod files;
 pub mod health;
 pub mod jobs;
 pub mod mail;
+pub mod me;
 pub mod media;
 pub mod travel;
 pub mod uploads;

@@ -47,6 +47,7 @@ mod jobs;
 mod jwks;
 mod limits;
 mod mail;
+mod me;
 mod media;
 mod server;
 mod travel;

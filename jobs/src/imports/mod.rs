@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use rows::{reservation_row, user_row, RowError, IMPORT_YEARS, USER_ID_MAX_CHARS};
+pub use rows::{normalise_locale, reservation_row, user_row, RowError, IMPORT_YEARS, USER_ID_MAX_CHARS};
 
 use crate::{
     model::Scope,

@@ -268,7 +268,7 @@ fn normalise_email(email: &str) -> Option<String> {
 
 /// A BCP 47 tag as longhaul stores it: `pt-BR` from `pt_br`. A language of
 /// 2 or 3 letters, then subtags of 1 to 8 letters or digits.
-fn normalise_locale(tag: &str) -> Option<String> {
+pub fn normalise_locale(tag: &str) -> Option<String> {
     let mut parts = tag.split(['-', '_']);
     let language = parts.next()?;
     if !(2..=3).contains(&language.len()) || !language.chars().all(|c| c.is_ascii_alphabetic()) {

@@ -1,5 +1,6 @@
 //! Notifications: events that leave longhaul (`job.succeeded`, `job.failed`,
-//! `job.dead`, and later `reservation.changed`).
+//! `job.dead`, `reservation.changed`), and the pushes to travelers' phones
+//! ([`push`]).
 //!
 //! Events are written to the outbox table in the same transaction as what
 //! they announce, so an event is never sent for a change that did not
@@ -7,8 +8,11 @@
 //! [`Notifier`]: SNS in production, the log on embedded defaults. Delivery is
 //! at least once; consumers deduplicate on `event_id`.
 
+pub mod push;
 #[cfg(feature = "aws")]
 mod sns;
+#[cfg(feature = "aws")]
+mod sns_push;
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "aws")]
 pub use sns::SnsNotifier;
+#[cfg(feature = "aws")]
+pub use sns_push::SnsPush;
 
 use crate::store::DynJobStore;
 

@@ -13,7 +13,7 @@ mod scheduler;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use longhaul_jobs::{
-    notify::{DynNotifier, LogNotifier, Publisher},
+    notify::{push::DynPushService, DynNotifier, LogNotifier, Publisher},
     objects::DynObjectStore,
     queue::{DynQueue, EmbeddedQueue},
     DynStore, JobKind, Lane,
@@ -25,7 +25,10 @@ pub use crate::context::{CancelReason, Cancellation, JobContext};
 pub use presence::REPORT_INTERVAL;
 pub use retry::RetryPolicy;
 
-use crate::handler::Registry;
+use crate::{
+    courier::{push::Pusher, Courier},
+    handler::Registry,
+};
 
 /// How a worker process runs. Every field has a production default; the CLI
 /// fills them from flags and `LONGHAUL_*` variables.
@@ -156,6 +159,9 @@ pub struct Services {
     pub queue: DynQueue,
     pub notifier: DynNotifier,
     pub objects: Option<DynObjectStore>,
+    /// Pushes to travelers' phones (SNS mobile push); none keeps their
+    /// notifications in the in-app inbox only.
+    pub push: Option<DynPushService>,
 }
 
 impl Services {
@@ -163,7 +169,7 @@ impl Services {
     /// events to the log, and no object store.
     pub fn embedded(store: DynStore) -> Services {
         let queue: DynQueue = Arc::new(EmbeddedQueue::new(store.clone()));
-        Services { store, queue, notifier: Arc::new(LogNotifier), objects: None }
+        Services { store, queue, notifier: Arc::new(LogNotifier), objects: None, push: None }
     }
 
     pub fn with_queue(self, queue: DynQueue) -> Services {
@@ -176,6 +182,10 @@ impl Services {
 
     pub fn with_objects(self, objects: DynObjectStore) -> Services {
         Services { objects: Some(objects), ..self }
+    }
+
+    pub fn with_push(self, push: DynPushService) -> Services {
+        Services { push: Some(push), ..self }
     }
 }
 
@@ -205,7 +215,7 @@ impl Runtime {
     /// Starts the pools on the services' queue, the queue's background work
     /// (the SQS dispatcher), the event publisher and the scheduler.
     pub fn start_with(services: Services, registry: Registry, config: WorkerConfig) -> Runtime {
-        let Services { store, queue, notifier, objects } = services;
+        let Services { store, queue, notifier, objects, push } = services;
         let config = Arc::new(config);
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -229,9 +239,16 @@ impl Runtime {
             tasks.spawn(async move { queue.run_background(stop).await });
         }
         if config.publisher {
+            // Travelers' notifications are made from the events on their
+            // way out (see `courier`).
+            let notifier = Courier::wrap(store.clone(), notifier, push.is_some());
             let publisher =
                 Publisher { store: store.clone(), notifier, lease: config.lease, idle: config.poll_interval };
             tasks.spawn(publisher.run(stop.clone()));
+            if let Some(service) = push {
+                let pusher = Pusher { store: store.clone(), service, lease: config.lease, idle: config.poll_interval };
+                tasks.spawn(pusher.run(stop.clone()));
+            }
         }
         if config.scheduler {
             tasks.spawn(scheduler::run(store, config.clone(), stop.clone()));
