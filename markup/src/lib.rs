@@ -12,9 +12,16 @@
 //! JSON-LD documents may be an object, an array (nested arrays too) or an
 //! object with `@graph`; `@type` may be an array and may carry the
 //! `http(s)://schema.org/` prefix. Sloppy JSON is repaired before parsing
-//! (entity-escaped JSON, trailing or missing commas, comments, `<!-- -->`
-//! wrappers, raw newlines in strings, several values in one block); a block
-//! that cannot be repaired yields nothing, and other blocks still count.
+//! where its intent is plain (entity-escaped JSON, entities inside string
+//! values, trailing, doubled or missing commas, comments, `<!-- -->` and
+//! CDATA wrappers, byte order marks and odd whitespace between tokens, raw
+//! newlines in strings, keys without a value, several values in one block,
+//! garbage after the value); what still does not parse is salvaged element
+//! by element, so one broken reservation of an array, or the cut-off end of
+//! a truncated block, costs only itself. A value with no whole part yields
+//! nothing (an unclosed object is not closed by guesswork: its missing end
+//! could have held anything, a cancellation included), and other blocks
+//! still count. See the `jsonld` module.
 //! Microdata is converted to the same JSON-LD shape (see the `microdata`
 //! module) and normalised by the same code.
 //!
@@ -25,18 +32,28 @@
 //! `EventReservation`, `FoodEstablishmentReservation`. Anything else is
 //! ignored, and only the containers above are searched. A `reservationFor`
 //! array gives one [`Found`] per element (the legs of a multi-leg booking
-//! share the reservation number, but each has its own key).
+//! share the reservation number, but each has its own key). Passengers and
+//! tickets are not items: Gmail's markup gives each passenger of a booking
+//! (each ticket of an event) its own reservation object with the same
+//! number and leg, and those are one reservation (one key), merged as
+//! below.
 //!
 //! - `reservation_number`: `reservationNumber`, else `reservationId`, else
 //!   the first `reservedTicket.ticketNumber`, else empty; trimmed.
-//! - `provider` (trimmed; each `X.name` may also be the plain string `X`):
-//!   flight: `reservationFor.airline.name`, `airline.iataCode`,
-//!   `provider.name`, `broker.name`; lodging and food: `reservationFor.name`;
-//!   rental car: `reservationFor.rentalCompany.name`, `provider.name`,
-//!   `reservationFor.brand.name`, `broker.name`; train and bus:
-//!   `reservationFor.provider.name`, `provider.name`, `broker.name`; event:
-//!   `provider.name`, `broker.name`, `reservationFor.organizer.name`,
-//!   `reservationFor.location.name`. The first present wins.
+//! - `provider` (each `X.name` may also be the plain string `X`): flight:
+//!   `reservationFor.airline.name`, `airline.iataCode`, `provider.name`,
+//!   `broker.name`; lodging and food: `reservationFor.name`; rental car:
+//!   `reservationFor.rentalCompany.name`, `provider.name`,
+//!   `reservationFor.brand.name`, `broker.name`; train:
+//!   `reservationFor.provider.name`, `reservationFor.trainCompany.name`,
+//!   `provider.name`, `broker.name`; bus: likewise with `busCompany`
+//!   (Gmail's name for the operator); event: `provider.name`, `broker.name`,
+//!   `reservationFor.organizer.name`, `reservationFor.location.name`. The
+//!   first present wins, and is then made canonical with
+//!   [`canonical_provider`] ([`canonical_airline`] for flights, so an
+//!   airline code alone gives its airline): `LATAM`, `Latam Airlines Group`
+//!   and `LA` are `LATAM Airlines`; a name the vendors table does not know
+//!   is only trimmed, its inner whitespace collapsed.
 //! - `status`: cancelled when `reservationStatus` ends with
 //!   `ReservationCancelled` or is `Cancelled` (any case, with or without the
 //!   schema.org URL), else confirmed.
@@ -63,7 +80,9 @@
 //! - `key`: `kind|provider|number|item`, the same for the same reservation
 //!   whatever the markup or email. Provider: lower-case alphanumerics, for
 //!   flights the airline code (`airline.iataCode`, else the flight number's
-//!   designator) when known. Number: upper-case, spaces removed. Item:
+//!   designator) when known; otherwise the canonical provider, so two
+//!   spellings of one vendor give one key. Number: upper-case, spaces
+//!   removed. Item:
 //!   flight: airline code + flight number digits + departure date as
 //!   written (before UTC conversion), or origin-destination + date without
 //!   a flight number; train, bus: `trainNumber` / `busNumber` + departure
@@ -92,6 +111,9 @@
 //!   DOM), microdata is skipped.
 //! - [`MAX_VALUE_BYTES`] per microdata value and [`MAX_MICRODATA_BYTES`]
 //!   for all microdata values of a call.
+//! - Salvaging a broken JSON-LD value looks 8 container levels deep and
+//!   parses at most 4,096 containers alone, each once: a bounded number of
+//!   passes over the block, however it is broken.
 //!
 //! # Cost
 //!
@@ -111,12 +133,14 @@ mod microdata;
 mod normalize;
 mod schema;
 mod time;
+mod vendors;
 
 #[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value;
+pub use vendors::{canonical_airline, canonical_provider};
 
 /// Input beyond this many bytes is ignored.
 pub const MAX_INPUT_BYTES: usize = 5 * 1024 * 1024;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::schema::{at, get, kind_of, name_of, text};
 use crate::time::{self, When};
+use crate::vendors::{canonical_airline, canonical_provider};
 use crate::{Found, Kind, Status, MAX_DEPTH, MAX_RESERVATIONS};
 
 /// Collects the reservations of one call, merging those with the same key.
@@ -186,7 +187,12 @@ fn build(
         .map(|t| t.into_owned())
         .unwrap_or_default();
 
-    let provider = provider(kind, res, leg).map(|p| p.into_owned()).unwrap_or_default();
+    let provider = provider(kind, res, leg)
+        .map(|p| {
+            let canonical = if kind == Kind::Flight { canonical_airline(&p) } else { canonical_provider(&p) };
+            canonical.into_owned()
+        })
+        .unwrap_or_default();
 
     let (origin, destination) = if kind == Kind::Flight {
         (iata(at(leg, &["departureAirport", "iataCode"])), iata(at(leg, &["arrivalAirport", "iataCode"])))
@@ -240,7 +246,15 @@ fn provider<'a>(kind: Kind, res: Option<&'a Value>, leg: Option<&'a Value>) -> O
             .or_else(res_provider)
             .or_else(|| name_of(get(leg, "brand")))
             .or_else(broker),
-        Kind::Train | Kind::Bus => name_of(get(leg, "provider")).or_else(res_provider).or_else(broker),
+        // `trainCompany` and `busCompany` are Google's names for the operator.
+        Kind::Train => name_of(get(leg, "provider"))
+            .or_else(|| name_of(get(leg, "trainCompany")))
+            .or_else(res_provider)
+            .or_else(broker),
+        Kind::Bus => name_of(get(leg, "provider"))
+            .or_else(|| name_of(get(leg, "busCompany")))
+            .or_else(res_provider)
+            .or_else(broker),
         Kind::Event => res_provider()
             .or_else(broker)
             .or_else(|| name_of(get(leg, "organizer")))

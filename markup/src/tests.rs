@@ -117,7 +117,7 @@ fn microdata_email(items: &str) -> String {
 fn check_flight(f: &Found) {
     assert_eq!(f.kind, Kind::Flight);
     assert_eq!(f.reservation_number, "RXJ34P");
-    assert_eq!(f.provider, "United");
+    assert_eq!(f.provider, "United Airlines", "canonical, from \"United\"");
     assert_eq!(f.status, Status::Confirmed);
     assert_eq!(f.starts_at, utc("2027-03-05T04:15:00Z"));
     assert_eq!(f.ends_at, Some(utc("2027-03-05T11:30:00Z")));
@@ -434,12 +434,18 @@ fn bus() {
 }
 
 #[test]
-fn bus_company_is_not_a_provider_by_the_rules() {
-    // Gmail's own example names the operator `busCompany`; the rules only
-    // read `provider` and `broker`.
+fn bus_and_train_company_are_the_operator_after_provider() {
+    // Gmail's own examples name the operator `busCompany` (and
+    // `trainCompany`); `reservationFor.provider` still comes first.
     let j = json!({"@type": "BusReservation", "reservationNumber": "1",
         "reservationFor": {"busCompany": {"name": "Bolt NYC"}, "departureTime": "2027-01-04T12:30:00-05:00"}});
-    assert_eq!(only(extract_json_ld(&j.to_string(), sent())).provider, "");
+    assert_eq!(only(extract_json_ld(&j.to_string(), sent())).provider, "Bolt NYC");
+    let j = json!({"@type": "BusReservation", "reservationNumber": "1", "broker": "Busbud",
+        "reservationFor": {"provider": "FLIXBUS", "busCompany": "Bolt NYC", "departureTime": "2027-01-04T12:30:00Z"}});
+    assert_eq!(only(extract_json_ld(&j.to_string(), sent())).provider, "FlixBus");
+    let j = json!({"@type": "TrainReservation", "reservationNumber": "1", "broker": "Trainline",
+        "reservationFor": {"trainCompany": {"name": "DB Fernverkehr"}, "departureTime": "2027-01-04T12:30:00Z"}});
+    assert_eq!(only(extract_json_ld(&j.to_string(), sent())).provider, "Deutsche Bahn");
 }
 
 const EVENT_JSON: &str = r#"{

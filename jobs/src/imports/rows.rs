@@ -161,7 +161,17 @@ pub fn reservation_row(mut cell: impl FnMut(&str) -> Option<String>) -> Result<I
         cell("reservation_number"),
         ReservationFields::RESERVATION_NUMBER_MAX_CHARS,
     );
-    let provider = check.required("provider", cell("provider"), ReservationFields::PROVIDER_MAX_CHARS);
+    // One name per vendor (`LATAM`, `Latam Airlines Group` → `LATAM
+    // Airlines`), as email extraction gives; a flight's provider may also be
+    // its airline's designator (`LA`).
+    let provider =
+        check.required("provider", cell("provider"), ReservationFields::PROVIDER_MAX_CHARS).map(|provider| {
+            let canonical = match kind {
+                Some(ReservationType::Flight) => longhaul_markup::canonical_airline(&provider),
+                _ => longhaul_markup::canonical_provider(&provider),
+            };
+            canonical.into_owned()
+        });
     let starts_raw = cell("starts_at");
     let had_start = starts_raw.as_deref().is_some_and(|v| !v.trim().is_empty());
     let starts_at = check.time("starts_at", starts_raw);
@@ -364,6 +374,24 @@ mod tests {
         row.insert("provider", long);
         let errors = reservation_row(|name| row.get(name).cloned()).unwrap_err();
         assert_eq!(errors[0].reason, "is longer than 200 characters");
+    }
+
+    #[test]
+    fn the_provider_is_the_vendors_canonical_name() {
+        for (kind, given, stored) in [
+            ("flight", "Latam Airlines Group", "LATAM Airlines"),
+            ("flight", "LATAM AIRLINES", "LATAM Airlines"),
+            ("flight", "LA", "LATAM Airlines"),
+            ("flight", "TAP Air Portugal", "TAP Air Portugal"),
+            ("rental_car", "hertz rent-a-car", "Hertz"),
+            ("lodging", "  Hotel   Infante  Sagres ", "Hotel Infante Sagres"),
+            // A designator names an airline only on a flight.
+            ("event", "LA", "LA"),
+        ] {
+            let row = with(with(flight(), "type", kind), "provider", given);
+            let row = reservation_row(cells(&row)).unwrap();
+            assert_eq!(row.fields.provider, stored, "{kind} {given:?}");
+        }
     }
 
     #[test]
