@@ -198,6 +198,13 @@ struct DemoResult {
     /// The job's result (a bulk import's counts), if any.
     #[serde(skip_serializing_if = "Value::is_null")]
     result: Value,
+    /// `reservation_refresh`: what the simulator changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<Value>,
+    /// `reservation_refresh`: seconds from the change at the agency to the
+    /// notification in the demo user's inbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notified_after_seconds: Option<f64>,
 }
 
 /// The jobs of the demo, by the name `demo --json` shows them under:
@@ -383,8 +390,173 @@ async fn show_job(
         }
     }
     let ok = status == "succeeded";
-    results.insert(name.to_owned(), DemoResult { job_id: id, status, artifacts, result: job["result"].clone() });
+    let result = job["result"].clone();
+    let entry = DemoResult { job_id: id, status, artifacts, result, change: None, notified_after_seconds: None };
+    results.insert(name.to_owned(), entry);
     Ok(ok)
+}
+
+/// The simulated airline the demo's flight is on: the simulator's name for
+/// it, and the name reservations carry.
+const DEMO_AIRLINE: (&str, &str) = ("latam", "LATAM Airlines");
+
+/// How far the simulated airline moves the demo's flight.
+const DEMO_MOVE_MINUTES: i64 = 95;
+
+/// The longest the demo waits for the notification of its change.
+const NOTIFICATION_PATIENCE: Duration = Duration::from_secs(120);
+
+/// The refresh sweep end to end, on the simulator `up` runs: the demo user
+/// gets a flight of the simulated LATAM (unless they have it), a refresh
+/// records the agency's view of it, the simulated airline moves it, and
+/// another refresh finds the change; the demo then waits for the
+/// notification in the user's inbox and says what they see and after how
+/// long. True if it all worked (or there is no simulator to ask).
+async fn demo_change(
+    client: &Client,
+    args: &DemoArgs,
+    results: &mut BTreeMap<String, DemoResult>,
+) -> anyhow::Result<bool> {
+    let data_dir = config::data_dir(&args.client.data_dir.data_dir);
+    let Some(simulator) = crate::simulator::SimulatorFile::read(&data_dir)? else {
+        if !args.json {
+            println!(
+                "reservation_refresh: skipped: no agency simulator in {} (`up` runs one unless LONGHAUL_AGENCIES_FILE is set)",
+                data_dir.display()
+            );
+        }
+        return Ok(true);
+    };
+    let sim = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let (airline, provider) = DEMO_AIRLINE;
+    // The first of the airline's flights leaving two days from now or later
+    // (so that the change is not urgent, and will not have flown by the
+    // time the demo is done).
+    let mut flight = None;
+    for i in 0..100 {
+        let number = longhaul_agency_sim::reservation_number(airline, i);
+        let url = format!("{}/{airline}/reservations/{number}", simulator.url);
+        let found = simulator_json(sim.get(&url), || format!("asking the agency simulator at {url}")).await?;
+        let starts_at = found["starts_at"].as_str().and_then(|at| at.parse::<DateTime<Utc>>().ok());
+        if starts_at.is_some_and(|at| at > Utc::now() + chrono::Duration::days(2)) {
+            flight = Some((number, found));
+            break;
+        }
+    }
+    let (number, current) = flight.context("the simulated airline has no flight two days ahead")?;
+    let id = match own_reservation(client, &number).await? {
+        Some(id) => id,
+        None => {
+            let body = json!({
+                "type": "flight", "reservation_number": number, "provider": provider,
+                "starts_at": current["starts_at"], "ends_at": current["ends_at"],
+                "origin": "GRU", "destination": "LIS", "city": "Lisbon", "country": "PT",
+                "details": {"@type": "FlightReservation", "reservationNumber": number},
+            });
+            let created = client.send(reqwest::Method::POST, "/v1/reservations", Some(&body), None).await?;
+            created["id"].as_str().context("the API answered without a reservation id")?.to_owned()
+        }
+    };
+    // The agency's view of it, recorded before anything changes.
+    let baseline = client.submit("reservation_refresh", &json!({})).await.context("submitting reservation_refresh")?;
+    let baseline_id = baseline["id"].as_str().context("the API answered without a job id")?;
+    client.wait(baseline_id, &progress_bar("reservation_refresh (baseline)", args.json)).await?;
+
+    let url = format!("{}/_sim/{airline}/reservations/{number}/move?minutes={DEMO_MOVE_MINUTES}", simulator.url);
+    let moved = simulator_json(sim.post(&url), || format!("asking the agency simulator to move {number}")).await?;
+    let changed_at = moved["changed_at"]
+        .as_str()
+        .and_then(|at| at.parse::<DateTime<Utc>>().ok())
+        .context("the simulator answered a move without `changed_at`")?;
+    let job = client.submit("reservation_refresh", &json!({})).await.context("submitting reservation_refresh")?;
+    let job_id = job["id"].as_str().context("the API answered without a job id")?.to_owned();
+    let mut ok = show_job(client, args, "reservation_refresh", job_id, results).await?;
+
+    let notification = wait_for_notification(client, &id, changed_at).await?;
+    let change = json!({
+        "reservation_id": id, "reservation_number": number, "provider": provider,
+        "starts_at": {"from": current["starts_at"], "to": moved["starts_at"]},
+        "changed_at": changed_at,
+    });
+    let seconds = notification.as_ref().and_then(|(_, at)| (*at - changed_at).to_std().ok()).map(|d| d.as_secs_f64());
+    if !args.json {
+        println!(
+            "  the airline moved {provider} {number} by {DEMO_MOVE_MINUTES} minutes at {}",
+            changed_at.format("%H:%M:%S UTC")
+        );
+        match (&notification, seconds) {
+            (Some((note, _)), Some(seconds)) => {
+                println!(
+                    "  the traveler sees: {} — {}",
+                    note["title"].as_str().unwrap_or_default(),
+                    note["body"].as_str().unwrap_or_default()
+                );
+                println!(
+                    "  {seconds:.1} s from the change at the agency to the inbox: {}/v1/me/notifications",
+                    client.base
+                );
+            }
+            _ => println!("  no notification reached the inbox within {} s", NOTIFICATION_PATIENCE.as_secs()),
+        }
+    }
+    ok &= seconds.is_some();
+    if let Some(entry) = results.get_mut("reservation_refresh") {
+        entry.change = Some(change);
+        entry.notified_after_seconds = seconds;
+    }
+    Ok(ok)
+}
+
+/// The simulator's JSON answer to `request`; `what` says what was asked,
+/// for the error.
+async fn simulator_json(request: reqwest::RequestBuilder, what: impl Fn() -> String) -> anyhow::Result<Value> {
+    let response = request
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("{} (is `longhaul up` running, with its simulator?)", what()))?;
+    response.json().await.with_context(what)
+}
+
+/// The id of the caller's reservation with this number, if they have one.
+async fn own_reservation(client: &Client, number: &str) -> anyhow::Result<Option<String>> {
+    let mut cursor = String::new();
+    loop {
+        let page = client
+            .send(reqwest::Method::GET, &format!("/v1/reservations?type=flight&limit=200&cursor={cursor}"), None, None)
+            .await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if let Some(found) = items.iter().find(|r| r["reservation_number"] == number) {
+            return Ok(found["id"].as_str().map(str::to_owned));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Waits for the notification of a change to reservation `id` made at
+/// `changed_at` to reach the caller's inbox: it, and when it arrived.
+async fn wait_for_notification(
+    client: &Client,
+    id: &str,
+    changed_at: DateTime<Utc>,
+) -> anyhow::Result<Option<(Value, DateTime<Utc>)>> {
+    let deadline = std::time::Instant::now() + NOTIFICATION_PATIENCE;
+    while std::time::Instant::now() < deadline {
+        let inbox = client.send(reqwest::Method::GET, "/v1/me/notifications?limit=50", None, None).await?;
+        let found = inbox["items"].as_array().into_iter().flatten().find_map(|note| {
+            let at = note["created_at"].as_str()?.parse::<DateTime<Utc>>().ok()?;
+            (note["type"] == "reservation.changed" && note["data"]["reservation_id"] == id && at >= changed_at)
+                .then(|| (note.clone(), at))
+        });
+        if found.is_some() {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(None)
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -445,6 +617,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for (name, id) in submitted {
         all_ok &= show_job(&client, &args, name, id, &mut results).await?;
     }
+    all_ok &= demo_change(&client, &args, &mut results).await.context("the refresh demo")?;
     if args.json {
         println!("{}", serde_json::to_string(&results)?);
     }

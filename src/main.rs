@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod config;
 mod serve;
+mod simulator;
 mod telemetry;
 
 use std::process::ExitCode;

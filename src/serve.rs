@@ -43,6 +43,7 @@ fn registry(
     secrets: Option<longhaul_jobs::travel::mail::Envelope>,
     config: &WorkerConfig,
     local: bool,
+    agencies: longhaul_workers::agency::Agencies,
 ) -> anyhow::Result<Registry> {
     let mut registry = Registry::with_defaults();
     registry.register(EventsErase::new(secrets.clone()));
@@ -58,10 +59,7 @@ fn registry(
         imap: config::imap_limits()?,
         ..MailSettings::default()
     }));
-    registry.register(ReservationRefresh::new(RefreshSettings {
-        agencies: config::agencies()?,
-        ..RefreshSettings::default()
-    }));
+    registry.register(ReservationRefresh::new(RefreshSettings { agencies, ..RefreshSettings::default() }));
     Ok(registry)
 }
 
@@ -316,7 +314,23 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let notifier = longhaul_jobs::notify::from_env().await?;
     let push = longhaul_jobs::notify::push::from_env().await?;
     let services = Services { store: store.clone(), queue, notifier, objects: Some(objects.clone()), push };
-    let registry = registry(secrets, &worker_config, true)?;
+    // The sweep's agencies: the operator's, or the simulator, in this process.
+    let (simulator, agencies) = match config::env("LONGHAUL_AGENCIES_FILE") {
+        Some(_) => {
+            let stale = crate::simulator::SimulatorFile::path(&data_dir);
+            if let Err(err) = std::fs::remove_file(&stale) {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %stale.display(), error = %err, "cannot remove the simulator file of an earlier start");
+                }
+            }
+            (None, config::agencies()?)
+        }
+        None => {
+            let (sim, agencies) = crate::simulator::start(&data_dir).await?;
+            (Some(sim), agencies)
+        }
+    };
+    let registry = registry(secrets, &worker_config, true, agencies)?;
     let runtime = Runtime::start_with(services, registry, worker_config);
     // Bind before printing, so the URL printed is one that answers.
     let listener = bind(&listen).await?;
@@ -325,6 +339,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  database: {}", redact_url(&url));
     if let config::QueueSettings::Sqs(_) = queue_settings {
         println!("  queue: SQS");
+    }
+    if let Some(sim) = &simulator {
+        println!("  agency simulator (LATAM Airlines, SkyWays Airlines): http://{}", sim.addr());
     }
     println!("  dev admin token (tenant `{DEV_TENANT}`, 30 days): {token}");
     println!("  try: curl -H 'Authorization: Bearer <token>' http://{address}/v1/admin/queues");
@@ -337,6 +354,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         runtime.shutdown().await;
     });
     served?;
+    drop(simulator);
     crate::telemetry::shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -400,7 +418,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let notifier = longhaul_jobs::notify::from_env().await?;
     let push = longhaul_jobs::notify::push::from_env().await?;
     let services = Services { store: store.clone(), queue, notifier, objects: Some(objects), push };
-    let registry = registry(config::secrets(&data_dir, false)?, &worker_config, false)?;
+    let registry = registry(config::secrets(&data_dir, false)?, &worker_config, false, config::agencies()?)?;
     let runtime = Runtime::start_with(services, registry, worker_config);
     // The probes answer until the runtime has stopped: a worker that drains
     // its jobs is alive, only no longer ready.

@@ -78,8 +78,43 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
         let request = client.get(format!("{url}{path}")).bearer_auth(&token).send();
         async move { request.await.expect("a list").json::<Value>().await.expect("JSON") }
     };
-    assert_eq!(page("/v1/reservations?limit=200").await["items"].as_array().map(Vec::len), Some(33 + 11));
-    assert_eq!(page("/v1/trips").await["items"].as_array().map(Vec::len), Some(6 + 3));
+    // And the flight of the simulated airline it moved: 33 + 11 + 1. It
+    // makes a trip of its own, or joins the sample year's last one, as the
+    // calendar falls.
+    assert_eq!(page("/v1/reservations?limit=200").await["items"].as_array().map(Vec::len), Some(33 + 11 + 1));
+    let trips = page("/v1/trips").await["items"].as_array().map_or(0, Vec::len);
+    assert!((6 + 3..=6 + 3 + 1).contains(&trips), "{trips} trips");
+
+    // The refresh sweep on the agency simulator `up` runs: the simulated
+    // airline moved the demo's flight, a refresh found it, and the demo
+    // user (the dev admin) was told.
+    let refresh = &demo["reservation_refresh"];
+    assert_eq!(refresh["status"], "succeeded", "{demo}");
+    assert_eq!(refresh["change"]["provider"], "LATAM Airlines", "{demo}");
+    let waited = refresh["notified_after_seconds"].as_f64().unwrap_or(-1.0);
+    assert!(waited > 0.0 && waited < 120.0, "{demo}");
+    let own = launcher.token("dev", "admin", "admin").await;
+    let inbox: Value = client
+        .get(format!("{url}/v1/me/notifications"))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .expect("the inbox")
+        .json()
+        .await
+        .expect("JSON");
+    let moved = inbox["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|note| note["data"]["reservation_id"] == refresh["change"]["reservation_id"])
+        .unwrap_or_else(|| panic!("no notification of the move in {inbox}"));
+    assert_eq!(moved["type"], "reservation.changed");
+    assert!(moved["title"].as_str().is_some_and(|title| title.contains("LATAM Airlines")), "{moved}");
+    assert!(moved["body"].as_str().is_some_and(|body| body.contains("GRU (was ")), "{moved}");
+    // The year report and the film the demo made are in the inbox too.
+    let types: Vec<&str> = inbox["items"].as_array().into_iter().flatten().filter_map(|n| n["type"].as_str()).collect();
+    assert!(types.contains(&"report.ready") && types.contains(&"video.ready"), "{types:?}");
 
     // The film plays: ffprobe reads H.264 and AAC at 1080×1920 from the file
     // the artifact URL serves.

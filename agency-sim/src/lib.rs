@@ -296,7 +296,7 @@ impl Shared {
 
     /// Moves reservation `i` of `provider` by `by` (a rebooking): its start
     /// and end together, version up by one, stamped now.
-    fn shift(&self, provider: &ProviderState, i: u64, by: chrono::Duration) -> SimReservation {
+    pub(crate) fn shift(&self, provider: &ProviderState, i: u64, by: chrono::Duration) -> SimReservation {
         let mut shard = provider.shard(i).write().unwrap_or_else(PoisonError::into_inner);
         let reservation = shard.entry(i).or_insert_with(|| initial(self.config.anchor, &provider.name, i));
         reservation.starts_at += by;
@@ -409,8 +409,11 @@ struct Inner {
 /// Besides the providers' APIs it serves a control API:
 /// `GET /_sim/stats` ([`Stats`] as JSON), `POST /_sim/{provider}/down`,
 /// `POST /_sim/{provider}/up`, `POST /_sim/{provider}/throttle?retry_after=N`
-/// (N defaults to `retry_after_secs`) and `POST /_sim/{provider}/unthrottle`;
-/// each answers 204, or 404 for an unknown provider.
+/// (N defaults to `retry_after_secs`) and `POST /_sim/{provider}/unthrottle`,
+/// each answering 204, or 404 for an unknown provider; and
+/// `POST /_sim/{provider}/reservations/{number}/move?minutes=N`, a known
+/// change ([`Sim::move_now`] over HTTP), answering the reservation as it now
+/// is, 404 for an unknown provider or number, 422 for N = 0 or beyond a year.
 ///
 /// Fails if `config` does not validate or the listener has no local
 /// address.

@@ -27,6 +27,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_sim/stats", get(stats))
         .route("/_sim/{provider}/{action}", post(control))
+        .route("/_sim/{provider}/reservations/{number}/move", post(move_reservation))
         .route("/{provider}/reservations/batch", post(batch))
         .route("/{provider}/reservations/{number}", get(lookup))
         .with_state(shared)
@@ -58,6 +59,37 @@ async fn control(
     } else {
         (StatusCode::NOT_FOUND, format!("unknown provider `{provider}`\n")).into_response()
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct MoveQuery {
+    /// How far to move it, later (or earlier, negative), in minutes.
+    minutes: i64,
+}
+
+/// The longest move taken: a year either way.
+const MAX_MOVE_MINUTES: i64 = 366 * 24 * 60;
+
+/// `POST /_sim/{provider}/reservations/{number}/move?minutes=N`: the airline
+/// rebooks a reservation N minutes later (or earlier), as a known change;
+/// answers the reservation as it now is.
+async fn move_reservation(
+    State(shared): State<Arc<Shared>>,
+    Path((provider_name, number)): Path<(String, String)>,
+    Query(query): Query<MoveQuery>,
+) -> Response {
+    let Some(provider) = shared.provider(&provider_name) else {
+        return unknown_provider(&provider_name);
+    };
+    let Some(i) = shared.index_of(provider, &number) else {
+        return (StatusCode::NOT_FOUND, format!("no reservation `{number}`\n")).into_response();
+    };
+    if query.minutes == 0 || query.minutes.abs() > MAX_MOVE_MINUTES {
+        return (StatusCode::UNPROCESSABLE_ENTITY, format!("minutes: not 0, at most {MAX_MOVE_MINUTES} either way\n"))
+            .into_response();
+    }
+    let moved = shared.shift(provider, i, chrono::Duration::minutes(query.minutes));
+    Json(moved.wire()).into_response()
 }
 
 /// Sleeps for the configured latency plus a random share of the jitter.

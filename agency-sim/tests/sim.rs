@@ -174,6 +174,32 @@ async fn control_api_over_http() {
 }
 
 #[tokio::test]
+async fn a_move_over_http_is_a_known_change_the_next_lookup_serves() {
+    let sim = sim(config()).await;
+    let before = initial(sim.config().anchor, "skyways", 4);
+    let number = reservation_number("skyways", 4);
+    let url = |path: &str| format!("http://{}/_sim/skyways/reservations/{path}", sim.addr());
+    let moved = client().post(url(&format!("{number}/move?minutes=95"))).send().await.expect("answers");
+    assert_eq!(moved.status(), StatusCode::OK);
+    let moved: Value = moved.json().await.expect("the reservation");
+    let starts: chrono::DateTime<Utc> = moved["starts_at"].as_str().and_then(|s| s.parse().ok()).expect("a date");
+    assert_eq!(starts, before.starts_at + chrono::Duration::minutes(95));
+    let served: Value = get(&sim, "skyways", 4, None).await.json().await.expect("JSON");
+    assert_eq!(served, moved, "the next lookup serves the move");
+    assert_eq!(sim.current("skyways", 4).map(|r| r.version), Some(2));
+    for (path, status) in [
+        (format!("{number}/move?minutes=0"), StatusCode::UNPROCESSABLE_ENTITY),
+        (format!("{number}/move?minutes=999999999"), StatusCode::UNPROCESSABLE_ENTITY),
+        (format!("{number}/move"), StatusCode::BAD_REQUEST),
+        ("SKYWAYS99999999/move?minutes=5".to_owned(), StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(client().post(url(&path)).send().await.expect("answers").status(), status, "{path}");
+    }
+    let unknown = client().post(format!("http://{}/_sim/nope/reservations/NOPE00000001/move?minutes=5", sim.addr()));
+    assert_eq!(unknown.send().await.expect("answers").status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn error_and_throttle_rates_inject_roughly_their_share() {
     let sim = sim(SimConfig { error_rate: 0.2, throttle_rate: 0.3, retry_after_secs: 2, ..config() }).await;
     let mut by_status = std::collections::HashMap::new();
