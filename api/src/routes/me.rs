@@ -146,8 +146,9 @@ pub struct ProfileChanges {
     pub locale: Option<Option<String>>,
     /// Notification types and whether they are wanted; types left out (or
     /// null) keep their setting.
+    #[serde(default, deserialize_with = "object_or_null")]
     pub notifications: Option<NotificationChoices>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_object")]
     #[schema(value_type = Option<QuietHoursView>)]
     pub quiet_hours: Option<Option<QuietHoursView>>,
 }
@@ -157,6 +158,40 @@ fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A JSON object as `T`, or null as `None`. serde would also read a struct
+/// from an array of its fields in order, which the document does not allow.
+fn object_or_null<'de, T: serde::de::DeserializeOwned, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(object @ serde_json::Value::Object(_)) => T::deserialize(object).map(Some).map_err(D::Error::custom),
+        Some(other) => Err(D::Error::invalid_type(unexpected(&other), &"an object or null")),
+    }
+}
+
+/// As [`object_or_null`], telling null (`Some(None)`) from a field left out
+/// (`None`, by `#[serde(default)]`).
+fn present_object<'de, T: serde::de::DeserializeOwned, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    object_or_null(deserializer).map(Some)
+}
+
+/// How serde names a JSON value that is not what was expected.
+fn unexpected(value: &serde_json::Value) -> serde::de::Unexpected<'_> {
+    use serde::de::Unexpected;
+    match value {
+        serde_json::Value::Null => Unexpected::Unit,
+        serde_json::Value::Bool(b) => Unexpected::Bool(*b),
+        serde_json::Value::Number(_) => Unexpected::Other("a number"),
+        serde_json::Value::String(s) => Unexpected::Str(s),
+        serde_json::Value::Array(_) => Unexpected::Seq,
+        serde_json::Value::Object(_) => Unexpected::Map,
+    }
 }
 
 /// The longest time zone name taken (the longest IANA name is 32).

@@ -96,6 +96,11 @@ backend_tests! {
         // Unknown fields, and the wrong types, are 422s too; nothing was stored.
         app.patch("/v1/me", &token, &json!({"email": "me@example.com"})).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
         app.patch("/v1/me", &token, &json!({"notifications": {"video.ready": "no"}})).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        // Objects only: serde would read a struct from an array of its fields.
+        for body in [json!({"notifications": [null, null]}), json!({"quiet_hours": ["22:00", "07:00"]}), json!({"notifications": true})] {
+            let problem = app.patch("/v1/me", &token, &body).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(problem["field"].as_str().is_some_and(|field| field == "notifications" || field == "quiet_hours"), "{body} → {problem}");
+        }
         assert_eq!(app.get("/v1/me", &token).await.json()["time_zone"], Value::Null);
     }
 
