@@ -52,6 +52,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         // means "JSON, but wrong", each with the message that helps.
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|err| Problem::malformed_json(format!("the body is not valid JSON: {err}")))?;
+        // Every body of this API is an object. serde would read a struct
+        // from an array of its fields in order, too, which no document says.
+        if !value.is_object() {
+            return Err(Problem::invalid_field("body", "the body must be a JSON object"));
+        }
         let parsed = serde_path_to_error::deserialize(&value).map_err(|err| {
             let field = field_of(&err.path().to_string(), &err.inner().to_string());
             Problem::invalid_field(field, err.inner().to_string())

@@ -97,6 +97,7 @@ backend_tests! {
         app.patch("/v1/me", &token, &json!({"email": "me@example.com"})).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
         app.patch("/v1/me", &token, &json!({"notifications": {"video.ready": "no"}})).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
         // Objects only: serde would read a struct from an array of its fields.
+        assert_eq!(app.patch("/v1/me", &token, &json!([null, null])).await.problem(StatusCode::UNPROCESSABLE_ENTITY)["field"], "body");
         for body in [json!({"notifications": [null, null]}), json!({"quiet_hours": ["22:00", "07:00"]}), json!({"notifications": true})] {
             let problem = app.patch("/v1/me", &token, &body).await.problem(StatusCode::UNPROCESSABLE_ENTITY);
             assert!(problem["field"].as_str().is_some_and(|field| field == "notifications" || field == "quiet_hours"), "{body} → {problem}");
