@@ -294,6 +294,9 @@ pub struct BenchArgs {
     /// With `--workload import`: users the rows belong to
     #[arg(long, default_value_t = 100_000)]
     pub import_users: usize,
+    /// With `--workload push`: notifications pushed, one device each
+    #[arg(long, default_value_t = 5_000)]
+    pub pushes: usize,
     /// With `--workload events`: events per `POST /v1/events` (at most 500)
     #[arg(long, default_value_t = 100)]
     pub batch: usize,

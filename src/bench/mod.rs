@@ -8,6 +8,7 @@ mod email;
 mod events;
 mod fairness;
 mod import;
+mod push;
 mod queue;
 mod refresh;
 mod vendor_analytics;
@@ -50,6 +51,10 @@ pub enum Workload {
     /// A bulk import of a `--rows`-row CSV of reservations: rows/s, and the
     /// process's peak RSS.
     Import,
+    /// `--pushes` notifications through the pusher to SNS mobile push on a
+    /// local endpoint (`AWS_ENDPOINT_URL`): notifications/s, with each
+    /// device's endpoint made on its first push, then with endpoints made.
+    Push,
 }
 
 /// Where a bench keeps its jobs (`--backend`).
@@ -89,6 +94,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Workload::Fairness => fairness::run(&args).await?,
         Workload::Events => events::run(&args).await?,
         Workload::Import => import::run(&args).await?,
+        Workload::Push => push::run(&args).await?,
         #[cfg(feature = "video")]
         Workload::Video => video::run(&args).await?,
         #[cfg(not(feature = "video"))]

@@ -262,6 +262,11 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
             _ => {}
         }
     }
+    let notified = notification_latency(db.url()).await?;
+    eprintln!(
+        "change at the agency → notification in the inbox: {} notifications, p50 {} s, p99 {} s, max {} s",
+        notified["count"], notified["p50_s"], notified["p99_s"], notified["max_s"]
+    );
     runtime.shutdown().await;
     drop(simulator);
     drop(store);
@@ -299,9 +304,40 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
         "simulated_latency_ms": args.latency_ms,
         "seed_s": round3(seed_s),
         "sweeps": sweeps,
+        "change_to_inbox": notified,
         "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
         "at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
+}
+
+/// How long changes took to reach their travelers' inboxes: from the
+/// agency's stamp on the change (`changed_at`) to the notification's
+/// creation, once the outbox has drained (the publisher's courier makes the
+/// notifications, in the same runtime as the sweep). Count, p50, p99 and
+/// max seconds, by PostgreSQL.
+async fn notification_latency(url: &str) -> anyhow::Result<Value> {
+    let pool = sqlx::PgPool::connect(url).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await?;
+        if left == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{left} events were still in the outbox after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row: (i64, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY s), \
+           percentile_disc(0.99) WITHIN GROUP (ORDER BY s), max(s) \
+         FROM (SELECT extract(epoch FROM created_at - (data->>'changed_at')::timestamptz)::float8 AS s \
+               FROM notifications WHERE type = 'reservation.changed' AND data->>'changed_at' IS NOT NULL) AS x",
+    )
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    Ok(json!({"count": row.0, "p50_s": row.1.map(round3), "p99_s": row.2.map(round3), "max_s": row.3.map(round3)}))
 }
 
 fn per_million(cpu_s: f64, checks: i64) -> f64 {

@@ -94,6 +94,7 @@ impl Courier {
                 let data = json!({
                     "reservation_id": reservation.id, "trip_id": reservation.trip_id,
                     "version": event.payload.get("version"), "changes": changes,
+                    "changed_at": event.payload.get("changed_at"), "detected_at": event.payload.get("detected_at"),
                 });
                 (NotificationType::ReservationChanged, message, data, urgent)
             }
