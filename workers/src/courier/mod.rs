@@ -69,6 +69,11 @@ impl Courier {
         profiles: &mut HashMap<(String, String), Profile>,
         now: DateTime<Utc>,
     ) -> Result<Option<NewNotification>, NotifyError> {
+        // Most events concern no traveler (failed attempts, other kinds'
+        // outcomes): they cost no query.
+        if concerns(event).is_none() {
+            return Ok(None);
+        }
         let Some(user_id) = event.payload.get("user_id").and_then(Value::as_str) else { return Ok(None) };
         let tenant_id = event.tenant_id.as_str();
         let scope = Scope::User { tenant_id: tenant_id.to_owned(), user_id: user_id.to_owned() };
@@ -100,11 +105,7 @@ impl Courier {
             }
             event_types::JOB_SUCCEEDED => {
                 let Some(id) = uuid_field(&event.payload, "job_id") else { return Ok(None) };
-                let kind = match event.payload.get("kind").and_then(Value::as_str) {
-                    Some(kind) if kind == JobKind::REPORT_BUILD.as_str() => NotificationType::ReportReady,
-                    Some(kind) if kind == JobKind::VIDEO_COMPILE.as_str() => NotificationType::VideoReady,
-                    _ => return Ok(None),
-                };
+                let Some(kind) = concerns(event) else { return Ok(None) };
                 let Some(job) = self.store.get_job(&scope, id).await.map_err(store_error)? else { return Ok(None) };
                 let message = match kind {
                     NotificationType::VideoReady => words::video_ready(lang, &job.payload),
@@ -132,6 +133,20 @@ impl Courier {
             urgent,
             deliver_at,
         }))
+    }
+}
+
+/// The notification an event makes, by its type (and a job's kind); None
+/// for the events that concern no traveler.
+fn concerns(event: &OutboxEvent) -> Option<NotificationType> {
+    match event.event_type.as_str() {
+        event_types::RESERVATION_CHANGED => Some(NotificationType::ReservationChanged),
+        event_types::JOB_SUCCEEDED => match event.payload.get("kind").and_then(Value::as_str) {
+            Some(kind) if kind == JobKind::REPORT_BUILD.as_str() => Some(NotificationType::ReportReady),
+            Some(kind) if kind == JobKind::VIDEO_COMPILE.as_str() => Some(NotificationType::VideoReady),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -186,5 +201,34 @@ impl Notifier for Courier {
             tracing::debug!(made = made.len(), new, "notifications recorded");
         }
         self.next.publish(events).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, kind: Option<&str>) -> OutboxEvent {
+        OutboxEvent {
+            id: 1,
+            tenant_id: "t".into(),
+            event_type: event_type.into(),
+            payload: json!({"user_id": "u", "kind": kind}),
+        }
+    }
+
+    #[test]
+    fn only_changes_and_finished_reports_and_films_concern_a_traveler() {
+        let cases = [
+            (event(event_types::RESERVATION_CHANGED, None), Some(NotificationType::ReservationChanged)),
+            (event(event_types::JOB_SUCCEEDED, Some("report_build")), Some(NotificationType::ReportReady)),
+            (event(event_types::JOB_SUCCEEDED, Some("video_compile")), Some(NotificationType::VideoReady)),
+            (event(event_types::JOB_SUCCEEDED, Some("email_poll")), None),
+            (event(event_types::JOB_FAILED, Some("report_build")), None),
+            (event(event_types::JOB_DEAD, Some("video_compile")), None),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(concerns(&event), expected, "{} {}", event.event_type, event.payload);
+        }
     }
 }
