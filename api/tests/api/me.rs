@@ -142,6 +142,8 @@ backend_tests! {
         app.delete(&path, &alice).await.problem(StatusCode::NOT_FOUND);
         app.delete(&path, &app.admin("t1")).await.problem(StatusCode::NOT_FOUND);
         app.delete(&path, &app.user("t2", "bob")).await.problem(StatusCode::NOT_FOUND);
+        app.delete(&path, &app.admin("t2")).await.problem(StatusCode::NOT_FOUND);
+        app.delete(&path, &app.platform()).await.problem(StatusCode::NOT_FOUND);
         app.delete("/v1/me/devices/not-an-id", &bob).await.problem(StatusCode::NOT_FOUND);
         assert_eq!(app.delete(&path, &bob).await.status, StatusCode::NO_CONTENT);
         assert_eq!(app.get("/v1/me/devices", &bob).await.json()["items"], json!([]));
@@ -213,6 +215,8 @@ backend_tests! {
         assert_eq!(app.post(&format!("/v1/me/notifications/{id}/read"), &token, &json!({})).await.json()["read_at"], read_at);
         app.post(&format!("/v1/me/notifications/{id}/read"), &app.user("t1", "u2"), &json!({})).await.problem(StatusCode::NOT_FOUND);
         app.post(&format!("/v1/me/notifications/{id}/read"), &app.admin("t1"), &json!({})).await.problem(StatusCode::NOT_FOUND);
+        app.post(&format!("/v1/me/notifications/{id}/read"), &app.admin("t2"), &json!({})).await.problem(StatusCode::NOT_FOUND);
+        assert_eq!(titles(&app.get("/v1/me/notifications", &app.admin("t2")).await.json()), Vec::<String>::new());
         assert_eq!(titles(&app.get("/v1/me/notifications?unread=true", &token).await.json()), ["second", "first"]);
         assert_eq!(titles(&app.get("/v1/me/notifications", &app.user("t2", "u1")).await.json()), ["not your tenant"]);
     }

@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use std::time::Duration;
+
 use aws_sdk_sns::{
-    config::retry::RetryConfig,
+    config::{retry::RetryConfig, timeout::TimeoutConfig},
     error::{DisplayErrorContext, ProvideErrorMetadata},
     Client,
 };
@@ -26,9 +28,18 @@ pub struct SnsPush {
 
 impl SnsPush {
     /// With the platform applications' ARNs (APNs for iOS, FCM for Android).
+    /// Each call is bounded: 3 s to connect, 10 s an attempt, 30 s in all
+    /// (a push that does not go in time is retried later by the pusher).
     pub fn new(sdk_config: &aws_config::SdkConfig, ios: Option<String>, android: Option<String>) -> SnsPush {
         let config = aws_sdk_sns::config::Builder::from(sdk_config)
             .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            )
             .build();
         SnsPush { client: Client::from_conf(config), ios, android }
     }
