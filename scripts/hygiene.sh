@@ -51,8 +51,14 @@ MACHETE_VERSION=0.9.1
 # other domains' records, the `InboxStore` port's signatures beside their
 # one implementation, a `string_enum!` beside mail's: shapes. The inbox's
 # reads share one `notifications_of`, the wording of a change is one
-# function per message, and the tests share their device.
-DUPLICATES_BUDGET=212
+# function per message, and the tests share their device. Zones (issue 22
+# again) raised it to 217: the reservation's zones and the markup's
+# offsets lengthen records (`Found`, `Reservation`, `ReservationFields`,
+# `YearSummary`) whose runs of `pub x: Option<…>` lines now match other
+# records', and the video's cards are a table in two languages. Placing a
+# time, a city's zone and the year's bounds are each written once
+# (`travel/zones.rs`), and the submitter's file language is one method.
+DUPLICATES_BUDGET=217
 
 # Pairs that are twins by design, as extended regular expressions over a row
 # `Dn a:lines ~ b:lines`:

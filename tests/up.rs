@@ -112,9 +112,12 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     assert_eq!(moved["type"], "reservation.changed");
     assert!(moved["title"].as_str().is_some_and(|title| title.contains("LATAM Airlines")), "{moved}");
     assert!(moved["body"].as_str().is_some_and(|body| body.contains("GRU (was ")), "{moved}");
-    // The year report and the film the demo made are in the inbox too.
+    // The year report and the film the demo made are in the inbox too, and
+    // the trip the demo's flight made.
     let types: Vec<&str> = inbox["items"].as_array().into_iter().flatten().filter_map(|n| n["type"].as_str()).collect();
-    assert!(types.contains(&"report.ready") && types.contains(&"video.ready"), "{types:?}");
+    for kind in ["report.ready", "video.ready", "trip.ready"] {
+        assert!(types.contains(&kind), "no {kind} in {types:?}");
+    }
 
     // The film plays: ffprobe reads H.264 and AAC at 1080×1920 from the file
     // the artifact URL serves.

@@ -50,6 +50,8 @@ fn flight(number: &str, starts_at: DateTime<Utc>) -> ReservationFields {
         country: Some("PT".into()),
         origin: Some("MAD".into()),
         destination: Some("LIS".into()),
+        start_zone: None,
+        end_zone: None,
     }
 }
 

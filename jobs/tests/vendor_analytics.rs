@@ -36,6 +36,8 @@ fn booking(kind: ReservationType, provider: &str, number: &str, starts_at: &str)
         country: Some("PT".into()),
         origin: None,
         destination: None,
+        start_zone: None,
+        end_zone: None,
     }
 }
 

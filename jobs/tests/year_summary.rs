@@ -3,7 +3,7 @@
 
 use longhaul_jobs::{
     testing::{Backend, TestStore},
-    travel::{sample_year, ReservationSource, YearSummary},
+    travel::{sample_year, ReservationSource, YearSummary, Zone},
 };
 
 longhaul_jobs::on_every_backend!(
@@ -18,7 +18,7 @@ async fn load_sample(store: &TestStore, tenant: &str, user: &str) {
 }
 
 async fn summary(store: &TestStore, tenant: &str, user: &str, year: i32) -> YearSummary {
-    store.year_summary(tenant, user, year).await.expect("a summary")
+    store.year_summary(tenant, user, year, Zone::UTC).await.expect("a summary")
 }
 
 fn names(ranked: &[longhaul_jobs::travel::Ranked]) -> Vec<(&str, i64)> {

@@ -62,8 +62,10 @@
 //!   `checkinDate` / `checkoutTime` or `checkoutDate`; rental car:
 //!   `pickupTime` / `dropoffTime`; event: `reservationFor`'s `startDate` /
 //!   `endDate`; food: `startTime` or `startDate` / `endTime` or `endDate` (on
-//!   the reservation). A time with an offset is converted to UTC; without
-//!   one it is UTC wall-clock; a date alone is midnight UTC. Without a year
+//!   the reservation). A time with an offset is converted to UTC (and the
+//!   offset kept in `starts_offset` / `ends_offset`); without one it is UTC
+//!   wall-clock, for the caller to place where it happens; a date alone is
+//!   midnight, likewise. Without a year
 //!   (`--03-04`, `03-04`, `03-04T20:15`) the year is `sent`'s, or the next
 //!   one when that would be more than 60 days before `sent`. No parseable
 //!   start: the reservation is dropped.
@@ -216,6 +218,12 @@ pub struct Found {
     pub status: Status,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// The offsets written with the start and end times; None when the
+    /// markup gave none (the time is then its wall-clock read as UTC, for
+    /// the caller to place: `starts_at` + offset is always the time as
+    /// written).
+    pub starts_offset: Option<FixedOffset>,
+    pub ends_offset: Option<FixedOffset>,
     pub city: Option<String>,
     /// ISO 3166-1 alpha-2, upper case.
     pub country: Option<String>,

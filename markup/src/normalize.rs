@@ -120,6 +120,7 @@ fn merge(into: &mut Found, later: Found) {
     }
     into.status = later.status;
     into.starts_at = later.starts_at;
+    into.starts_offset = later.starts_offset;
     for (slot, value) in [
         (&mut into.city, later.city),
         (&mut into.country, later.country),
@@ -132,6 +133,7 @@ fn merge(into: &mut Found, later: Found) {
     }
     if later.ends_at.is_some() {
         into.ends_at = later.ends_at;
+        into.ends_offset = later.ends_offset;
     }
     match (&mut into.details, later.details) {
         (Value::Object(old), Value::Object(new)) => {
@@ -221,6 +223,8 @@ fn build(
         status: status(get(res, "reservationStatus")),
         starts_at: start.utc,
         ends_at: end.map(|e| e.utc),
+        starts_offset: start.offset,
+        ends_offset: end.and_then(|e| e.offset),
         details: details(res, leg, split_legs),
         reservation_number,
         provider,

@@ -28,6 +28,9 @@ pub(crate) struct When {
     /// The wall-clock date and time as written, year inferred if missing.
     pub local: NaiveDateTime,
     pub utc: DateTime<Utc>,
+    /// The offset written with it; None without one (`utc` is then the
+    /// wall-clock read as UTC).
+    pub offset: Option<FixedOffset>,
 }
 
 /// The pieces of a date/time string before the year is known.
@@ -65,9 +68,13 @@ fn build(parts: &Parts, year: i32) -> Option<When> {
     let date = NaiveDate::from_ymd_opt(year, parts.month, parts.day)?;
     let (h, m, s, nano) = parts.time.unwrap_or((0, 0, 0, 0));
     let local = date.and_time(NaiveTime::from_hms_nano_opt(h, m, s, nano)?);
-    let offset = TimeDelta::try_seconds(i64::from(parts.offset.unwrap_or(0)))?;
-    let utc = local.checked_sub_signed(offset)?.and_utc();
-    Some(When { local, utc })
+    let offset = match parts.offset {
+        Some(seconds) => Some(FixedOffset::east_opt(seconds)?),
+        None => None,
+    };
+    let shift = TimeDelta::try_seconds(i64::from(parts.offset.unwrap_or(0)))?;
+    let utc = local.checked_sub_signed(shift)?.and_utc();
+    Some(When { local, utc, offset })
 }
 
 /// A tiny cursor over ASCII bytes; every accessor is bounds-checked.

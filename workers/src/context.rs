@@ -74,6 +74,16 @@ impl JobContext {
         AttemptRef::of(&self.job)
     }
 
+    /// The job owner's profile: the zone and language their files are
+    /// written in. A user the tenant knows nothing of has the defaults
+    /// (UTC, English).
+    pub async fn owner_profile(&self) -> Result<longhaul_jobs::inbox::Profile, JobError> {
+        self.store
+            .get_profile(&self.job.tenant_id, &self.job.user_id)
+            .await
+            .map_err(|err| JobError::retryable(format!("cannot read the owner's profile: {err}")))
+    }
+
     /// The object store, or the permanent error of a worker that has none.
     pub fn objects(&self) -> Result<&DynObjectStore, JobError> {
         self.objects.as_ref().ok_or_else(|| JobError::permanent("this worker was started without an object store"))

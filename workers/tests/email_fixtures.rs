@@ -2,6 +2,11 @@
 //! and extraction a poll runs on the parts it fetches: every message gives
 //! exactly the reservations `expected.json` lists, the same booking in other
 //! markup or another email gives the same identity, and nothing panics.
+//!
+//! Times are as the poll stores them: a time written without an offset is
+//! the wall clock of where it happens (the airport, the city), so its UTC
+//! instant depends on the place; `start_zone` / `end_zone` say which zone
+//! that was.
 
 use std::{collections::HashMap, path::PathBuf};
 
@@ -37,6 +42,8 @@ fn as_json(found: &FoundReservation) -> serde_json::Map<String, Value> {
         ("destination".to_owned(), text(&f.destination)),
         ("city".to_owned(), text(&f.city)),
         ("country".to_owned(), text(&f.country)),
+        ("start_zone".to_owned(), f.start_zone.map_or(Value::Null, |zone| Value::String(zone.to_string()))),
+        ("end_zone".to_owned(), f.end_zone.map_or(Value::Null, |zone| Value::String(zone.to_string()))),
     ])
 }
 

@@ -206,22 +206,39 @@ async fn new_mail_is_found_exactly_once(backend: Backend) {
     mailbox.deliver(&[fixture("update-flight-original.eml")]).await;
     let third = setup.poll(&mailbox.user, account).await;
     assert_eq!(result(&third)["inserted"], 1, "{third:?}");
-    mailbox.deliver(&[fixture("update-flight-schedule-change.eml")]).await;
-    let fourth = setup.poll(&mailbox.user, account).await;
-    let report = result(&fourth);
-    assert_eq!((report["new_messages"].clone(), report["updated"].clone()), (json!(1), json!(1)), "{report}");
-    let found = setup.reservations(&mailbox.user).await;
-    assert_eq!(found.len(), 6, "the schedule change updates the booking: {found:#?}");
-    let changed = found.iter().find(|r| r.reservation_number == "MZ5JR7").expect("the updated flight");
-    let scope = Scope::User { tenant_id: TENANT.into(), user_id: mailbox.user.clone() };
-    let history = setup.store.reservation_changes(&scope, changed.id).await.expect("history").expect("visible");
-    assert_eq!(history.len(), 1, "{history:?}");
+    // One message that updates one reservation of the six: MZ5JR7, with
+    // `changes` history rows by then.
+    let update = |name: &'static str, changes: usize| {
+        let (setup, mailbox) = (&setup, &mailbox);
+        async move {
+            mailbox.deliver(&[fixture(name)]).await;
+            let job = setup.poll(&mailbox.user, account).await;
+            let report = result(&job);
+            let counts = [&report["new_messages"], &report["inserted"], &report["updated"]];
+            assert_eq!(counts, [&json!(1), &json!(0), &json!(1)], "{name}: {report}");
+            let found = setup.reservations(&mailbox.user).await;
+            assert_eq!(found.len(), 6, "{name} updates the booking: {found:#?}");
+            let flight = found.into_iter().find(|r| r.reservation_number == "MZ5JR7").expect("the flight");
+            let scope = Scope::User { tenant_id: TENANT.into(), user_id: mailbox.user.clone() };
+            let history = setup.store.reservation_changes(&scope, flight.id).await.expect("history").expect("yours");
+            assert_eq!(history.len(), changes, "{history:?}");
+            (flight, history)
+        }
+    };
+    let (changed, history) = update("update-flight-schedule-change.eml", 1).await;
     assert!(history[0].changes.get("starts_at").is_some(), "{history:?}");
 
+    // Then it is rebooked onto the next day's flight: a new date in its
+    // key, but the same booking and route, so the same reservation changed.
+    let (rebooked, _) = update("update-flight-rebooked-next-day.eml", 2).await;
+    assert_eq!((rebooked.id, rebooked.starts_at.to_rfc3339()), (changed.id, "2027-02-12T06:10:00+00:00".into()));
+    assert_eq!(rebooked.starts_local.as_deref(), Some("2027-02-12T07:10:00+01:00"), "Madrid's clock");
+
+    let scope = Scope::User { tenant_id: TENANT.into(), user_id: mailbox.user.clone() };
     let account = setup.store.get_mail_account(&scope, account).await.expect("get").expect("the account");
     assert_eq!(account.status, MailAccountStatus::Active);
-    assert_eq!(account.messages_seen, 6);
-    assert_eq!(account.reservations_found, 6);
+    assert_eq!(account.messages_seen, 7);
+    assert_eq!(account.reservations_found, 6, "found, not updated");
     setup.runtime.shutdown().await;
 }
 

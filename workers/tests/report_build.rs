@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use longhaul_jobs::{
+    inbox::ProfilePatch,
     model::{NewJob, Scope, Status},
     objects::ObjectKey,
     store::InsertOutcome,
     testing::{Backend, ObjectBackend, TestObjectStore, TestStore},
-    travel::{sample_year, ChangeOrigin, ReservationFields, ReservationSource, ReservationStatus, ReservationType},
+    travel::{
+        sample_year, ChangeOrigin, NewReservation, ReservationFields, ReservationSource, ReservationStatus,
+        ReservationType,
+    },
     Job, JobKind, Lane,
 };
 use longhaul_workers::{runtime::Services, Registry, Runtime, WorkerConfig};
@@ -20,6 +24,7 @@ longhaul_jobs::on_every_backend!(
     a_year_summary_writes_its_json_and_csv_as_artifacts,
     an_empty_year_is_a_valid_report_that_says_so,
     the_pdf_reads_back_with_its_key_figures_in_english_and_portuguese,
+    a_year_is_the_owners_in_their_zone_and_times_are_where_they_happen,
     vendor_analytics_counts_the_tenants_month_in_every_format,
     a_long_vendor_list_runs_over_pages_and_says_what_it_left_out,
     a_user_cannot_read_the_tenants_vendors_through_the_worker_either,
@@ -105,7 +110,14 @@ async fn a_year_summary_writes_its_json_and_csv_as_artifacts(backend: Backend) {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 34, "a header and ana's 33 reservations, not bob's");
     assert!(lines[0].starts_with("id,type,status,reservation_number,provider,starts_at"));
-    assert!(lines[1].contains(",flight,confirmed,LA8180,LATAM Airlines,2026-02-12T22:30:00Z,"), "{}", lines[1]);
+    // Times as the ticket says them, in the airports' zones.
+    assert!(
+        lines[1]
+            .contains(",flight,confirmed,LA8180,LATAM Airlines,2026-02-12T19:30:00-03:00,2026-02-13T05:05:00-05:00,"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].ends_with(",America/Sao_Paulo,America/New_York"), "{}", lines[1]);
     assert!(lines[33].contains(",NH6312,ANA,"), "oldest first: {}", lines[33]);
     assert!(csv.contains(",cancelled,AR1241,"));
 
@@ -221,6 +233,90 @@ async fn the_pdf_reads_back_with_its_key_figures_in_english_and_portuguese(backe
 
 /// acme's October: TAP (three legs, one moved by the agency, one cancelled)
 /// and a Hilton stay; and globex's, which acme's report never shows.
+/// A red-eye over the date line that leaves on New Year's Day and lands the
+/// day before, a dinner at 23:30 on New Year's Eve, and a New York stay
+/// across the night clocks go back: what each zone makes of them.
+async fn a_year_is_the_owners_in_their_zone_and_times_are_where_they_happen(backend: Backend) {
+    let setup = setup(backend).await;
+    let booking = |value: Value| -> ReservationFields {
+        let new: NewReservation = serde_json::from_value(value).expect("a reservation");
+        new.validate().expect("valid")
+    };
+    let year = [
+        // 00:30 on 1 January 2027 in Auckland (NZDT, +13) is 11:30 UTC on
+        // 31 December 2026; it lands in Honolulu at 10:35 on 31 December.
+        // Its year is the traveler's, not Auckland's: 2026.
+        booking(json!({"type": "flight", "reservation_number": "NZ8", "provider": "Air New Zealand",
+            "starts_at": "2026-12-31T11:30:00Z", "ends_at": "2026-12-31T20:35:00Z",
+            "origin": "AKL", "destination": "HNL"})),
+        // 23:30 on New Year's Eve in São Paulo is 02:30 UTC on 1 January.
+        booking(json!({"type": "food", "reservation_number": "R1", "provider": "Bar do Zé",
+            "starts_at": "2027-01-01T02:30:00Z", "city": "São Paulo", "country": "BR"})),
+        // In at 21:00 EDT on 31 October (01:00 UTC on 1 November), out at
+        // 11:00 EST on 2 November: two nights, one in UTC dates.
+        booking(json!({"type": "lodging", "reservation_number": "H1", "provider": "Hotel Hudson",
+            "starts_at": "2026-11-01T01:00:00Z", "ends_at": "2026-11-02T16:00:00Z",
+            "city": "New York", "country": "US"})),
+    ];
+    for user in ["ana", "bob"] {
+        setup.store.insert_reservations("acme", user, ReservationSource::Manual, &year).await.expect("insert");
+    }
+    let patch = ProfilePatch {
+        time_zone: Some(Some("America/Sao_Paulo".into())),
+        locale: Some(Some("pt-BR".into())),
+        ..ProfilePatch::default()
+    };
+    setup.store.update_profile("acme", "ana", &patch).await.expect("a profile");
+
+    let report = |user: &'static str| {
+        let setup = &setup;
+        async move {
+            let job = run_report(setup, user, json!({"report": "year_summary", "year": 2026})).await;
+            assert_eq!(job.status, Status::Succeeded, "{:?}", job.error);
+            let json: Value =
+                serde_json::from_str(&artifact_text(setup, &job, "year-summary-2026.json").await).expect("JSON");
+            let csv = artifact_text(setup, &job, "year-summary-2026.csv").await;
+            let pdf = pdf_text(&artifact_bytes(setup, &job, "year-summary-2026.pdf").await);
+            (json["summary"].clone(), csv, pdf)
+        }
+    };
+
+    // Ana lives in São Paulo: all three are her 2026, the stay in October.
+    let (summary, csv, pdf) = report("ana").await;
+    assert_eq!(summary["time_zone"], "America/Sao_Paulo");
+    assert_eq!(summary["reservations"], 3);
+    assert_eq!(summary["hotel_nights"], 2, "nights between the stay's own dates");
+    let mut months = vec![0; 12];
+    (months[9], months[11]) = (1, 2);
+    assert_eq!(summary["by_month"], json!(months));
+    // Each time as the ticket says it, with the zone's offset.
+    let row = |csv: &str, number: &str| {
+        csv.lines().find(|line| line.contains(&format!(",{number},"))).map(str::to_owned).unwrap_or_default()
+    };
+    assert!(
+        row(&csv, "NZ8").contains(",2027-01-01T00:30:00+13:00,2026-12-31T10:35:00-10:00,"),
+        "the red-eye lands the day before it leaves: {csv}"
+    );
+    assert!(row(&csv, "NZ8").ends_with(",Pacific/Auckland,Pacific/Honolulu"), "{csv}");
+    assert!(row(&csv, "R1").contains(",2026-12-31T23:30:00-03:00,,"), "{csv}");
+    assert!(row(&csv, "H1").contains(",2026-10-31T21:00:00-04:00,2026-11-02T11:00:00-05:00,"), "{csv}");
+    // Her profile's language, with no locale in the payload.
+    assert!(pdf.contains("Noites de hotel"), "{pdf}");
+
+    // Bob has no zone (UTC): New Year's Eve's dinner is 2027's, the stay
+    // starts in November, and it is still two nights.
+    let (summary, csv, pdf) = report("bob").await;
+    assert_eq!(summary["time_zone"], "UTC");
+    assert_eq!(summary["reservations"], 2);
+    assert_eq!(summary["hotel_nights"], 2);
+    let mut months = vec![0; 12];
+    (months[10], months[11]) = (1, 1);
+    assert_eq!(summary["by_month"], json!(months));
+    assert!(row(&csv, "R1").is_empty(), "{csv}");
+    assert!(pdf.contains("Hotel nights"), "{pdf}");
+    setup.runtime.shutdown().await;
+}
+
 async fn load_october(store: &TestStore) {
     let fields = |provider: &str, kind: ReservationType, number: &str, day: u32| ReservationFields {
         kind,
@@ -234,6 +330,8 @@ async fn load_october(store: &TestStore) {
         country: Some("PT".into()),
         origin: None,
         destination: None,
+        start_zone: None,
+        end_zone: None,
     };
     let mut cancelled = fields("TAP Air Portugal", ReservationType::Flight, "TP3", 20);
     cancelled.status = ReservationStatus::Cancelled;
@@ -341,6 +439,8 @@ async fn a_long_vendor_list_runs_over_pages_and_says_what_it_left_out(backend: B
             country: None,
             origin: None,
             destination: None,
+            start_zone: None,
+            end_zone: None,
         })
         .collect();
     setup.store.insert_reservations("acme", "ana", ReservationSource::Manual, &many).await.expect("insert");

@@ -121,6 +121,8 @@ async fn seed(store: &TestStore, sim: &Sim, provider: &str, count: u64) -> Vec<U
                 country: None,
                 origin: None,
                 destination: None,
+                start_zone: None,
+                end_zone: None,
             }
         })
         .collect();

@@ -43,7 +43,7 @@ use longhaul_jobs::{
         VIDEO_MEDIA_MAX, VIDEO_NAME_MAX,
     },
     media::MEDIA_TYPES,
-    travel::ReservationFields,
+    travel::{ReservationFields, Zone},
     JobKind,
 };
 
@@ -188,6 +188,7 @@ fn apply(openapi: &mut OpenApi) -> Vec<String> {
         ],
     );
 
+    let zone = Zone::pattern();
     for body in ["NewReservation", "ReservationChanges"] {
         for (field, max) in [
             ("reservation_number", ReservationFields::RESERVATION_NUMBER_MAX_CHARS),
@@ -202,6 +203,9 @@ fn apply(openapi: &mut OpenApi) -> Vec<String> {
         rules.string(body, "country", |s| s.pattern = Some(letters_pattern(2)));
         for field in ["origin", "destination"] {
             rules.string(body, field, |s| s.pattern = Some(letters_pattern(3)));
+        }
+        for field in ["start_zone", "end_zone"] {
+            rules.string(body, field, |s| s.pattern = Some(zone.clone()));
         }
     }
 
@@ -276,6 +280,7 @@ fn payloads(rules: &mut Edits) {
     rules.string("ReportBuildPayload", "year", years);
     rules.string("ReportBuildPayload", "month", |s| s.pattern = Some(MONTH_PATTERN.to_owned()));
     rules.string("ReportBuildPayload", "locale", |s| s.pattern = Some(LOCALE_PATTERN.to_owned()));
+    rules.string("VideoCompilePayload", "locale", |s| s.pattern = Some(LOCALE_PATTERN.to_owned()));
     // What each report needs besides its name.
     let report = |name: &'static str, needs: &'static [&'static str]| -> Variant {
         Box::new(move |v| {

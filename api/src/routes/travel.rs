@@ -14,7 +14,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use longhaul_jobs::travel::{
     ChangeOrigin, MoveOutcome, NewReservation, Reservation, ReservationChange, ReservationFilter, ReservationPatch,
-    ReservationSource, ReservationStatus, ReservationType, Trip,
+    ReservationSource, ReservationStatus, ReservationType, Trip, Zone,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,6 +40,12 @@ pub struct ReservationChanges {
     pub country: Option<String>,
     pub origin: Option<String>,
     pub destination: Option<String>,
+    /// Where it starts and ends: an IANA name or an offset. Changing the
+    /// place without them gives the new place's zones.
+    #[schema(value_type = Option<String>)]
+    pub start_zone: Option<Zone>,
+    #[schema(value_type = Option<String>)]
+    pub end_zone: Option<Zone>,
     /// Move the reservation to one of your trips, for good: regrouping
     /// keeps it there. `null` hands it back to automatic grouping.
     #[serde(default, deserialize_with = "present")]
@@ -289,6 +295,8 @@ pub async fn update_reservation(
         country: body.country,
         origin: body.origin,
         destination: body.destination,
+        start_zone: body.start_zone,
+        end_zone: body.end_zone,
     };
     let fields = patch.apply(&current).map_err(invalid)?;
     let updated = state.store.update_reservation(&scope, id, fields, ChangeOrigin::MANUAL).await?;

@@ -216,7 +216,10 @@ pub fn reservation_row(mut cell: impl FnMut(&str) -> Option<String>) -> Result<I
         country: place.map(|airport| airport.country.clone()).filter(|country| !country.is_empty()),
         origin,
         destination,
-    };
+        start_zone: None,
+        end_zone: None,
+    }
+    .placed();
     Ok(ImportedReservation { user_id, fields, has_ends_at, has_origin, has_destination })
 }
 

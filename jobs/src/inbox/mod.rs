@@ -207,6 +207,12 @@ impl Profile {
         self.time_zone.as_deref().and_then(|name| name.parse().ok()).unwrap_or(chrono_tz::UTC)
     }
 
+    /// The language their files are written in, when their locale names
+    /// one longhaul writes.
+    pub fn report_locale(&self) -> Option<crate::kind::ReportLocale> {
+        self.locale.as_deref().and_then(crate::kind::ReportLocale::from_tag)
+    }
+
     pub fn wants(&self, kind: NotificationType) -> bool {
         self.notifications.get(&kind).copied().unwrap_or(true)
     }

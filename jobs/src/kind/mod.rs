@@ -102,6 +102,14 @@ pub struct Submitter {
     pub name: Option<String>,
 }
 
+impl Submitter {
+    /// The first of the submitter's languages that longhaul writes files
+    /// in (reports, the video's cards).
+    pub fn file_locale(&self) -> Option<ReportLocale> {
+        self.languages.iter().find_map(|tag| ReportLocale::from_tag(tag.trim()))
+    }
+}
+
 /// Whose job an admitted payload makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {

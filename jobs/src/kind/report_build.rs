@@ -34,7 +34,7 @@ impl Kind for ReportBuild {
     /// when longhaul has it, else in English (the worker's default).
     fn complete(payload: &mut ReportBuildPayload, submitter: &Submitter) {
         if payload.locale.is_none() {
-            payload.locale = submitter.languages.iter().find_map(|tag| ReportLocale::from_tag(tag.trim()));
+            payload.locale = submitter.file_locale();
         }
     }
 }

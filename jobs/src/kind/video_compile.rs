@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Kind, PayloadError, Submitter, PAYLOAD_YEARS};
+use super::{Kind, PayloadError, ReportLocale, Submitter, PAYLOAD_YEARS};
 use crate::model::Lane;
 
 pub struct VideoCompile;
@@ -34,10 +34,14 @@ impl Kind for VideoCompile {
         Ok(())
     }
 
-    /// The title card shows the submitter's name when the payload has none.
+    /// The title card shows the submitter's name when the payload has none,
+    /// in their language when longhaul has it.
     fn complete(payload: &mut VideoCompilePayload, submitter: &Submitter) {
         if payload.name.is_none() {
             payload.name = submitter.name.as_ref().map(|name| name.chars().take(VIDEO_NAME_MAX).collect());
+        }
+        if payload.locale.is_none() {
+            payload.locale = submitter.file_locale();
         }
     }
 }
@@ -60,6 +64,11 @@ pub struct VideoCompilePayload {
     /// `name` claim when the request leaves it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The cards' language: `en` or `pt-BR` (as a report's `locale`); the
+    /// submitter's when absent, else the owner's profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub locale: Option<ReportLocale>,
 }
 
 /// The shape of a film.

@@ -1,5 +1,5 @@
 //! Notifications: events that leave longhaul (`job.succeeded`, `job.failed`,
-//! `job.dead`, `reservation.changed`), and the pushes to travelers' phones
+//! `job.dead`, `reservation.changed`, `trip.ready`), and the pushes to travelers' phones
 //! ([`push`]).
 //!
 //! Events are written to the outbox table in the same transaction as what
@@ -38,6 +38,10 @@ pub mod event_types {
     /// A refresh found a reservation changed at its agency. Written by
     /// `reservation_refresh` through the same outbox.
     pub const RESERVATION_CHANGED: &str = "reservation.changed";
+    /// A new trip that has not started yet: reservations were grouped into
+    /// it for the first time. Written by every write that regroups trips
+    /// (`travel::sql::regroup_users`), in its transaction.
+    pub const TRIP_READY: &str = "trip.ready";
 }
 
 /// Events go out in batches of this many: SNS's PublishBatch limit.

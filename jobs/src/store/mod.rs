@@ -15,7 +15,7 @@ pub(crate) mod sql;
 pub(crate) mod sqlite;
 mod wakeups;
 
-pub(crate) use columns::{from_row, named_columns, Columns};
+pub(crate) use columns::{from_row, named_columns, Columns, FromColumn};
 
 /// The jobs port, shared by every task of the process.
 pub type DynJobStore = Arc<dyn JobStore>;

@@ -40,6 +40,11 @@ pub fn airport(iata: &str) -> Option<&'static Airport> {
     table().get(&iata.trim().to_ascii_uppercase())
 }
 
+/// Every airport of the table, in no order.
+pub fn all() -> impl Iterator<Item = &'static Airport> {
+    table().values()
+}
+
 /// The great-circle distance between two points (haversine), in kilometres.
 pub fn great_circle_km(from: (f64, f64), to: (f64, f64)) -> f64 {
     let (lat1, lon1) = (from.0.to_radians(), from.1.to_radians());

@@ -14,6 +14,7 @@ pub(crate) mod sql;
 mod summary;
 mod trips;
 mod vendors;
+pub mod zones;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,6 +27,7 @@ pub use sample::{sample_year, SAMPLE_YEAR_JSON};
 pub use summary::{Ranked, TripSpan, YearFigures, YearSummary, TOP};
 pub use trips::{group_into_trips, places, Member, TripPlan, TRIP_GAP};
 pub use vendors::{month_bounds, VendorAnalytics, VendorFigures};
+pub use zones::Zone;
 
 use crate::{model::Scope, store::Result};
 
@@ -129,6 +131,19 @@ pub struct Reservation {
     /// For a flight: the IATA airport codes it leaves from and arrives at.
     pub origin: Option<String>,
     pub destination: Option<String>,
+    /// The time zone where it starts (a flight's departure airport, the
+    /// hotel's city): an IANA name, or the offset its email gave when the
+    /// place is unknown. None when neither is known (times are then UTC).
+    #[schema(value_type = Option<String>, example = "America/Sao_Paulo")]
+    pub start_zone: Option<Zone>,
+    /// Where it ends (a flight's arrival airport).
+    #[schema(value_type = Option<String>, example = "Europe/Lisbon")]
+    pub end_zone: Option<Zone>,
+    /// `starts_at` as the local time of `start_zone`, with its offset
+    /// (`2027-03-14T12:25:00-03:00`): what the ticket says.
+    pub starts_local: Option<String>,
+    /// `ends_at` in `end_zone`.
+    pub ends_local: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Counts its changes: 1 when created, one more for each change (by its
@@ -164,6 +179,12 @@ pub struct NewReservation {
     /// IATA airport codes, for flights.
     pub origin: Option<String>,
     pub destination: Option<String>,
+    /// Where it starts and ends, as an IANA name or an offset; from the
+    /// airports (flights) or the city when absent.
+    #[schema(value_type = Option<String>)]
+    pub start_zone: Option<Zone>,
+    #[schema(value_type = Option<String>)]
+    pub end_zone: Option<Zone>,
 }
 
 impl NewReservation {
@@ -181,6 +202,8 @@ impl NewReservation {
             country: self.country,
             origin: self.origin,
             destination: self.destination,
+            start_zone: self.start_zone,
+            end_zone: self.end_zone,
         }
         .validate()
     }
@@ -200,6 +223,10 @@ pub struct ReservationFields {
     pub country: Option<String>,
     pub origin: Option<String>,
     pub destination: Option<String>,
+    /// Where it starts and ends (see [`Reservation::start_zone`]); filled
+    /// from the place by [`ReservationFields::validate`] when none is given.
+    pub start_zone: Option<Zone>,
+    pub end_zone: Option<Zone>,
 }
 
 /// A field that does not fit, named for the API's 422.
@@ -263,7 +290,28 @@ impl ReservationFields {
         if !self.details.is_object() {
             return Err(invalid("details", "must be a JSON object"));
         }
-        Ok(self)
+        Ok(self.placed())
+    }
+
+    /// With the zones of where it happens filled in where none is set.
+    pub fn placed(mut self) -> ReservationFields {
+        if self.start_zone.is_none() || self.end_zone.is_none() {
+            let (start, end) = self.place_zones();
+            self.start_zone = self.start_zone.or(start);
+            self.end_zone = self.end_zone.or(end).or(self.start_zone);
+        }
+        self
+    }
+
+    /// The zones its place gives (see [`Zone::of_place`]).
+    fn place_zones(&self) -> (Option<Zone>, Option<Zone>) {
+        Zone::of_place(
+            self.kind,
+            self.origin.as_deref(),
+            self.destination.as_deref(),
+            self.city.as_deref(),
+            self.country.as_deref(),
+        )
     }
 }
 
@@ -282,13 +330,15 @@ impl Reservation {
             country: self.country.clone(),
             origin: self.origin.clone(),
             destination: self.destination.clone(),
+            start_zone: self.start_zone,
+            end_zone: self.end_zone,
         }
     }
 }
 
 impl ReservationFields {
     /// The fields by name, as they appear in the API.
-    fn named(&self) -> [(&'static str, Value); 11] {
+    fn named(&self) -> [(&'static str, Value); 13] {
         let time = |t: DateTime<Utc>| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::String);
         [
@@ -303,6 +353,8 @@ impl ReservationFields {
             ("country", text(&self.country)),
             ("origin", text(&self.origin)),
             ("destination", text(&self.destination)),
+            ("start_zone", self.start_zone.map_or(Value::Null, |zone| zone.to_string().into())),
+            ("end_zone", self.end_zone.map_or(Value::Null, |zone| zone.to_string().into())),
         ]
     }
 
@@ -368,11 +420,21 @@ pub struct ReservationPatch {
     pub country: Option<String>,
     pub origin: Option<String>,
     pub destination: Option<String>,
+    pub start_zone: Option<Zone>,
+    pub end_zone: Option<Zone>,
 }
 
 impl ReservationPatch {
-    /// The reservation's fields with the patch applied, validated.
+    /// The reservation's fields with the patch applied, validated. A patch
+    /// that moves the reservation (its type or place) and sets no zone
+    /// gives it the zones of its new place.
     pub fn apply(self, to: &Reservation) -> std::result::Result<ReservationFields, InvalidField> {
+        let moved = self.kind.is_some()
+            || self.city.is_some()
+            || self.country.is_some()
+            || self.origin.is_some()
+            || self.destination.is_some();
+        let kept = |zone: Option<Zone>| if moved { None } else { zone };
         ReservationFields {
             kind: self.kind.unwrap_or(to.kind),
             reservation_number: self.reservation_number.unwrap_or_else(|| to.reservation_number.clone()),
@@ -385,6 +447,8 @@ impl ReservationPatch {
             country: self.country.or_else(|| to.country.clone()),
             origin: self.origin.or_else(|| to.origin.clone()),
             destination: self.destination.or_else(|| to.destination.clone()),
+            start_zone: self.start_zone.or(kept(to.start_zone)),
+            end_zone: self.end_zone.or(kept(to.end_zone)),
         }
         .validate()
     }
@@ -493,12 +557,14 @@ pub trait TravelStore: Send + Sync {
     /// Trips, latest first; `after` is the last trip of the previous page.
     async fn list_trips(&self, scope: &Scope, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<Trip>>;
 
-    /// One user's year (by `starts_at`, in UTC), counted by the database.
-    async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearFigures>;
+    /// One user's year (by `starts_at`), counted by the database: the year
+    /// and its months are the user's, in `zone`; a stay's nights are
+    /// counted between its local dates.
+    async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32, zone: Zone) -> Result<YearFigures>;
 
-    /// One user's year in figures.
-    async fn year_summary(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearSummary> {
-        Ok(YearSummary::assemble(year, self.year_figures(tenant_id, user_id, year).await?))
+    /// One user's year in figures, in `zone` (see [`TravelStore::year_figures`]).
+    async fn year_summary(&self, tenant_id: &str, user_id: &str, year: i32, zone: Zone) -> Result<YearSummary> {
+        Ok(YearSummary::assemble(year, zone, self.year_figures(tenant_id, user_id, year, zone).await?))
     }
 
     /// A tenant's reservations starting in `[from, to)`, per vendor and
@@ -517,21 +583,34 @@ pub trait TravelStore: Send + Sync {
     }
 }
 
-/// The first instant of `year` and of the next, in UTC.
-pub(crate) fn year_bounds(year: i32) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    use chrono::TimeZone;
+/// The first instant of `year` and of the next, in `zone`.
+pub fn year_bounds(year: i32, zone: Zone) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let start = |y: i32| {
-        Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0)
-            .single()
+        chrono::NaiveDate::from_ymd_opt(y, 1, 1)
+            .and_then(|day| zone.instant(day.and_time(chrono::NaiveTime::MIN)))
             .ok_or_else(|| crate::store::StoreError::Config(format!("the year {y} is out of range")))
     };
     Ok((start(year)?, start(year.saturating_add(1))?))
 }
 
+/// A reservation as stored. A row written before reservations kept their
+/// zones gets its place's.
 pub(crate) fn reservation_from_row(row: &impl Columns) -> Result<Reservation> {
-    from_row!(row => Reservation {
-        id, tenant_id, user_id, kind = "type", reservation_number, provider, status, starts_at, ends_at, trip_id,
-        trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, version,
-        checked_at,
-    })
+    let read = || -> Result<Reservation> {
+        from_row!(row => Reservation {
+            id, tenant_id, user_id, kind = "type", reservation_number, provider, status, starts_at, ends_at,
+            trip_id, trip_pinned, source, details, city, country, origin, destination, start_zone, end_zone,
+            starts_local: None, ends_local: None, created_at, updated_at, version, checked_at,
+        })
+    };
+    let mut reservation = read()?;
+    let placed = reservation.fields().placed();
+    reservation.start_zone = placed.start_zone;
+    reservation.end_zone = placed.end_zone;
+    let local = |zone: Option<Zone>, at: DateTime<Utc>| {
+        zone.map(|zone| zone.local(at).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+    };
+    reservation.starts_local = local(reservation.start_zone, reservation.starts_at);
+    reservation.ends_local = reservation.ends_at.and_then(|at| local(reservation.end_zone, at));
+    Ok(reservation)
 }

@@ -2,7 +2,7 @@
 //! `store::sql`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -10,21 +10,22 @@ use super::{
     group_into_trips, reservation_from_row,
     trips::{places, Member},
     year_bounds, ChangeOrigin, MoveOutcome, Reservation, ReservationChange, ReservationFields, ReservationFilter,
-    ReservationSource, ReservationStatus, TravelStore, Trip, TripSpan, VendorFigures, YearFigures,
+    ReservationSource, ReservationStatus, TravelStore, Trip, TripSpan, VendorFigures, YearFigures, Zone,
 };
 use crate::{
     model::Scope,
+    notify::event_types::TRIP_READY,
     store::{
         from_row,
         sql::{Dialect, Exec, Sql, SqlStore, Table, Tx},
-        Columns, Result,
+        Columns, FromColumn, Result,
     },
 };
 
 pub(crate) const RESERVATION_COLUMNS: &str =
     "id, tenant_id, user_id, type, reservation_number, provider, status, starts_at, \
-     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, created_at, updated_at, \
-     version, checked_at";
+     ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, start_zone, end_zone, \
+     created_at, updated_at, version, checked_at";
 
 /// Regroups one user's trips, inside the caller's transaction.
 pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Result<()> {
@@ -65,8 +66,10 @@ pub(crate) async fn regroup_users(tx: &mut Tx, tenant_id: &str, users: &[String]
     select.push_any("user_id", users.clone());
     let mut leaving = Vec::new();
     let mut members: std::collections::HashMap<String, Vec<Member>> = std::collections::HashMap::new();
+    let mut held_trips = std::collections::HashSet::new();
     for row in tx.rows(select).await? {
         let trip_id = row.opt_uuid("trip_id")?;
+        held_trips.extend(trip_id);
         if row.get::<String>("status")? != "confirmed" {
             leaving.extend(trip_id.map(|_| row.uuid("id")).transpose()?);
             continue;
@@ -129,6 +132,39 @@ pub(crate) async fn regroup_users(tx: &mut Tx, tenant_id: &str, users: &[String]
     let mut delete = tx.sql("DELETE FROM trips WHERE tenant_id = $1 AND ").bind(tenant_id);
     delete.push_any("user_id", users).push(" AND NOT (").push_any("id", trip_ids).push(")");
     tx.execute(delete).await?;
+    announce_new_trips(tx, tenant_id, &plans, &held_trips).await
+}
+
+/// One `trip.ready` event for each trip this regrouping made that had no
+/// reservation before and has not started: its traveler hears that it is
+/// put together. A trip already held (its id is kept as it grows) says
+/// nothing again, and neither does a past one (an import of last year).
+async fn announce_new_trips(
+    tx: &mut Tx,
+    tenant_id: &str,
+    plans: &[(String, super::TripPlan)],
+    held: &std::collections::HashSet<Uuid>,
+) -> Result<()> {
+    let now = Utc::now();
+    let events: Vec<Value> = plans
+        .iter()
+        .filter(|(_, plan)| !held.contains(&plan.id) && plan.starts_at > now)
+        .map(|(user, plan)| {
+            serde_json::json!({
+                "trip_id": plan.id, "user_id": user, "name": plan.name, "starts_at": plan.starts_at,
+                "ends_at": plan.ends_at, "reservations": plan.members.len(),
+            })
+        })
+        .collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut outbox = tx
+        .sql("INSERT INTO outbox (tenant_id, event_type, payload, created_at) SELECT $1, $2, payload, now() FROM ")
+        .bind(tenant_id)
+        .bind(TRIP_READY);
+    outbox.push_table(Table::new().column("payload", events), "e");
+    tx.execute(outbox).await?;
     Ok(())
 }
 
@@ -147,7 +183,8 @@ pub(crate) async fn record_change(
         .sql(
             "UPDATE reservations SET type = $2, reservation_number = $3, provider = $4, status = $5, \
              starts_at = $6, ends_at = $7, details = $8, city = $9, country = $10, origin = $11, \
-             destination = $12, vendor_changes = vendor_changes + $13, version = version + 1, ended = false, \
+             destination = $12, start_zone = $13, end_zone = $14, vendor_changes = vendor_changes + $15, \
+             version = version + 1, ended = false, \
              updated_at = now() WHERE id = $1",
         )
         .bind(id);
@@ -169,7 +206,7 @@ pub(crate) async fn record_change(
 
 /// Binds a reservation's fields, in the order of its columns: type,
 /// reservation_number, provider, status, starts_at, ends_at, details, city,
-/// country, origin, destination.
+/// country, origin, destination, start_zone, end_zone.
 fn bind_fields(sql: Sql, fields: &ReservationFields) -> Sql {
     sql.bind(fields.kind.as_str())
         .bind(&fields.reservation_number)
@@ -182,6 +219,8 @@ fn bind_fields(sql: Sql, fields: &ReservationFields) -> Sql {
         .bind(&fields.country)
         .bind(&fields.origin)
         .bind(&fields.destination)
+        .bind(fields.start_zone.map(|zone| zone.to_string()))
+        .bind(fields.end_zone.map(|zone| zone.to_string()))
 }
 
 /// Inserts one reservation, inside the caller's transaction (which then
@@ -199,9 +238,9 @@ pub(crate) async fn insert_reservation(
     let insert = tx
         .sql(
             "INSERT INTO reservations (id, tenant_id, user_id, source, dedupe_key, type, reservation_number, \
-             provider, status, starts_at, ends_at, details, city, country, origin, destination, created_at, \
-             updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), now())",
+             provider, status, starts_at, ends_at, details, city, country, origin, destination, start_zone, \
+             end_zone, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, now(), now())",
         )
         .bind(id)
         .bind(tenant_id)
@@ -383,8 +422,8 @@ impl<S: SqlStore> TravelStore for S {
         db.all(select, |row| from_row!(row => Trip { id, name, starts_at, ends_at, reservation_count })).await
     }
 
-    async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32) -> Result<YearFigures> {
-        let (from, to) = year_bounds(year)?;
+    async fn year_figures(&self, tenant_id: &str, user_id: &str, year: i32, zone: Zone) -> Result<YearFigures> {
+        let (from, to) = year_bounds(year, zone)?;
         let mut db = self.db();
         let dialect = db.dialect();
         // Every query reads one user's year through `reservations_user`.
@@ -400,15 +439,15 @@ impl<S: SqlStore> TravelStore for S {
         };
         let confirmed = "AND status = 'confirmed'";
         let by_type = year("type, status, count(*) AS n", "GROUP BY type, status");
-        let by_month = year(
-            &format!("{} AS month, count(*) AS n", dialect.utc_month("starts_at")),
+        // Counted per quarter hour, and the quarter hours placed in the
+        // user's months here: the same on both databases, in any zone.
+        let by_quarter = year(
+            &format!("{} AS quarter, count(*) AS n", dialect.quarter_hour("starts_at")),
             &format!("{confirmed} GROUP BY 1"),
         );
-        let nights = year(
-            &format!(
-                "CAST(coalesce(sum({}), 0) AS BIGINT) AS nights",
-                dialect.utc_days_between("starts_at", "ends_at")
-            ),
+        // A stay's nights are between its local dates, in its own zone.
+        let stays = year(
+            "starts_at, ends_at, start_zone, end_zone, city, country",
             &format!("{confirmed} AND type = 'lodging' AND ends_at IS NOT NULL"),
         );
         let routes = year(
@@ -429,10 +468,24 @@ impl<S: SqlStore> TravelStore for S {
                 figures.by_type.push((row.parsed("type", "reservation type")?, n));
             }
         }
-        for row in db.rows(by_month).await? {
-            figures.by_month.push((u32::try_from(row.get::<i64>("month")?).unwrap_or(0), row.get("n")?));
+        let mut by_month = std::collections::BTreeMap::<u32, i64>::new();
+        for row in db.rows(by_quarter).await? {
+            let quarter: i64 = row.get("quarter")?;
+            let Some(at) = DateTime::from_timestamp(quarter.saturating_mul(900), 0) else { continue };
+            *by_month.entry(zone.local(at).month()).or_default() += row.get::<i64>("n")?;
         }
-        figures.hotel_nights = db.one(nights).await?.get("nights")?;
+        figures.by_month = by_month.into_iter().collect();
+        for row in db.rows(stays).await? {
+            let (starts_at, ends_at) = (row.time("starts_at")?, row.time("ends_at")?);
+            let city: Option<String> = row.get("city")?;
+            let country: Option<String> = row.get("country")?;
+            let place = || Zone::of_city(city.as_deref(), country.as_deref());
+            let start_zone = Option::<Zone>::from_column(&row, "start_zone")?.or_else(place);
+            let end_zone = Option::<Zone>::from_column(&row, "end_zone")?.or(start_zone);
+            let date =
+                |zone: Option<Zone>, at: DateTime<Utc>| zone.map_or(at.date_naive(), |z| z.local(at).date_naive());
+            figures.hotel_nights += (date(end_zone, ends_at) - date(start_zone, starts_at)).num_days().max(0);
+        }
         for row in db.rows(routes).await? {
             figures.routes.push((row.get("origin")?, row.get("destination")?, row.get("n")?));
         }

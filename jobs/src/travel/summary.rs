@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{airports, ReservationType};
+use super::{airports, ReservationType, Zone};
 
 /// How many names each "top" list keeps.
 pub const TOP: usize = 5;
@@ -52,6 +52,9 @@ pub struct Ranked {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct YearSummary {
     pub year: i32,
+    /// The zone the year and its months are the user's in: an IANA name.
+    #[schema(value_type = String)]
+    pub time_zone: Zone,
     /// Confirmed reservations starting in the year.
     pub reservations: i64,
     pub cancelled: i64,
@@ -79,7 +82,7 @@ pub struct YearSummary {
 }
 
 impl YearSummary {
-    pub fn assemble(year: i32, figures: YearFigures) -> YearSummary {
+    pub fn assemble(year: i32, time_zone: Zone, figures: YearFigures) -> YearSummary {
         let mut by_type: BTreeMap<String, i64> =
             ReservationType::ALL.iter().map(|kind| (kind.as_str().to_owned(), 0)).collect();
         for (kind, count) in &figures.by_type {
@@ -121,6 +124,7 @@ impl YearSummary {
         };
         YearSummary {
             year,
+            time_zone,
             reservations,
             cancelled: figures.cancelled,
             by_type,

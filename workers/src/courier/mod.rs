@@ -16,6 +16,7 @@
 //! - `reservation.changed` → `reservation.changed`, urgent when the
 //!   reservation is a flight that leaves within [`URGENT_WITHIN`] (before or
 //!   after the change);
+//! - `trip.ready` (a new trip that has not started) → `trip.ready`;
 //! - `job.succeeded` of a `report_build` → `report.ready`, of a
 //!   `video_compile` → `video.ready`.
 //!
@@ -103,6 +104,11 @@ impl Courier {
                 });
                 (NotificationType::ReservationChanged, message, data, urgent)
             }
+            event_types::TRIP_READY => {
+                let Some(trip) = words::TripFacts::read(&event.payload) else { return Ok(None) };
+                let message = words::trip_ready(lang, &trip, profile.zone());
+                (NotificationType::TripReady, message, json!({"trip_id": trip.id}), false)
+            }
             event_types::JOB_SUCCEEDED => {
                 let Some(id) = uuid_field(&event.payload, "job_id") else { return Ok(None) };
                 let Some(kind) = concerns(event) else { return Ok(None) };
@@ -141,6 +147,7 @@ impl Courier {
 fn concerns(event: &OutboxEvent) -> Option<NotificationType> {
     match event.event_type.as_str() {
         event_types::RESERVATION_CHANGED => Some(NotificationType::ReservationChanged),
+        event_types::TRIP_READY => Some(NotificationType::TripReady),
         event_types::JOB_SUCCEEDED => match event.payload.get("kind").and_then(Value::as_str) {
             Some(kind) if kind == JobKind::REPORT_BUILD.as_str() => Some(NotificationType::ReportReady),
             Some(kind) if kind == JobKind::VIDEO_COMPILE.as_str() => Some(NotificationType::VideoReady),
@@ -218,9 +225,10 @@ mod tests {
     }
 
     #[test]
-    fn only_changes_and_finished_reports_and_films_concern_a_traveler() {
+    fn only_changes_new_trips_and_finished_reports_and_films_concern_a_traveler() {
         let cases = [
             (event(event_types::RESERVATION_CHANGED, None), Some(NotificationType::ReservationChanged)),
+            (event(event_types::TRIP_READY, None), Some(NotificationType::TripReady)),
             (event(event_types::JOB_SUCCEEDED, Some("report_build")), Some(NotificationType::ReportReady)),
             (event(event_types::JOB_SUCCEEDED, Some("video_compile")), Some(NotificationType::VideoReady)),
             (event(event_types::JOB_SUCCEEDED, Some("email_poll")), None),

@@ -3,15 +3,16 @@
 //!
 //! A flight's departure is shown in its origin airport's zone and its
 //! arrival in its destination's, labelled with the airport code ("14:35
-//! GRU"); anything else in the traveler's own zone, labelled with the
-//! zone's abbreviation. A day and a month are always written out ("Tue 8
+//! GRU"); anything else in the zone where it happens (the reservation's
+//! `start_zone`: a hotel's city), else the traveler's own, labelled with
+//! the zone's abbreviation. A day and a month are always written out ("Tue 8
 //! Dec"), so no reader confuses 8/12 with 12/8.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use chrono_tz::Tz;
 use longhaul_jobs::{
     kind::ReportLocale,
-    travel::{airports, Reservation, ReservationStatus, ReservationType},
+    travel::{airports, Reservation, ReservationStatus, ReservationType, Zone},
 };
 use serde_json::Value;
 
@@ -31,7 +32,7 @@ impl Lang {
         }
     }
 
-    fn weekday(self, at: &DateTime<Tz>) -> &'static str {
+    fn weekday(self, at: &DateTime<FixedOffset>) -> &'static str {
         const EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
         const PT: [&str; 7] = ["seg", "ter", "qua", "qui", "sex", "sáb", "dom"];
         let day = at.weekday().num_days_from_monday() as usize;
@@ -41,7 +42,7 @@ impl Lang {
         }
     }
 
-    fn month(self, at: &DateTime<Tz>) -> &'static str {
+    fn month(self, at: &DateTime<FixedOffset>) -> &'static str {
         const EN: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
         const PT: [&str; 12] = ["jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez"];
         let month = at.month0() as usize;
@@ -53,9 +54,9 @@ impl Lang {
 
     /// "Tue 8 Dec, 14:35 GRU" or "ter, 8 dez, 14:35 GRU".
     pub fn local_time(self, at: DateTime<Utc>, place: &Place) -> String {
-        let local = at.with_timezone(&place.zone);
+        let local = place.zone.local(at);
         let clock = format!("{:02}:{:02}", local.hour(), local.minute());
-        let label = place.label.clone().unwrap_or_else(|| local.format("%Z").to_string());
+        let label = place.label.clone().unwrap_or_else(|| place.zone.abbreviation(at));
         match self {
             Lang::En => format!("{} {} {}, {clock} {label}", self.weekday(&local), local.day(), self.month(&local)),
             Lang::PtBr => format!("{}, {} {}, {clock} {label}", self.weekday(&local), local.day(), self.month(&local)),
@@ -91,17 +92,18 @@ impl Lang {
 /// airport code; else the zone's abbreviation).
 #[derive(Debug, Clone)]
 pub struct Place {
-    pub zone: Tz,
+    pub zone: Zone,
     pub label: Option<String>,
 }
 
 impl Place {
-    fn airport(code: Option<&str>) -> Option<Place> {
+    /// An airport, in the reservation's zone for it (else the table's).
+    fn airport(code: Option<&str>, zone: Option<Zone>) -> Option<Place> {
         let airport = airports::airport(code?)?;
-        Some(Place { zone: airport.tz.parse().ok()?, label: Some(airport.iata.clone()) })
+        Some(Place { zone: zone.or_else(|| Zone::of_airport(&airport.iata))?, label: Some(airport.iata.clone()) })
     }
 
-    fn of_user(zone: Tz) -> Place {
+    fn of_zone(zone: Zone) -> Place {
         Place { zone, label: None }
     }
 }
@@ -139,10 +141,12 @@ fn agency_field(details: Option<&Value>, field: &str) -> Option<String> {
 /// `changes` and the reservation as it now is.
 pub fn reservation_changed(lang: Lang, reservation: &Reservation, changes: &Value, user_zone: Tz) -> Message {
     let kind = reservation.kind;
-    let departure = Place::airport(reservation.origin.as_deref()).filter(|_| kind == ReservationType::Flight);
-    let arrival = Place::airport(reservation.destination.as_deref()).filter(|_| kind == ReservationType::Flight);
-    let start_place = departure.unwrap_or_else(|| Place::of_user(user_zone));
-    let end_place = arrival.unwrap_or_else(|| Place::of_user(user_zone));
+    let flight = kind == ReservationType::Flight;
+    let departure = Place::airport(reservation.origin.as_deref(), reservation.start_zone).filter(|_| flight);
+    let arrival = Place::airport(reservation.destination.as_deref(), reservation.end_zone).filter(|_| flight);
+    let user_zone = Zone::Named(user_zone);
+    let start_place = departure.unwrap_or_else(|| Place::of_zone(reservation.start_zone.unwrap_or(user_zone)));
+    let end_place = arrival.unwrap_or_else(|| Place::of_zone(reservation.end_zone.unwrap_or(user_zone)));
     let mut lines = Vec::new();
 
     let status = changes.get("status").and_then(|change| side(change, "to")).and_then(Value::as_str);
@@ -269,6 +273,60 @@ fn clip(text: &str, chars: usize) -> String {
     }
 }
 
+/// A new trip, as its `trip.ready` event tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TripFacts {
+    pub id: uuid::Uuid,
+    /// "Lisbon, May 2027".
+    pub name: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reservations: i64,
+}
+
+impl TripFacts {
+    /// The event's payload; None when it is not one.
+    pub fn read(payload: &Value) -> Option<TripFacts> {
+        Some(TripFacts {
+            id: payload.get("trip_id")?.as_str()?.parse().ok()?,
+            name: payload.get("name")?.as_str()?.to_owned(),
+            starts_at: time_of(payload.get("starts_at"))?,
+            ends_at: time_of(payload.get("ends_at"))?,
+            reservations: payload.get("reservations")?.as_i64()?,
+        })
+    }
+}
+
+/// What a new trip says: where, how many bookings, and its days in the
+/// user's zone. The place is the trip name's (a city from an email, so it
+/// is cut short and stripped of control characters).
+pub fn trip_ready(lang: Lang, trip: &TripFacts, user_zone: Tz) -> Message {
+    let place: String =
+        trip.name.split(", ").next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(60).collect();
+    let zone = Zone::Named(user_zone);
+    let day = |at: DateTime<Utc>| {
+        let local = zone.local(at);
+        match lang {
+            Lang::En => format!("{} {} {}", lang.weekday(&local), local.day(), lang.month(&local)),
+            Lang::PtBr => format!("{}, {} {}", lang.weekday(&local), local.day(), lang.month(&local)),
+        }
+    };
+    let (from, to) = (day(trip.starts_at), day(trip.ends_at));
+    let days = if from == to { from } else { format!("{from} – {to}") };
+    let n = trip.reservations;
+    let (title, body) = match lang {
+        Lang::En => (
+            format!("Your trip to {place} is ready"),
+            format!("{n} {}, {days}.", if n == 1 { "reservation" } else { "reservations" }),
+        ),
+        Lang::PtBr => (
+            format!("Sua viagem para {place} está pronta"),
+            format!("{n} {}, {days}.", if n == 1 { "reserva" } else { "reservas" }),
+        ),
+    };
+    Message { title, body }
+}
+
 /// What a finished report says.
 pub fn report_ready(lang: Lang, payload: &Value) -> Message {
     let year = payload.get("year").and_then(Value::as_i64);
@@ -334,6 +392,10 @@ mod tests {
             country: None,
             origin: route.map(|(from, _)| from.to_owned()),
             destination: route.map(|(_, to)| to.to_owned()),
+            start_zone: route.and_then(|(from, _)| Zone::of_airport(from)),
+            end_zone: route.and_then(|(_, to)| Zone::of_airport(to)),
+            starts_local: None,
+            ends_local: None,
             created_at: starts_at,
             updated_at: starts_at,
             version: 2,
@@ -434,5 +496,24 @@ mod tests {
         assert_eq!(report_ready(Lang::En, &json!({"report": "funnel"})).title, "Your report is ready");
         assert_eq!(video_ready(Lang::En, &json!({"year": 2026})).title, "Your 2026 video is ready");
         assert_eq!(video_ready(Lang::PtBr, &json!({})).title, "Seu vídeo está pronto");
+    }
+
+    #[test]
+    fn a_new_trip_is_told_in_the_users_days_and_language() {
+        let trip = TripFacts::read(&json!({
+            "trip_id": Uuid::nil(), "name": "Lisbon, May 2027",
+            // 23:30 on 13 May in São Paulo; home on 20 May.
+            "starts_at": "2027-05-14T02:30:00Z", "ends_at": "2027-05-20T18:00:00Z", "reservations": 3,
+        }))
+        .expect("a trip.ready payload");
+        let en = trip_ready(Lang::En, &trip, zone("America/Sao_Paulo"));
+        assert_eq!(en.title, "Your trip to Lisbon is ready");
+        assert_eq!(en.body, "3 reservations, Thu 13 May – Thu 20 May.");
+        let pt = trip_ready(Lang::PtBr, &trip, zone("Europe/Lisbon"));
+        assert_eq!(pt.title, "Sua viagem para Lisbon está pronta");
+        assert_eq!(pt.body, "3 reservas, sex, 14 mai – qui, 20 mai.");
+        let one_day = TripFacts { reservations: 1, ends_at: trip.starts_at, ..trip };
+        assert_eq!(trip_ready(Lang::En, &one_day, chrono_tz::UTC).body, "1 reservation, Fri 14 May.");
+        assert_eq!(TripFacts::read(&json!({"trip_id": "not a uuid"})), None);
     }
 }

@@ -23,17 +23,19 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Utc};
 use longhaul_jobs::{
+    kind::ReportLocale,
     kind::{self, Music, VideoCompilePayload},
     media::{Media, MediaStatus, MAX_MEDIA_BYTES},
     model::Scope,
     objects::DynObjectStore,
-    travel::Trip,
+    travel::{Trip, YearSummary, Zone},
 };
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::report_build::locale::Locale;
 use crate::{
     video::{self, film::describe, Card, FilmError, FilmSpec, PhotoSource, PhotoSpec, Skipped, Timing, Watch, X264},
     Handler, JobContext, JobError, JobResult,
@@ -62,8 +64,13 @@ impl Handler for VideoCompile {
         };
         let objects = ctx.objects()?.clone();
         let scope = Scope::User { tenant_id: ctx.job.tenant_id.clone(), user_id: ctx.job.user_id.clone() };
+        // The year, the photos' days and the cards are the owner's: in their
+        // zone, and in the payload's language, else their profile's.
+        let profile = ctx.owner_profile().await?;
+        let zone = Zone::Named(profile.zone());
+        let locale = Locale::from(payload.locale.or_else(|| profile.report_locale()).unwrap_or(ReportLocale::En));
 
-        let (media, mut skipped) = gather(ctx, &scope, &payload).await?;
+        let (media, mut skipped) = gather(ctx, &scope, &payload, zone).await?;
         if media.is_empty() {
             return Err(JobError::permanent(if skipped.is_empty() {
                 format!("there are no photos from {} to make a video of; upload some with POST /v1/media", payload.year)
@@ -74,46 +81,14 @@ impl Handler for VideoCompile {
         let trips = trips_of(ctx, &scope).await?;
         let summary = ctx
             .store
-            .year_summary(&ctx.job.tenant_id, &ctx.job.user_id, payload.year)
+            .year_summary(&ctx.job.tenant_id, &ctx.job.user_id, payload.year, zone)
             .await
             .map_err(|err| JobError::retryable(format!("cannot count the year: {err}")))?;
 
-        let photos: Vec<PhotoSpec> = media.iter().map(|m| caption(m, &trips)).collect();
-        let countries = summary.countries.len();
-        let spec = FilmSpec {
-            aspect,
-            timing: Timing::default(),
-            x264: X264::default(),
-            title: Card {
-                headline: payload.year.to_string(),
-                subtitle: match payload.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-                    Some(name) => format!("{name}'s year in travel"),
-                    None => "A year in travel".to_owned(),
-                },
-                lines: title_lines(
-                    summary.trips,
-                    summary.reservations,
-                    summary.cities.len(),
-                    countries,
-                    summary.distance_km,
-                ),
-            },
-            end: Card {
-                headline: payload.year.to_string(),
-                subtitle: "That was the year".to_owned(),
-                lines: vec![
-                    "{photos} photos".to_owned(),
-                    format!(
-                        "{} · {}",
-                        plural(summary.trips, "trip", "trips"),
-                        plural(countries as i64, "country", "countries")
-                    ),
-                    format!("See you in {}", payload.year + 1),
-                ],
-            },
-            photos,
-            music,
-        };
+        let photos: Vec<PhotoSpec> = media.iter().map(|m| caption(m, &trips, zone, locale)).collect();
+        let name = payload.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        let (title, end) = cards(locale, payload.year, name, &summary);
+        let spec = FilmSpec { aspect, timing: Timing::default(), x264: X264::default(), title, end, photos, music };
 
         let dir = tempfile::tempdir()
             .map_err(|err| JobError::retryable(format!("cannot make a working directory: {err}")))?;
@@ -173,29 +148,91 @@ impl Handler for VideoCompile {
     }
 }
 
-fn plural(n: i64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-fn title_lines(trips: i64, reservations: i64, cities: usize, countries: usize, km: i64) -> Vec<String> {
+/// The title and end cards of a year, in `locale`'s words.
+fn cards(locale: Locale, year: i32, name: Option<&str>, summary: &YearSummary) -> (Card, Card) {
+    let w = Words::of(locale);
+    let countries = summary.countries.len() as i64;
     let mut lines =
-        vec![format!("{} · {}", plural(trips, "trip", "trips"), plural(reservations, "reservation", "reservations"))];
-    if cities > 0 {
-        lines.push(format!(
-            "{} · {}",
-            plural(cities as i64, "city", "cities"),
-            plural(countries as i64, "country", "countries")
-        ));
+        vec![format!("{} · {}", w.count(summary.trips, w.trip), w.count(summary.reservations, w.reservation))];
+    if !summary.cities.is_empty() {
+        lines.push(format!("{} · {}", w.count(summary.cities.len() as i64, w.city), w.count(countries, w.country)));
     }
-    if km > 0 {
-        lines.push(format!("{} km flown", thousands(km)));
+    if summary.distance_km > 0 {
+        lines.push(w.flown.replace("{km}", &locale.number(summary.distance_km)));
     }
-    lines
+    let title = Card {
+        headline: year.to_string(),
+        subtitle: match name {
+            Some(name) => w.whose_year.replace("{name}", name),
+            None => w.a_year.to_owned(),
+        },
+        lines,
+    };
+    let end = Card {
+        headline: year.to_string(),
+        subtitle: w.that_was.to_owned(),
+        lines: vec![
+            w.photos.to_owned(),
+            format!("{} · {}", w.count(summary.trips, w.trip), w.count(countries, w.country)),
+            w.see_you.replace("{year}", &(year + 1).to_string()),
+        ],
+    };
+    (title, end)
 }
 
-/// 48213 → "48,213": the cards are in English.
-fn thousands(n: i64) -> String {
-    super::report_build::locale::Locale::En.number(n)
+/// What the cards say, in one language. `(one, many)` pairs are counted
+/// nouns.
+struct Words {
+    whose_year: &'static str,
+    a_year: &'static str,
+    that_was: &'static str,
+    /// `{photos}` is the film's own count.
+    photos: &'static str,
+    see_you: &'static str,
+    flown: &'static str,
+    trip: (&'static str, &'static str),
+    reservation: (&'static str, &'static str),
+    city: (&'static str, &'static str),
+    country: (&'static str, &'static str),
+    locale: Locale,
+}
+
+impl Words {
+    fn of(locale: Locale) -> Words {
+        match locale {
+            Locale::En => Words {
+                whose_year: "{name}'s year in travel",
+                a_year: "A year in travel",
+                that_was: "That was the year",
+                photos: "{photos} photos",
+                see_you: "See you in {year}",
+                flown: "{km} km flown",
+                trip: ("trip", "trips"),
+                reservation: ("reservation", "reservations"),
+                city: ("city", "cities"),
+                country: ("country", "countries"),
+                locale,
+            },
+            Locale::PtBr => Words {
+                whose_year: "O ano de viagens de {name}",
+                a_year: "Um ano de viagens",
+                that_was: "Esse foi o ano",
+                photos: "{photos} fotos",
+                see_you: "Até {year}",
+                flown: "{km} km voados",
+                trip: ("viagem", "viagens"),
+                reservation: ("reserva", "reservas"),
+                city: ("cidade", "cidades"),
+                country: ("país", "países"),
+                locale,
+            },
+        }
+    }
+
+    /// "1 trip", "48,213 trips"; "1 viagem", "2 viagens".
+    fn count(&self, n: i64, (one, many): (&str, &str)) -> String {
+        format!("{} {}", self.locale.number(n), if n == 1 { one } else { many })
+    }
 }
 
 /// When a photo was taken, or else when it was uploaded.
@@ -215,6 +252,7 @@ async fn gather(
     ctx: &JobContext,
     scope: &Scope,
     payload: &VideoCompilePayload,
+    zone: Zone,
 ) -> Result<(Vec<Media>, Vec<Skipped>), JobError> {
     let store_error =
         |err: longhaul_jobs::store::StoreError| JobError::retryable(format!("cannot list the photos: {err}"));
@@ -241,7 +279,7 @@ async fn gather(
                 let Some(last) = page.last() else { break };
                 after = Some((last.created_at, last.id));
                 let full = page.len() == 500;
-                for media in page.into_iter().filter(|m| when(m).year() == payload.year) {
+                for media in page.into_iter().filter(|m| zone.local(when(m)).year() == payload.year) {
                     if media.status == MediaStatus::Rejected {
                         skipped.push(rejected(&media));
                     } else {
@@ -287,18 +325,16 @@ async fn trips_of(ctx: &JobContext, scope: &Scope) -> Result<Vec<Trip>, JobError
 }
 
 /// The caption of a photo: its own caption or the trip it was taken on (the
-/// trip's place: "Lisbon" of "Lisbon, May 2026"), and its date.
-///
-/// Dates are UTC: longhaul has no time zone for a user yet, so a photo taken
-/// late on 31 December west of Greenwich counts in the next year's film.
-fn caption(media: &Media, trips: &[Trip]) -> PhotoSpec {
-    let taken = when(media);
-    let trip = trips
-        .iter()
-        .find(|t| t.starts_at.date_naive() <= taken.date_naive() && taken.date_naive() <= t.ends_at.date_naive());
+/// trip's place: "Lisbon" of "Lisbon, May 2026"), and its date. Days are
+/// the owner's, in their zone: a photo taken late on 31 December west of
+/// Greenwich is in that year's film.
+fn caption(media: &Media, trips: &[Trip], zone: Zone, locale: Locale) -> PhotoSpec {
+    let taken = zone.local(when(media)).date_naive();
+    let day = |at: DateTime<Utc>| zone.local(at).date_naive();
+    let trip = trips.iter().find(|t| day(t.starts_at) <= taken && taken <= day(t.ends_at));
     let place = trip.map(|t| t.name.split(", ").next().unwrap_or(&t.name).to_owned());
     let title = media.caption.clone().filter(|c| !c.trim().is_empty()).or(place).unwrap_or_default();
-    PhotoSpec { id: media.id.to_string(), title, detail: taken.format("%-d %B %Y").to_string() }
+    PhotoSpec { id: media.id.to_string(), title, detail: locale.date(taken) }
 }
 
 /// Reads each photo from the object store when the film asks for it, from
@@ -392,12 +428,74 @@ async fn report_progress(
 mod tests {
     use super::*;
 
+    use longhaul_jobs::travel::{ReservationType, TripSpan, YearFigures, Zone};
+
+    fn year(trips: usize, places: &[(&str, &str)], routes: &[(&str, &str)]) -> YearSummary {
+        let at: DateTime<Utc> = "2026-05-01T10:00:00Z".parse().expect("a time");
+        let figures = YearFigures {
+            by_type: vec![(ReservationType::Flight, 33)],
+            trips: vec![TripSpan { name: "Lisbon, May 2026".into(), starts_at: at, ends_at: at }; trips],
+            places: places.iter().map(|(c, k)| (Some((*c).to_owned()), Some((*k).to_owned()))).collect(),
+            routes: routes.iter().map(|(o, d)| (Some((*o).to_owned()), Some((*d).to_owned()), 1)).collect(),
+            ..YearFigures::default()
+        };
+        YearSummary::assemble(2026, Zone::UTC, figures)
+    }
+
     #[test]
-    fn figures_read_well() {
-        assert_eq!(thousands(48_213), "48,213");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000_000), "1,000,000");
-        assert_eq!(plural(1, "trip", "trips"), "1 trip");
-        assert_eq!(title_lines(6, 33, 0, 0, 0), vec!["6 trips · 33 reservations"]);
+    fn cards_are_in_the_owners_language() {
+        let summary = year(1, &[("Lisbon", "PT"), ("Porto", "PT")], &[("GRU", "LIS"), ("LIS", "GRU")]);
+        let (title, end) = cards(Locale::En, 2026, Some("Ana"), &summary);
+        assert_eq!(title.subtitle, "Ana's year in travel");
+        assert_eq!(title.lines, ["1 trip · 33 reservations", "2 cities · 1 country", "15,871 km flown"]);
+        assert_eq!(end.subtitle, "That was the year");
+        assert_eq!(end.lines, ["{photos} photos", "1 trip · 1 country", "See you in 2027"]);
+
+        let (title, end) = cards(Locale::PtBr, 2026, Some("Ana"), &summary);
+        assert_eq!(title.subtitle, "O ano de viagens de Ana");
+        assert_eq!(title.lines, ["1 viagem · 33 reservas", "2 cidades · 1 país", "15.871 km voados"]);
+        assert_eq!(end.subtitle, "Esse foi o ano");
+        assert_eq!(end.lines, ["{photos} fotos", "1 viagem · 1 país", "Até 2027"]);
+
+        // No name, nowhere, no flights: only what there is.
+        let (title, _) = cards(Locale::PtBr, 2026, None, &year(6, &[], &[]));
+        assert_eq!(
+            (title.subtitle.as_str(), title.lines.as_slice()),
+            ("Um ano de viagens", &["6 viagens · 33 reservas".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn photos_are_dated_in_the_owners_zone_and_language() {
+        let time = |text: &str| -> DateTime<Utc> { text.parse().expect("a time") };
+        let media = Media {
+            id: Uuid::nil(),
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            status: MediaStatus::Ready,
+            declared_type: "image/jpeg".into(),
+            content_type: Some("image/jpeg".into()),
+            size_bytes: Some(1),
+            width: Some(1),
+            height: Some(1),
+            // 23:30 on 31 December in São Paulo.
+            taken_at: Some(time("2027-01-01T02:30:00Z")),
+            caption: None,
+            error: None,
+            created_at: time("2027-01-02T00:00:00Z"),
+            object_key: String::new(),
+        };
+        let trip = Trip {
+            id: Uuid::nil(),
+            name: "São Paulo, December 2026".into(),
+            starts_at: time("2026-12-30T12:00:00Z"),
+            ends_at: time("2026-12-31T20:00:00Z"),
+            reservation_count: 1,
+        };
+        let sao_paulo = Zone::parse("America/Sao_Paulo").expect("a zone");
+        let photo = caption(&media, std::slice::from_ref(&trip), sao_paulo, Locale::PtBr);
+        assert_eq!((photo.title.as_str(), photo.detail.as_str()), ("São Paulo", "31 de dezembro de 2026"));
+        let photo = caption(&media, &[trip], Zone::UTC, Locale::En);
+        assert_eq!((photo.title.as_str(), photo.detail.as_str()), ("", "January 1, 2027"));
     }
 }

@@ -56,11 +56,15 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// The month (1 to 12, as a 64-bit integer) of a time column, in UTC.
-    pub fn utc_month(self, column: &str) -> String {
+    /// The quarter-hour since the epoch (a 64-bit integer) a time column
+    /// falls in: every time zone's offset is a whole number of quarter
+    /// hours, so counts per quarter hour are counts per local month, day or
+    /// hour in any zone, once the caller places them.
+    pub fn quarter_hour(self, column: &str) -> String {
         match self {
-            Dialect::Postgres => format!("extract(month FROM {column} AT TIME ZONE 'UTC')::int8"),
-            Dialect::Sqlite => format!("CAST(strftime('%m', {column} / 1000, 'unixepoch') AS INTEGER)"),
+            Dialect::Postgres => format!("CAST(floor(extract(epoch FROM {column}) / 900) AS BIGINT)"),
+            // Integer division floors for the times since 1970 it is used on.
+            Dialect::Sqlite => format!("({column} / 900000)"),
         }
     }
 
@@ -87,17 +91,6 @@ impl Dialect {
         match self {
             Dialect::Postgres => format!("(now() + make_interval(secs => {span}))"),
             Dialect::Sqlite => format!("(now() + {span})"),
-        }
-    }
-
-    /// The calendar days from one time column's UTC date to another's.
-    pub fn utc_days_between(self, from: &str, to: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("((({to}) AT TIME ZONE 'UTC')::date - (({from}) AT TIME ZONE 'UTC')::date)"),
-            Dialect::Sqlite => format!(
-                "CAST(julianday(date({to} / 1000, 'unixepoch')) - julianday(date({from} / 1000, 'unixepoch')) \
-                 AS INTEGER)"
-            ),
         }
     }
 }

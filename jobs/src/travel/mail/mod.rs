@@ -400,6 +400,8 @@ pub(crate) fn merge_found(before: &ReservationFields, found: &ReservationFields)
         country: found.country.clone().or_else(|| before.country.clone()),
         origin: found.origin.clone().or_else(|| before.origin.clone()),
         destination: found.destination.clone().or_else(|| before.destination.clone()),
+        start_zone: found.start_zone.or(before.start_zone),
+        end_zone: found.end_zone.or(before.end_zone),
     }
 }
 

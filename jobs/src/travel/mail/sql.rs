@@ -20,7 +20,7 @@ use crate::{
     travel::{
         reservation_from_row,
         sql::{insert_reservation, record_change, regroup, RESERVATION_COLUMNS},
-        ChangeOrigin, ReservationSource,
+        ChangeOrigin, Reservation, ReservationSource, ReservationType,
     },
 };
 
@@ -33,9 +33,14 @@ fn uid(value: Option<i64>, column: &str) -> Result<Option<u32>> {
 
 /// Upserts found reservations by their key, inside the caller's
 /// transaction. Returns what it did, and whether anything changed.
+///
+/// A flight whose key is new may be one already held, rebooked to another
+/// day or flight (the key holds the departure date): see [`rebooked`].
 async fn upsert_found(tx: &mut Tx, tenant_id: &str, user_id: &str, found: Vec<FoundReservation>) -> Result<SyncReport> {
     let mut report = SyncReport::default();
-    for item in last_of_each_key(found) {
+    let found = last_of_each_key(found);
+    let keys: Vec<String> = found.iter().map(|item| item.dedupe_key.clone()).collect();
+    for item in found {
         let mut select = tx
             .sql(&format!(
                 "SELECT {RESERVATION_COLUMNS} FROM reservations \
@@ -45,15 +50,21 @@ async fn upsert_found(tx: &mut Tx, tenant_id: &str, user_id: &str, found: Vec<Fo
             .bind(user_id)
             .bind(&item.dedupe_key);
         select.push_lock(" FOR UPDATE");
-        let row = tx.optional(select).await?;
+        let (before, rekey) = match tx.optional(select).await? {
+            Some(row) => (Some(reservation_from_row(&row)?), false),
+            None => (rebooked(tx, tenant_id, user_id, &item, &keys).await?, true),
+        };
         let fields = &item.fields;
-        let Some(row) = row else {
+        let Some(before) = before else {
             insert_reservation(tx, tenant_id, user_id, ReservationSource::Email, fields, Some(&item.dedupe_key))
                 .await?;
             report.inserted += 1;
             continue;
         };
-        let before = reservation_from_row(&row)?;
+        if rekey {
+            let update = tx.sql("UPDATE reservations SET dedupe_key = $2 WHERE id = $1").bind(before.id);
+            tx.execute(update.bind(&item.dedupe_key)).await?;
+        }
         let merged = merge_found(&before.fields(), fields);
         let changes = merged.changes_from(&before.fields());
         if changes.is_empty() {
@@ -65,6 +76,41 @@ async fn upsert_found(tx: &mut Tx, tenant_id: &str, user_id: &str, found: Vec<Fo
         report.updated += 1;
     }
     Ok(report)
+}
+
+/// The flight a found one with a new key is a rebooking of, if any: one of
+/// the user's flights from email with the same airline, booking number and
+/// route, under a key this batch does not also hold (the other legs of a
+/// booking that flies one route twice are not rebookings of each other);
+/// of several, the one whose departure is closest. Locked.
+async fn rebooked(
+    tx: &mut Tx,
+    tenant_id: &str,
+    user_id: &str,
+    item: &FoundReservation,
+    batch_keys: &[String],
+) -> Result<Option<Reservation>> {
+    let fields = &item.fields;
+    let (Some(origin), Some(destination)) = (&fields.origin, &fields.destination) else { return Ok(None) };
+    if fields.kind != ReservationType::Flight || fields.reservation_number.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut select = tx
+        .sql(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations \
+             WHERE tenant_id = $1 AND user_id = $2 AND source = 'email' AND type = 'flight' \
+             AND reservation_number = $3 AND provider = $4 AND origin = $5 AND destination = $6 \
+             AND dedupe_key IS NOT NULL AND NOT ("
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(&fields.reservation_number)
+        .bind(&fields.provider)
+        .bind(origin)
+        .bind(destination);
+    select.push_any("dedupe_key", batch_keys.to_vec()).push(")").push_lock(" FOR UPDATE");
+    let candidates = tx.all(select, reservation_from_row).await?;
+    Ok(candidates.into_iter().min_by_key(|r| ((r.starts_at - fields.starts_at).num_seconds().unsigned_abs(), r.id)))
 }
 
 #[async_trait]

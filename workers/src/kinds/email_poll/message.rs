@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use longhaul_jobs::travel::{
     airports::airport,
     mail::{domain_allowed, DkimPolicy, FoundReservation},
-    ReservationFields, ReservationStatus, ReservationType,
+    ReservationFields, ReservationStatus, ReservationType, Zone,
 };
 use longhaul_markup::{Found, Kind, Status};
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
@@ -196,7 +196,10 @@ pub fn extract_message(raw: &[u8]) -> (Envelope, Vec<FoundReservation>) {
 }
 
 /// A found reservation in the store's terms. A flight's city, when the
-/// markup leaves it out, is its arrival airport's.
+/// markup leaves it out, is its arrival airport's. Its times are placed
+/// where they happen (see [`Zone::settle`]): a time written without an
+/// offset is the wall clock of the departure airport, the arrival airport
+/// or the city, and the zones are kept with the reservation.
 fn reservation(found: Found, sent_at: Option<DateTime<Utc>>) -> FoundReservation {
     let kind = match found.kind {
         Kind::Flight => ReservationType::Flight,
@@ -214,6 +217,16 @@ fn reservation(found: Found, sent_at: Option<DateTime<Utc>>) -> FoundReservation
     let arrival = found.destination.as_deref().and_then(airport);
     let city = found.city.or_else(|| arrival.map(|a| a.city.clone()));
     let country = found.country.or_else(|| arrival.map(|a| a.country.clone()));
+    let (start_place, end_place) = Zone::of_place(
+        kind,
+        found.origin.as_deref(),
+        found.destination.as_deref(),
+        city.as_deref(),
+        country.as_deref(),
+    );
+    let (starts_at, start_zone) = place(found.starts_at, found.starts_offset, start_place);
+    let ends = found.ends_at.map(|at| place(at, found.ends_offset, end_place.or(start_place)));
+    let ends = ends.filter(|(end, _)| *end >= starts_at);
     FoundReservation {
         dedupe_key: found.key,
         fields: ReservationFields {
@@ -221,16 +234,29 @@ fn reservation(found: Found, sent_at: Option<DateTime<Utc>>) -> FoundReservation
             reservation_number: found.reservation_number,
             provider: found.provider,
             status,
-            starts_at: found.starts_at,
-            ends_at: found.ends_at.filter(|end| *end >= found.starts_at),
+            starts_at,
+            ends_at: ends.map(|(at, _)| at),
             details: found.details,
             city,
             country,
             origin: found.origin,
             destination: found.destination,
-        },
+            start_zone,
+            end_zone: ends.and_then(|(_, zone)| zone).or(end_place),
+        }
+        .placed(),
         sent_at,
     }
+}
+
+/// A markup time where it happens: `at` is the time as written read with
+/// `offset` (or as UTC without one).
+fn place(at: DateTime<Utc>, offset: Option<FixedOffset>, zone: Option<Zone>) -> (DateTime<Utc>, Option<Zone>) {
+    let written = match offset {
+        Some(offset) => at.with_timezone(&offset).naive_local(),
+        None => at.naive_utc(),
+    };
+    Zone::settle(written, offset, zone).unwrap_or((at, offset.map(Zone::Fixed)))
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The reports' CSV files.
 //!
 //! - A year: one row per reservation, oldest first, written page by page to
-//!   a temporary file so that memory does not grow with the year.
+//!   a temporary file so that memory does not grow with the year. The year
+//!   is the user's, in their zone; each time is written as the local time
+//!   where it happens, with its offset (the same instant as UTC, and what
+//!   the ticket says), and the zones have their own columns.
 //! - A month of vendors: one row per vendor and type, as counted.
 
 use longhaul_jobs::{
     model::Scope,
-    travel::{ReservationFilter, VendorFigures},
+    travel::{year_bounds, ReservationFilter, VendorFigures, Zone},
 };
 use tempfile::NamedTempFile;
 
@@ -15,7 +18,7 @@ use crate::{JobContext, JobError};
 /// Reservations read per query.
 const PAGE: u32 = 1_000;
 
-const HEADER: [&str; 13] = [
+const HEADER: [&str; 15] = [
     "id",
     "type",
     "status",
@@ -29,6 +32,8 @@ const HEADER: [&str; 13] = [
     "destination",
     "trip_id",
     "source",
+    "start_zone",
+    "end_zone",
 ];
 
 fn io_error(err: impl std::fmt::Display) -> JobError {
@@ -36,13 +41,8 @@ fn io_error(err: impl std::fmt::Display) -> JobError {
 }
 
 /// Writes the year's reservations of the job's user; returns the file.
-pub(super) async fn year_reservations(ctx: &JobContext, year: i32) -> Result<NamedTempFile, JobError> {
-    let from = chrono::NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
-    let before =
-        chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
-    let (Some(from), Some(before)) = (from, before) else {
-        return Err(JobError::permanent(format!("the year {year} is out of range")));
-    };
+pub(super) async fn year_reservations(ctx: &JobContext, year: i32, zone: Zone) -> Result<NamedTempFile, JobError> {
+    let (from, before) = year_bounds(year, zone).map_err(|err| JobError::permanent(err.to_string()))?;
     let scope = Scope::User { tenant_id: ctx.job.tenant_id.clone(), user_id: ctx.job.user_id.clone() };
     let file = NamedTempFile::new().map_err(io_error)?;
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file.reopen().map_err(io_error)?));
@@ -64,7 +64,11 @@ pub(super) async fn year_reservations(ctx: &JobContext, year: i32) -> Result<Nam
             .await
             .map_err(|err| JobError::retryable(format!("cannot read the reservations: {err}")))?;
         for r in &page {
-            let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let time = |t: chrono::DateTime<chrono::Utc>, zone: Option<Zone>| match zone {
+                Some(zone) => zone.local(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                None => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            };
+            let name = |zone: Option<Zone>| zone.map(|z| z.to_string()).unwrap_or_default();
             writer
                 .write_record([
                     r.id.to_string(),
@@ -72,14 +76,16 @@ pub(super) async fn year_reservations(ctx: &JobContext, year: i32) -> Result<Nam
                     r.status.to_string(),
                     r.reservation_number.clone(),
                     r.provider.clone(),
-                    time(r.starts_at),
-                    r.ends_at.map(time).unwrap_or_default(),
+                    time(r.starts_at, r.start_zone),
+                    r.ends_at.map(|at| time(at, r.end_zone)).unwrap_or_default(),
                     r.city.clone().unwrap_or_default(),
                     r.country.clone().unwrap_or_default(),
                     r.origin.clone().unwrap_or_default(),
                     r.destination.clone().unwrap_or_default(),
                     r.trip_id.map(|id| id.to_string()).unwrap_or_default(),
                     r.source.to_string(),
+                    name(r.start_zone),
+                    name(r.end_zone),
                 ])
                 .map_err(io_error)?;
         }

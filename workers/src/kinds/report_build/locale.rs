@@ -1,6 +1,6 @@
 //! Dates, numbers and words of a report, in `en` or `pt-BR`.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::Datelike;
 use longhaul_jobs::kind::ReportLocale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl Locale {
     }
 
     /// "February 12, 2026" or "12 de fevereiro de 2026".
-    pub fn date(self, at: DateTime<Utc>) -> String {
+    pub fn date(self, at: impl Datelike) -> String {
         match self {
             Locale::En => format!("{} {}, {}", self.month(at.month()), at.day(), at.year()),
             Locale::PtBr => format!("{} de {} de {}", at.day(), self.month(at.month()), at.year()),
@@ -272,7 +272,7 @@ pub enum Text {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     use super::*;
 

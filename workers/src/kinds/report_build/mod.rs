@@ -25,7 +25,10 @@ mod pdf;
 use locale::Locale;
 
 use async_trait::async_trait;
-use longhaul_jobs::kind::{self, ReportBuildPayload, ReportFormat, ReportRequest};
+use longhaul_jobs::{
+    kind::{self, ReportBuildPayload, ReportFormat, ReportRequest},
+    travel::Zone,
+};
 use serde_json::json;
 
 use crate::{Handler, JobContext, JobError, JobResult};
@@ -37,20 +40,27 @@ impl Handler for ReportBuild {
     type Kind = kind::ReportBuild;
 
     async fn run(&self, ctx: &JobContext, payload: ReportBuildPayload) -> JobResult {
-        let (formats, locale) = (payload.formats(), Locale::from(payload.locale()));
-        match payload.request().map_err(|err| JobError::permanent(err.to_string()))? {
-            ReportRequest::YearSummary { year } => year_summary(ctx, year, &formats, locale).await,
+        let request = payload.request().map_err(|err| JobError::permanent(err.to_string()))?;
+        // The payload's language (the submitter's, when they left it out),
+        // else the owner's profile's; the year is the owner's, in their zone.
+        let profile = ctx.owner_profile().await?;
+        let locale = Locale::from(payload.locale.or_else(|| profile.report_locale()).unwrap_or(kind::ReportLocale::En));
+        let formats = payload.formats();
+        match request {
+            ReportRequest::YearSummary { year } => {
+                year_summary(ctx, year, Zone::Named(profile.zone()), &formats, locale).await
+            }
             ReportRequest::VendorAnalytics { month } => vendor_analytics(ctx, month.as_str(), &formats, locale).await,
             ReportRequest::Funnel(request) => funnel_report(ctx, &request, &formats, locale).await,
         }
     }
 }
 
-async fn year_summary(ctx: &JobContext, year: i32, formats: &[ReportFormat], locale: Locale) -> JobResult {
+async fn year_summary(ctx: &JobContext, year: i32, zone: Zone, formats: &[ReportFormat], locale: Locale) -> JobResult {
     let (tenant, user) = (&ctx.job.tenant_id, &ctx.job.user_id);
     let summary = ctx
         .store
-        .year_summary(tenant, user, year)
+        .year_summary(tenant, user, year, zone)
         .await
         .map_err(|err| JobError::retryable(format!("cannot count the year: {err}")))?;
     ctx.set_progress(20).await;
@@ -79,7 +89,7 @@ async fn year_summary(ctx: &JobContext, year: i32, formats: &[ReportFormat], loc
     ctx.set_progress(40).await;
     if formats.contains(&ReportFormat::Csv) {
         let name = format!("year-summary-{year}.csv");
-        let file = csv_export::year_reservations(ctx, year).await?;
+        let file = csv_export::year_reservations(ctx, year, zone).await?;
         ctx.put_artifact_file(&name, "text/csv; charset=utf-8", file.path()).await?;
         artifacts.push(name);
     }

@@ -196,8 +196,10 @@ pub fn year_summary(summary: &YearSummary, who: &str, locale: Locale) -> Result<
             for (label, trip) in [(Text::FirstTrip, &summary.first_trip), (Text::LastTrip, &summary.last_trip)] {
                 if let Some(trip) = trip {
                     p.text(MARGIN, y, 10.0, false, MUTED, locale.text(label));
-                    let when =
-                        format!("{}: {} – {}", trip.name, locale.date(trip.starts_at), locale.date(trip.ends_at));
+                    // The trip's days as the user lived them, in their zone.
+                    let (starts, ends) =
+                        (summary.time_zone.local(trip.starts_at), summary.time_zone.local(trip.ends_at));
+                    let when = format!("{}: {} – {}", trip.name, locale.date(starts), locale.date(ends));
                     p.text(MARGIN, y + 18.0, 12.0, false, INK, &when);
                     y += 48.0;
                 }
