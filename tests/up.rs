@@ -93,6 +93,23 @@ async fn up_runs_the_demo_and_stops_cleanly_with_an_event_stream_open() {
     assert_eq!(refresh["change"]["provider"], "LATAM Airlines", "{demo}");
     let waited = refresh["notified_after_seconds"].as_f64().unwrap_or(-1.0);
     assert!(waited > 0.0 && waited < 120.0, "{demo}");
+    // The sweep that found it shows it at once: in the tenant's sweeps view
+    // with its staleness, and in the staleness metric.
+    let sweeps = page("/v1/admin/sweeps").await;
+    let found = sweeps["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|sweep| sweep["changed"].as_i64() >= Some(1))
+        .unwrap_or_else(|| panic!("no sweep shows the change: {sweeps}"));
+    assert!(found["staleness"]["count"].as_i64() >= Some(1), "{found}");
+    assert!(found["staleness"]["p50_seconds"].as_f64().is_some_and(|p50| p50 >= 0.0), "{found}");
+    let metrics = client.get(format!("{url}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let staleness = metrics
+        .lines()
+        .find(|line| line.starts_with("longhaul_sweep_staleness_seconds_count"))
+        .unwrap_or_else(|| panic!("no staleness metric in:\n{metrics}"));
+    assert!(!staleness.ends_with(" 0"), "{staleness}");
     let own = launcher.token("dev", "admin", "admin").await;
     let inbox: Value = client
         .get(format!("{url}/v1/me/notifications"))

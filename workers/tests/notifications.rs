@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike, Utc};
 use longhaul_agency_sim::{reservation_number, Sim, SimConfig};
 use longhaul_jobs::{
-    inbox::{NewDevice, Platform, ProfilePatch, QuietHours},
+    inbox::{NewDevice, NewNotification, NotificationType, Platform, ProfilePatch, QuietHours, NOTIFICATIONS_KEPT},
     notify::{event_types, push::DynPushService, LogNotifier, OutboxEvent, Publisher, SnsPush},
     testing::{aws_sdk_config_at, Backend, TestStore},
     travel::{ReservationFields, ReservationSource, ReservationStatus, ReservationType},
@@ -29,6 +29,7 @@ longhaul_jobs::on_every_backend!(
     a_moved_flight_reaches_the_inbox_in_the_travelers_words_and_zone,
     quiet_hours_hold_what_can_wait_and_let_an_urgent_change_through,
     a_device_gets_one_push_per_change_and_a_dead_endpoint_is_cleaned_up,
+    old_notifications_are_forgotten_with_their_pushes,
 );
 
 const PROVIDER: &str = "skyways";
@@ -419,4 +420,29 @@ async fn a_device_gets_one_push_per_change_and_a_dead_endpoint_is_cleaned_up(bac
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     runtime.shutdown().await;
+}
+
+async fn old_notifications_are_forgotten_with_their_pushes(backend: Backend) {
+    let store = TestStore::new(backend).await.expect("a fresh test database (is PostgreSQL running?)");
+    store.register_device(anas_iphone("a-token", "4.1.0")).await.expect("a device");
+    let note = |event_id: i64, age_days: i64| NewNotification {
+        tenant_id: "acme".into(),
+        user_id: "ana".into(),
+        event_id,
+        kind: NotificationType::TripReady,
+        title: format!("{age_days} days old"),
+        body: String::new(),
+        data: json!({}),
+        urgent: false,
+        deliver_at: Utc::now() - chrono::Duration::days(age_days),
+    };
+    let kept = longhaul_jobs::inbox::NOTIFICATIONS_KEPT.num_days();
+    store.record_notifications(&[note(1, kept + 1), note(2, kept - 1)], true).await.expect("recorded");
+    assert_eq!(store.prune_notifications(Utc::now() - NOTIFICATIONS_KEPT).await.expect("pruned"), 1);
+    let inbox = store.list_notifications("acme", "ana", None, false, 10).await.expect("inbox");
+    let titles: Vec<&str> = inbox.iter().map(|n| n.title.as_str()).collect();
+    assert_eq!(titles, [format!("{} days old", kept - 1)]);
+    // The old one's push went with it; the other's is still due.
+    let pushes = store.claim_pushes(10, Duration::from_secs(1)).await.expect("pushes");
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
 }

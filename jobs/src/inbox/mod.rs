@@ -39,6 +39,10 @@ pub const TOKEN_MAX_CHARS: usize = 4096;
 /// The longest `app_version`.
 pub const APP_VERSION_MAX_CHARS: usize = 64;
 
+/// How long a notification stays in the inbox after it was delivered; the
+/// scheduler forgets older ones (and their pushes), read or not.
+pub const NOTIFICATIONS_KEPT: chrono::Duration = chrono::Duration::days(180);
+
 /// The kinds of notification a user receives, each with its own preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 pub enum NotificationType {
@@ -409,6 +413,10 @@ pub trait InboxStore: Send + Sync {
 
     /// Forgets endpoints deleted at SNS.
     async fn forget_gone_endpoints(&self, arns: &[String]) -> Result<()>;
+
+    /// Forgets notifications delivered before `before`, with their pushes.
+    /// Returns how many.
+    async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 pub(crate) fn device_from_row(row: &impl Columns) -> Result<Device> {

@@ -426,6 +426,13 @@ impl<S: SqlStore> InboxStore for S {
         db.rows(sql).await?.iter().map(|row| row.get::<String>("endpoint_arn")).collect()
     }
 
+    async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut db = self.db();
+        // Pushes go with their notification (ON DELETE CASCADE).
+        let delete = db.sql("DELETE FROM notifications WHERE deliver_at < $1").bind(before);
+        db.execute(delete).await
+    }
+
     async fn forget_gone_endpoints(&self, arns: &[String]) -> Result<()> {
         if arns.is_empty() {
             return Ok(());

@@ -2,11 +2,11 @@
 //! lease row in the database, does the periodic work.
 //!
 //! It requeues jobs whose worker died (expired leases), prunes old finished
-//! jobs and sweeps, enqueues the inbox polls that are due, and plans a
-//! reservation sweep at the start of every sweep interval, and once an hour
-//! an `events_export` job per tenant for each closed hour of analytics
-//! events not yet in the lake, and once a day an `events_retention` per
-//! tenant with a lake.
+//! jobs, sweeps and notifications, enqueues the inbox polls that are due,
+//! and plans a reservation sweep at the start of every sweep interval, and
+//! once an hour an `events_export` job per tenant for each closed hour of
+//! analytics events not yet in the lake, and once a day an
+//! `events_retention` per tenant with a lake.
 
 use std::{sync::Arc, time::Duration};
 
@@ -242,6 +242,11 @@ pub(super) async fn run(store: DynStore, config: Arc<WorkerConfig>, stop: Cancel
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "forgot old event batch keys"),
                 Err(err) => tracing::warn!(error = %err, "pruning event batch keys failed"),
+            }
+            match store.prune_notifications(Utc::now() - longhaul_jobs::inbox::NOTIFICATIONS_KEPT).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "forgot old notifications"),
+                Err(err) => tracing::warn!(error = %err, "pruning old notifications failed"),
             }
         }
     }
