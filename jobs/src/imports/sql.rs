@@ -18,7 +18,7 @@ use crate::{
     },
     travel::{
         reservation_from_row,
-        sql::{record_change, regroup_users, RESERVATION_COLUMNS},
+        sql::{record_change, regroup_users, NewTrips, RESERVATION_COLUMNS},
         ChangeOrigin, ReservationSource,
     },
 };
@@ -163,7 +163,7 @@ impl<S: SqlStore> ImportStore for S {
             insert.push_table(table, "r");
             tx.execute(insert).await?;
         }
-        regroup_users(&mut tx, tenant_id, &moved).await?;
+        regroup_users(&mut tx, tenant_id, &moved, NewTrips::Announce).await?;
         tx.commit().await?;
         Ok(Some(counts))
     }

@@ -27,9 +27,18 @@ pub(crate) const RESERVATION_COLUMNS: &str =
      ends_at, trip_id, trip_pinned, source, details, city, country, origin, destination, start_zone, end_zone, \
      created_at, updated_at, version, checked_at";
 
+/// Whether a regrouping tells travelers of their new trips: writes that
+/// add reservations do; changes, moves and deletions only regroup (a trip
+/// split off by a changed time is not news).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewTrips {
+    Announce,
+    Quiet,
+}
+
 /// Regroups one user's trips, inside the caller's transaction.
-pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Result<()> {
-    regroup_users(tx, tenant_id, &[user_id.to_owned()]).await
+pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str, new_trips: NewTrips) -> Result<()> {
+    regroup_users(tx, tenant_id, &[user_id.to_owned()], new_trips).await
 }
 
 /// Regroups the trips of each of `users` (one tenant's), inside the
@@ -38,7 +47,7 @@ pub(crate) async fn regroup(tx: &mut Tx, tenant_id: &str, user_id: &str) -> Resu
 /// the users are locked first, in order, so two writes for one user regroup
 /// one at a time and two batches cannot deadlock; SQLite's one writer does
 /// that already.
-pub(crate) async fn regroup_users(tx: &mut Tx, tenant_id: &str, users: &[String]) -> Result<()> {
+pub(crate) async fn regroup_users(tx: &mut Tx, tenant_id: &str, users: &[String], new_trips: NewTrips) -> Result<()> {
     let mut users: Vec<String> = users.to_vec();
     users.sort_unstable();
     users.dedup();
@@ -132,13 +141,17 @@ pub(crate) async fn regroup_users(tx: &mut Tx, tenant_id: &str, users: &[String]
     let mut delete = tx.sql("DELETE FROM trips WHERE tenant_id = $1 AND ").bind(tenant_id);
     delete.push_any("user_id", users).push(" AND NOT (").push_any("id", trip_ids).push(")");
     tx.execute(delete).await?;
-    announce_new_trips(tx, tenant_id, &plans, &held_trips).await
+    if new_trips == NewTrips::Announce {
+        announce_new_trips(tx, tenant_id, &plans, &held_trips).await?;
+    }
+    Ok(())
 }
 
 /// One `trip.ready` event for each trip this regrouping made that had no
 /// reservation before and has not started: its traveler hears that it is
 /// put together. A trip already held (its id is kept as it grows) says
 /// nothing again, and neither does a past one (an import of last year).
+/// Only writes that add reservations ask for this ([`NewTrips::Announce`]).
 async fn announce_new_trips(
     tx: &mut Tx,
     tenant_id: &str,
@@ -278,7 +291,7 @@ impl<S: SqlStore> TravelStore for S {
         for fields in reservations {
             ids.push(insert_reservation(&mut tx, tenant_id, user_id, source, fields, None).await?);
         }
-        regroup(&mut tx, tenant_id, user_id).await?;
+        regroup(&mut tx, tenant_id, user_id, NewTrips::Announce).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -336,7 +349,7 @@ impl<S: SqlStore> TravelStore for S {
             return Ok(Some(before));
         }
         record_change(&mut tx, &before.tenant_id, id, &fields, changes, origin).await?;
-        regroup(&mut tx, &before.tenant_id, &before.user_id).await?;
+        regroup(&mut tx, &before.tenant_id, &before.user_id, NewTrips::Quiet).await?;
         let updated = reservation(&mut tx, id).await?;
         tx.commit().await?;
         Ok(updated)
@@ -388,7 +401,7 @@ impl<S: SqlStore> TravelStore for S {
             .bind(trip)
             .bind(trip.is_some());
         tx.execute(update).await?;
-        regroup(&mut tx, &current.tenant_id, &current.user_id).await?;
+        regroup(&mut tx, &current.tenant_id, &current.user_id, NewTrips::Quiet).await?;
         let moved = reservation(&mut tx, id).await?;
         tx.commit().await?;
         Ok(moved.map_or(MoveOutcome::NoReservation, |r| MoveOutcome::Moved(Box::new(r))))
@@ -402,7 +415,7 @@ impl<S: SqlStore> TravelStore for S {
             return Ok(false);
         };
         let (tenant_id, user_id): (String, String) = (row.get("tenant_id")?, row.get("user_id")?);
-        regroup(&mut tx, &tenant_id, &user_id).await?;
+        regroup(&mut tx, &tenant_id, &user_id, NewTrips::Quiet).await?;
         tx.commit().await?;
         Ok(true)
     }

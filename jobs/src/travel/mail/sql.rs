@@ -19,7 +19,7 @@ use crate::{
     },
     travel::{
         reservation_from_row,
-        sql::{insert_reservation, record_change, regroup, RESERVATION_COLUMNS},
+        sql::{insert_reservation, record_change, regroup, NewTrips, RESERVATION_COLUMNS},
         ChangeOrigin, Reservation, ReservationSource, ReservationType,
     },
 };
@@ -298,7 +298,8 @@ impl<S: SqlStore> MailStore for S {
                 .bind(account_id)
                 .bind(i64::from(report.inserted));
             tx.execute(found).await?;
-            regroup(&mut tx, &tenant_id, &user_id).await?;
+            let new_trips = if report.inserted > 0 { NewTrips::Announce } else { NewTrips::Quiet };
+            regroup(&mut tx, &tenant_id, &user_id, new_trips).await?;
         }
         tx.commit().await?;
         Ok(Some(report))

@@ -22,7 +22,7 @@ use crate::{
     },
     travel::{
         reservation_from_row,
-        sql::{regroup, RESERVATION_COLUMNS},
+        sql::{regroup, NewTrips, RESERVATION_COLUMNS},
     },
 };
 
@@ -244,7 +244,7 @@ impl<S: SqlStore> RefreshStore for S {
             if !changes.is_empty() {
                 write_changes(&mut tx, &changes).await?;
                 for (tenant_id, user_id) in &regroups {
-                    regroup(&mut tx, tenant_id, user_id).await?;
+                    regroup(&mut tx, tenant_id, user_id, NewTrips::Quiet).await?;
                 }
                 outcome.changed = changes.iter().map(|c| (c.id, c.changed_at.map(|at| c.detected_at - at))).collect();
             }
