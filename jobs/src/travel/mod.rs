@@ -229,6 +229,33 @@ pub struct ReservationFields {
     pub end_zone: Option<Zone>,
 }
 
+/// Where a reservation happens, to fill the zones it does not have.
+struct Place<'a> {
+    kind: ReservationType,
+    origin: &'a Option<String>,
+    destination: &'a Option<String>,
+    city: &'a Option<String>,
+}
+
+impl Place<'_> {
+    /// `start` and `end`, each filled from the place when none is set (see
+    /// [`Zone::of_place`]); an end without a zone of its own is the start's.
+    fn fill(&self, start: Option<Zone>, end: Option<Zone>, country: Option<&str>) -> (Option<Zone>, Option<Zone>) {
+        if start.is_some() && end.is_some() {
+            return (start, end);
+        }
+        let (from, to) = Zone::of_place(
+            self.kind,
+            self.origin.as_deref(),
+            self.destination.as_deref(),
+            self.city.as_deref(),
+            country,
+        );
+        let start = start.or(from);
+        (start, end.or(to).or(start))
+    }
+}
+
 /// A field that does not fit, named for the API's 422.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -295,23 +322,9 @@ impl ReservationFields {
 
     /// With the zones of where it happens filled in where none is set.
     pub fn placed(mut self) -> ReservationFields {
-        if self.start_zone.is_none() || self.end_zone.is_none() {
-            let (start, end) = self.place_zones();
-            self.start_zone = self.start_zone.or(start);
-            self.end_zone = self.end_zone.or(end).or(self.start_zone);
-        }
+        let place = Place { kind: self.kind, origin: &self.origin, destination: &self.destination, city: &self.city };
+        (self.start_zone, self.end_zone) = place.fill(self.start_zone, self.end_zone, self.country.as_deref());
         self
-    }
-
-    /// The zones its place gives (see [`Zone::of_place`]).
-    fn place_zones(&self) -> (Option<Zone>, Option<Zone>) {
-        Zone::of_place(
-            self.kind,
-            self.origin.as_deref(),
-            self.destination.as_deref(),
-            self.city.as_deref(),
-            self.country.as_deref(),
-        )
     }
 }
 
@@ -604,9 +617,9 @@ pub(crate) fn reservation_from_row(row: &impl Columns) -> Result<Reservation> {
         })
     };
     let mut reservation = read()?;
-    let placed = reservation.fields().placed();
-    reservation.start_zone = placed.start_zone;
-    reservation.end_zone = placed.end_zone;
+    let r = &reservation;
+    let place = Place { kind: r.kind, origin: &r.origin, destination: &r.destination, city: &r.city };
+    (reservation.start_zone, reservation.end_zone) = place.fill(r.start_zone, r.end_zone, r.country.as_deref());
     let local = |zone: Option<Zone>, at: DateTime<Utc>| {
         zone.map(|zone| zone.local(at).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
     };
