@@ -117,6 +117,10 @@ impl Sql {
         self
     }
 
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     pub fn push(&mut self, text: &str) -> &mut Sql {
         self.text.push_str(text);
         self
