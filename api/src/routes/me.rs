@@ -497,13 +497,15 @@ async fn notification_events(
             .store
             .get_notification(&principal.tenant_id, &principal.user_id, id)
             .await?
-            .map(|notification| notification.deliver_at),
+            .map(|notification| (notification.deliver_at, notification.id)),
         None => None,
     };
     let slot = state.limits.open_stream(&principal, "/v1/me/notifications")?;
     // From the one resumed after, or from now: what reached the inbox by
-    // then counts as sent (the list, not the stream, is the record).
-    let floor = since.unwrap_or_else(Utc::now);
+    // then counts as sent (the list, not the stream, is the record). The
+    // stream sends in (time, id) order, so of several that reached the inbox
+    // at the same instant, those after the resumed one's id were not sent.
+    let (floor, last) = since.unwrap_or_else(|| (Utc::now(), Uuid::max()));
     let seen =
         state.store.notifications_since(&principal.tenant_id, &principal.user_id, floor - OVERLAP, POLL_BATCH).await?;
     let follow = Follow {
@@ -511,7 +513,11 @@ async fn notification_events(
         tenant_id: principal.tenant_id.clone(),
         user_id: principal.user_id.clone(),
         floor,
-        sent: seen.into_iter().filter(|n| n.deliver_at <= floor).map(|n| (n.id, n.deliver_at)).collect(),
+        sent: seen
+            .into_iter()
+            .filter(|n| (n.deliver_at, n.id) <= (floor, last))
+            .map(|n| (n.id, n.deliver_at))
+            .collect(),
         errors: 0,
         first: true,
     };

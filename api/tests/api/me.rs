@@ -7,7 +7,7 @@ use axum::{
     body::Body,
     http::{header, Method, StatusCode},
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use longhaul_jobs::inbox::{NewNotification, NotificationType};
 use serde_json::{json, Value};
@@ -17,6 +17,11 @@ use crate::helpers::{request, TestApp};
 
 /// Records a notification for (tenant, user) as the courier does.
 async fn notify(app: &TestApp, tenant: &str, user: &str, event_id: i64, title: &str, delay: chrono::Duration) {
+    notify_at(app, tenant, user, event_id, title, Utc::now() + delay).await;
+}
+
+/// Records a notification that reaches the inbox at `deliver_at`.
+async fn notify_at(app: &TestApp, tenant: &str, user: &str, event_id: i64, title: &str, deliver_at: DateTime<Utc>) {
     let notification = NewNotification {
         tenant_id: tenant.into(),
         user_id: user.into(),
@@ -26,7 +31,7 @@ async fn notify(app: &TestApp, tenant: &str, user: &str, event_id: i64, title: &
         body: format!("{title}: the body"),
         data: json!({"reservation_id": "r1"}),
         urgent: false,
-        deliver_at: Utc::now() + delay,
+        deliver_at,
     };
     app.store.store.record_notifications(&[notification], false).await.expect("recorded");
 }
@@ -255,10 +260,42 @@ backend_tests! {
         notify(&app, "t1", "u1", 5, "last", chrono::Duration::zero()).await;
         assert_eq!(next_event(&mut resumed).await.1["title"], "last");
     }
+
+    async fn resuming_after_one_of_several_that_arrived_together_sends_the_rest(backend) {
+        // The courier records a batch of notifications with one time; the
+        // stream sends them in id order, so a client that saw only the first
+        // gets the others on reconnecting, and not the first again.
+        let app = TestApp::new(backend).await;
+        let token = app.user("t1", "u1");
+        let at = Utc::now() - chrono::Duration::seconds(2);
+        for (event_id, title) in [(1, "one"), (2, "two"), (3, "three")] {
+            notify_at(&app, "t1", "u1", event_id, title, at).await;
+        }
+        let inbox = app.get("/v1/me/notifications", &token).await.json();
+        let mut together: Vec<(String, String)> = inbox["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|n| (n["id"].as_str().unwrap_or_default().to_owned(), n["title"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        together.sort();
+        assert_eq!(together.len(), 3, "{inbox}");
+        let request = request(Method::GET, "/v1/me/notifications", Some(&token))
+            .header(header::ACCEPT, "text/event-stream")
+            .header("last-event-id", together[0].0.as_str());
+        let mut resumed = app.router.clone().oneshot(request.body(Body::empty()).expect("a request")).await.expect("infallible").into_body();
+        for (id, title) in &together[1..] {
+            let event = next_event(&mut resumed).await;
+            assert_eq!((event.2.as_deref(), event.1["title"].as_str()), (Some(id.as_str()), Some(title.as_str())));
+        }
+    }
 }
 
-/// The next SSE event: (name, data, id), keep-alive comments skipped.
+/// The next SSE event: (name, data, id), keep-alive comments skipped; within
+/// 30 s in all (the stream's keep-alives must not keep a missing event
+/// waited for).
 async fn next_event(body: &mut Body) -> (Option<String>, Value, Option<String>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut text = String::new();
     loop {
         if let Some(end) = text.find("\n\n") {
@@ -278,9 +315,9 @@ async fn next_event(body: &mut Body) -> (Option<String>, Value, Option<String>) 
             }
             return (name, serde_json::from_str(&data).expect("event data is JSON"), id);
         }
-        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        let frame = tokio::time::timeout_at(deadline, body.frame())
             .await
-            .expect("an event within 10 s")
+            .expect("an event within 30 s")
             .expect("the stream is open")
             .expect("a frame");
         if let Ok(data) = frame.into_data() {
