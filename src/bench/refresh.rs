@@ -229,12 +229,20 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
             bail!("the sweeps did not finish in time");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let Some(latest) = store.sweeps(1).await?.into_iter().next() else { continue };
+        // Newest first. The one measured is looked for among the last few:
+        // a sweep started just before a boundary is still running when the
+        // next one starts (which then skips the shards still in flight).
+        let recent = store.sweeps(8).await?;
         match &current {
-            None if !measured.iter().any(|m| m.report.id == latest.id) => {
-                current = Some((latest.id, own_cpu_seconds(), simulator.cpu_seconds(), super::cpu_times()));
+            None => {
+                if let Some(latest) = recent.first().filter(|s| !measured.iter().any(|m| m.report.id == s.id)) {
+                    current = Some((latest.id, own_cpu_seconds(), simulator.cpu_seconds(), super::cpu_times()));
+                }
             }
-            Some((id, cpu, sim_cpu, machine)) if *id == latest.id && latest.status == "finished" => {
+            Some((id, cpu, sim_cpu, machine)) => {
+                let Some(latest) = recent.into_iter().find(|s| s.id == *id && s.status == "finished") else {
+                    continue;
+                };
                 let machine_busy_s = match (machine, super::cpu_times()) {
                     (Some((busy0, _)), Some((busy1, _))) => (busy1 - busy0) as f64 / 100.0,
                     _ => 0.0,
@@ -259,7 +267,6 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Value> {
                 measured.push(m);
                 current = None;
             }
-            _ => {}
         }
     }
     let (notified, detected) = notification_latency(db.url()).await?;
