@@ -142,7 +142,7 @@ mod tests;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value;
-pub use vendors::{canonical_airline, canonical_provider};
+pub use vendors::{canonical_airline, canonical_provider, fold as fold_name};
 
 /// Input beyond this many bytes is ignored.
 pub const MAX_INPUT_BYTES: usize = 5 * 1024 * 1024;

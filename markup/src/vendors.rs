@@ -99,8 +99,9 @@ fn collapse_whitespace(name: &str) -> Cow<'_, str> {
 }
 
 /// The form names are compared in: lower case, Latin accents removed,
-/// `&` as `and`, only letters and digits kept.
-fn fold(name: &str) -> String {
+/// `&` as `and`, only letters and digits kept (`São Paulo` and `sao
+/// paulo` are `saopaulo`). Vendors' names here, cities' in the zones.
+pub fn fold(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars().flat_map(char::to_lowercase) {
         match c {

@@ -95,7 +95,7 @@ impl Zone {
     pub fn of_city(city: Option<&str>, country: Option<&str>) -> Option<Zone> {
         let country = country?.trim().to_ascii_uppercase();
         let places = places();
-        city.map(fold)
+        city.map(longhaul_markup::fold_name)
             .and_then(|city| places.cities.get(&(city, country.clone())))
             .or_else(|| places.countries.get(&country).and_then(Option::as_ref))
             .copied()
@@ -218,30 +218,11 @@ fn parse_offset(text: &str) -> Option<FixedOffset> {
 }
 
 /// Zone names hold letters, digits, `/`, `_`, `-` and `+`; `+` is the one
-/// a regular expression reads as more than itself.
+/// a regular expression reads as more than itself. (`regex::escape` would
+/// also escape `-`, which an ECMA-262 pattern in Unicode mode, as JSON
+/// Schema's are read, rejects outside a class.)
 fn regex_escape(name: &str) -> String {
     name.replace('+', r"\+")
-}
-
-/// Case and accents do not matter to a city's name: `São Paulo`, `sao
-/// paulo`.
-fn fold(name: &str) -> String {
-    let folded: String = name
-        .trim()
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'á' | 'à' | 'â' | 'ã' | 'ä' | 'å' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'í' | 'ì' | 'î' | 'ï' => 'i',
-            'ó' | 'ò' | 'ô' | 'õ' | 'ö' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' => 'u',
-            'ç' => 'c',
-            'ñ' => 'n',
-            other => other,
-        })
-        .collect();
-    folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 struct Places {
@@ -267,7 +248,11 @@ fn places() -> &'static Places {
                 })
                 .or_insert(Some(tz));
             if !airport.city.trim().is_empty() {
-                *votes.entry((fold(&airport.city), airport.country.clone())).or_default().entry(tz).or_default() += 1;
+                *votes
+                    .entry((longhaul_markup::fold_name(&airport.city), airport.country.clone()))
+                    .or_default()
+                    .entry(tz)
+                    .or_default() += 1;
             }
         }
         let cities = votes
